@@ -1,0 +1,136 @@
+package metastore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ErrNotFound is returned by Get for a missing key.
+var ErrNotFound = errors.New("metastore: not found")
+
+// KV is one entry of a listing.
+type KV struct {
+	Key   string
+	Value []byte
+}
+
+// Store is the cluster metadata store.
+type Store interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, value []byte) error
+	// PutIfAbsent stores value only if key does not exist; it reports
+	// whether it did.
+	PutIfAbsent(ctx context.Context, key string, value []byte) (bool, error)
+	Delete(ctx context.Context, key string) error
+	// List returns every entry whose key starts with prefix, in key order.
+	List(ctx context.Context, prefix string) ([]KV, error)
+}
+
+// OpenPebble opens the node's pebble database with its logging routed to
+// slog at error level only (pebble's default logger is chatty).
+func OpenPebble(dir string, log *slog.Logger) (*pebble.DB, error) {
+	opts := &pebble.Options{Logger: pebbleLogger{log}}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata db %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(string, ...any) {}
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("pebble", "msg", fmt.Sprintf(format, args...))
+}
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// Pebble is a Store in a key range of a pebble database.
+type Pebble struct {
+	db     *pebble.DB
+	prefix []byte
+	mu     sync.Mutex // serialises PutIfAbsent
+}
+
+// NewPebble returns a store whose keys live under prefix in db.
+func NewPebble(db *pebble.DB, prefix string) *Pebble {
+	return &Pebble{db: db, prefix: []byte(prefix)}
+}
+
+func (p *Pebble) key(k string) []byte {
+	return append(append(make([]byte, 0, len(p.prefix)+len(k)), p.prefix...), k...)
+}
+
+func (p *Pebble) Get(_ context.Context, key string) ([]byte, error) {
+	v, closer, err := p.db.Get(p.key(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metastore get %q: %w", key, err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
+func (p *Pebble) Put(_ context.Context, key string, value []byte) error {
+	if err := p.db.Set(p.key(key), value, pebble.Sync); err != nil {
+		return fmt.Errorf("metastore put %q: %w", key, err)
+	}
+	return nil
+}
+
+func (p *Pebble) PutIfAbsent(ctx context.Context, key string, value []byte) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := p.Get(ctx, key); err == nil {
+		return false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	return true, p.Put(ctx, key, value)
+}
+
+func (p *Pebble) Delete(_ context.Context, key string) error {
+	if err := p.db.Delete(p.key(key), pebble.Sync); err != nil {
+		return fmt.Errorf("metastore delete %q: %w", key, err)
+	}
+	return nil
+}
+
+func (p *Pebble) List(_ context.Context, prefix string) ([]KV, error) {
+	lower := p.key(prefix)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: PrefixEnd(lower)})
+	if err != nil {
+		return nil, fmt.Errorf("metastore list %q: %w", prefix, err)
+	}
+	var out []KV
+	for it.First(); it.Valid(); it.Next() {
+		out = append(out, KV{Key: string(it.Key()[len(p.prefix):]), Value: bytes.Clone(it.Value())})
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("metastore list %q: %w", prefix, err)
+	}
+	return out, nil
+}
+
+// PrefixEnd returns the smallest key greater than every key with prefix p,
+// or nil if there is none.
+func PrefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

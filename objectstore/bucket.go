@@ -1,0 +1,152 @@
+package objectstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/strata-storage/strata/metastore"
+)
+
+// BucketInfo describes a bucket.
+type BucketInfo struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+const bucketPrefix = "bucket/"
+
+// ValidBucketName applies S3's naming rules for general purpose buckets.
+func ValidBucketName(name string) bool {
+	if len(name) < 3 || len(name) > 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	if !alnum(name[0]) || !alnum(name[len(name)-1]) || strings.Contains(name, "..") {
+		return false
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return false
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	for _, sfx := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3"} {
+		if strings.HasSuffix(name, sfx) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) loadBuckets(ctx context.Context) error {
+	kvs, err := s.meta.List(ctx, bucketPrefix)
+	if err != nil {
+		return fmt.Errorf("load buckets: %w", err)
+	}
+	s.buckets = map[string]BucketInfo{}
+	for _, kv := range kvs {
+		var b BucketInfo
+		if err := json.Unmarshal(kv.Value, &b); err != nil {
+			return fmt.Errorf("load bucket %s: %w", kv.Key, err)
+		}
+		s.buckets[b.Name] = b
+	}
+	return nil
+}
+
+// CreateBucket makes a bucket.
+func (s *Store) CreateBucket(ctx context.Context, name string) error {
+	if !ValidBucketName(name) {
+		return ErrInvalidBucketName
+	}
+	s.bucketsMu.Lock()
+	defer s.bucketsMu.Unlock()
+	if _, ok := s.buckets[name]; ok {
+		return ErrBucketExists
+	}
+	b := BucketInfo{Name: name, Created: time.Now().UTC().Truncate(time.Millisecond)}
+	v, _ := json.Marshal(b)
+	ok, err := s.meta.PutIfAbsent(ctx, bucketPrefix+name, v)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", name, err)
+	}
+	if !ok {
+		return ErrBucketExists
+	}
+	s.buckets[name] = b
+	return nil
+}
+
+// HeadBucket returns a bucket's info.
+func (s *Store) HeadBucket(_ context.Context, name string) (BucketInfo, error) {
+	s.bucketsMu.RLock()
+	defer s.bucketsMu.RUnlock()
+	b, ok := s.buckets[name]
+	if !ok {
+		return BucketInfo{}, ErrNoSuchBucket
+	}
+	return b, nil
+}
+
+// ListBuckets returns every bucket, sorted by name.
+func (s *Store) ListBuckets(context.Context) []BucketInfo {
+	s.bucketsMu.RLock()
+	out := make([]BucketInfo, 0, len(s.buckets))
+	for _, b := range s.buckets {
+		out = append(out, b)
+	}
+	s.bucketsMu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// DeleteBucket removes an empty bucket, and with it any record fragments
+// (below quorum) that crashed writes left in it.
+func (s *Store) DeleteBucket(ctx context.Context, name string) error {
+	if _, err := s.HeadBucket(ctx, name); err != nil {
+		return err
+	}
+	res, err := s.ListObjects(ctx, name, ListOptions{MaxKeys: 1})
+	if err != nil {
+		return err
+	}
+	if len(res.Objects) > 0 || len(res.Prefixes) > 0 {
+		return ErrBucketNotEmpty
+	}
+	uploads, err := s.ListUploads(ctx, name, 1)
+	if err != nil {
+		return err
+	}
+	if len(uploads) > 0 {
+		return ErrBucketNotEmpty
+	}
+	s.bucketsMu.Lock()
+	defer s.bucketsMu.Unlock()
+	if err := s.meta.Delete(ctx, bucketPrefix+name); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+		return fmt.Errorf("delete bucket %s: %w", name, err)
+	}
+	delete(s.buckets, name)
+	lower := objectKey(name, "")
+	for _, d := range s.devices {
+		if d != nil {
+			if err := d.DeleteRange(lower, append(lower[:len(lower)-1:len(lower)-1], 1)); err != nil {
+				s.log.Warn("clear deleted bucket's records", "bucket", name, "device", d.Name(), "err", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,22 @@
+package objectstore
+
+import "errors"
+
+// Errors callers map to S3 error codes.
+var (
+	ErrNoSuchBucket      = errors.New("no such bucket")
+	ErrBucketExists      = errors.New("bucket already exists")
+	ErrBucketNotEmpty    = errors.New("bucket not empty")
+	ErrInvalidBucketName = errors.New("invalid bucket name")
+	ErrNoSuchKey         = errors.New("no such key")
+	ErrInvalidKey        = errors.New("invalid object key")
+	ErrNoSuchUpload      = errors.New("no such upload")
+	ErrInvalidPart       = errors.New("invalid part")
+	ErrInvalidPartOrder  = errors.New("parts not in ascending order")
+	ErrEntityTooSmall    = errors.New("part smaller than the minimum allowed size")
+	ErrEntityTooLarge    = errors.New("object larger than the maximum allowed size")
+	ErrIncompleteBody    = errors.New("body shorter than its declared length")
+	ErrWriteQuorum       = errors.New("not enough devices accepted the write")
+	ErrReadQuorum        = errors.New("not enough devices could serve the read")
+	ErrStorageFull       = errors.New("storage full")
+)

@@ -1,0 +1,324 @@
+package objectstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/strata-storage/strata/objectstore/shard"
+)
+
+// Object is an open object version. Close releases it so that its shards
+// may be freed if it was overwritten meanwhile.
+type Object struct {
+	Info ObjectInfo
+	s    *Store
+	devs []Device
+	recs []*Record // agreeing records by shard index, nil elsewhere
+	ref  *Record
+	once sync.Once
+	held bool
+}
+
+func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Object, error) {
+	if _, err := s.HeadBucket(ctx, bucket); err != nil {
+		return nil, err
+	}
+	if validKey(key) != nil {
+		return nil, ErrNoSuchKey
+	}
+	devs := s.placement(bucket, key)
+	okey := objectKey(bucket, key)
+	var recs []*Record
+	var best int
+	lock := func() {}
+	unlock := func() {}
+	if hold {
+		// Take the reader reference under the key lock, so no commit can
+		// free this version between choosing it and holding it.
+		mu := s.keyLock(bucket, key)
+		lock, unlock = mu.Lock, mu.Unlock
+	}
+	lock()
+	recs = s.readRecords(devs, okey)
+	best = quorumRecord(recs)
+	if best >= 0 && hold {
+		s.acquireReader(recs[best].WriteID)
+	}
+	unlock()
+	if best < 0 {
+		return nil, ErrNoSuchKey
+	}
+	ref := recs[best]
+	agreeing := make([]*Record, len(recs))
+	for i, r := range recs {
+		// A record is used only for the shard index it was written for.
+		if r != nil && r.sameVersion(ref) && r.ShardIndex == i {
+			agreeing[i] = r
+		}
+	}
+	return &Object{Info: infoOf(bucket, key, ref), s: s, devs: devs, recs: agreeing, ref: ref, held: hold}, nil
+}
+
+// GetObject opens an object for reading. The caller must Close it.
+func (s *Store) GetObject(ctx context.Context, bucket, key string) (*Object, error) {
+	return s.open(ctx, bucket, key, true)
+}
+
+// Close releases the object.
+func (o *Object) Close() {
+	o.once.Do(func() {
+		if o.held {
+			o.s.releaseReader(o.ref.WriteID)
+		}
+	})
+}
+
+// Reader streams [off, off+length) of the object. Ready reports whether the
+// first bytes could be read, so callers can fail before sending headers.
+func (o *Object) Reader(ctx context.Context, off, length int64) *ObjectReader {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &ObjectReader{ch: make(chan chunk, prefetchBlocks), free: make(chan []byte, prefetchBlocks+2), cancel: cancel, done: make(chan struct{})}
+	for i := 0; i < prefetchBlocks+2; i++ {
+		r.free <- nil
+	}
+	go r.produce(ctx, o, off, length)
+	return r
+}
+
+type chunk struct {
+	data []byte
+	buf  []byte
+	err  error
+}
+
+// ObjectReader is the io.ReadCloser of an object range.
+type ObjectReader struct {
+	ch     chan chunk
+	free   chan []byte
+	cur    chunk
+	pos    int
+	cancel context.CancelFunc
+	done   chan struct{}
+	peeked bool
+}
+
+func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64) {
+	defer close(r.done)
+	defer close(r.ch)
+	if length <= 0 {
+		return
+	}
+	bs := int64(o.ref.BlockSize)
+	bufs := make([][]byte, o.ref.K+o.ref.M)
+	end := off + length
+	send := func(c chunk) bool {
+		select {
+		case r.ch <- c:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if o.ref.HasInline {
+		var out []byte
+		select {
+		case out = <-r.free:
+		case <-ctx.Done():
+			return
+		}
+		data, out, err := o.readBlock(-1, 0, int(o.ref.Size), bufs, out)
+		if err != nil {
+			send(chunk{err: err})
+			return
+		}
+		send(chunk{data: data[off:end], buf: out})
+		return
+	}
+	var partStart int64
+	for pi, p := range o.ref.Parts {
+		partEnd := partStart + p.Size
+		if partEnd <= off || p.Size == 0 {
+			partStart = partEnd
+			continue
+		}
+		if partStart >= end {
+			break
+		}
+		for b := max(off-partStart, 0) / bs; partStart+b*bs < min(end, partEnd); b++ {
+			blockStart := partStart + b*bs
+			n := int(min(bs, p.Size-b*bs))
+			var out []byte
+			select {
+			case out = <-r.free:
+			case <-ctx.Done():
+				return
+			}
+			data, out, err := o.readBlock(pi, int(b), n, bufs, out)
+			if err != nil {
+				send(chunk{err: fmt.Errorf("%s/%s part %d block %d: %w", o.Info.Bucket, o.Info.Key, p.Number, b, err)})
+				return
+			}
+			lo := max(off-blockStart, 0)
+			hi := min(end-blockStart, int64(n))
+			if !send(chunk{data: data[lo:hi], buf: out}) {
+				return
+			}
+		}
+		partStart = partEnd
+	}
+}
+
+// readBlock returns the n data bytes of block b of part pi (pi < 0: the
+// inline block), reading data shards first and parity only as needed.
+func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []byte, error) {
+	s := o.s
+	k, m := o.ref.K, o.ref.M
+	l := shardLen(n, k)
+	shards := make([][]byte, k+m)
+	have, failed := 0, 0
+	get := func(i int) {
+		r := o.recs[i]
+		if r == nil || o.devs[i] == nil {
+			failed++
+			return
+		}
+		if pi < 0 {
+			if len(r.Inline) != l {
+				failed++
+				return
+			}
+			shards[i] = r.Inline
+			have++
+			return
+		}
+		p := &r.Parts[pi]
+		if p.Missing || b >= p.Loc.Blocks() || p.Loc.DataLen(b) != l {
+			failed++
+			return
+		}
+		if cap(bufs[i]) < shard.HeaderSize+l {
+			bufs[i] = make([]byte, shard.HeaderSize+shardLen(o.ref.BlockSize, k))
+		}
+		data, err := o.devs[i].ReadBlock(&p.Loc, b, bufs[i])
+		if err != nil {
+			if !errors.Is(err, shard.ErrMissing) {
+				s.log.Warn("shard read failed; reconstructing", "bucket", o.Info.Bucket, "key", o.Info.Key, "err", err)
+			}
+			s.metrics.shardFailures.WithLabelValues("read").Inc()
+			failed++
+			return
+		}
+		shards[i] = data
+		have++
+	}
+	for i := 0; i < k; i++ {
+		get(i)
+	}
+	for i := k; i < k+m && have < k; i++ {
+		get(i)
+	}
+	if have < k {
+		return nil, out, fmt.Errorf("%w: %d of %d shards readable, need %d", ErrReadQuorum, have, k+m, k)
+	}
+	if failed > 0 {
+		s.metrics.degradedReads.Inc()
+		for i := 0; i < k; i++ {
+			if shards[i] == nil {
+				if cap(bufs[i]) < l {
+					bufs[i] = make([]byte, shard.HeaderSize+shardLen(o.ref.BlockSize, k))
+				}
+				shards[i] = bufs[i][:0]
+				s.metrics.reconstructions.Inc()
+			}
+		}
+		if err := s.enc.ReconstructData(shards); err != nil {
+			return nil, out, fmt.Errorf("reconstruct: %w", err)
+		}
+	}
+	if cap(out) < o.ref.BlockSize {
+		out = make([]byte, max(o.ref.BlockSize, n))
+	}
+	out = out[:n]
+	for i := 0; i < k; i++ {
+		lo := i * l
+		if lo >= n {
+			break
+		}
+		copy(out[lo:min(lo+l, n)], shards[i])
+	}
+	return out, out, nil
+}
+
+// Ready waits for the first chunk and returns its error, if any.
+func (r *ObjectReader) Ready() error {
+	if !r.peeked {
+		r.peeked = true
+		c, ok := <-r.ch
+		if !ok {
+			return nil
+		}
+		r.cur, r.pos = c, 0
+	}
+	return r.cur.err
+}
+
+func (r *ObjectReader) Read(p []byte) (int, error) {
+	for r.cur.err == nil && r.pos >= len(r.cur.data) {
+		if r.cur.buf != nil {
+			r.free <- r.cur.buf
+			r.cur.buf = nil
+		}
+		c, ok := <-r.ch
+		if !ok {
+			return 0, io.EOF
+		}
+		r.peeked = true
+		r.cur, r.pos = c, 0
+	}
+	if r.cur.err != nil {
+		return 0, r.cur.err
+	}
+	n := copy(p, r.cur.data[r.pos:])
+	r.pos += n
+	return n, nil
+}
+
+// WriteTo streams to w without an intermediate copy.
+func (r *ObjectReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if r.cur.err != nil {
+			return total, r.cur.err
+		}
+		if r.pos < len(r.cur.data) {
+			n, err := w.Write(r.cur.data[r.pos:])
+			total += int64(n)
+			r.pos += n
+			if err != nil {
+				return total, err
+			}
+		}
+		if r.cur.buf != nil {
+			r.free <- r.cur.buf
+			r.cur.buf = nil
+		}
+		c, ok := <-r.ch
+		if !ok {
+			return total, nil
+		}
+		r.peeked = true
+		r.cur, r.pos = c, 0
+	}
+}
+
+// Close stops the producer.
+func (r *ObjectReader) Close() error {
+	r.cancel()
+	for range r.ch {
+	}
+	<-r.done
+	return nil
+}

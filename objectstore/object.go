@@ -1,0 +1,209 @@
+package objectstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"github.com/strata-storage/strata/objectstore/shard"
+)
+
+// ObjectInfo is what HEAD and listings return.
+type ObjectInfo struct {
+	Bucket, Key string
+	Size        int64
+	ETag        string // without quotes
+	ModTime     time.Time
+	Headers     []Header
+	Parts       int
+}
+
+func infoOf(bucket, key string, r *Record) ObjectInfo {
+	return ObjectInfo{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime, Headers: r.Headers, Parts: len(r.Parts)}
+}
+
+// PutOptions carry what a PUT stores besides the body.
+type PutOptions struct {
+	Headers []Header
+}
+
+func validKey(key string) error {
+	if key == "" || len(key) > MaxKeyLength || !utf8.ValidString(key) {
+		return ErrInvalidKey
+	}
+	return nil
+}
+
+func newWriteID() (id [16]byte) {
+	rand.Read(id[:])
+	return id
+}
+
+// PutObject stores body (size bytes, or -1 if unknown) under bucket/key.
+func (s *Store) PutObject(ctx context.Context, bucket, key string, body io.Reader, size int64, opts PutOptions) (ObjectInfo, error) {
+	if _, err := s.HeadBucket(ctx, bucket); err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := validKey(key); err != nil {
+		return ObjectInfo{}, err
+	}
+	if size > MaxPutSize {
+		return ObjectInfo{}, ErrEntityTooLarge
+	}
+	devs := s.placement(bucket, key)
+	k, m := s.ring.K, s.ring.M
+	base := Record{WriteID: newWriteID(), K: k, M: m, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers}
+
+	// Small bodies are read whole and inlined in the records.
+	var small []byte
+	if size >= 0 && size <= s.cfg.InlineLimit || size < 0 {
+		limit := s.cfg.InlineLimit
+		if size >= 0 {
+			limit = size
+		}
+		small = make([]byte, limit+1)
+		n, err := io.ReadFull(body, small)
+		small = small[:n]
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+			if size >= 0 && int64(n) < size {
+				return ObjectInfo{}, ErrIncompleteBody
+			}
+		case err != nil:
+			return ObjectInfo{}, err
+		case size >= 0:
+			// Read size+1 bytes of a body that claimed size: only an
+			// unbounded reader does that.
+			return ObjectInfo{}, ErrEntityTooLarge
+		default:
+			// Unknown size and more than the inline limit: stream it.
+			return s.putStreaming(ctx, bucket, key, devs, base, small, body, -1)
+		}
+		return s.putInline(ctx, bucket, key, devs, base, small)
+	}
+	return s.putStreaming(ctx, bucket, key, devs, base, nil, body, size)
+}
+
+func (s *Store) putInline(ctx context.Context, bucket, key string, devs []Device, base Record, data []byte) (ObjectInfo, error) {
+	shards, err := s.encodeInline(data)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	base.Size = int64(len(data))
+	base.ETag = hex.EncodeToString(md5Of(data))
+	base.HasInline = true
+	recs := make([]*Record, len(devs))
+	for i := range devs {
+		r := base
+		r.ShardIndex, r.Inline = i, shards[i]
+		recs[i] = &r
+	}
+	if err := s.commitObject(ctx, bucket, key, devs, recs); err != nil {
+		return ObjectInfo{}, err
+	}
+	return infoOf(bucket, key, &base), nil
+}
+
+func (s *Store) putStreaming(ctx context.Context, bucket, key string, devs []Device, base Record, prefix []byte, body io.Reader, size int64) (ObjectInfo, error) {
+	set, err := s.writeShards(ctx, devs, prefix, body, size, MaxPutSize)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	base.Size = set.size
+	base.ETag = hex.EncodeToString(set.md5)
+	recs := make([]*Record, len(devs))
+	for i := range devs {
+		if !set.ok[i] {
+			continue
+		}
+		r := base
+		r.ShardIndex = i
+		r.Parts = []Part{{Number: 1, Size: set.size, ETag: base.ETag, Loc: set.locs[i]}}
+		recs[i] = &r
+	}
+	if err := s.commitObject(ctx, bucket, key, devs, recs); err != nil {
+		s.freeSet(devs, set)
+		return ObjectInfo{}, err
+	}
+	return infoOf(bucket, key, &base), nil
+}
+
+// commitObject writes recs[i] (where non-nil) on device i, requires a write
+// quorum, then frees the shards of the versions it replaced. extra ops (for
+// multipart completion) are committed atomically with each record.
+func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Device, recs []*Record, extra ...func(i int) []shard.Op) error {
+	okey := objectKey(bucket, key)
+	mu := s.keyLock(bucket, key)
+	mu.Lock()
+	old := s.readRecords(devs, okey)
+	n, err := commitAll(ctx, devs, func(i int, d Device) error {
+		if recs[i] == nil {
+			return fmt.Errorf("no shard for device %s", d.Name())
+		}
+		ops := []shard.Op{{Key: okey, Value: recs[i].MarshalBinary()}}
+		for _, e := range extra {
+			ops = append(ops, e(i)...)
+		}
+		return d.Commit(ctx, ops...)
+	})
+	mu.Unlock()
+	k, m := s.ring.K, s.ring.M
+	if n < writeQuorum(k, m) {
+		return fmt.Errorf("%w: %d of %d records committed: %v", ErrWriteQuorum, n, len(devs), err)
+	}
+	s.releaseOld(devs, old, recs)
+	return nil
+}
+
+// releaseOld frees shards of replaced records, on devices whose record was
+// replaced by a different version.
+func (s *Store) releaseOld(devs []Device, old, cur []*Record) {
+	for i, r := range old {
+		if r == nil || devs[i] == nil || (cur != nil && cur[i] != nil && cur[i].sameVersion(r)) {
+			continue
+		}
+		dev, rec := devs[i], r
+		s.freeLater(r.WriteID, func() { s.freeRecordShards(dev, rec) })
+	}
+}
+
+// HeadObject returns an object's metadata.
+func (s *Store) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo, error) {
+	o, err := s.open(ctx, bucket, key, false)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	return o.Info, nil
+}
+
+// DeleteObject removes an object. Deleting a missing key succeeds, as in S3.
+func (s *Store) DeleteObject(ctx context.Context, bucket, key string) error {
+	if _, err := s.HeadBucket(ctx, bucket); err != nil {
+		return err
+	}
+	if err := validKey(key); err != nil {
+		return ErrNoSuchKey
+	}
+	devs := s.placement(bucket, key)
+	okey := objectKey(bucket, key)
+	mu := s.keyLock(bucket, key)
+	mu.Lock()
+	old := s.readRecords(devs, okey)
+	n, err := commitAll(ctx, devs, func(i int, d Device) error {
+		if old[i] == nil {
+			return nil
+		}
+		return d.Commit(ctx, shard.Op{Key: okey, Delete: true})
+	})
+	mu.Unlock()
+	if n < writeQuorum(s.ring.K, s.ring.M) {
+		return fmt.Errorf("%w: delete on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
+	}
+	s.releaseOld(devs, old, nil)
+	return nil
+}

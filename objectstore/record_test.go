@@ -1,0 +1,48 @@
+package objectstore
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/strata-storage/strata/objectstore/shard"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	recs := []*Record{
+		{WriteID: [16]byte{1, 2}, K: 2, M: 2, BlockSize: 1 << 20, ShardIndex: 3, ModTime: time.Unix(1700000000, 123).UTC(), Size: 5,
+			ETag: "abc", Headers: []Header{{"Content-Type", "text/plain"}, {"X-Amz-Meta-A", "b"}}, HasInline: true, Inline: []byte("xyz")},
+		{WriteID: [16]byte{9}, K: 4, M: 2, BlockSize: 1 << 20, ShardIndex: 1, ModTime: time.Unix(1, 0).UTC(), Size: 3 << 20, ETag: "e-2",
+			Parts: []Part{{Number: 1, Size: 2 << 20, ETag: "p1", Loc: shard.Locator{Generation: 1, WriterID: 5, BlockLen: 10, LastLen: 10, Offsets: []int64{4096, 4138}}},
+				{Number: 2, Size: 1 << 20, ETag: "p2", Missing: true}}},
+	}
+	for _, r := range recs {
+		b := r.MarshalBinary()
+		got, err := UnmarshalRecord(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+		}
+		for i := range b {
+			bad := append([]byte(nil), b...)
+			bad[i] ^= 0x10
+			if _, err := UnmarshalRecord(bad); err == nil {
+				t.Fatalf("flip at byte %d accepted", i)
+			}
+		}
+	}
+}
+
+func FuzzUnmarshalRecord(f *testing.F) {
+	f.Add((&Record{K: 2, M: 2, BlockSize: 1, ETag: "x", HasInline: true, Inline: []byte("a")}).MarshalBinary())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := UnmarshalRecord(b)
+		if err == nil {
+			if _, err := UnmarshalRecord(r.MarshalBinary()); err != nil {
+				t.Fatalf("re-encode of accepted record fails: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,484 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/metastore"
+)
+
+// Key namespaces inside a device's prefix.
+const (
+	nsState  = 's' // s/head, s/gen
+	nsRecord = 'r' // metadata records of the layer above
+)
+
+// ErrFull is returned when the chunk volume has no address space left.
+var ErrFull = errors.New("shard: chunk volume full")
+
+// ErrOffline is returned by every operation of a device that failed to open
+// or whose volume failed an fsync.
+var ErrOffline = errors.New("shard: device offline")
+
+// Metrics are the shard store's Prometheus series, shared by every device.
+type Metrics struct {
+	ChecksumErrors *prometheus.CounterVec
+	BytesWritten   *prometheus.CounterVec
+	BytesRead      *prometheus.CounterVec
+	Syncs          *prometheus.CounterVec
+}
+
+// NewMetrics registers the shard store's series on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		ChecksumErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_shard_checksum_errors_total", Help: "Shard block records that failed verification on read."}, []string{"device"}),
+		BytesWritten:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_shard_written_bytes_total", Help: "Shard data bytes written to chunk volumes."}, []string{"device"}),
+		BytesRead:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_shard_read_bytes_total", Help: "Shard data bytes read and verified."}, []string{"device"}),
+		Syncs:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_shard_syncs_total", Help: "fsyncs of chunk volumes (each may cover many writers)."}, []string{"device"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.ChecksumErrors, m.BytesWritten, m.BytesRead, m.Syncs)
+	}
+	return m
+}
+
+// Store is one device.
+type Store struct {
+	name   string
+	vol    blockpool.Volume
+	db     *pebble.DB
+	prefix []byte // "d" + u32 device id
+	gen    uint32
+
+	mu      sync.Mutex
+	head    int64 // next unreserved byte of the volume
+	syncing bool
+	started uint64 // syncs started
+	done    uint64 // syncs finished
+	syncErr error  // sticky: after a failed fsync nothing is trusted
+	synced  *sync.Cond
+
+	checksumErrors, written, read, syncs prometheus.Counter
+}
+
+// Open opens the device store of device id on vol, formatting the volume if
+// it is new. name labels metrics and errors.
+func Open(id uint32, name string, vol blockpool.Volume, db *pebble.DB, m *Metrics, log *slog.Logger) (*Store, error) {
+	s := &Store{name: name, vol: vol, db: db, prefix: binary.BigEndian.AppendUint32([]byte{'d'}, id)}
+	s.synced = sync.NewCond(&s.mu)
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	s.checksumErrors = m.ChecksumErrors.WithLabelValues(name)
+	s.written = m.BytesWritten.WithLabelValues(name)
+	s.read = m.BytesRead.WithLabelValues(name)
+	s.syncs = m.Syncs.WithLabelValues(name)
+
+	super := make([]byte, superblockSize)
+	if _, err := vol.ReadAt(super, 0); err != nil {
+		return nil, fmt.Errorf("device %s: read superblock: %w", name, err)
+	}
+	storedGen, err := s.getState("gen")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case isZero(super):
+		// A new or replaced volume: every shard it held is gone.
+		s.gen = uint32(storedGen) + 1
+		if storedGen != 0 {
+			log.Warn("chunk volume was replaced; its shards will be rebuilt from the others", "device", name, "generation", s.gen)
+		}
+		if err := s.format(); err != nil {
+			return nil, err
+		}
+	default:
+		gen, err := parseSuper(super)
+		if err != nil {
+			return nil, fmt.Errorf("device %s: %w", name, err)
+		}
+		if gen != uint32(storedGen) {
+			return nil, fmt.Errorf("device %s: volume generation %d but metadata expects %d (volume from elsewhere?)", name, gen, storedGen)
+		}
+		s.gen = gen
+		head, err := s.getState("head")
+		if err != nil {
+			return nil, err
+		}
+		s.head = max(int64(head), superblockSize)
+	}
+	// Anything past the committed head was never acknowledged: give it back.
+	if s.head < vol.Size() {
+		if err := vol.Trim(s.head, vol.Size()-s.head); err != nil {
+			log.Warn("trim past head failed", "device", name, "err", err)
+		}
+	}
+	return s, nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Superblock: "STRVOL01", u32 generation, u32 crc32c of the first 12 bytes.
+func (s *Store) format() error {
+	super := make([]byte, superblockSize)
+	copy(super, superMagic)
+	binary.LittleEndian.PutUint32(super[8:], s.gen)
+	binary.LittleEndian.PutUint32(super[12:], crc32.Checksum(super[:12], castagnoli))
+	if _, err := s.vol.WriteAt(super, 0); err != nil {
+		return fmt.Errorf("device %s: format: %w", s.name, err)
+	}
+	if err := s.vol.Sync(); err != nil {
+		return fmt.Errorf("device %s: format: %w", s.name, err)
+	}
+	s.head = superblockSize
+	b := s.db.NewBatch()
+	b.Set(s.key(nsState, []byte("gen")), binary.BigEndian.AppendUint64(nil, uint64(s.gen)), nil)
+	b.Set(s.key(nsState, []byte("head")), binary.BigEndian.AppendUint64(nil, uint64(s.head)), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("device %s: format: %w", s.name, err)
+	}
+	return nil
+}
+
+func parseSuper(b []byte) (uint32, error) {
+	if string(b[:8]) != superMagic {
+		return 0, fmt.Errorf("%w: superblock magic", ErrCorrupt)
+	}
+	if binary.LittleEndian.Uint32(b[12:]) != crc32.Checksum(b[:12], castagnoli) {
+		return 0, fmt.Errorf("%w: superblock checksum", ErrCorrupt)
+	}
+	return binary.LittleEndian.Uint32(b[8:]), nil
+}
+
+func (s *Store) getState(name string) (uint64, error) {
+	v, closer, err := s.db.Get(s.key(nsState, []byte(name)))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("device %s: read %s: %w", s.name, name, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("device %s: %s: %w", s.name, name, ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (s *Store) key(ns byte, k []byte) []byte {
+	out := make([]byte, 0, len(s.prefix)+1+len(k))
+	return append(append(append(out, s.prefix...), ns), k...)
+}
+
+// Name is the device's name.
+func (s *Store) Name() string { return s.name }
+
+// reserve hands out [off, off+n) of the volume.
+func (s *Store) reserve(n int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.syncErr != nil {
+		return 0, s.syncErr
+	}
+	if s.head+n > s.vol.Size() {
+		return 0, fmt.Errorf("device %s: %w", s.name, ErrFull)
+	}
+	off := s.head
+	s.head += n
+	return off, nil
+}
+
+// sync makes every write completed before the call durable. Callers that
+// arrive while an fsync runs wait for the next one and share it.
+func (s *Store) sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	need := s.started + 1
+	for s.done < need && s.syncErr == nil {
+		if s.syncing {
+			s.synced.Wait()
+			continue
+		}
+		s.syncing = true
+		s.started++
+		seq := s.started
+		s.mu.Unlock()
+		err := s.vol.Sync()
+		s.syncs.Inc()
+		s.mu.Lock()
+		s.syncing = false
+		s.done = seq
+		if err != nil {
+			s.syncErr = fmt.Errorf("device %s: fsync failed, device taken offline: %w (%w)", s.name, err, ErrOffline)
+		}
+		s.synced.Broadcast()
+	}
+	return s.syncErr
+}
+
+// Writer appends one shard stream.
+type Writer struct {
+	s        *Store
+	loc      Locator
+	extOff   int64 // current reserved extent
+	extLen   int64
+	used     int64 // bytes of the extent used
+	hint     int64 // bytes still expected
+	failed   error
+	finished bool
+}
+
+const (
+	minExtent = 256 << 10
+	maxExtent = 16 << 20
+)
+
+// NewWriter starts a shard stream. sizeHint is the expected data size (or
+// -1); it lets the writer reserve one contiguous extent for the stream.
+func (s *Store) NewWriter(sizeHint int64) *Writer {
+	var id [8]byte
+	rand.Read(id[:])
+	return &Writer{s: s, loc: Locator{Generation: s.gen, WriterID: binary.LittleEndian.Uint64(id[:])}, hint: sizeHint}
+}
+
+// Append writes one block record. rec holds HeaderSize bytes of scratch
+// followed by the block's data; the header is written into the scratch.
+// Every block but the last must have the same length.
+func (w *Writer) Append(rec []byte) error {
+	if w.failed != nil {
+		return w.failed
+	}
+	dataLen := len(rec) - HeaderSize
+	if dataLen < 0 {
+		return errors.New("shard: record without header room")
+	}
+	if n := len(w.loc.Offsets); n > 0 && w.loc.LastLen != w.loc.BlockLen {
+		return errors.New("shard: block after a short block")
+	}
+	need := int64(len(rec))
+	if w.extLen-w.used < need {
+		size := need
+		if w.hint > 0 {
+			size = max(size, w.hint+w.hint/64+HeaderSize) // room for this and later headers
+		} else {
+			size = max(size, minExtent)
+		}
+		size = min(max(size, need), max(maxExtent, need))
+		off, err := w.s.reserve(size)
+		if err != nil {
+			w.failed = err
+			return err
+		}
+		w.extOff, w.extLen, w.used = off, size, 0
+	}
+	off := w.extOff + w.used
+	data := rec[HeaderSize:]
+	recordHeader{dataLen: uint32(dataLen), index: uint32(len(w.loc.Offsets)), writerID: w.loc.WriterID, dataSum: dataSum(data)}.put(rec)
+	if _, err := w.s.vol.WriteAt(rec, off); err != nil {
+		w.failed = fmt.Errorf("device %s: write shard: %w", w.s.name, err)
+		return w.failed
+	}
+	w.s.written.Add(float64(dataLen))
+	w.used += need
+	w.hint -= int64(dataLen)
+	if len(w.loc.Offsets) == 0 {
+		w.loc.BlockLen = uint32(dataLen)
+	}
+	w.loc.LastLen = uint32(dataLen)
+	w.loc.Offsets = append(w.loc.Offsets, off)
+	return nil
+}
+
+// Finish makes the stream durable and returns its locator.
+func (w *Writer) Finish() (Locator, error) {
+	if w.failed != nil {
+		return Locator{}, w.failed
+	}
+	w.finished = true
+	if err := w.s.sync(); err != nil {
+		return Locator{}, err
+	}
+	return w.loc, nil
+}
+
+// Abort gives back the space of an unfinished stream.
+func (w *Writer) Abort() {
+	if !w.finished {
+		w.s.Free(w.loc)
+	}
+}
+
+// ReadBlock reads and verifies block i of a shard stream into buf (which
+// must hold HeaderSize+DataLen(i) bytes) and returns the data.
+func (s *Store) ReadBlock(loc *Locator, i int, buf []byte) ([]byte, error) {
+	if loc.Generation != s.gen {
+		return nil, ErrMissing
+	}
+	if i < 0 || i >= len(loc.Offsets) {
+		return nil, fmt.Errorf("shard: block %d of %d", i, len(loc.Offsets))
+	}
+	n := HeaderSize + loc.DataLen(i)
+	buf = buf[:n]
+	if _, err := s.vol.ReadAt(buf, loc.Offsets[i]); err != nil {
+		return nil, fmt.Errorf("device %s: read shard: %w", s.name, err)
+	}
+	h, err := parseHeader(buf)
+	if err == nil && (h.dataLen != uint32(n-HeaderSize) || h.index != uint32(i) || h.writerID != loc.WriterID) {
+		err = fmt.Errorf("%w: record belongs to another stream or block", ErrCorrupt)
+	}
+	if err == nil && dataSum(buf[HeaderSize:]) != h.dataSum {
+		err = fmt.Errorf("%w: block data", ErrCorrupt)
+	}
+	if err != nil {
+		s.checksumErrors.Inc()
+		return nil, fmt.Errorf("device %s block %d at %d: %w", s.name, i, loc.Offsets[i], err)
+	}
+	s.read.Add(float64(n - HeaderSize))
+	return buf[HeaderSize:], nil
+}
+
+// Free trims the records of a shard stream. Freed space reads as zeroes, so
+// a stale locator fails verification rather than returning other data.
+func (s *Store) Free(loc Locator) error {
+	if loc.Generation != s.gen {
+		return nil
+	}
+	var start, end int64 = -1, -1
+	flush := func() error {
+		if start < 0 {
+			return nil
+		}
+		return s.vol.Trim(start, end-start)
+	}
+	for i, off := range loc.Offsets {
+		recEnd := off + HeaderSize + int64(loc.DataLen(i))
+		if off == end {
+			end = recEnd
+			continue
+		}
+		if err := flush(); err != nil {
+			return fmt.Errorf("device %s: free: %w", s.name, err)
+		}
+		start, end = off, recEnd
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("device %s: free: %w", s.name, err)
+	}
+	return nil
+}
+
+// Op is one change of a metadata record in a Commit.
+type Op struct {
+	Key    []byte
+	Value  []byte // nil deletes
+	Delete bool
+}
+
+// DeleteRange removes every metadata record with key in [lower, upper).
+func (s *Store) DeleteRange(lower, upper []byte) error {
+	if err := s.db.DeleteRange(s.key(nsRecord, lower), s.key(nsRecord, upper), pebble.Sync); err != nil {
+		return fmt.Errorf("device %s: delete range: %w", s.name, err)
+	}
+	return nil
+}
+
+// Commit applies ops atomically and durably, together with the append head
+// (so reserved space that a committed record names is never reused).
+func (s *Store) Commit(_ context.Context, ops ...Op) error {
+	s.mu.Lock()
+	head, err := s.head, s.syncErr
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, op := range ops {
+		if op.Delete {
+			b.Delete(s.key(nsRecord, op.Key), nil)
+		} else {
+			b.Set(s.key(nsRecord, op.Key), op.Value, nil)
+		}
+	}
+	b.Set(s.key(nsState, []byte("head")), binary.BigEndian.AppendUint64(nil, uint64(head)), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("device %s: commit: %w", s.name, err)
+	}
+	return nil
+}
+
+// Get returns the metadata record under key, or metastore.ErrNotFound.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(s.key(nsRecord, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, metastore.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("device %s: get: %w", s.name, err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
+// Iter iterates metadata records with keys in [lower, upper); a nil upper
+// means to the end of the device's records.
+func (s *Store) Iter(lower, upper []byte) (*Iter, error) {
+	opts := &pebble.IterOptions{LowerBound: s.key(nsRecord, lower)}
+	if upper != nil {
+		opts.UpperBound = s.key(nsRecord, upper)
+	} else {
+		opts.UpperBound = metastore.PrefixEnd(s.key(nsRecord, nil))
+	}
+	it, err := s.db.NewIter(opts)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: iterate: %w", s.name, err)
+	}
+	it.First()
+	return &Iter{it: it, prefix: s.key(nsRecord, nil)}, nil
+}
+
+// Iter walks metadata records in key order.
+type Iter struct {
+	it     *pebble.Iterator
+	prefix []byte
+	seek   []byte
+}
+
+// SeekGE moves to the first record with key >= k (within the bounds).
+func (i *Iter) SeekGE(k []byte) {
+	i.seek = append(append(i.seek[:0], i.prefix...), k...)
+	i.it.SeekGE(i.seek)
+}
+
+// Valid reports whether the iterator is on a record.
+func (i *Iter) Valid() bool { return i.it.Valid() }
+
+// Key is the record's key (valid until Next).
+func (i *Iter) Key() []byte { return i.it.Key()[len(i.prefix):] }
+
+// Value is the record (valid until Next).
+func (i *Iter) Value() []byte { return i.it.Value() }
+
+// Next moves to the next record.
+func (i *Iter) Next() { i.it.Next() }
+
+// Close releases the iterator.
+func (i *Iter) Close() error { return i.it.Close() }

@@ -1,0 +1,256 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/metastore"
+)
+
+func memDB(t *testing.T, fs vfs.FS) *pebble.DB {
+	t.Helper()
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quiet{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)       {}
+func (quiet) Errorf(string, ...any)      {}
+func (quiet) Fatalf(f string, a ...any) { panic(f) }
+
+func record(data []byte) []byte { return append(make([]byte, HeaderSize), data...) }
+
+func writeStream(t *testing.T, s *Store, blocks [][]byte) Locator {
+	t.Helper()
+	w := s.NewWriter(-1)
+	for _, b := range blocks {
+		if err := w.Append(record(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loc, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func randBlocks(n, size, last int) [][]byte {
+	var out [][]byte
+	for i := 0; i < n; i++ {
+		l := size
+		if i == n-1 {
+			l = last
+		}
+		b := make([]byte, l)
+		for j := range b {
+			b[j] = byte(rand.IntN(256))
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestWriteReadVerify(t *testing.T) {
+	fs := vfs.NewMem()
+	db := memDB(t, fs)
+	m := NewMetrics(nil)
+	vol := blockpool.NewFaultVolume(blockpool.NewMemVolume(64 << 20))
+	s, err := Open(1, "dev1", vol, db, m, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := randBlocks(5, 100000, 1234)
+	loc := writeStream(t, s, blocks)
+	if loc.Size() != 4*100000+1234 {
+		t.Fatalf("size %d", loc.Size())
+	}
+	enc := loc.AppendBinary(nil)
+	got, rest, err := DecodeLocator(append(enc, 'x'))
+	if err != nil || string(rest) != "x" || len(got.Offsets) != 5 || got.Offsets[4] != loc.Offsets[4] {
+		t.Fatalf("locator round trip: %+v %q %v", got, rest, err)
+	}
+	if len(enc) > 30 {
+		t.Errorf("contiguous locator of 5 blocks takes %d bytes", len(enc))
+	}
+	buf := make([]byte, HeaderSize+100000)
+	for i, b := range blocks {
+		data, err := s.ReadBlock(&got, i, buf)
+		if err != nil || !bytes.Equal(data, b) {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	vol.CorruptReads(true)
+	if _, err := s.ReadBlock(&got, 2, buf); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt read: %v", err)
+	}
+	vol.CorruptReads(false)
+	if n := testutil.ToFloat64(m.ChecksumErrors.WithLabelValues("dev1")); n != 1 {
+		t.Fatalf("checksum error counter %v", n)
+	}
+	// A locator pointing at another stream's record is refused.
+	other := writeStream(t, s, randBlocks(1, 100, 100))
+	forged := got
+	forged.Offsets = []int64{other.Offsets[0]}
+	forged.BlockLen, forged.LastLen = 100, 100
+	if _, err := s.ReadBlock(&forged, 0, buf); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("foreign record: %v", err)
+	}
+	// Freed space reads back as zeroes, which fail verification.
+	if err := s.Free(got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadBlock(&got, 0, buf); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read freed: %v", err)
+	}
+}
+
+func TestCommitIterAndReopen(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewMem()
+	db := memDB(t, fs)
+	vol := blockpool.NewMemVolume(8 << 20)
+	s, _ := Open(7, "d7", vol, db, nil, slog.Default())
+	loc := writeStream(t, s, randBlocks(2, 1000, 10))
+	if err := s.Commit(ctx, Op{Key: []byte("b\x00k1"), Value: loc.AppendBinary(nil)}, Op{Key: []byte("b\x00k2"), Value: []byte("v2")}); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := Open(8, "d8", blockpool.NewMemVolume(8<<20), db, nil, slog.Default())
+	s2.Commit(ctx, Op{Key: []byte("b\x00zz"), Value: []byte("other device")})
+
+	it, _ := s.Iter([]byte("b\x00"), []byte("b\x01"))
+	var keys []string
+	for ; it.Valid(); it.Next() {
+		keys = append(keys, string(it.Key()))
+	}
+	it.Close()
+	if len(keys) != 2 || keys[0] != "b\x00k1" {
+		t.Fatalf("iter keys %q", keys)
+	}
+	s.Commit(ctx, Op{Key: []byte("b\x00k2"), Delete: true})
+	if _, err := s.Get([]byte("b\x00k2")); !errors.Is(err, metastore.ErrNotFound) {
+		t.Fatalf("deleted record: %v", err)
+	}
+
+	// Reopen: the head survives, so new streams never overwrite old ones.
+	s, err := Open(7, "d7", vol, db, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc2 := writeStream(t, s, randBlocks(1, 500, 500))
+	if loc2.Offsets[0] < loc.Offsets[1]+HeaderSize+10 {
+		t.Fatalf("new stream at %d overlaps committed stream ending %d", loc2.Offsets[0], loc.Offsets[1]+HeaderSize+10)
+	}
+	buf := make([]byte, 2000)
+	if _, err := s.ReadBlock(&loc, 0, buf); err != nil {
+		t.Fatalf("old stream after reopen: %v", err)
+	}
+}
+
+func TestReplacedVolumeReadsAsMissing(t *testing.T) {
+	fs := vfs.NewMem()
+	db := memDB(t, fs)
+	s, _ := Open(1, "d1", blockpool.NewMemVolume(8<<20), db, nil, slog.Default())
+	loc := writeStream(t, s, randBlocks(1, 100, 100))
+	s.Commit(context.Background())
+	// The disk is swapped for an empty one.
+	s, err := Open(1, "d1", blockpool.NewMemVolume(8<<20), db, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadBlock(&loc, 0, make([]byte, 200)); !errors.Is(err, ErrMissing) {
+		t.Fatalf("old-generation read: %v", err)
+	}
+	// A volume with a damaged superblock is refused, not reformatted.
+	bad := blockpool.NewMemVolume(8 << 20)
+	bad.WriteAt([]byte("garbage!"), 0)
+	if _, err := Open(1, "d1", bad, db, nil, slog.Default()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("bad superblock: %v", err)
+	}
+}
+
+func TestCrashLosesOnlyUncommitted(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewCrashableMem()
+	db := memDB(t, fs)
+	vol := blockpool.NewMemVolume(8 << 20)
+	s, _ := Open(1, "d1", vol, db, nil, slog.Default())
+	blocks := randBlocks(3, 4096, 100)
+	loc := writeStream(t, s, blocks)
+	s.Commit(ctx, Op{Key: []byte("acked"), Value: loc.AppendBinary(nil)})
+	// A second stream is written and synced but its record never committed.
+	writeStream(t, s, randBlocks(2, 4096, 4096))
+
+	crashFS := fs.CrashClone(vfs.CrashCloneCfg{})
+	vol.Crash()
+	db2 := memDB(t, crashFS)
+	s2, err := Open(1, "d1", vol, db2, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s2.Get([]byte("acked"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := DecodeLocator(v)
+	buf := make([]byte, 5000)
+	for i, b := range blocks {
+		data, err := s2.ReadBlock(&got, i, buf)
+		if err != nil || !bytes.Equal(data, b) {
+			t.Fatalf("acknowledged block %d after crash: %v", i, err)
+		}
+	}
+}
+
+func TestSyncFailureTakesDeviceOffline(t *testing.T) {
+	db := memDB(t, vfs.NewMem())
+	vol := blockpool.NewFaultVolume(blockpool.NewMemVolume(8 << 20))
+	s, _ := Open(1, "d1", vol, db, nil, slog.Default())
+	vol.FailSync(true)
+	w := s.NewWriter(10)
+	w.Append(record([]byte("0123456789")))
+	if _, err := w.Finish(); !errors.Is(err, ErrOffline) {
+		t.Fatalf("finish with failing fsync: %v", err)
+	}
+	vol.FailSync(false)
+	if err := s.Commit(context.Background()); !errors.Is(err, ErrOffline) {
+		t.Fatalf("commit after failed fsync: %v", err)
+	}
+}
+
+func TestFullVolume(t *testing.T) {
+	db := memDB(t, vfs.NewMem())
+	s, _ := Open(1, "d1", blockpool.NewMemVolume(superblockSize+1000), db, nil, slog.Default())
+	w := s.NewWriter(-1)
+	if err := w.Append(record(make([]byte, 2000))); !errors.Is(err, ErrFull) {
+		t.Fatalf("append past end: %v", err)
+	}
+}
+
+func FuzzDecodeLocator(f *testing.F) {
+	l := Locator{Generation: 3, WriterID: 99, BlockLen: 10, LastLen: 4, Offsets: []int64{4096, 4138, 9000}}
+	f.Add(l.AppendBinary(nil))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, _, err := DecodeLocator(b)
+		if err == nil {
+			again, _, err := DecodeLocator(l.AppendBinary(nil))
+			if err != nil || len(again.Offsets) != len(l.Offsets) {
+				t.Fatalf("re-encode failed: %v", err)
+			}
+		}
+	})
+}

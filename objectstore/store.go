@@ -1,0 +1,287 @@
+package objectstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+
+	"github.com/klauspost/reedsolomon"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/objectstore/shard"
+	"github.com/strata-storage/strata/ring"
+)
+
+// Device is one shard store as the object layer sees it: a local
+// shard.Store today, a remote node's device over RPC later.
+type Device interface {
+	Name() string
+	NewWriter(sizeHint int64) *shard.Writer
+	ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte, error)
+	Free(loc shard.Locator) error
+	Commit(ctx context.Context, ops ...shard.Op) error
+	Get(key []byte) ([]byte, error)
+	Iter(lower, upper []byte) (*shard.Iter, error)
+	DeleteRange(lower, upper []byte) error
+}
+
+// Config tunes the object layer.
+type Config struct {
+	BlockSize   int   // bytes of object data per erasure-coded block
+	InlineLimit int64 // objects up to this size live inside their records
+	Logger      *slog.Logger
+	Registry    prometheus.Registerer
+}
+
+// DefaultConfig is the layout of DESIGN.md.
+func DefaultConfig() Config {
+	return Config{BlockSize: 1 << 20, InlineLimit: 128 << 10}
+}
+
+// Limits of S3.
+const (
+	MaxObjectSize  = 5 << 40 // 5 TiB
+	MaxPutSize     = 5 << 30 // a single PUT or part
+	MinPartSize    = 5 << 20
+	MaxPartNumber  = 10000
+	MaxKeyLength   = 1024
+	lockStripes    = 256
+	prefetchBlocks = 2
+)
+
+// Store is the object layer.
+type Store struct {
+	cfg     Config
+	log     *slog.Logger
+	ring    *ring.Ring
+	devices []Device // indexed like ring.Devices; nil = offline
+	meta    metastore.Store
+	enc     reedsolomon.Encoder
+	jobs    sync.Pool // *blockJob
+	metrics *metrics
+
+	seed  maphash.Seed
+	locks [lockStripes]sync.Mutex // serialise commits to one key
+
+	bucketsMu sync.RWMutex
+	buckets   map[string]BucketInfo
+
+	readersMu sync.Mutex
+	readers   map[[16]byte]int      // write id -> open readers
+	deferred  map[[16]byte][]func() // frees waiting for those readers
+}
+
+type metrics struct {
+	degradedReads   prometheus.Counter
+	reconstructions prometheus.Counter
+	shardFailures   *prometheus.CounterVec
+}
+
+// New returns a store over the ring's devices. devices[i] serves
+// r.Devices[i]; a nil entry is an offline device.
+func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Store, error) {
+	if len(devices) != len(r.Devices) {
+		return nil, fmt.Errorf("objectstore: %d devices for a ring of %d", len(devices), len(r.Devices))
+	}
+	if cfg.BlockSize <= 0 {
+		cfg.BlockSize = DefaultConfig().BlockSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	enc, err := reedsolomon.New(r.K, max(r.M, 1))
+	if err != nil {
+		return nil, fmt.Errorf("objectstore: erasure coder %d+%d: %w", r.K, r.M, err)
+	}
+	s := &Store{
+		cfg: cfg, log: cfg.Logger, ring: r, devices: devices, meta: meta, enc: enc,
+		seed: maphash.MakeSeed(), readers: map[[16]byte]int{}, deferred: map[[16]byte][]func(){},
+	}
+	s.metrics = &metrics{
+		degradedReads:   prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_object_degraded_reads_total", Help: "Object blocks read with at least one missing or corrupt shard."}),
+		reconstructions: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_object_reconstructed_shards_total", Help: "Shards rebuilt by erasure decoding during reads."}),
+		shardFailures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_object_shard_failures_total", Help: "Shard reads or writes that failed, by operation."}, []string{"op"}),
+	}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(s.metrics.degradedReads, s.metrics.reconstructions, s.metrics.shardFailures)
+	}
+	if err := s.loadBuckets(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Layout reports the erasure layout new objects get.
+func (s *Store) Layout() (k, m int) { return s.ring.K, s.ring.M }
+
+// writeQuorum is how many devices must durably hold a write.
+func writeQuorum(k, m int) int {
+	if k == m {
+		return k + 1
+	}
+	return k
+}
+
+// placement returns the devices of an object's shards, shard 0 first.
+func (s *Store) placement(bucket, key string) []Device {
+	slots := s.ring.Slots(s.ring.Partition(bucket, key))
+	out := make([]Device, len(slots))
+	for i, d := range slots {
+		out[i] = s.devices[d]
+	}
+	return out
+}
+
+func (s *Store) keyLock(bucket, key string) *sync.Mutex {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(bucket)
+	h.WriteByte(0)
+	h.WriteString(key)
+	return &s.locks[h.Sum64()%lockStripes]
+}
+
+// Record keys inside a device.
+const (
+	nsObject = 'o' // o bucket 0x00 key
+	nsUpload = 'U' // U bucket 0x00 key 0x00 upload-id
+	nsPart   = 'p' // p upload-id 0x00 part-number(u32 BE)
+)
+
+func objectKey(bucket, key string) []byte {
+	b := make([]byte, 0, 2+len(bucket)+len(key))
+	b = append(b, nsObject)
+	b = append(b, bucket...)
+	b = append(b, 0)
+	return append(b, key...)
+}
+
+// acquireReader marks a version as being streamed so its shards are not
+// freed under the reader.
+func (s *Store) acquireReader(id [16]byte) {
+	s.readersMu.Lock()
+	s.readers[id]++
+	s.readersMu.Unlock()
+}
+
+func (s *Store) releaseReader(id [16]byte) {
+	s.readersMu.Lock()
+	s.readers[id]--
+	var run []func()
+	if s.readers[id] <= 0 {
+		delete(s.readers, id)
+		run = s.deferred[id]
+		delete(s.deferred, id)
+	}
+	s.readersMu.Unlock()
+	for _, f := range run {
+		f()
+	}
+}
+
+// freeLater frees a version's shards once no reader streams it.
+func (s *Store) freeLater(id [16]byte, free func()) {
+	s.readersMu.Lock()
+	if s.readers[id] > 0 {
+		s.deferred[id] = append(s.deferred[id], free)
+		s.readersMu.Unlock()
+		return
+	}
+	s.readersMu.Unlock()
+	free()
+}
+
+// freeRecordShards frees the shard streams a device's record names.
+func (s *Store) freeRecordShards(dev Device, rec *Record) {
+	for _, p := range rec.Parts {
+		if !p.Missing {
+			if err := dev.Free(p.Loc); err != nil {
+				s.log.Warn("free shard", "device", dev.Name(), "err", err)
+			}
+		}
+	}
+}
+
+// readRecords reads the record under key from every device (nil where a
+// device is offline, lacks it, or holds a corrupt one).
+func (s *Store) readRecords(devs []Device, key []byte) []*Record {
+	recs := make([]*Record, len(devs))
+	for i, d := range devs {
+		if d == nil {
+			continue
+		}
+		b, err := d.Get(key)
+		if err != nil {
+			if !errors.Is(err, metastore.ErrNotFound) {
+				s.log.Warn("read record", "device", d.Name(), "err", err)
+			}
+			continue
+		}
+		r, err := UnmarshalRecord(b)
+		if err != nil {
+			s.log.Warn("corrupt record", "device", d.Name(), "err", err)
+			s.metrics.shardFailures.WithLabelValues("record").Inc()
+			continue
+		}
+		recs[i] = r
+	}
+	return recs
+}
+
+// quorumRecord picks the version that at least k devices agree on (the
+// newest if several do). It returns the index of one record of it, or -1.
+func quorumRecord(recs []*Record) int {
+	best, bestCount := -1, 0
+	for i, r := range recs {
+		if r == nil {
+			continue
+		}
+		count := 0
+		for _, o := range recs {
+			if o != nil && o.sameVersion(r) {
+				count++
+			}
+		}
+		if count < r.K {
+			continue
+		}
+		if best < 0 || r.ModTime.After(recs[best].ModTime) {
+			best, bestCount = i, count
+		}
+	}
+	_ = bestCount
+	return best
+}
+
+// commitAll runs op on every live device in parallel and returns how many
+// succeeded.
+func commitAll(ctx context.Context, devs []Device, op func(i int, d Device) error) (int, error) {
+	var wg sync.WaitGroup
+	errs := make([]error, len(devs))
+	for i, d := range devs {
+		if d == nil {
+			errs[i] = shard.ErrOffline
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = op(i, d)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else if first == nil {
+			first = err
+		}
+	}
+	return ok, first
+}

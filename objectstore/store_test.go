@@ -1,0 +1,383 @@
+package objectstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/objectstore/shard"
+	"github.com/strata-storage/strata/ring"
+)
+
+type testStore struct {
+	*Store
+	vols []*blockpool.FaultVolume
+	devs []Device
+}
+
+type quietLog struct{}
+
+func (quietLog) Infof(string, ...any)       {}
+func (quietLog) Errorf(string, ...any)      {}
+func (quietLog) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+func newTestStore(t testing.TB, k, m, n int, blockSize int) *testStore {
+	t.Helper()
+	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Logger: quietLog{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var rdevs []ring.Device
+	ts := &testStore{}
+	log := slog.New(slog.DiscardHandler)
+	for i := 0; i < n; i++ {
+		rdevs = append(rdevs, ring.Device{ID: uint32(i), Zone: "z", Node: "n", Name: fmt.Sprint(i), Weight: 1})
+		v := blockpool.NewFaultVolume(blockpool.NewMemVolume(256 << 20))
+		st, err := shard.Open(uint32(i), fmt.Sprint("dev", i), v, db, nil, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.vols = append(ts.vols, v)
+		ts.devs = append(ts.devs, st)
+	}
+	r, err := ring.Build(rdevs, 4, k, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.BlockSize = blockSize
+	cfg.InlineLimit = 1000
+	cfg.Logger = log
+	ts.Store, err = New(cfg, r, ts.devs, metastore.NewPebble(db, "meta/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.CreateBucket(context.Background(), "bucket"); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rand.IntN(256))
+	}
+	return b
+}
+
+func readAll(t testing.TB, s *Store, key string, off, length int64) ([]byte, error) {
+	t.Helper()
+	o, err := s.GetObject(context.Background(), "bucket", key)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	if length < 0 {
+		length = o.Info.Size - off
+	}
+	r := o.Reader(context.Background(), off, length)
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+func TestPutGetSizesAndRanges(t *testing.T) {
+	ctx := context.Background()
+	for _, layout := range [][2]int{{2, 2}, {3, 1}, {4, 2}, {1, 0}} {
+		ts := newTestStore(t, layout[0], layout[1], 6, 64<<10)
+		for _, size := range []int{0, 1, 999, 1000, 1001, 64 << 10, 64<<10 + 1, 300001} {
+			for _, known := range []bool{true, false} {
+				name := fmt.Sprintf("%d+%d/size%d/known%v", layout[0], layout[1], size, known)
+				data := randBytes(size)
+				declared := int64(size)
+				if !known {
+					declared = -1
+				}
+				info, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(data), declared, PutOptions{})
+				if err != nil {
+					t.Fatalf("%s: put: %v", name, err)
+				}
+				if info.Size != int64(size) || info.ETag != fmt.Sprintf("%x", md5Of(data)) {
+					t.Fatalf("%s: info %+v", name, info)
+				}
+				got, err := readAll(t, ts.Store, "k", 0, -1)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("%s: get: %v (len %d)", name, err, len(got))
+				}
+				for _, r := range [][2]int64{{0, 1}, {int64(size) / 3, int64(size) / 2}, {int64(size) - 1, 1}, {65535, 2}} {
+					if r[0] < 0 || r[0]+r[1] > int64(size) || r[1] <= 0 {
+						continue
+					}
+					got, err := readAll(t, ts.Store, "k", r[0], r[1])
+					if err != nil || !bytes.Equal(got, data[r[0]:r[0]+r[1]]) {
+						t.Fatalf("%s: range %v: %v", name, r, err)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestBodyErrors(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	for _, size := range []int{10, 200000} {
+		_, err := ts.PutObject(ctx, "bucket", "short", bytes.NewReader(make([]byte, size-1)), int64(size), PutOptions{})
+		if !errors.Is(err, ErrIncompleteBody) {
+			t.Fatalf("short body of %d: %v", size, err)
+		}
+	}
+	if _, err := ts.HeadObject(ctx, "bucket", "short"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("failed put left an object: %v", err)
+	}
+	boom := errors.New("client went away")
+	_, err := ts.PutObject(ctx, "bucket", "k", io.MultiReader(bytes.NewReader(make([]byte, 150000)), iotestErr{boom}), 300000, PutOptions{})
+	if !errors.Is(err, boom) {
+		t.Fatalf("reader error: %v", err)
+	}
+	if _, err := ts.PutObject(ctx, "nope", "k", bytes.NewReader(nil), 0, PutOptions{}); !errors.Is(err, ErrNoSuchBucket) {
+		t.Fatalf("missing bucket: %v", err)
+	}
+}
+
+type iotestErr struct{ err error }
+
+func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
+
+func TestDegradedReads(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	objects := map[string][]byte{}
+	for i := 0; i < 20; i++ {
+		data := randBytes(rand.IntN(400000))
+		key := fmt.Sprint("obj", i)
+		if _, err := ts.PutObject(ctx, "bucket", key, bytes.NewReader(data), int64(len(data)), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		objects[key] = data
+	}
+	check := func(what string) {
+		t.Helper()
+		for key, data := range objects {
+			got, err := readAll(t, ts.Store, key, 0, -1)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%s: %s: %v", what, key, err)
+			}
+		}
+	}
+	// Two devices return bit-flipped data: every read still comes back right.
+	ts.vols[0].CorruptReads(true)
+	ts.vols[3].CorruptReads(true)
+	check("two corrupt devices")
+	// A third one too: more than m bad shards must fail, not return garbage.
+	ts.vols[1].CorruptReads(true)
+	var failed int
+	for key, data := range objects {
+		if len(data) <= 1000 {
+			continue // inline objects live in records, not on volumes
+		}
+		if got, err := readAll(t, ts.Store, key, 0, -1); err == nil || bytes.Equal(got, data) && len(data) > 0 {
+			t.Fatalf("%s read with 3 of 4 shards corrupt: %v", key, err)
+		} else if !errors.Is(err, ErrReadQuorum) {
+			t.Fatalf("%s: error %v, want ErrReadQuorum", key, err)
+		}
+		failed++
+	}
+	if failed == 0 {
+		t.Fatal("no object was large enough to test")
+	}
+	for _, v := range ts.vols {
+		v.CorruptReads(false)
+	}
+	// Two devices offline: reads and listings still work.
+	saved := append([]Device(nil), ts.devices...)
+	ts.devices[1], ts.devices[2] = nil, nil
+	check("two devices offline")
+	res, err := ts.ListObjects(ctx, "bucket", ListOptions{MaxKeys: 1000})
+	if err != nil || len(res.Objects) != 20 {
+		t.Fatalf("list with 2 offline: %d %v", len(res.Objects), err)
+	}
+	// Writes need 3 of 4 for 2+2.
+	if _, err := ts.PutObject(ctx, "bucket", "new", bytes.NewReader(randBytes(5000)), 5000, PutOptions{}); !errors.Is(err, ErrWriteQuorum) {
+		t.Fatalf("write with 2 of 4 devices: %v", err)
+	}
+	ts.devices[1] = saved[1]
+	if _, err := ts.PutObject(ctx, "bucket", "new", bytes.NewReader(randBytes(5000)), 5000, PutOptions{}); err != nil {
+		t.Fatalf("write with 3 of 4 devices: %v", err)
+	}
+}
+
+func TestListing(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 1, 3, 64<<10)
+	keys := []string{"a", "b/1", "b/2", "b/c/3", "c", "d/x", "d/y", "e"}
+	for _, k := range keys {
+		if _, err := ts.PutObject(ctx, "bucket", k, bytes.NewReader([]byte(k)), int64(len(k)), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		opts     ListOptions
+		objects  []string
+		prefixes []string
+		trunc    bool
+	}{
+		{ListOptions{MaxKeys: 100}, keys, nil, false},
+		{ListOptions{Delimiter: "/", MaxKeys: 100}, []string{"a", "c", "e"}, []string{"b/", "d/"}, false},
+		{ListOptions{Prefix: "b/", Delimiter: "/", MaxKeys: 100}, []string{"b/1", "b/2"}, []string{"b/c/"}, false},
+		{ListOptions{Delimiter: "/", MaxKeys: 2}, []string{"a"}, []string{"b/"}, true},
+		{ListOptions{Delimiter: "/", MaxKeys: 2, After: "b/"}, []string{"c"}, []string{"d/"}, true},
+		{ListOptions{Delimiter: "/", MaxKeys: 2, After: "d/"}, []string{"e"}, nil, false},
+		{ListOptions{Prefix: "zz", MaxKeys: 10}, nil, nil, false},
+		{ListOptions{After: "b/2", MaxKeys: 2}, []string{"b/c/3", "c"}, nil, true},
+	}
+	for _, c := range cases {
+		res, err := ts.ListObjects(ctx, "bucket", c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range res.Objects {
+			got = append(got, o.Key)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.objects) || fmt.Sprint(res.Prefixes) != fmt.Sprint(c.prefixes) || res.Truncated != c.trunc {
+			t.Errorf("%+v: got %v %v %v, want %v %v %v", c.opts, got, res.Prefixes, res.Truncated, c.objects, c.prefixes, c.trunc)
+		}
+	}
+	if err := ts.DeleteBucket(ctx, "bucket"); !errors.Is(err, ErrBucketNotEmpty) {
+		t.Fatalf("delete non-empty bucket: %v", err)
+	}
+	for _, k := range keys {
+		if err := ts.DeleteObject(ctx, "bucket", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ts.DeleteBucket(ctx, "bucket"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMultipart(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 1<<20)
+	id, err := ts.CreateUpload(ctx, "bucket", "big", PutOptions{Headers: []Header{{"Content-Type", "x/y"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2, p3 := randBytes(MinPartSize), randBytes(MinPartSize+12345), randBytes(777)
+	var etags []string
+	for i, p := range [][]byte{p1, p2, p3} {
+		e, err := ts.UploadPart(ctx, "bucket", "big", id, i+1, bytes.NewReader(p), int64(len(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		etags = append(etags, e)
+	}
+	// Re-upload part 2 with other data: the newer one wins.
+	p2 = randBytes(MinPartSize + 1)
+	etags[1], _ = ts.UploadPart(ctx, "bucket", "big", id, 2, bytes.NewReader(p2), int64(len(p2)))
+	parts, trunc, err := ts.ListParts(ctx, "bucket", "big", id, 0, 2)
+	if err != nil || len(parts) != 2 || !trunc || parts[1].ETag != etags[1] {
+		t.Fatalf("list parts: %+v %v %v", parts, trunc, err)
+	}
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{2, etags[1]}, {1, etags[0]}}); !errors.Is(err, ErrInvalidPartOrder) {
+		t.Fatalf("unordered: %v", err)
+	}
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, "bad"}}); !errors.Is(err, ErrInvalidPart) {
+		t.Fatalf("bad etag: %v", err)
+	}
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {4, etags[2]}}); !errors.Is(err, ErrInvalidPart) {
+		t.Fatalf("missing part: %v", err)
+	}
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {5, etags[2]}}); !errors.Is(err, ErrInvalidPart) {
+		t.Fatalf("missing part: %v", err)
+	}
+	info, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, `"` + etags[1] + `"`}, {3, etags[2]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ETag[len(info.ETag)-2:] != "-3" || info.Size != int64(len(p1)+len(p2)+len(p3)) {
+		t.Fatalf("info %+v", info)
+	}
+	want := append(append(append([]byte(nil), p1...), p2...), p3...)
+	got, err := readAll(t, ts.Store, "big", 0, -1)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read completed: %v", err)
+	}
+	// A range across the part boundary.
+	got, err = readAll(t, ts.Store, "big", int64(len(p1))-10, 20)
+	if err != nil || !bytes.Equal(got, want[len(p1)-10:len(p1)+10]) {
+		t.Fatalf("cross-part range: %v", err)
+	}
+	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 1, bytes.NewReader(nil), 0); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("part after complete: %v", err)
+	}
+	// Abort removes another upload.
+	id2, _ := ts.CreateUpload(ctx, "bucket", "gone", PutOptions{})
+	ts.UploadPart(ctx, "bucket", "gone", id2, 1, bytes.NewReader(p3), int64(len(p3)))
+	if ups, _ := ts.ListUploads(ctx, "bucket", 10); len(ups) != 1 || ups[0].UploadID != id2 {
+		t.Fatalf("list uploads: %+v", ups)
+	}
+	if err := ts.AbortUpload(ctx, "bucket", "gone", id2); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.AbortUpload(ctx, "bucket", "gone", id2); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("abort twice: %v", err)
+	}
+	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 0, bytes.NewReader(nil), 0); !errors.Is(err, ErrInvalidPartNumber) {
+		t.Fatalf("part 0: %v", err)
+	}
+}
+
+func TestOverwriteWhileReading(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	v1 := randBytes(500000)
+	ts.PutObject(ctx, "bucket", "k", bytes.NewReader(v1), int64(len(v1)), PutOptions{})
+	o, err := ts.GetObject(ctx, "bucket", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := o.Reader(ctx, 0, o.Info.Size)
+	first := make([]byte, 1000)
+	io.ReadFull(r, first)
+	// Overwrite and delete while the first reader is mid-stream.
+	v2 := randBytes(300000)
+	ts.PutObject(ctx, "bucket", "k", bytes.NewReader(v2), int64(len(v2)), PutOptions{})
+	rest, err := io.ReadAll(r)
+	r.Close()
+	o.Close()
+	if err != nil || !bytes.Equal(append(first, rest...), v1) {
+		t.Fatalf("reader of the old version broke: %v", err)
+	}
+	if got, _ := readAll(t, ts.Store, "k", 0, -1); !bytes.Equal(got, v2) {
+		t.Fatal("new version not visible")
+	}
+}
+
+func BenchmarkPutGet(b *testing.B) {
+	for _, size := range []int{4 << 10, 1 << 20} {
+		data := randBytes(size)
+		b.Run(fmt.Sprintf("put/%d", size), func(b *testing.B) {
+			ts := newTestStore(b, 2, 2, 4, 1<<20)
+			ts.cfg.InlineLimit = 128 << 10
+			b.SetBytes(int64(size))
+			for i := 0; i < b.N; i++ {
+				if _, err := ts.PutObject(context.Background(), "bucket", fmt.Sprint(i%100), bytes.NewReader(data), int64(size), PutOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

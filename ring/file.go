@@ -1,0 +1,153 @@
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// File format: see docs/format/ring.md.
+const (
+	fileMagic   = "STRRING\x00"
+	fileVersion = 1
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt reports a ring file that does not match the format.
+var ErrCorrupt = errors.New("ring: corrupt ring file")
+
+// MarshalBinary encodes the ring in the ring file format.
+func (r *Ring) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 64+len(r.Devices)*64+len(r.table)*2)
+	b = append(b, fileMagic...)
+	b = binary.LittleEndian.AppendUint16(b, fileVersion)
+	b = append(b, r.PartPower, byte(r.K-1), byte(r.M))
+	b = binary.LittleEndian.AppendUint64(b, r.Version)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Devices)))
+	for _, d := range r.Devices {
+		b = binary.LittleEndian.AppendUint32(b, d.ID)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(d.Weight))
+		for _, s := range []string{d.Region, d.Zone, d.Node, d.Name} {
+			if len(s) > math.MaxUint16 {
+				return nil, fmt.Errorf("ring: device %d: name too long", d.ID)
+			}
+			b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+			b = append(b, s...)
+		}
+	}
+	for _, s := range r.table {
+		b = binary.LittleEndian.AppendUint16(b, s)
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
+}
+
+// UnmarshalBinary decodes a ring file, rejecting anything the format page
+// does not describe.
+func (r *Ring) UnmarshalBinary(b []byte) error {
+	if len(b) < len(fileMagic)+2+3+8+4+4 {
+		return fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	if string(body[:8]) != fileMagic {
+		return fmt.Errorf("%w: bad magic", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint16(body[8:]); v != fileVersion {
+		return fmt.Errorf("%w: unsupported version %d", ErrCorrupt, v)
+	}
+	d := decoder{b: body[10:]}
+	out := Ring{PartPower: d.u8(), K: int(d.u8()) + 1, M: int(d.u8())}
+	out.Version = d.u64()
+	n := d.u32()
+	if out.PartPower > MaxPartPower || n > MaxDevices || d.err != nil {
+		return fmt.Errorf("%w: bad header", ErrCorrupt)
+	}
+	for i := uint32(0); i < n && d.err == nil; i++ {
+		dev := Device{ID: d.u32(), Weight: math.Float64frombits(d.u64())}
+		dev.Region, dev.Zone, dev.Node, dev.Name = d.str(), d.str(), d.str(), d.str()
+		out.Devices = append(out.Devices, dev)
+	}
+	slots := out.Partitions() * out.Width()
+	if d.err != nil || len(d.b) != slots*2 {
+		return fmt.Errorf("%w: table size", ErrCorrupt)
+	}
+	out.table = make([]uint16, slots)
+	for i := range out.table {
+		out.table[i] = binary.LittleEndian.Uint16(d.b[i*2:])
+		if int(out.table[i]) >= len(out.Devices) {
+			return fmt.Errorf("%w: slot names device %d of %d", ErrCorrupt, out.table[i], len(out.Devices))
+		}
+	}
+	*r = out
+	return nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.err = ErrCorrupt
+		return make([]byte, n)
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+func (d *decoder) u8() uint8   { return d.take(1)[0] }
+func (d *decoder) u32() uint32 { return binary.LittleEndian.Uint32(d.take(4)) }
+func (d *decoder) u64() uint64 { return binary.LittleEndian.Uint64(d.take(8)) }
+func (d *decoder) str() string { return string(d.take(int(binary.LittleEndian.Uint16(d.take(2))))) }
+
+// Save writes the ring atomically (temp file, fsync, rename, fsync dir).
+func (r *Ring) Save(path string) error {
+	b, err := r.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("ring: save: %w", err)
+	}
+	if _, err = f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("ring: save: %w", err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("ring: save: %w", err)
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// Load reads a ring file.
+func Load(path string) (*Ring, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ring: load: %w", err)
+	}
+	r := new(Ring)
+	if err := r.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("ring: load %s: %w", filepath.Base(path), err)
+	}
+	return r, nil
+}
