@@ -1,6 +1,7 @@
 package objectstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"errors"
@@ -76,7 +77,7 @@ type shardSet struct {
 // writeShards streams body (size bytes, or -1 if unknown, at most limit)
 // as erasure-coded shard streams onto devs. prefix is body data already
 // read. Writers that fail drop out; the set is usable if count >= quorum.
-func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, body io.Reader, size, limit int64) (*shardSet, error) {
+func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, body io.Reader, size, limit int64, wantMD5 []byte) (*shardSet, error) {
 	k, m := s.ring.K, s.ring.M
 	w := k + m
 	type devWriter struct {
@@ -180,6 +181,19 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 		}
 	}
 	closeAll()
+	if readErr == nil && size >= 0 {
+		// The body must end here; reading to EOF also lets the verifiers
+		// wrapped around it (signatures, checksums) have their say.
+		var one [1]byte
+		if n, err := io.ReadFull(src, one[:]); n > 0 {
+			readErr = ErrIncompleteBody
+		} else if !errors.Is(err, io.EOF) {
+			readErr = err
+		}
+	}
+	if readErr == nil && wantMD5 != nil && !bytes.Equal(md.Sum(nil), wantMD5) {
+		readErr = ErrBadDigest
+	}
 	if readErr != nil {
 		abort()
 		return nil, readErr

@@ -19,4 +19,5 @@ var (
 	ErrWriteQuorum       = errors.New("not enough devices accepted the write")
 	ErrReadQuorum        = errors.New("not enough devices could serve the read")
 	ErrStorageFull       = errors.New("storage full")
+	ErrBadDigest         = errors.New("Content-MD5 does not match the body")
 )

@@ -103,7 +103,7 @@ func (s *Store) getUpload(ctx context.Context, bucket, key, uploadID string) ([]
 }
 
 // UploadPart stores one part.
-func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, number int, body io.Reader, size int64) (string, error) {
+func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, number int, body io.Reader, size int64, contentMD5 []byte) (string, error) {
 	if number < 1 || number > MaxPartNumber {
 		return "", ErrInvalidPartNumber
 	}
@@ -114,7 +114,7 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 	if size > MaxPutSize {
 		return "", ErrEntityTooLarge
 	}
-	set, err := s.writeShards(ctx, devs, nil, body, size, MaxPutSize)
+	set, err := s.writeShards(ctx, devs, nil, body, size, MaxPutSize, contentMD5)
 	if err != nil {
 		return "", err
 	}

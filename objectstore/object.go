@@ -1,6 +1,7 @@
 package objectstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -30,6 +31,8 @@ func infoOf(bucket, key string, r *Record) ObjectInfo {
 // PutOptions carry what a PUT stores besides the body.
 type PutOptions struct {
 	Headers []Header
+	// ContentMD5, if set, must equal the body's MD5 or nothing is stored.
+	ContentMD5 []byte
 }
 
 func validKey(key string) error {
@@ -58,6 +61,7 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, body io.Reade
 	devs := s.placement(bucket, key)
 	k, m := s.ring.K, s.ring.M
 	base := Record{WriteID: newWriteID(), K: k, M: m, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers}
+	base.contentMD5 = opts.ContentMD5
 
 	// Small bodies are read whole and inlined in the records.
 	var small []byte
@@ -90,12 +94,16 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, body io.Reade
 }
 
 func (s *Store) putInline(ctx context.Context, bucket, key string, devs []Device, base Record, data []byte) (ObjectInfo, error) {
+	sum := md5Of(data)
+	if base.contentMD5 != nil && !bytes.Equal(sum, base.contentMD5) {
+		return ObjectInfo{}, ErrBadDigest
+	}
 	shards, err := s.encodeInline(data)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
 	base.Size = int64(len(data))
-	base.ETag = hex.EncodeToString(md5Of(data))
+	base.ETag = hex.EncodeToString(sum)
 	base.HasInline = true
 	recs := make([]*Record, len(devs))
 	for i := range devs {
@@ -110,7 +118,7 @@ func (s *Store) putInline(ctx context.Context, bucket, key string, devs []Device
 }
 
 func (s *Store) putStreaming(ctx context.Context, bucket, key string, devs []Device, base Record, prefix []byte, body io.Reader, size int64) (ObjectInfo, error) {
-	set, err := s.writeShards(ctx, devs, prefix, body, size, MaxPutSize)
+	set, err := s.writeShards(ctx, devs, prefix, body, size, MaxPutSize, base.contentMD5)
 	if err != nil {
 		return ObjectInfo{}, err
 	}

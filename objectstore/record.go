@@ -27,6 +27,8 @@ type Record struct {
 	Parts      []Part   // at least one unless Inline
 	Inline     []byte   // this device's shard of a small object
 	HasInline  bool
+
+	contentMD5 []byte // expected body MD5 while writing; never stored
 }
 
 // Header is one stored request header.

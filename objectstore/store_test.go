@@ -27,8 +27,8 @@ type testStore struct {
 
 type quietLog struct{}
 
-func (quietLog) Infof(string, ...any)       {}
-func (quietLog) Errorf(string, ...any)      {}
+func (quietLog) Infof(string, ...any)      {}
+func (quietLog) Errorf(string, ...any)     {}
 func (quietLog) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
 
 func newTestStore(t testing.TB, k, m, n int, blockSize int) *testStore {
@@ -278,7 +278,7 @@ func TestMultipart(t *testing.T) {
 	p1, p2, p3 := randBytes(MinPartSize), randBytes(MinPartSize+12345), randBytes(777)
 	var etags []string
 	for i, p := range [][]byte{p1, p2, p3} {
-		e, err := ts.UploadPart(ctx, "bucket", "big", id, i+1, bytes.NewReader(p), int64(len(p)))
+		e, err := ts.UploadPart(ctx, "bucket", "big", id, i+1, bytes.NewReader(p), int64(len(p)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +286,7 @@ func TestMultipart(t *testing.T) {
 	}
 	// Re-upload part 2 with other data: the newer one wins.
 	p2 = randBytes(MinPartSize + 1)
-	etags[1], _ = ts.UploadPart(ctx, "bucket", "big", id, 2, bytes.NewReader(p2), int64(len(p2)))
+	etags[1], _ = ts.UploadPart(ctx, "bucket", "big", id, 2, bytes.NewReader(p2), int64(len(p2)), nil)
 	parts, trunc, err := ts.ListParts(ctx, "bucket", "big", id, 0, 2)
 	if err != nil || len(parts) != 2 || !trunc || parts[1].ETag != etags[1] {
 		t.Fatalf("list parts: %+v %v %v", parts, trunc, err)
@@ -320,12 +320,12 @@ func TestMultipart(t *testing.T) {
 	if err != nil || !bytes.Equal(got, want[len(p1)-10:len(p1)+10]) {
 		t.Fatalf("cross-part range: %v", err)
 	}
-	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 1, bytes.NewReader(nil), 0); !errors.Is(err, ErrNoSuchUpload) {
+	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 1, bytes.NewReader(nil), 0, nil); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("part after complete: %v", err)
 	}
 	// Abort removes another upload.
 	id2, _ := ts.CreateUpload(ctx, "bucket", "gone", PutOptions{})
-	ts.UploadPart(ctx, "bucket", "gone", id2, 1, bytes.NewReader(p3), int64(len(p3)))
+	ts.UploadPart(ctx, "bucket", "gone", id2, 1, bytes.NewReader(p3), int64(len(p3)), nil)
 	if ups, _ := ts.ListUploads(ctx, "bucket", 10); len(ups) != 1 || ups[0].UploadID != id2 {
 		t.Fatalf("list uploads: %+v", ups)
 	}
@@ -335,7 +335,7 @@ func TestMultipart(t *testing.T) {
 	if err := ts.AbortUpload(ctx, "bucket", "gone", id2); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("abort twice: %v", err)
 	}
-	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 0, bytes.NewReader(nil), 0); !errors.Is(err, ErrInvalidPartNumber) {
+	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 0, bytes.NewReader(nil), 0, nil); !errors.Is(err, ErrInvalidPartNumber) {
 		t.Fatalf("part 0: %v", err)
 	}
 }

@@ -27,8 +27,8 @@ func memDB(t *testing.T, fs vfs.FS) *pebble.DB {
 
 type quiet struct{}
 
-func (quiet) Infof(string, ...any)       {}
-func (quiet) Errorf(string, ...any)      {}
+func (quiet) Infof(string, ...any)      {}
+func (quiet) Errorf(string, ...any)     {}
 func (quiet) Fatalf(f string, a ...any) { panic(f) }
 
 func record(data []byte) []byte { return append(make([]byte, HeaderSize), data...) }

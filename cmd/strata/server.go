@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-storage/strata/node"
+)
+
+func serverCommand() *cobra.Command {
+	cfg := node.DefaultConfig()
+	var domains, logLevel, chunkSize string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Strata node (S3 gateway, storage node and controller in one process)",
+		Long: `Run a Strata node. With no flags this is the embedded default: data in
+./strata-data on four file-thin pools, erasure coding 2+2, S3 on
+127.0.0.1:9000, metrics and health on 127.0.0.1:9001.
+
+Root credentials come from STRATA_ROOT_USER and STRATA_ROOT_PASSWORD, or are
+generated on first start, stored (mode 0600) in the data dir and printed once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Domains = nil
+			for _, d := range strings.Split(domains, ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					cfg.Domains = append(cfg.Domains, d)
+				}
+			}
+			size, err := parseSize(chunkSize)
+			if err != nil {
+				return fmt.Errorf("--chunk-volume-size: %w", err)
+			}
+			cfg.ChunkVolume = size
+			if cfg.EC != "" {
+				if _, _, err := node.ParseEC(cfg.EC); err != nil {
+					return err
+				}
+			}
+			cfg.Root = node.Credentials{AccessKey: os.Getenv("STRATA_ROOT_USER"), SecretKey: os.Getenv("STRATA_ROOT_PASSWORD")}
+			return runServer(cmd, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
+	f.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "S3 API listen address")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin, /metrics and /healthz listen address")
+	f.StringVar(&cfg.EC, "ec", "", "erasure coding layout K+M of a new data dir (default 2+2)")
+	f.IntVar(&cfg.Pools, "pools", cfg.Pools, "file-thin pools (devices) of a new data dir")
+	f.StringVar(&chunkSize, "chunk-volume-size", "1TiB", "logical (thin) size of each pool's chunk volume")
+	f.StringVar(&cfg.Region, "region", cfg.Region, "region reported to clients")
+	f.StringVar(&domains, "domain", strings.Join(cfg.Domains, ","), "comma-separated domains for virtual-hosted-style requests (<bucket>.<domain>)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runServer(cmd *cobra.Command, cfg node.Config) error {
+	n, err := node.Start(cfg)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "Strata %s: EC %d+%d on %d devices, data in %s\n", version, n.Ring.K, n.Ring.M, len(n.Ring.Devices), cfg.DataDir)
+	fmt.Fprintf(out, "S3 API:  http://%s\nAdmin:   http://%s/metrics, http://%s/healthz\n", n.S3Addr(), n.AdminAddr(), n.AdminAddr())
+	if n.NewRoot {
+		fmt.Fprintf(out, "\nGenerated root credentials (shown once; stored in %s/root-credentials.json):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n\n", cfg.DataDir, n.Root.AccessKey, n.Root.SecretKey)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	var runErr error
+	select {
+	case s := <-sig:
+		cfg.Logger.Info("shutting down", "signal", s.String())
+	case runErr = <-n.Err():
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Close(ctx); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// parseSize parses sizes like 1TiB, 512GiB, 1000000.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			var n int64
+			if _, err := fmt.Sscanf(num, "%d", &n); err != nil || n <= 0 {
+				return 0, fmt.Errorf("invalid size %q", s)
+			}
+			return n * u.mult, nil
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n <= 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,81 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+)
+
+// Credentials are an access key pair.
+type Credentials struct {
+	AccessKey string `json:"accessKey"`
+	SecretKey string `json:"secretKey"`
+}
+
+// rootOnly is the credential store of a node with one user.
+type rootOnly struct{ access, secret string }
+
+func (c rootOnly) SecretKey(access string) (string, bool) {
+	if access == c.access {
+		return c.secret, true
+	}
+	return "", false
+}
+
+const credentialsFile = "root-credentials.json"
+
+func randomString(n int, alphabet string) string {
+	b := make([]byte, n)
+	for i := range b {
+		v, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		b[i] = alphabet[v.Int64()]
+	}
+	return string(b)
+}
+
+// rootCredentials returns the configured root credentials or, failing
+// that, those stored in the data dir, generating and storing them (0600)
+// on first start. generated reports that they are new.
+func rootCredentials(dataDir string, configured Credentials) (c Credentials, generated bool, err error) {
+	if configured.AccessKey != "" || configured.SecretKey != "" {
+		if len(configured.AccessKey) < 3 || len(configured.SecretKey) < 8 {
+			return c, false, errors.New("root user must be at least 3 and root password at least 8 characters")
+		}
+		return configured, false, nil
+	}
+	path := filepath.Join(dataDir, credentialsFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &c); err != nil || c.AccessKey == "" || c.SecretKey == "" {
+			return c, false, fmt.Errorf("%s is damaged; remove it to generate new credentials", path)
+		}
+		return c, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return c, false, fmt.Errorf("read credentials: %w", err)
+	}
+	c = Credentials{
+		AccessKey: randomString(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+		SecretKey: randomString(40, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"),
+	}
+	b, _ = json.MarshalIndent(c, "", "  ")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return c, false, fmt.Errorf("store credentials: %w", err)
+	}
+	if _, err = f.Write(append(b, '\n')); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("store credentials: %w", err)
+	}
+	return c, true, nil
+}

@@ -1,0 +1,116 @@
+package s3api
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"hash"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/minio/crc64nvme"
+)
+
+// checksumAlgorithms are the x-amz-checksum-* algorithms S3 accepts.
+var checksumAlgorithms = map[string]func() hash.Hash{
+	"crc32":     func() hash.Hash { return crc32.NewIEEE() },
+	"crc32c":    func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) },
+	"crc64nvme": func() hash.Hash { return crc64nvme.New() },
+	"sha1":      sha1.New,
+	"sha256":    sha256.New,
+}
+
+// checksumReader verifies an x-amz-checksum-* value, sent as a header or as
+// a trailer of an aws-chunked body, when the body reaches EOF.
+type checksumReader struct {
+	r    io.Reader
+	alg  string
+	h    hash.Hash
+	want string // base64; empty until the trailer arrives
+}
+
+// newChecksumReader returns nil if the request declares no checksum.
+func newChecksumReader(r *http.Request) (*checksumReader, error) {
+	var found *checksumReader
+	for alg, mk := range checksumAlgorithms {
+		v := r.Header.Get("X-Amz-Checksum-" + alg)
+		if v == "" {
+			continue
+		}
+		if found != nil {
+			return nil, apiErr("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		}
+		found = &checksumReader{alg: alg, h: mk(), want: v}
+	}
+	if t := strings.ToLower(strings.TrimSpace(r.Header.Get("X-Amz-Trailer"))); t != "" {
+		alg, ok := strings.CutPrefix(t, "x-amz-checksum-")
+		mk := checksumAlgorithms[alg]
+		if !ok || mk == nil {
+			return nil, apiErr("InvalidRequest", "The value specified in the x-amz-trailer header is not supported")
+		}
+		if found != nil {
+			return nil, apiErr("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		}
+		found = &checksumReader{alg: alg, h: mk()}
+	}
+	if found != nil {
+		if b, err := base64.StdEncoding.DecodeString(found.want); err != nil || found.want != "" && len(b) != found.h.Size() {
+			return nil, apiErr("InvalidRequest", "Value for x-amz-checksum-"+found.alg+" header is invalid.")
+		}
+	}
+	return found, nil
+}
+
+func (c *checksumReader) onTrailer(t http.Header) error {
+	v := t.Get("x-amz-checksum-" + c.alg)
+	b, err := base64.StdEncoding.DecodeString(v)
+	if v == "" || err != nil || len(b) != c.h.Size() {
+		return apiErr("InvalidRequest", "The trailer x-amz-checksum-"+c.alg+" is missing or invalid.")
+	}
+	c.want = v
+	return nil
+}
+
+func (c *checksumReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	if err == io.EOF {
+		if c.want == "" {
+			return n, apiErr("InvalidRequest", "The x-amz-checksum-"+c.alg+" trailer was declared but not sent.")
+		}
+		if base64.StdEncoding.EncodeToString(c.h.Sum(nil)) != c.want {
+			return n, apiErr("BadDigest", "The "+strings.ToUpper(c.alg)+" you specified did not match the calculated checksum.")
+		}
+	}
+	return n, err
+}
+
+// contentMD5 parses the Content-MD5 header (nil if absent).
+func contentMD5(r *http.Request) ([]byte, error) {
+	v, ok := r.Header["Content-Md5"]
+	if !ok {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v[0]))
+	if err != nil || len(b) != md5.Size {
+		return nil, apiErr("InvalidDigest")
+	}
+	return b, nil
+}
+
+// checkContentMD5 verifies Content-MD5 over a body read whole.
+func checkContentMD5(r *http.Request, body []byte) error {
+	want, err := contentMD5(r)
+	if err != nil || want == nil {
+		return err
+	}
+	got := md5.Sum(body)
+	if !bytes.Equal(got[:], want) {
+		return apiErr("BadDigest")
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+package s3api
+
+import (
+	"encoding/xml"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/strata-storage/strata/objectstore"
+)
+
+func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	if err := checkKey(rc.key); err != nil {
+		return err
+	}
+	if acl := r.Header.Get("X-Amz-Acl"); acl != "" && acl != "private" {
+		return apiErr("NotImplemented", "Canned ACLs other than private are not implemented.")
+	}
+	headers, err := objectHeaders(r)
+	if err != nil {
+		return err
+	}
+	id, err := s.store.CreateUpload(r.Context(), rc.bucket, rc.key, objectstore.PutOptions{Headers: headers})
+	if err != nil {
+		return err
+	}
+	return writeXML(w, http.StatusOK, struct {
+		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ InitiateMultipartUploadResult"`
+		Bucket   string   `xml:"Bucket"`
+		Key      string   `xml:"Key"`
+		UploadID string   `xml:"UploadId"`
+	}{Bucket: rc.bucket, Key: rc.key, UploadID: id})
+}
+
+func partNumber(r *http.Request) (int, error) {
+	n, err := strconv.Atoi(r.URL.Query().Get("partNumber"))
+	if err != nil || n < 1 || n > objectstore.MaxPartNumber {
+		return 0, apiErr("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive.")
+	}
+	return n, nil
+}
+
+func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	if r.Header.Get("X-Amz-Copy-Source") != "" {
+		return apiErr("NotImplemented", "UploadPartCopy is not implemented yet.")
+	}
+	n, err := partNumber(r)
+	if err != nil {
+		return err
+	}
+	body, size, md, err := s.putBody(r, rc)
+	if err != nil {
+		return err
+	}
+	etag, err := s.store.UploadPart(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), n, body, size, md)
+	if err != nil {
+		if err == objectstore.ErrBadDigest {
+			return apiErr("BadDigest")
+		}
+		return err
+	}
+	w.Header().Set("ETag", `"`+etag+`"`)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
+		return apiErr("NotImplemented", "Conditional writes are not implemented yet.")
+	}
+	body, err := readSmallBody(r, rc, 4<<20)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Parts []struct {
+			PartNumber int    `xml:"PartNumber"`
+			ETag       string `xml:"ETag"`
+		} `xml:"Part"`
+	}
+	if err := xml.Unmarshal(body, &req); err != nil || len(req.Parts) == 0 || len(req.Parts) > objectstore.MaxPartNumber {
+		return apiErr("MalformedXML")
+	}
+	parts := make([]objectstore.CompletePart, len(req.Parts))
+	for i, p := range req.Parts {
+		parts[i] = objectstore.CompletePart{Number: p.PartNumber, ETag: strings.TrimSpace(p.ETag)}
+	}
+	info, err := s.store.CompleteUpload(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), parts)
+	if err != nil {
+		return err
+	}
+	return writeXML(w, http.StatusOK, struct {
+		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
+		Location string   `xml:"Location"`
+		Bucket   string   `xml:"Bucket"`
+		Key      string   `xml:"Key"`
+		ETag     string   `xml:"ETag"`
+	}{Location: "/" + rc.bucket + "/" + rc.key, Bucket: rc.bucket, Key: rc.key, ETag: `"` + info.ETag + `"`})
+}
+
+func (s *Server) abortMultipartUpload(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	if err := s.store.AbortUpload(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	q := r.URL.Query()
+	maxParts, err := maxKeysParam(r, "max-parts", 1000)
+	if err != nil {
+		return err
+	}
+	marker := 0
+	if v := q.Get("part-number-marker"); v != "" {
+		if marker, err = strconv.Atoi(v); err != nil || marker < 0 {
+			return apiErr("InvalidArgument", "Provided part-number-marker not an integer or within integer range")
+		}
+	}
+	uploadID := q.Get("uploadId")
+	parts, truncated, err := s.store.ListParts(r.Context(), rc.bucket, rc.key, uploadID, marker, maxParts)
+	if err != nil {
+		return err
+	}
+	type part struct {
+		PartNumber   int    `xml:"PartNumber"`
+		LastModified string `xml:"LastModified"`
+		ETag         string `xml:"ETag"`
+		Size         int64  `xml:"Size"`
+	}
+	out := struct {
+		XMLName              xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListPartsResult"`
+		Bucket               string   `xml:"Bucket"`
+		Key                  string   `xml:"Key"`
+		UploadID             string   `xml:"UploadId"`
+		Initiator            owner    `xml:"Initiator"`
+		Owner                owner    `xml:"Owner"`
+		StorageClass         string   `xml:"StorageClass"`
+		PartNumberMarker     int      `xml:"PartNumberMarker"`
+		NextPartNumberMarker int      `xml:"NextPartNumberMarker"`
+		MaxParts             int      `xml:"MaxParts"`
+		IsTruncated          bool     `xml:"IsTruncated"`
+		Parts                []part   `xml:"Part"`
+	}{Bucket: rc.bucket, Key: rc.key, UploadID: uploadID, Initiator: s.owner(rc), Owner: s.owner(rc), StorageClass: "STANDARD",
+		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: truncated}
+	for _, p := range parts {
+		out.Parts = append(out.Parts, part{p.Number, isoTime(p.ModTime), `"` + p.ETag + `"`, p.Size})
+		out.NextPartNumberMarker = p.Number
+	}
+	return writeXML(w, http.StatusOK, out)
+}
+
+// listMultipartUploads lists a bucket's uploads (prefix and max-uploads are
+// honoured; key and upload-id markers and delimiter are not yet).
+func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	q := r.URL.Query()
+	for _, p := range []string{"key-marker", "upload-id-marker", "delimiter"} {
+		if q.Get(p) != "" {
+			return apiErr("NotImplemented", "ListMultipartUploads with "+p+" is not implemented yet.")
+		}
+	}
+	maxUploads, err := maxKeysParam(r, "max-uploads", 1000)
+	if err != nil {
+		return err
+	}
+	all, err := s.store.ListUploads(r.Context(), rc.bucket, 10000)
+	if err != nil {
+		return err
+	}
+	type upload struct {
+		Key          string `xml:"Key"`
+		UploadID     string `xml:"UploadId"`
+		Initiator    owner  `xml:"Initiator"`
+		Owner        owner  `xml:"Owner"`
+		StorageClass string `xml:"StorageClass"`
+		Initiated    string `xml:"Initiated"`
+	}
+	out := struct {
+		XMLName     xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListMultipartUploadsResult"`
+		Bucket      string   `xml:"Bucket"`
+		KeyMarker   string   `xml:"KeyMarker"`
+		Prefix      string   `xml:"Prefix"`
+		MaxUploads  int      `xml:"MaxUploads"`
+		IsTruncated bool     `xml:"IsTruncated"`
+		Uploads     []upload `xml:"Upload"`
+	}{Bucket: rc.bucket, Prefix: q.Get("prefix"), MaxUploads: maxUploads}
+	for _, u := range all {
+		if !strings.HasPrefix(u.Key, q.Get("prefix")) {
+			continue
+		}
+		if len(out.Uploads) == maxUploads {
+			out.IsTruncated = true
+			break
+		}
+		out.Uploads = append(out.Uploads, upload{u.Key, u.UploadID, s.owner(rc), s.owner(rc), "STANDARD", isoTime(u.Initiated)})
+	}
+	return writeXML(w, http.StatusOK, out)
+}

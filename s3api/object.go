@@ -1,0 +1,393 @@
+package s3api
+
+import (
+	"encoding/xml"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/s3api/sigv4"
+)
+
+// Stored request headers besides x-amz-meta-*.
+var storedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language", "Cache-Control", "Expires"}
+
+const (
+	maxUserMetadata    = 2 << 10
+	defaultContentType = "binary/octet-stream"
+)
+
+// objectHeaders collects what a PUT stores besides the body.
+func objectHeaders(r *http.Request) ([]objectstore.Header, error) {
+	var out []objectstore.Header
+	for _, name := range storedHeaders {
+		v := r.Header.Get(name)
+		if name == "Content-Encoding" {
+			// aws-chunked is transport framing, not the object's encoding.
+			var keep []string
+			for _, e := range strings.Split(v, ",") {
+				if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "aws-chunked") {
+					keep = append(keep, e)
+				}
+			}
+			v = strings.Join(keep, ",")
+		}
+		if v != "" {
+			out = append(out, objectstore.Header{Name: name, Value: v})
+		}
+	}
+	size := 0
+	for name, vs := range r.Header {
+		if !strings.HasPrefix(name, "X-Amz-Meta-") {
+			continue
+		}
+		v := strings.Join(vs, ",")
+		size += len(name) - len("X-Amz-Meta-") + len(v)
+		out = append(out, objectstore.Header{Name: strings.ToLower(name), Value: v})
+	}
+	if size > maxUserMetadata {
+		return nil, apiErr("MetadataTooLarge")
+	}
+	return out, nil
+}
+
+// putBody returns the verified body of a PUT or UploadPart and its size.
+func (s *Server) putBody(r *http.Request, rc *reqContext) (io.Reader, int64, []byte, error) {
+	size := r.ContentLength
+	decoded := int64(-1)
+	switch rc.auth.PayloadHash {
+	case sigv4.StreamingPayload, sigv4.StreamingPayloadTrail, sigv4.StreamingUnsignedTrail:
+		v := r.Header.Get("X-Amz-Decoded-Content-Length")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, 0, nil, apiErr("MissingContentLength", "You must provide the x-amz-decoded-content-length header with aws-chunked bodies.")
+		}
+		size, decoded = n, n
+	default:
+		if size < 0 {
+			return nil, 0, nil, apiErr("MissingContentLength")
+		}
+	}
+	if size > objectstore.MaxPutSize {
+		return nil, 0, nil, apiErr("EntityTooLarge")
+	}
+	md, err := contentMD5(r)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	cks, err := newChecksumReader(r)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var onTrailer func(http.Header) error
+	if cks != nil {
+		onTrailer = cks.onTrailer
+	}
+	body := rc.auth.Body(r.Body, decoded, onTrailer)
+	if cks != nil {
+		cks.r = body
+		body = cks
+	}
+	return &countingReader{r: body, c: s.metrics.bytesIn}, size, md, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	c interface{ Add(float64) }
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.c.Add(float64(n))
+	return n, err
+}
+
+func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	if r.Header.Get("X-Amz-Copy-Source") != "" {
+		return s.copyObject(w, r, rc)
+	}
+	if err := checkKey(rc.key); err != nil {
+		return err
+	}
+	if acl := r.Header.Get("X-Amz-Acl"); acl != "" && acl != "private" {
+		return apiErr("NotImplemented", "Canned ACLs other than private are not implemented.")
+	}
+	if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
+		return apiErr("NotImplemented", "Conditional writes are not implemented yet.")
+	}
+	headers, err := objectHeaders(r)
+	if err != nil {
+		return err
+	}
+	body, size, md, err := s.putBody(r, rc)
+	if err != nil {
+		return err
+	}
+	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, body, size, objectstore.PutOptions{Headers: headers, ContentMD5: md})
+	if err != nil {
+		if err == objectstore.ErrBadDigest {
+			return apiErr("BadDigest")
+		}
+		return err
+	}
+	w.Header().Set("ETag", `"`+info.ETag+`"`)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func checkKey(key string) error {
+	if len(key) > objectstore.MaxKeyLength {
+		return apiErr("KeyTooLongError")
+	}
+	return nil
+}
+
+// byteRange resolves a Range header against an object size. ok is false if
+// the header is absent or, as S3 does, ignored because it cannot be parsed.
+func byteRange(h string, size int64) (off, length int64, ok bool, err error) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
+	if h == "" || !found || strings.Contains(spec, ",") {
+		return 0, size, false, nil
+	}
+	first, last, found := strings.Cut(spec, "-")
+	if !found {
+		return 0, size, false, nil
+	}
+	unsatisfiable := apiErr("InvalidRange")
+	if first == "" {
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return 0, size, false, nil
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, false, unsatisfiable
+		}
+		n = min(n, size)
+		return size - n, n, true, nil
+	}
+	a, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || a < 0 {
+		return 0, size, false, nil
+	}
+	b := size - 1
+	if last != "" {
+		if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+			return 0, size, false, nil
+		}
+		b = min(b, size-1)
+	}
+	if a >= size {
+		return 0, 0, false, unsatisfiable
+	}
+	return a, b - a + 1, true, nil
+}
+
+// writeObjectHeaders sets the headers GET and HEAD share.
+func writeObjectHeaders(w http.ResponseWriter, r *http.Request, info objectstore.ObjectInfo) {
+	h := w.Header()
+	h.Set("ETag", `"`+info.ETag+`"`)
+	h.Set("Last-Modified", info.ModTime.UTC().Format(http.TimeFormat))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Type", defaultContentType)
+	for _, m := range info.Headers {
+		h.Set(m.Name, m.Value)
+	}
+	q := r.URL.Query()
+	for param, header := range map[string]string{
+		"response-content-type": "Content-Type", "response-content-language": "Content-Language",
+		"response-expires": "Expires", "response-cache-control": "Cache-Control",
+		"response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
+	} {
+		if v := q.Get(param); v != "" {
+			h.Set(header, v)
+		}
+	}
+}
+
+func (s *Server) getObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	return s.serveObject(w, r, rc, true)
+}
+
+func (s *Server) headObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	return s.serveObject(w, r, rc, false)
+}
+
+func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, rc *reqContext, withBody bool) error {
+	if r.URL.Query().Has("partNumber") {
+		return apiErr("NotImplemented", "GET and HEAD by partNumber are not implemented yet.")
+	}
+	for _, c := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if r.Header.Get(c) != "" {
+			return apiErr("NotImplemented", "Conditional requests are not implemented yet.")
+		}
+	}
+	obj, err := s.store.GetObject(r.Context(), rc.bucket, rc.key)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	off, length, partial, err := byteRange(r.Header.Get("Range"), obj.Info.Size)
+	if err != nil {
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(obj.Info.Size, 10))
+		return err
+	}
+	status := http.StatusOK
+	if partial {
+		status = http.StatusPartialContent
+		w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(off+length-1, 10)+"/"+strconv.FormatInt(obj.Info.Size, 10))
+	}
+	if !withBody {
+		writeObjectHeaders(w, r, obj.Info)
+		w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
+		w.WriteHeader(status)
+		return nil
+	}
+	rd := obj.Reader(r.Context(), off, length)
+	defer rd.Close()
+	// Fail with a proper error while no header has been sent yet.
+	if err := rd.Ready(); err != nil {
+		return err
+	}
+	writeObjectHeaders(w, r, obj.Info)
+	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
+	w.WriteHeader(status)
+	n, err := io.Copy(w, rd)
+	s.metrics.bytesOut.Add(float64(n))
+	if err != nil && n < length {
+		// Headers are gone; all we can do is cut the connection short so
+		// the client sees a truncated body rather than wrong bytes.
+		s.log.Warn("GET aborted", "bucket", rc.bucket, "key", rc.key, "sent", n, "of", length, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	if err := s.store.DeleteObject(r.Context(), rc.bucket, rc.key); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) deleteObjects(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	if _, err := s.store.HeadBucket(r.Context(), rc.bucket); err != nil {
+		return err
+	}
+	body, err := readSmallBody(r, rc, 2<<20)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Quiet   bool `xml:"Quiet"`
+		Objects []struct {
+			Key       string `xml:"Key"`
+			VersionID string `xml:"VersionId"`
+		} `xml:"Object"`
+	}
+	if err := xml.Unmarshal(body, &req); err != nil || len(req.Objects) == 0 || len(req.Objects) > 1000 {
+		return apiErr("MalformedXML")
+	}
+	type deleted struct {
+		Key string `xml:"Key"`
+	}
+	type failed struct {
+		Key     string `xml:"Key"`
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	}
+	var out struct {
+		XMLName xml.Name  `xml:"http://s3.amazonaws.com/doc/2006-03-01/ DeleteResult"`
+		Deleted []deleted `xml:"Deleted"`
+		Errors  []failed  `xml:"Error"`
+	}
+	for _, o := range req.Objects {
+		var err error
+		switch {
+		case o.VersionID != "" && o.VersionID != "null":
+			err = apiErr("NotImplemented", "Versioning is not implemented yet.")
+		case o.Key == "" || len(o.Key) > objectstore.MaxKeyLength:
+			err = apiErr("InvalidArgument", "Invalid object key")
+		default:
+			err = s.store.DeleteObject(r.Context(), rc.bucket, o.Key)
+		}
+		if err != nil {
+			e := toAPIError(err)
+			out.Errors = append(out.Errors, failed{o.Key, e.Code, e.Message})
+		} else if !req.Quiet {
+			out.Deleted = append(out.Deleted, deleted{o.Key})
+		}
+	}
+	return writeXML(w, http.StatusOK, out)
+}
+
+// copySource parses x-amz-copy-source ("[/]bucket/key[?versionId=...]").
+func copySource(v string) (bucket, key string, err error) {
+	v, query, _ := strings.Cut(v, "?")
+	if query != "" {
+		q, _ := url.ParseQuery(query)
+		if id := q.Get("versionId"); id != "" && id != "null" {
+			return "", "", apiErr("NotImplemented", "Versioning is not implemented yet.")
+		}
+	}
+	v, err = url.PathUnescape(v)
+	if err != nil {
+		return "", "", apiErr("InvalidArgument", "Invalid copy source encoding")
+	}
+	bucket, key, ok := strings.Cut(strings.TrimPrefix(v, "/"), "/")
+	if !ok || bucket == "" || key == "" {
+		return "", "", apiErr("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+	}
+	return bucket, key, nil
+}
+
+// copyObject streams the source into a new object; no body buffering.
+func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	for _, c := range []string{"X-Amz-Copy-Source-If-Match", "X-Amz-Copy-Source-If-None-Match", "X-Amz-Copy-Source-If-Modified-Since", "X-Amz-Copy-Source-If-Unmodified-Since", "X-Amz-Copy-Source-Range"} {
+		if r.Header.Get(c) != "" {
+			return apiErr("NotImplemented", c+" is not implemented yet.")
+		}
+	}
+	srcBucket, srcKey, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		return err
+	}
+	if err := checkKey(rc.key); err != nil {
+		return err
+	}
+	directive := r.Header.Get("X-Amz-Metadata-Directive")
+	if directive != "" && directive != "COPY" && directive != "REPLACE" {
+		return apiErr("InvalidArgument", "Unknown metadata directive.")
+	}
+	if srcBucket == rc.bucket && srcKey == rc.key && directive != "REPLACE" {
+		return apiErr("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+	}
+	src, err := s.store.GetObject(r.Context(), srcBucket, srcKey)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if src.Info.Size > objectstore.MaxPutSize {
+		return apiErr("InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120")
+	}
+	headers := src.Info.Headers
+	if directive == "REPLACE" {
+		if headers, err = objectHeaders(r); err != nil {
+			return err
+		}
+	}
+	rd := src.Reader(r.Context(), 0, src.Info.Size)
+	defer rd.Close()
+	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, rd, src.Info.Size, objectstore.PutOptions{Headers: headers})
+	if err != nil {
+		return err
+	}
+	return writeXML(w, http.StatusOK, struct {
+		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyObjectResult"`
+		LastModified string   `xml:"LastModified"`
+		ETag         string   `xml:"ETag"`
+	}{LastModified: isoTime(info.ModTime), ETag: `"` + info.ETag + `"`})
+}

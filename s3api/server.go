@@ -1,0 +1,280 @@
+package s3api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/s3api/sigv4"
+)
+
+// Config configures the S3 front end.
+type Config struct {
+	Region string
+	// Domains enable virtual-hosted-style requests: a Host of
+	// "<bucket>.<domain>" addresses that bucket.
+	Domains     []string
+	Credentials sigv4.Credentials
+	Logger      *slog.Logger
+	Registry    prometheus.Registerer
+	Now         func() time.Time // for tests; time.Now by default
+}
+
+// Server serves the S3 API over an object store.
+type Server struct {
+	cfg     Config
+	store   *objectstore.Store
+	log     *slog.Logger
+	router  *mux.Router
+	metrics *serverMetrics
+}
+
+type serverMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inflight prometheus.Gauge
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
+}
+
+// New returns the S3 server.
+func New(cfg Config, store *objectstore.Store) *Server {
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, store: store, log: cfg.Logger}
+	s.metrics = &serverMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_s3_requests_total", Help: "S3 requests by API and response code."}, []string{"api", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "strata_s3_request_duration_seconds", Help: "S3 request latency by API.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"api"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_s3_inflight_requests", Help: "S3 requests being served."}),
+		bytesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_s3_received_bytes_total", Help: "Object bytes received in PUT bodies."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_s3_sent_bytes_total", Help: "Object bytes sent in GET bodies."}),
+	}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(s.metrics.requests, s.metrics.duration, s.metrics.inflight, s.metrics.bytesIn, s.metrics.bytesOut)
+	}
+	s.router = s.routes()
+	return s
+}
+
+type ctxKey struct{}
+
+// reqContext is what the middleware learns about a request.
+type reqContext struct {
+	id          string
+	api         string
+	code        string
+	bucket, key string
+	auth        *sigv4.Auth
+}
+
+func reqCtx(r *http.Request) *reqContext {
+	rc, _ := r.Context().Value(ctxKey{}).(*reqContext)
+	return rc
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// ServeHTTP authenticates, rewrites virtual-hosted requests to path style
+// and dispatches.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rc := &reqContext{id: newRequestID(), api: "unknown"}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rc))
+	w.Header().Set("X-Amz-Request-Id", rc.id)
+	w.Header().Set("X-Amz-Id-2", rc.id)
+	w.Header().Set("Server", "Strata")
+	s.metrics.inflight.Inc()
+	sw := &statusWriter{ResponseWriter: w, status: 200}
+	defer func() {
+		s.metrics.inflight.Dec()
+		code := rc.code
+		if code == "" {
+			code = http.StatusText(sw.status)
+		}
+		s.metrics.requests.WithLabelValues(rc.api, code).Inc()
+		s.metrics.duration.WithLabelValues(rc.api).Observe(time.Since(start).Seconds())
+	}()
+
+	auth, err := sigv4.Verify(r, s.cfg.Credentials, s.cfg.Now())
+	if err != nil {
+		rc.api = "auth"
+		if errors.Is(err, sigv4.ErrNoAuth) {
+			err = apiErr("AccessDenied", "Anonymous access is not allowed; sign the request with Signature Version 4.")
+		}
+		s.writeError(sw, r, err)
+		return
+	}
+	rc.auth = auth
+	if bucket := s.hostBucket(r.Host); bucket != "" {
+		r.URL.Path = "/" + bucket + r.URL.Path
+		r.URL.RawPath = ""
+	}
+	s.router.ServeHTTP(sw, r)
+}
+
+// hostBucket returns the bucket of a virtual-hosted-style Host, or "".
+func (s *Server) hostBucket(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(host)
+	for _, d := range s.cfg.Domains {
+		if b, ok := strings.CutSuffix(host, "."+d); ok && b != "" {
+			return b
+		}
+	}
+	return ""
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// handler is an S3 operation: it returns an error to be sent as S3 XML, or
+// nil once it has written its response.
+type handler func(w http.ResponseWriter, r *http.Request, rc *reqContext) error
+
+// notImplemented lists subresources Strata does not serve yet; a request
+// naming one gets 501 rather than a success that did nothing.
+var notImplemented = []string{
+	"acl", "policy", "policyStatus", "cors", "lifecycle", "tagging", "website", "logging",
+	"notification", "replication", "encryption", "object-lock", "accelerate", "requestPayment",
+	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
+	"inventory", "versions", "retention", "legal-hold", "torrent", "attributes", "restore",
+	"select", "select-type", "rename", "session",
+}
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
+	add := func(method, path, api string, h handler, queries ...string) {
+		route := r.Methods(method).Path(path)
+		if len(queries) > 0 {
+			route = route.Queries(queries...)
+		}
+		route.HandlerFunc(s.wrap(api, h))
+	}
+	const obj = "/{bucket}/{object:.+}"
+	const bkt = "/{bucket}"
+	for _, p := range []string{bkt, bkt + "/"} {
+		add("GET", p, "GetBucketLocation", s.getBucketLocation, "location", "")
+		add("GET", p, "ListMultipartUploads", s.listMultipartUploads, "uploads", "")
+		add("GET", p, "GetBucketVersioning", s.getBucketVersioning, "versioning", "")
+		add("GET", p, "ListObjectsV2", s.listObjectsV2, "list-type", "2")
+		add("GET", p, "ListObjects", s.listObjectsV1)
+		add("HEAD", p, "HeadBucket", s.headBucket)
+		add("PUT", p, "CreateBucket", s.createBucket)
+		add("DELETE", p, "DeleteBucket", s.deleteBucket)
+		add("POST", p, "DeleteObjects", s.deleteObjects, "delete", "")
+	}
+	add("PUT", obj, "UploadPart", s.uploadPart, "partNumber", "{partNumber}", "uploadId", "{uploadId}")
+	add("PUT", obj, "PutObject", s.putObject)
+	add("POST", obj, "CreateMultipartUpload", s.createMultipartUpload, "uploads", "")
+	add("POST", obj, "CompleteMultipartUpload", s.completeMultipartUpload, "uploadId", "{uploadId}")
+	add("GET", obj, "ListParts", s.listParts, "uploadId", "{uploadId}")
+	add("GET", obj, "GetObject", s.getObject)
+	add("HEAD", obj, "HeadObject", s.headObject)
+	add("DELETE", obj, "AbortMultipartUpload", s.abortMultipartUpload, "uploadId", "{uploadId}")
+	add("DELETE", obj, "DeleteObject", s.deleteObject)
+	add("GET", "/", "ListBuckets", s.listBuckets)
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqCtx(r).api = "unknown"
+		s.writeError(w, r, apiErr("MethodNotAllowed"))
+	})
+	r.NotFoundHandler = r.MethodNotAllowedHandler
+	return r
+}
+
+// wrap turns a handler into an http.HandlerFunc: it fills in bucket and
+// key, refuses unimplemented subresources and writes errors.
+func (s *Server) wrap(api string, h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc := reqCtx(r)
+		rc.api = api
+		vars := mux.Vars(r)
+		var err error
+		if rc.bucket, err = url.PathUnescape(vars["bucket"]); err == nil {
+			rc.key, err = url.PathUnescape(vars["object"])
+		}
+		if err != nil {
+			s.writeError(w, r, apiErr("InvalidRequest", "The request path is not valid URL encoding."))
+			return
+		}
+		q := r.URL.Query()
+		for _, sub := range notImplemented {
+			if q.Has(sub) {
+				rc.api = "NotImplemented:" + sub
+				s.writeError(w, r, apiErr("NotImplemented", "Strata does not implement the '"+sub+"' subresource yet."))
+				return
+			}
+		}
+		if api == "CreateBucket" || api == "DeleteBucket" || api == "HeadBucket" {
+			// These take no query; a subresource we do not route (such as
+			// PUT ?versioning) must not be mistaken for them.
+			for k := range q {
+				if k != "x-id" {
+					rc.api = "NotImplemented:" + k
+					s.writeError(w, r, apiErr("NotImplemented", "Strata does not implement the '"+k+"' subresource for "+r.Method+" yet."))
+					return
+				}
+			}
+		}
+		if v, ok := q["versionId"]; ok && (len(v) != 1 || v[0] != "null") {
+			s.writeError(w, r, apiErr("NotImplemented", "Versioning is not implemented yet; only versionId=null is accepted."))
+			return
+		}
+		if err := h(w, r, rc); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+func writeXML(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	w.Write([]byte(xml.Header))
+	return xml.NewEncoder(w).Encode(v)
+}
+
+// isoTime formats times as S3 does in XML.
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
