@@ -80,7 +80,7 @@ func (o *Object) Close() {
 // first bytes could be read, so callers can fail before sending headers.
 func (o *Object) Reader(ctx context.Context, off, length int64) *ObjectReader {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &ObjectReader{ch: make(chan chunk, prefetchBlocks), free: make(chan []byte, prefetchBlocks+2), cancel: cancel, done: make(chan struct{})}
+	r := &ObjectReader{s: o.s, ch: make(chan chunk, prefetchBlocks), free: make(chan []byte, prefetchBlocks+2), cancel: cancel, done: make(chan struct{})}
 	for i := 0; i < prefetchBlocks+2; i++ {
 		r.free <- nil
 	}
@@ -96,6 +96,7 @@ type chunk struct {
 
 // ObjectReader is the io.ReadCloser of an object range.
 type ObjectReader struct {
+	s      *Store
 	ch     chan chunk
 	free   chan []byte
 	cur    chunk
@@ -113,6 +114,11 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 	}
 	bs := int64(o.ref.BlockSize)
 	bufs := make([][]byte, o.ref.K+o.ref.M)
+	defer func() {
+		for _, b := range bufs {
+			o.s.putBuf(&o.s.shards, b, o.s.shardBufSize())
+		}
+	}()
 	end := off + length
 	send := func(c chunk) bool {
 		select {
@@ -200,7 +206,7 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 			return
 		}
 		if cap(bufs[i]) < shard.HeaderSize+l {
-			bufs[i] = make([]byte, shard.HeaderSize+shardLen(o.ref.BlockSize, k))
+			bufs[i] = o.shardBuf(l)
 		}
 		data, err := o.devs[i].ReadBlock(&p.Loc, b, bufs[i])
 		if err != nil {
@@ -228,7 +234,7 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 		for i := 0; i < k; i++ {
 			if shards[i] == nil {
 				if cap(bufs[i]) < l {
-					bufs[i] = make([]byte, shard.HeaderSize+shardLen(o.ref.BlockSize, k))
+					bufs[i] = o.shardBuf(l)
 				}
 				shards[i] = bufs[i][:0]
 				s.metrics.reconstructions.Inc()
@@ -238,8 +244,15 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 			return nil, out, fmt.Errorf("reconstruct: %w", err)
 		}
 	}
-	if cap(out) < o.ref.BlockSize {
-		out = make([]byte, max(o.ref.BlockSize, n))
+	if cap(out) < n {
+		switch {
+		case n <= 64<<10:
+			out = make([]byte, n) // small objects: no 1 MiB buffer
+		case o.ref.BlockSize == s.cfg.BlockSize:
+			out = s.getBuf(&s.blocks, s.cfg.BlockSize)
+		default:
+			out = make([]byte, max(o.ref.BlockSize, n))
+		}
 	}
 	out = out[:n]
 	for i := 0; i < k; i++ {
@@ -314,11 +327,47 @@ func (r *ObjectReader) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-// Close stops the producer.
+// Close stops the producer and recycles the block buffers.
 func (r *ObjectReader) Close() error {
 	r.cancel()
-	for range r.ch {
+	for c := range r.ch {
+		r.s.putBuf(&r.s.blocks, c.buf, r.s.cfg.BlockSize)
 	}
 	<-r.done
-	return nil
+	r.s.putBuf(&r.s.blocks, r.cur.buf, r.s.cfg.BlockSize)
+	r.cur.buf = nil
+	for {
+		select {
+		case b := <-r.free:
+			r.s.putBuf(&r.s.blocks, b, r.s.cfg.BlockSize)
+		default:
+			return nil
+		}
+	}
+}
+
+// shardBuf returns a buffer for a shard record with l data bytes.
+func (o *Object) shardBuf(l int) []byte {
+	s := o.s
+	if o.ref.BlockSize == s.cfg.BlockSize && o.ref.K == s.ring.K && shard.HeaderSize+l <= s.shardBufSize() {
+		return s.getBuf(&s.shards, s.shardBufSize())
+	}
+	return make([]byte, shard.HeaderSize+shardLen(o.ref.BlockSize, o.ref.K))
+}
+
+func (s *Store) shardBufSize() int { return shard.HeaderSize + shardLen(s.cfg.BlockSize, s.ring.K) }
+
+func (s *Store) getBuf(p *sync.Pool, size int) []byte {
+	if b, ok := p.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, size)
+}
+
+// putBuf recycles b if it has the pool's size.
+func (s *Store) putBuf(p *sync.Pool, b []byte, size int) {
+	if cap(b) == size {
+		b = b[:size]
+		p.Put(&b)
+	}
 }

@@ -62,6 +62,8 @@ type Store struct {
 	meta    metastore.Store
 	enc     reedsolomon.Encoder
 	jobs    sync.Pool // *blockJob
+	blocks  sync.Pool // *[]byte of BlockSize: decoded blocks on the read path
+	shards  sync.Pool // *[]byte of HeaderSize+shard length: shard reads
 	metrics *metrics
 
 	seed  maphash.Seed

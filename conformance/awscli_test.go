@@ -1,0 +1,74 @@
+package conformance
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAWSCLI drives the built binary with the real aws CLI (Debian's
+// awscli): bucket creation, a multipart upload and a parallel ranged
+// download of a large file, listing, and S3 errors.
+func TestAWSCLI(t *testing.T) {
+	t.Parallel()
+	aws := requireTool(t, "aws", "/usr/bin/aws")
+	srv := startBinaryServer(t, t.TempDir())
+	dir := t.TempDir()
+	run := func(secret string, args ...string) (string, error) {
+		if len(args) > 1 && args[0] == "s3" && args[1] == "cp" {
+			args = append(args, "--no-progress")
+		}
+		cmd := exec.Command(aws, append([]string{"--endpoint-url", "http://" + srv.s3}, args...)...)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+testUser, "AWS_SECRET_ACCESS_KEY="+secret, "AWS_DEFAULT_REGION=us-east-1",
+			"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"), "AWS_EC2_METADATA_DISABLED=true")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(testSecret, "s3", "mb", "s3://cli-bucket"); err != nil {
+		t.Fatalf("mb: %v\n%s", err, out)
+	}
+	src := filepath.Join(dir, "big.bin")
+	data := make([]byte, 64<<20)
+	rand.Read(data)
+	os.WriteFile(src, data, 0o600)
+	if out, err := run(testSecret, "s3", "cp", src, "s3://cli-bucket/big.bin"); err != nil {
+		t.Fatalf("cp up: %v\n%s", err, out)
+	}
+	back := filepath.Join(dir, "back.bin")
+	if out, err := run(testSecret, "s3", "cp", "s3://cli-bucket/big.bin", back); err != nil {
+		t.Fatalf("cp down: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(back)
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatal("64 MiB round trip through aws s3 cp differs")
+	}
+	out, err := run(testSecret, "s3", "ls", "s3://cli-bucket")
+	if err != nil || !strings.Contains(out, "67108864 big.bin") {
+		t.Fatalf("ls: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		secret string
+		args   []string
+		want   string
+	}{
+		{"wrong-secret", []string{"s3api", "list-buckets"}, "SignatureDoesNotMatch"},
+		{testSecret, []string{"s3api", "create-bucket", "--bucket", "Bad_Name"}, "InvalidBucketName"},
+		{testSecret, []string{"s3api", "get-object", "--bucket", "cli-bucket", "--key", "missing", filepath.Join(dir, "x")}, "NoSuchKey"},
+		{testSecret, []string{"s3api", "delete-bucket", "--bucket", "cli-bucket"}, "BucketNotEmpty"},
+	} {
+		out, err := run(c.secret, c.args...)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("aws %s: want %s, got %v\n%s", strings.Join(c.args, " "), c.want, err, out)
+		}
+	}
+	if out, err := run(testSecret, "s3", "rm", "--recursive", "s3://cli-bucket"); err != nil {
+		t.Fatalf("rm: %v\n%s", err, out)
+	}
+	if out, err := run(testSecret, "s3", "rb", "s3://cli-bucket"); err != nil {
+		t.Fatalf("rb: %v\n%s", err, out)
+	}
+}
