@@ -85,43 +85,44 @@ type Node struct {
 }
 
 // Start opens (or creates) the data dir and starts serving.
-func Start(cfg Config) (n *Node, err error) {
+func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 2)}
-	defer func() {
-		if err != nil {
-			n.closeStorage()
-		}
-	}()
+	n := &Node{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 2)}
+	if err := n.start(); err != nil {
+		n.closeStorage()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start() (err error) {
+	cfg := n.cfg
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return fmt.Errorf("data dir: %w", err)
 	}
 	if n.Root, n.NewRoot, err = rootCredentials(cfg.DataDir, cfg.Root); err != nil {
-		return nil, err
+		return err
 	}
 	if err := n.openRing(); err != nil {
-		return nil, err
+		return err
 	}
 	if n.db, err = metastore.OpenPebble(filepath.Join(cfg.DataDir, "meta"), n.log); err != nil {
-		return nil, err
+		return err
 	}
 	if err := n.openDevices(); err != nil {
-		return nil, err
+		return err
 	}
 	ocfg := objectstore.DefaultConfig()
 	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
 	if n.store, err = objectstore.New(ocfg, n.Ring, n.devices, metastore.NewPebble(n.db, "m/")); err != nil {
-		return nil, err
+		return err
 	}
 	n.registerPoolMetrics()
 	s3 := s3api.New(s3api.Config{Region: cfg.Region, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
-	if err := n.listen(s3); err != nil {
-		return nil, err
-	}
-	return n, nil
+	return n.listen(s3)
 }
 
 // openRing loads the data dir's ring, or builds one for a new data dir.

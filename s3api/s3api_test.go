@@ -1,0 +1,142 @@
+package s3api
+
+import (
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/strata-storage/strata/objectstore"
+)
+
+func TestByteRange(t *testing.T) {
+	cases := []struct {
+		header        string
+		size          int64
+		off, length   int64
+		partial       bool
+		unsatisfiable bool
+	}{
+		{"", 100, 0, 100, false, false},
+		{"bytes=0-9", 100, 0, 10, true, false},
+		{"bytes=90-", 100, 90, 10, true, false},
+		{"bytes=90-1000", 100, 90, 10, true, false},
+		{"bytes=-10", 100, 90, 10, true, false},
+		{"bytes=-1000", 100, 0, 100, true, false},
+		{"bytes=100-", 100, 0, 0, false, true},
+		{"bytes=100-200", 100, 0, 0, false, true},
+		{"bytes=-0", 100, 0, 0, false, true},
+		{"bytes=0-0", 0, 0, 0, false, true},
+		{"bytes=-5", 0, 0, 0, false, true},
+		{"bytes=5-3", 100, 0, 100, false, false},     // invalid: ignored
+		{"bytes=0-1,5-6", 100, 0, 100, false, false}, // multiple ranges: ignored
+		{"bytes=a-b", 100, 0, 100, false, false},
+		{"items=0-1", 100, 0, 100, false, false},
+		{"bytes=-", 100, 0, 100, false, false},
+	}
+	for _, c := range cases {
+		off, length, partial, err := byteRange(c.header, c.size)
+		if c.unsatisfiable {
+			if err == nil || toAPIError(err).Code != "InvalidRange" {
+				t.Errorf("%q/%d: got %v, want InvalidRange", c.header, c.size, err)
+			}
+			continue
+		}
+		if err != nil || off != c.off || length != c.length || partial != c.partial {
+			t.Errorf("%q/%d: got %d,%d,%v,%v want %d,%d,%v", c.header, c.size, off, length, partial, err, c.off, c.length, c.partial)
+		}
+	}
+}
+
+func FuzzByteRange(f *testing.F) {
+	for _, s := range []string{"bytes=0-9", "bytes=-5", "bytes=7-", "bytes=9-3"} {
+		f.Add(s, int64(100))
+	}
+	f.Fuzz(func(t *testing.T, h string, size int64) {
+		if size < 0 {
+			return
+		}
+		off, length, _, err := byteRange(h, size)
+		if err == nil && (off < 0 || length < 0 || off+length > size) {
+			t.Fatalf("%q/%d: range %d+%d outside the object", h, size, off, length)
+		}
+	})
+}
+
+func TestHostBucket(t *testing.T) {
+	s := &Server{cfg: Config{Domains: []string{"localhost", "s3.example.test"}}}
+	for host, want := range map[string]string{
+		"localhost:9000":         "",
+		"photos.localhost:9000":  "photos",
+		"a.b.localhost":          "a.b",
+		"PHOTOS.LOCALHOST":       "photos",
+		"photos.s3.example.test": "photos",
+		"127.0.0.1:9000":         "",
+		"photos.other.test":      "",
+		"s3.example.test":        "",
+	} {
+		if got := s.hostBucket(host); got != want {
+			t.Errorf("hostBucket(%q) = %q, want %q", host, got, want)
+		}
+	}
+}
+
+func TestObjectHeaders(t *testing.T) {
+	r := httptest.NewRequest("PUT", "/b/k", nil)
+	r.Header.Set("Content-Type", "text/plain")
+	r.Header.Set("Content-Encoding", "aws-chunked, gzip")
+	r.Header.Set("X-Amz-Meta-Color", "blue")
+	r.Header.Set("X-Amz-Date", "ignored")
+	hs, err := objectHeaders(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range hs {
+		got[h.Name] = h.Value
+	}
+	if len(got) != 3 || got["Content-Type"] != "text/plain" || got["Content-Encoding"] != "gzip" || got["x-amz-meta-color"] != "blue" {
+		t.Fatalf("stored headers %v", got)
+	}
+	r.Header.Set("Content-Encoding", "aws-chunked")
+	hs, _ = objectHeaders(r)
+	for _, h := range hs {
+		if h.Name == "Content-Encoding" {
+			t.Fatal("aws-chunked alone must not be stored as the object's encoding")
+		}
+	}
+	for i := 0; i < 30; i++ {
+		r.Header.Set(fmt.Sprintf("X-Amz-Meta-K%d", i), string(make([]byte, 80)))
+	}
+	if _, err := objectHeaders(r); toAPIError(err).Code != "MetadataTooLarge" {
+		t.Fatalf("2 KiB metadata limit: %v", err)
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	for err, want := range map[error]struct {
+		code   string
+		status int
+	}{
+		objectstore.ErrNoSuchBucket:                         {"NoSuchBucket", 404},
+		fmt.Errorf("wrapped: %w", objectstore.ErrNoSuchKey): {"NoSuchKey", 404},
+		objectstore.ErrBucketNotEmpty:                       {"BucketNotEmpty", 409},
+		objectstore.ErrInvalidBucketName:                    {"InvalidBucketName", 400},
+		objectstore.ErrWriteQuorum:                          {"ServiceUnavailable", 503},
+		objectstore.ErrReadQuorum:                           {"ServiceUnavailable", 503},
+		objectstore.ErrEntityTooLarge:                       {"EntityTooLarge", 400},
+		objectstore.ErrIncompleteBody:                       {"IncompleteBody", 400},
+		objectstore.ErrStorageFull:                          {"InsufficientStorage", 507},
+		errors.New("disk on fire"):                          {"InternalError", 500},
+	} {
+		e := toAPIError(err)
+		if e.Code != want.code || e.Status != want.status {
+			t.Errorf("%v: got %s/%d, want %s/%d", err, e.Code, e.Status, want.code, want.status)
+		}
+	}
+	for code, e := range errorTable {
+		if e.Status < 300 || e.Message == "" {
+			t.Errorf("%s: status %d message %q", code, e.Status, e.Message)
+		}
+	}
+}
