@@ -127,6 +127,28 @@ func TestBinaryRestartAndLostVolumes(t *testing.T) {
 		t.Fatalf("listed %d objects, want %d", n, len(want))
 	}
 	verifyObjects(t, mc, "keep", extra)
+
+	// Those reads queued repairs. Once they are done, the other two volumes
+	// can go too: every object must still read from the rebuilt ones.
+	deadline := time.Now().Add(60 * time.Second)
+	for metric(t, srv.server, "strata_heal_pending") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("heal did not finish within 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := metric(t, srv.server, "strata_heal_repaired_shards_total"); n < float64(len(want)) {
+		t.Fatalf("only %v shards repaired for %d objects", n, len(want))
+	}
+	srv.proc.stop(t)
+	for _, p := range []string{"pool0", "pool2"} {
+		if err := os.Remove(filepath.Join(srv.dataDir, "pools", p, "chunk.vol")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.proc = startBinary(t, srv.dataDir, srv.s3, srv.admin)
+	verifyObjects(t, mc, "keep", want)
+	verifyObjects(t, mc, "keep", extra)
 }
 
 func TestBinaryBitRotIsDetectedAndReconstructed(t *testing.T) {

@@ -296,6 +296,9 @@ func (n *Node) Close(ctx context.Context) error {
 			}
 		}
 	}
+	if n.store != nil {
+		n.store.Close()
+	}
 	errs = append(errs, n.closeStorage())
 	return errors.Join(errs...)
 }

@@ -20,6 +20,10 @@ type Object struct {
 	ref  *Record
 	once sync.Once
 	held bool
+
+	badMu  sync.Mutex
+	bad    map[int]bool // shard indexes that failed during this read
+	noHeal bool         // the healer's own reads
 }
 
 func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Object, error) {
@@ -59,7 +63,22 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 			agreeing[i] = r
 		}
 	}
-	return &Object{Info: infoOf(bucket, key, ref), s: s, devs: devs, recs: agreeing, ref: ref, held: hold}, nil
+	o := &Object{Info: infoOf(bucket, key, ref), s: s, devs: devs, recs: agreeing, ref: ref, held: hold}
+	for i, r := range agreeing {
+		if r == nil {
+			o.noteBadShard(i) // missing, corrupt or stale record on this device
+			continue
+		}
+		for pi := range r.Parts {
+			// Known lost without reading: the part never reached this
+			// device, or its volume was replaced since.
+			if p := &r.Parts[pi]; p.Missing || devs[i] != nil && !devs[i].Holds(&p.Loc) {
+				o.noteBadShard(i)
+				break
+			}
+		}
+	}
+	return o, nil
 }
 
 // GetObject opens an object for reading. The caller must Close it.
@@ -67,9 +86,12 @@ func (s *Store) GetObject(ctx context.Context, bucket, key string) (*Object, err
 	return s.open(ctx, bucket, key, true)
 }
 
-// Close releases the object.
+// Close releases the object, queueing a repair if the read found damage.
 func (o *Object) Close() {
 	o.once.Do(func() {
+		if !o.noHeal {
+			o.queueHeal()
+		}
 		if o.held {
 			o.s.releaseReader(o.ref.WriteID)
 		}
@@ -182,6 +204,9 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []byte, error) {
 	s := o.s
 	k, m := o.ref.K, o.ref.M
+	if n == 0 {
+		return out[:0], out, nil
+	}
 	l := shardLen(n, k)
 	shards := make([][]byte, k+m)
 	have, failed := 0, 0
@@ -193,6 +218,7 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 		}
 		if pi < 0 {
 			if len(r.Inline) != l {
+				o.noteBadShard(i)
 				failed++
 				return
 			}
@@ -202,6 +228,7 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 		}
 		p := &r.Parts[pi]
 		if p.Missing || b >= p.Loc.Blocks() || p.Loc.DataLen(b) != l {
+			o.noteBadShard(i)
 			failed++
 			return
 		}
@@ -211,9 +238,10 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 		data, err := o.devs[i].ReadBlock(&p.Loc, b, bufs[i])
 		if err != nil {
 			if !errors.Is(err, shard.ErrMissing) {
-				s.log.Warn("shard read failed; reconstructing", "bucket", o.Info.Bucket, "key", o.Info.Key, "err", err)
+				s.log.Debug("shard read failed; reconstructing", "bucket", o.Info.Bucket, "key", o.Info.Key, "err", err)
 			}
 			s.metrics.shardFailures.WithLabelValues("read").Inc()
+			o.noteBadShard(i)
 			failed++
 			return
 		}

@@ -22,6 +22,9 @@ type Device interface {
 	Name() string
 	NewWriter(sizeHint int64) *shard.Writer
 	ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte, error)
+	// Holds reports whether the locator is of the device's current volume
+	// (false: the volume was replaced and the shard is gone).
+	Holds(loc *shard.Locator) bool
 	Free(loc shard.Locator) error
 	Commit(ctx context.Context, ops ...shard.Op) error
 	Get(key []byte) ([]byte, error)
@@ -72,6 +75,8 @@ type Store struct {
 	bucketsMu sync.RWMutex
 	buckets   map[string]BucketInfo
 
+	heal *healer
+
 	readersMu sync.Mutex
 	readers   map[[16]byte]int      // write id -> open readers
 	deferred  map[[16]byte][]func() // frees waiting for those readers
@@ -114,6 +119,8 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 	if err := s.loadBuckets(context.Background()); err != nil {
 		return nil, err
 	}
+	s.heal = newHealer(cfg.Registry)
+	go s.runHealer()
 	return s, nil
 }
 

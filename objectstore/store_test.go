@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/metastore"
@@ -63,6 +65,7 @@ func newTestStore(t testing.TB, k, m, n int, blockSize int) *testStore {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(ts.Store.Close)
 	if err := ts.CreateBucket(context.Background(), "bucket"); err != nil {
 		t.Fatal(err)
 	}
@@ -379,5 +382,87 @@ func BenchmarkPutGet(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func waitHealed(t *testing.T, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !s.HealIdle() {
+		if time.Now().After(deadline) {
+			t.Fatal("heal queue did not drain")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHealOnRead: after a device loses everything, reading each object once
+// rebuilds its shards there, so the object then survives losing the two
+// devices that served the degraded reads.
+func TestHealOnRead(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	objects := map[string][]byte{}
+	for i := 0; i < 30; i++ {
+		size := []int{0, 500, 70000, 300000, 1 << 20}[i%5]
+		data := randBytes(size)
+		key := fmt.Sprint("obj", i)
+		if _, err := ts.PutObject(ctx, "bucket", key, bytes.NewReader(data), int64(len(data)), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		objects[key] = data
+	}
+	// A multipart object too.
+	id, _ := ts.CreateUpload(ctx, "bucket", "mp", PutOptions{})
+	p1, p2 := randBytes(MinPartSize), randBytes(1000)
+	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil)
+	e2, _ := ts.UploadPart(ctx, "bucket", "mp", id, 2, bytes.NewReader(p2), int64(len(p2)), nil)
+	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}, {2, e2}}); err != nil {
+		t.Fatal(err)
+	}
+	objects["mp"] = append(append([]byte(nil), p1...), p2...)
+
+	// Device 1 gets a blank volume (a replaced disk); device 3's records of
+	// the small objects disappear.
+	fresh, err := shard.Open(1, "dev1", blockpool.NewMemVolume(256<<20), ts.Store.devices[0].(*shard.Store).DB(), nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.devices[1] = fresh
+	for key, data := range objects {
+		if len(data) <= 1000 {
+			ts.devices[3].Commit(ctx, shard.Op{Key: objectKey("bucket", key), Delete: true})
+		}
+	}
+	for key, data := range objects {
+		got, err := readAll(t, ts.Store, key, 0, -1)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("degraded read of %s: %v", key, err)
+		}
+	}
+	waitHealed(t, ts.Store)
+	if n := testutil.ToFloat64(ts.heal.healed); n < float64(len(objects)) {
+		t.Fatalf("only %v shards healed for %d objects", n, len(objects))
+	}
+	// Now lose the two devices that carried the degraded reads.
+	saved := append([]Device(nil), ts.devices...)
+	for _, pair := range [][2]int{{0, 2}, {2, 3}, {0, 3}} {
+		copy(ts.devices, saved)
+		ts.devices[pair[0]], ts.devices[pair[1]] = nil, nil
+		for key, data := range objects {
+			got, err := readAll(t, ts.Store, key, 0, -1)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("devices %v offline after heal: %s: %v", pair, key, err)
+			}
+		}
+	}
+	copy(ts.devices, saved)
+	// A second round of reads finds nothing to heal.
+	before := testutil.ToFloat64(ts.heal.queued)
+	for key := range objects {
+		readAll(t, ts.Store, key, 0, -1)
+	}
+	if after := testutil.ToFloat64(ts.heal.queued); after != before {
+		t.Fatalf("%v heals queued after everything was repaired", after-before)
 	}
 }

@@ -188,6 +188,9 @@ func (s *Store) key(ns byte, k []byte) []byte {
 	return append(append(append(out, s.prefix...), ns), k...)
 }
 
+// DB is the metadata database the store keeps its records in.
+func (s *Store) DB() *pebble.DB { return s.db }
+
 // Name is the device's name.
 func (s *Store) Name() string { return s.name }
 
@@ -325,6 +328,9 @@ func (w *Writer) Abort() {
 		w.s.Free(w.loc)
 	}
 }
+
+// Holds reports whether loc names a stream of the current volume.
+func (s *Store) Holds(loc *Locator) bool { return loc.Generation == s.gen }
 
 // ReadBlock reads and verifies block i of a shard stream into buf (which
 // must hold HeaderSize+DataLen(i) bytes) and returns the data.
