@@ -21,6 +21,7 @@ func shardLen(n, k int) int { return (n + k - 1) / k }
 // a writer sends header and data in one pwrite.
 type blockJob struct {
 	staging []byte
+	n       int // bytes of staging in use
 	recs    [][]byte
 	backing []byte
 	pending atomic.Int32
@@ -123,7 +124,18 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 		}
 	}
 
+	// MD5 (for the ETag) runs in its own stage, so that it overlaps the
+	// shard writes and fsyncs instead of preceding them.
 	md := md5.New()
+	hashCh := make(chan *blockJob, prefetchBlocks)
+	hashDone := make(chan struct{})
+	go func() {
+		defer close(hashDone)
+		for j := range hashCh {
+			md.Write(j.staging[:j.n])
+			j.release()
+		}
+	}()
 	src := io.MultiReader(&prefixReader{b: prefix}, body)
 	var total int64
 	var readErr error
@@ -161,13 +173,14 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 		if n == 0 && total > 0 {
 			break
 		}
-		md.Write(j.staging[:n])
 		if err := s.layout(j, n); err != nil {
 			s.jobs.Put(j)
 			readErr = fmt.Errorf("erasure encode: %w", err)
 			break
 		}
-		j.pending.Store(int32(w) + 1) // one per writer, one for this loop
+		j.n = n
+		j.pending.Store(int32(w) + 2) // one per writer, the hasher, this loop
+		hashCh <- j
 		for _, dw := range writers {
 			if dw == nil {
 				j.release()
@@ -181,6 +194,8 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 		}
 	}
 	closeAll()
+	close(hashCh)
+	<-hashDone
 	if readErr == nil && size >= 0 {
 		// The body must end here; reading to EOF also lets the verifiers
 		// wrapped around it (signatures, checksums) have their say.
