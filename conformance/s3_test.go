@@ -650,3 +650,37 @@ func TestDeleteObjectsAndNotImplemented(t *testing.T) {
 		t.Fatalf("GetBucketVersioning: %v %+v", err, v)
 	}
 }
+
+// zeros is an endless body that is never meant to be read far.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestEntityTooLargeIsRefusedBeforeTheBody(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	c := newBenchClient(srv)
+	if _, err := c.do("PUT", "/huge", nil); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PUT", c.base+"/huge/k", io.LimitReader(zeros{}, 6<<30))
+	req.ContentLength = 6 << 30
+	req.Header.Set("Expect", "100-continue")
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	if err := c.signer.SignHTTP(context.Background(), c.creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
+	start := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAllString(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(body, "<Code>EntityTooLarge</Code>") {
+		t.Fatalf("6 GiB PUT: %d %s", resp.StatusCode, body)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("refusal took %v: the body was read", time.Since(start))
+	}
+}

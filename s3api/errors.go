@@ -101,6 +101,7 @@ func toAPIError(err error) *APIError {
 		{objectstore.ErrWriteQuorum, "ServiceUnavailable"},
 		{objectstore.ErrReadQuorum, "ServiceUnavailable"},
 		{objectstore.ErrStorageFull, "InsufficientStorage"},
+		{objectstore.ErrBadDigest, "BadDigest"},
 		{context.Canceled, "RequestTimeout"},
 		{context.DeadlineExceeded, "RequestTimeout"},
 	} {

@@ -54,9 +54,6 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, rc *reqConte
 	}
 	etag, err := s.store.UploadPart(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), n, body, size, md)
 	if err != nil {
-		if err == objectstore.ErrBadDigest {
-			return apiErr("BadDigest")
-		}
 		return err
 	}
 	w.Header().Set("ETag", `"`+etag+`"`)

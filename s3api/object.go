@@ -128,9 +128,6 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	}
 	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, body, size, objectstore.PutOptions{Headers: headers, ContentMD5: md})
 	if err != nil {
-		if err == objectstore.ErrBadDigest {
-			return apiErr("BadDigest")
-		}
 		return err
 	}
 	w.Header().Set("ETag", `"`+info.ETag+`"`)
