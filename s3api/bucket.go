@@ -43,8 +43,8 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if !objectstore.ValidBucketName(rc.bucket) {
 		return apiErr("InvalidBucketName")
 	}
-	if acl := r.Header.Get("X-Amz-Acl"); acl != "" && acl != "private" {
-		return apiErr("NotImplemented", "Canned ACLs other than private are not implemented.")
+	if err := checkCannedACL(r); err != nil {
+		return err
 	}
 	if strings.EqualFold(r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"), "true") {
 		return apiErr("NotImplemented", "Object lock is not implemented.")

@@ -13,8 +13,8 @@ func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, r
 	if err := checkKey(rc.key); err != nil {
 		return err
 	}
-	if acl := r.Header.Get("X-Amz-Acl"); acl != "" && acl != "private" {
-		return apiErr("NotImplemented", "Canned ACLs other than private are not implemented.")
+	if err := checkCannedACL(r); err != nil {
+		return err
 	}
 	headers, err := objectHeaders(r)
 	if err != nil {

@@ -112,8 +112,8 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err := checkKey(rc.key); err != nil {
 		return err
 	}
-	if acl := r.Header.Get("X-Amz-Acl"); acl != "" && acl != "private" {
-		return apiErr("NotImplemented", "Canned ACLs other than private are not implemented.")
+	if err := checkCannedACL(r); err != nil {
+		return err
 	}
 	if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
 		return apiErr("NotImplemented", "Conditional writes are not implemented yet.")
@@ -132,6 +132,14 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	}
 	w.Header().Set("ETag", `"`+info.ETag+`"`)
 	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// checkCannedACL accepts only the ACL every Strata object has: private.
+func checkCannedACL(r *http.Request) error {
+	if acl := r.Header.Get("X-Amz-Acl"); acl != "" && acl != "private" {
+		return apiErr("NotImplemented", "Canned ACLs other than private are not implemented.")
+	}
 	return nil
 }
 

@@ -158,13 +158,21 @@ func verifyHeader(r *http.Request, h string, creds Credentials, now time.Time) (
 		return nil, err
 	}
 	a := &Auth{AccessKey: cred.accessKey, PayloadHash: payload, date: amzDate, scope: cred.scope()}
+	if err := a.check(secret, cred, canon, sig); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// check derives the signing key and compares the request's signature.
+func (a *Auth) check(secret string, cred credential, canonical, sig string) error {
 	a.signingKey = SigningKey(secret, cred.date, cred.region, cred.service)
-	want := hmacHex(a.signingKey, stringToSign(amzDate, a.scope, canon))
+	want := hmacHex(a.signingKey, stringToSign(a.date, a.scope, canonical))
 	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return nil, fail("SignatureDoesNotMatch", "the request signature we calculated does not match the signature you provided; check your key and signing method")
+		return fail("SignatureDoesNotMatch", "the request signature we calculated does not match the signature you provided; check your key and signing method")
 	}
 	a.signature = sig
-	return a, nil
+	return nil
 }
 
 func verifyPresigned(r *http.Request, q url.Values, creds Credentials, now time.Time) (*Auth, error) {
@@ -207,12 +215,9 @@ func verifyPresigned(r *http.Request, q url.Values, creds Credentials, now time.
 		return nil, err
 	}
 	a := &Auth{AccessKey: cred.accessKey, PayloadHash: payload, Presigned: true, date: amzDate, scope: cred.scope()}
-	a.signingKey = SigningKey(secret, cred.date, cred.region, cred.service)
-	want := hmacHex(a.signingKey, stringToSign(amzDate, a.scope, canon))
-	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return nil, fail("SignatureDoesNotMatch", "the request signature we calculated does not match the signature you provided; check your key and signing method")
+	if err := a.check(secret, cred, canon, sig); err != nil {
+		return nil, err
 	}
-	a.signature = sig
 	return a, nil
 }
 
