@@ -30,6 +30,9 @@ type Device interface {
 	Get(key []byte) ([]byte, error)
 	Iter(lower, upper []byte) (*shard.Iter, error)
 	DeleteRange(lower, upper []byte) error
+	// RebuildFreeSpace recomputes reusable space from every locator the
+	// walk yields (all records of this device).
+	RebuildFreeSpace(walk func(yield func(*shard.Locator)) error) error
 }
 
 // Config tunes the object layer.
@@ -119,6 +122,14 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 	if err := s.loadBuckets(context.Background()); err != nil {
 		return nil, err
 	}
+	for _, d := range devices {
+		if d == nil {
+			continue
+		}
+		if err := d.RebuildFreeSpace(func(yield func(*shard.Locator)) error { return walkLocators(d, yield) }); err != nil {
+			return nil, err
+		}
+	}
 	s.heal = newHealer(cfg.Registry)
 	go s.runHealer()
 	return s, nil
@@ -167,6 +178,29 @@ func objectKey(bucket, key string) []byte {
 	b = append(b, bucket...)
 	b = append(b, 0)
 	return append(b, key...)
+}
+
+// walkLocators yields the locator of every part of every record on a
+// device: objects and uploaded parts. A record that cannot be decoded names
+// no space, so its shards become reusable; the record is useless anyway.
+func walkLocators(d Device, yield func(*shard.Locator)) error {
+	it, err := d.Iter(nil, nil)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		r, err := UnmarshalRecord(it.Value())
+		if err != nil {
+			continue
+		}
+		for i := range r.Parts {
+			if !r.Parts[i].Missing {
+				yield(&r.Parts[i].Loc)
+			}
+		}
+	}
+	return nil
 }
 
 // acquireReader marks a version as being streamed so its shards are not

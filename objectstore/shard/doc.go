@@ -15,6 +15,10 @@
 // the writer id and the xxh3 of the data; any mismatch is ErrCorrupt and is
 // counted in strata_shard_checksum_errors_total.
 //
+// Freed streams are trimmed and their space reused before the head grows;
+// the reusable set is rebuilt from the records at start (RebuildFreeSpace),
+// so it never needs to be stored.
+//
 // A chunk volume that disappears (a replaced disk) is formatted anew with a
 // higher generation; locators of older generations read as ErrMissing, so the
 // layer above rebuilds those shards from the others.

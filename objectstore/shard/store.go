@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"sort"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -37,6 +38,8 @@ type Metrics struct {
 	BytesWritten   *prometheus.CounterVec
 	BytesRead      *prometheus.CounterVec
 	Syncs          *prometheus.CounterVec
+	Head           *prometheus.GaugeVec
+	Reusable       *prometheus.GaugeVec
 }
 
 // NewMetrics registers the shard store's series on reg.
@@ -46,9 +49,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BytesWritten:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_shard_written_bytes_total", Help: "Shard data bytes written to chunk volumes."}, []string{"device"}),
 		BytesRead:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_shard_read_bytes_total", Help: "Shard data bytes read and verified."}, []string{"device"}),
 		Syncs:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_shard_syncs_total", Help: "fsyncs of chunk volumes (each may cover many writers)."}, []string{"device"}),
+		Head:           prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_shard_volume_head_bytes", Help: "Append head of a chunk volume: address space in use or reusable."}, []string{"device"}),
+		Reusable:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_shard_volume_reusable_bytes", Help: "Freed address space below the head, reused before the head grows."}, []string{"device"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ChecksumErrors, m.BytesWritten, m.BytesRead, m.Syncs)
+		reg.MustRegister(m.ChecksumErrors, m.BytesWritten, m.BytesRead, m.Syncs, m.Head, m.Reusable)
 	}
 	return m
 }
@@ -62,7 +67,8 @@ type Store struct {
 	gen    uint32
 
 	mu      sync.Mutex
-	head    int64 // next unreserved byte of the volume
+	head    int64     // next unreserved byte of the volume
+	free    freeSpace // reusable ranges below head
 	syncing bool
 	started uint64 // syncs started
 	done    uint64 // syncs finished
@@ -70,6 +76,7 @@ type Store struct {
 	synced  *sync.Cond
 
 	checksumErrors, written, read, syncs prometheus.Counter
+	headGauge, freeGauge                 prometheus.Gauge
 }
 
 // Open opens the device store of device id on vol, formatting the volume if
@@ -84,6 +91,8 @@ func Open(id uint32, name string, vol blockpool.Volume, db *pebble.DB, m *Metric
 	s.written = m.BytesWritten.WithLabelValues(name)
 	s.read = m.BytesRead.WithLabelValues(name)
 	s.syncs = m.Syncs.WithLabelValues(name)
+	s.headGauge = m.Head.WithLabelValues(name)
+	s.freeGauge = m.Reusable.WithLabelValues(name)
 
 	super := make([]byte, superblockSize)
 	if _, err := vol.ReadAt(super, 0); err != nil {
@@ -118,6 +127,7 @@ func Open(id uint32, name string, vol blockpool.Volume, db *pebble.DB, m *Metric
 		}
 		s.head = max(int64(head), superblockSize)
 	}
+	s.headGauge.Set(float64(s.head))
 	// Anything past the committed head was never acknowledged: give it back.
 	if s.head < vol.Size() {
 		if err := vol.Trim(s.head, vol.Size()-s.head); err != nil {
@@ -188,25 +198,107 @@ func (s *Store) key(ns byte, k []byte) []byte {
 	return append(append(append(out, s.prefix...), ns), k...)
 }
 
+// Head is the volume's append head (address space in use or reusable).
+func (s *Store) Head() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.head
+}
+
 // DB is the metadata database the store keeps its records in.
 func (s *Store) DB() *pebble.DB { return s.db }
 
 // Name is the device's name.
 func (s *Store) Name() string { return s.name }
 
-// reserve hands out [off, off+n) of the volume.
-func (s *Store) reserve(n int64) (int64, error) {
+// allocUnit aligns reservations so freed ranges are whole filesystem blocks.
+const allocUnit = 4096
+
+// reserve hands out [off, off+n) of the volume (n rounded up to allocUnit),
+// reusing freed space before growing the head.
+func (s *Store) reserve(n int64) (int64, int64, error) {
+	n = (n + allocUnit - 1) / allocUnit * allocUnit
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.syncErr != nil {
-		return 0, s.syncErr
+		return 0, 0, s.syncErr
+	}
+	if off, ok := s.free.take(n); ok {
+		s.freeGauge.Set(float64(s.free.bytes))
+		return off, n, nil
 	}
 	if s.head+n > s.vol.Size() {
-		return 0, fmt.Errorf("device %s: %w", s.name, ErrFull)
+		return 0, 0, fmt.Errorf("device %s: %w", s.name, ErrFull)
 	}
 	off := s.head
 	s.head += n
-	return off, nil
+	s.headGauge.Set(float64(s.head))
+	return off, n, nil
+}
+
+// release makes [off, off+n) reusable. The caller guarantees nothing
+// references it any more.
+func (s *Store) release(off, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.free.add(off, n) {
+		// A double free: keep the range out of reuse rather than risk
+		// handing it to two writers.
+		return
+	}
+	s.freeGauge.Set(float64(s.free.bytes))
+}
+
+// RebuildFreeSpace recomputes the reusable ranges as everything below the
+// head that no locator references. walk must yield every locator of every
+// record on this device. Call it before the store serves writes.
+func (s *Store) RebuildFreeSpace(walk func(yield func(*Locator)) error) error {
+	var used []extent
+	err := walk(func(l *Locator) {
+		if l.Generation != s.gen {
+			return
+		}
+		runs(l, func(off, n int64) { used = append(used, extent{off, n}) })
+	})
+	if err != nil {
+		return fmt.Errorf("device %s: rebuild free space: %w", s.name, err)
+	}
+	sort.Slice(used, func(i, j int) bool { return used[i].off < used[j].off })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var f freeSpace
+	pos := int64(superblockSize)
+	for _, u := range used {
+		if u.off > pos {
+			f.add(pos, u.off-pos)
+		}
+		pos = max(pos, u.end())
+	}
+	if s.head > pos {
+		f.add(pos, s.head-pos)
+	}
+	s.free = f
+	s.freeGauge.Set(float64(f.bytes))
+	return nil
+}
+
+// runs calls fn for each run of contiguous records of a locator.
+func runs(loc *Locator, fn func(off, n int64)) {
+	var start, end int64 = -1, -1
+	for i, off := range loc.Offsets {
+		recEnd := off + HeaderSize + int64(loc.DataLen(i))
+		if off == end {
+			end = recEnd
+			continue
+		}
+		if start >= 0 {
+			fn(start, end-start)
+		}
+		start, end = off, recEnd
+	}
+	if start >= 0 {
+		fn(start, end-start)
+	}
 }
 
 // sync makes every write completed before the call durable. Callers that
@@ -285,12 +377,13 @@ func (w *Writer) Append(rec []byte) error {
 			size = max(size, minExtent)
 		}
 		size = min(max(size, need), max(maxExtent, need))
-		off, err := w.s.reserve(size)
+		w.giveBackRest()
+		off, got, err := w.s.reserve(size)
 		if err != nil {
 			w.failed = err
 			return err
 		}
-		w.extOff, w.extLen, w.used = off, size, 0
+		w.extOff, w.extLen, w.used = off, got, 0
 	}
 	off := w.extOff + w.used
 	data := rec[HeaderSize:]
@@ -310,8 +403,18 @@ func (w *Writer) Append(rec []byte) error {
 	return nil
 }
 
+// giveBackRest returns the unused tail of the current extent (never
+// written, so already a hole) for reuse.
+func (w *Writer) giveBackRest() {
+	if rest := w.extLen - w.used; rest > 0 {
+		w.s.release(w.extOff+w.used, rest)
+	}
+	w.extLen, w.used = 0, 0
+}
+
 // Finish makes the stream durable and returns its locator.
 func (w *Writer) Finish() (Locator, error) {
+	w.giveBackRest()
 	if w.failed != nil {
 		return Locator{}, w.failed
 	}
@@ -324,7 +427,9 @@ func (w *Writer) Finish() (Locator, error) {
 
 // Abort gives back the space of an unfinished stream.
 func (w *Writer) Abort() {
+	w.giveBackRest()
 	if !w.finished {
+		w.finished = true
 		w.s.Free(w.loc)
 	}
 }
@@ -361,34 +466,22 @@ func (s *Store) ReadBlock(loc *Locator, i int, buf []byte) ([]byte, error) {
 	return buf[HeaderSize:], nil
 }
 
-// Free trims the records of a shard stream. Freed space reads as zeroes, so
-// a stale locator fails verification rather than returning other data.
+// Free trims the records of a shard stream and makes their space reusable.
+// Freed space reads as zeroes until reused, and a stale locator into reused
+// space fails verification (the writer id differs), so a late reader never
+// gets another stream's bytes.
 func (s *Store) Free(loc Locator) error {
 	if loc.Generation != s.gen {
 		return nil
 	}
-	var start, end int64 = -1, -1
-	flush := func() error {
-		if start < 0 {
-			return nil
+	var err error
+	runs(&loc, func(off, n int64) {
+		if terr := s.vol.Trim(off, n); terr != nil && err == nil {
+			err = fmt.Errorf("device %s: free: %w", s.name, terr)
 		}
-		return s.vol.Trim(start, end-start)
-	}
-	for i, off := range loc.Offsets {
-		recEnd := off + HeaderSize + int64(loc.DataLen(i))
-		if off == end {
-			end = recEnd
-			continue
-		}
-		if err := flush(); err != nil {
-			return fmt.Errorf("device %s: free: %w", s.name, err)
-		}
-		start, end = off, recEnd
-	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("device %s: free: %w", s.name, err)
-	}
-	return nil
+		s.release(off, n)
+	})
+	return err
 }
 
 // Op is one change of a metadata record in a Commit.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"testing"
@@ -253,4 +254,70 @@ func FuzzDecodeLocator(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSpaceIsReusedAndRebuiltOnOpen(t *testing.T) {
+	ctx := context.Background()
+	db := memDB(t, vfs.NewMem())
+	vol := blockpool.NewMemVolume(64 << 20)
+	s, _ := Open(1, "d1", vol, db, nil, slog.Default())
+	// Write and free many streams: the head must stop growing.
+	var keep []Locator
+	for i := 0; i < 200; i++ {
+		loc := writeStream(t, s, randBlocks(3, 50000, 1234))
+		if i%10 == 0 {
+			keep = append(keep, loc)
+			s.Commit(ctx, Op{Key: []byte(fmt.Sprint("k", i)), Value: loc.AppendBinary(nil)})
+		} else if err := s.Free(loc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := int64(len(keep)) * (3*HeaderSize + 2*50000 + 1234)
+	if s.head > 3*live+16<<20 {
+		t.Fatalf("head %d for %d live bytes: freed space is not reused", s.head, live)
+	}
+	// Reopen: nothing referenced becomes free, everything else does.
+	s2, err := Open(1, "d1", vol, db, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s2.RebuildFreeSpace(func(yield func(*Locator)) error {
+		it, _ := s2.Iter(nil, nil)
+		defer it.Close()
+		for ; it.Valid(); it.Next() {
+			l, _, err := DecodeLocator(it.Value())
+			if err != nil {
+				return err
+			}
+			yield(&l)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.free.bytes == 0 || s2.free.bytes > s2.head-superblockSize-live+1 {
+		t.Fatalf("rebuilt free space %d, head %d, live %d", s2.free.bytes, s2.head, live)
+	}
+	// Fill the volume with new streams; the kept ones must stay intact.
+	for {
+		w := s2.NewWriter(-1)
+		if err := w.Append(record(make([]byte, 100000))); err != nil {
+			if !errors.Is(err, ErrFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+		if _, err := w.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 60000)
+	for _, loc := range keep {
+		for i := range loc.Offsets {
+			if _, err := s2.ReadBlock(&loc, i, buf); err != nil {
+				t.Fatalf("kept stream damaged by reuse: %v", err)
+			}
+		}
+	}
 }
