@@ -74,8 +74,20 @@ func rootCredentials(dataDir string, configured Credentials) (c Credentials, gen
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = syncDir(dataDir) // the new directory entry must survive a crash too
+	}
 	if err != nil {
 		return c, false, fmt.Errorf("store credentials: %w", err)
 	}
 	return c, true, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
