@@ -39,8 +39,10 @@ func randomString(n int, alphabet string) string {
 }
 
 // rootCredentials returns the configured root credentials or, failing
-// that, those stored in the data dir, generating and storing them (0600)
-// on first start. generated reports that they are new.
+// that, those stored in the data dir, generating new ones on first start.
+// generated reports that they are new: they must then be stored with
+// storeCredentials once the node is up (and printed), never before, or a
+// failed first start would store keys nobody was shown.
 func rootCredentials(dataDir string, configured Credentials) (c Credentials, generated bool, err error) {
 	if configured.AccessKey != "" || configured.SecretKey != "" {
 		if len(configured.AccessKey) < 3 || len(configured.SecretKey) < 8 {
@@ -63,10 +65,16 @@ func rootCredentials(dataDir string, configured Credentials) (c Credentials, gen
 		AccessKey: randomString(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
 		SecretKey: randomString(40, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"),
 	}
-	b, _ = json.MarshalIndent(c, "", "  ")
+	return c, true, nil
+}
+
+// storeCredentials writes generated credentials (mode 0600, fsync'd).
+func storeCredentials(dataDir string, c Credentials) error {
+	path := filepath.Join(dataDir, credentialsFile)
+	b, _ := json.MarshalIndent(c, "", "  ")
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return c, false, fmt.Errorf("store credentials: %w", err)
+		return fmt.Errorf("store credentials: %w", err)
 	}
 	if _, err = f.Write(append(b, '\n')); err == nil {
 		err = f.Sync()
@@ -78,9 +86,9 @@ func rootCredentials(dataDir string, configured Credentials) (c Credentials, gen
 		err = syncDir(dataDir) // the new directory entry must survive a crash too
 	}
 	if err != nil {
-		return c, false, fmt.Errorf("store credentials: %w", err)
+		return fmt.Errorf("store credentials: %w", err)
 	}
-	return c, true, nil
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -122,7 +122,17 @@ func (n *Node) start() (err error) {
 	}
 	n.registerPoolMetrics()
 	s3 := s3api.New(s3api.Config{Region: cfg.Region, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
-	return n.listen(s3)
+	if err := n.listen(s3); err != nil {
+		return err
+	}
+	if n.NewRoot {
+		if err := storeCredentials(cfg.DataDir, n.Root); err != nil {
+			n.s3Srv.Close()
+			n.adminSrv.Close()
+			return err
+		}
+	}
+	return nil
 }
 
 // openRing loads the data dir's ring, or builds one for a new data dir.

@@ -41,6 +41,13 @@ func TestRefusesLayoutsTheDevicesCannotHold(t *testing.T) {
 			t.Errorf("EC %s: %v, want %q", c.ec, err, c.want)
 		}
 	}
+	// A failed first start leaves no credentials nobody was shown.
+	failed := testConfig(t.TempDir())
+	failed.EC = "3+2"
+	Start(failed)
+	if _, err := os.Stat(filepath.Join(failed.DataDir, credentialsFile)); err == nil {
+		t.Fatal("a failed first start stored generated credentials")
+	}
 	// A layout that fits with more pools.
 	cfg := testConfig(t.TempDir())
 	cfg.EC, cfg.Pools = "3+2", 5
@@ -64,6 +71,12 @@ func TestRootCredentials(t *testing.T) {
 	c1, gen, err := rootCredentials(dir, Credentials{})
 	if err != nil || !gen || len(c1.AccessKey) != 20 || len(c1.SecretKey) != 40 {
 		t.Fatalf("generate: %+v %v %v", c1, gen, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, credentialsFile)); err == nil {
+		t.Fatal("credentials stored before the node was up")
+	}
+	if err := storeCredentials(dir, c1); err != nil {
+		t.Fatal(err)
 	}
 	st, _ := os.Stat(filepath.Join(dir, credentialsFile))
 	if st.Mode().Perm() != 0o600 {
