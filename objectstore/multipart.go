@@ -204,7 +204,7 @@ func (s *Store) ListParts(ctx context.Context, bucket, key, uploadID string, par
 
 // CompleteUpload assembles the listed parts into the object. The parts'
 // shard streams become the object's; nothing is copied.
-func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string, parts []CompletePart) (ObjectInfo, error) {
+func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string, parts []CompletePart, precondition func(*ObjectInfo) error) (ObjectInfo, error) {
 	devs, up, err := s.getUpload(ctx, bucket, key, uploadID)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -237,7 +237,7 @@ func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string
 		return ObjectInfo{}, ErrEntityTooLarge
 	}
 	base := Record{WriteID: newWriteID(), K: up.K, M: up.M, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(),
-		Size: size, ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(md.Sum(nil)), len(parts)), Headers: up.Headers}
+		Size: size, ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(md.Sum(nil)), len(parts)), Headers: up.Headers, precondition: precondition}
 	recs := make([]*Record, len(devs))
 	for i := range devs {
 		r := base

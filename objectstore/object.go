@@ -33,6 +33,11 @@ type PutOptions struct {
 	Headers []Header
 	// ContentMD5, if set, must equal the body's MD5 or nothing is stored.
 	ContentMD5 []byte
+	// Precondition, if set, is called with the object's current version
+	// (nil if none) under the key's commit lock, just before the write
+	// commits; an error aborts the write. It makes conditional writes
+	// (If-None-Match: *, If-Match) atomic.
+	Precondition func(current *ObjectInfo) error
 }
 
 func validKey(key string) error {
@@ -62,6 +67,7 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, body io.Reade
 	k, m := s.ring.K, s.ring.M
 	base := Record{WriteID: newWriteID(), K: k, M: m, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers}
 	base.contentMD5 = opts.ContentMD5
+	base.precondition = opts.Precondition
 
 	// Small bodies are read whole and inlined in the records.
 	var small []byte
@@ -149,6 +155,17 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 	mu := s.keyLock(bucket, key)
 	mu.Lock()
 	old := s.readRecords(devs, okey)
+	if cond := firstRecord(recs).precondition; cond != nil {
+		var cur *ObjectInfo
+		if q := quorumRecord(old); q >= 0 {
+			info := infoOf(bucket, key, old[q])
+			cur = &info
+		}
+		if err := cond(cur); err != nil {
+			mu.Unlock()
+			return err
+		}
+	}
 	n, err := commitAll(ctx, devs, func(i int, d Device) error {
 		if recs[i] == nil {
 			return fmt.Errorf("no shard for device %s", d.Name())
@@ -166,6 +183,15 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 	}
 	s.releaseOld(devs, old, recs)
 	return nil
+}
+
+func firstRecord(recs []*Record) *Record {
+	for _, r := range recs {
+		if r != nil {
+			return r
+		}
+	}
+	return &Record{}
 }
 
 // releaseOld frees shards of replaced records, on devices whose record was

@@ -294,19 +294,19 @@ func TestMultipart(t *testing.T) {
 	if err != nil || len(parts) != 2 || !trunc || parts[1].ETag != etags[1] {
 		t.Fatalf("list parts: %+v %v %v", parts, trunc, err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{2, etags[1]}, {1, etags[0]}}); !errors.Is(err, ErrInvalidPartOrder) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{2, etags[1]}, {1, etags[0]}}, nil); !errors.Is(err, ErrInvalidPartOrder) {
 		t.Fatalf("unordered: %v", err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, "bad"}}); !errors.Is(err, ErrInvalidPart) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, "bad"}}, nil); !errors.Is(err, ErrInvalidPart) {
 		t.Fatalf("bad etag: %v", err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {4, etags[2]}}); !errors.Is(err, ErrInvalidPart) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {4, etags[2]}}, nil); !errors.Is(err, ErrInvalidPart) {
 		t.Fatalf("missing part: %v", err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {5, etags[2]}}); !errors.Is(err, ErrInvalidPart) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {5, etags[2]}}, nil); !errors.Is(err, ErrInvalidPart) {
 		t.Fatalf("missing part: %v", err)
 	}
-	info, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, `"` + etags[1] + `"`}, {3, etags[2]}})
+	info, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, `"` + etags[1] + `"`}, {3, etags[2]}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestHealOnRead(t *testing.T) {
 	p1, p2 := randBytes(MinPartSize), randBytes(1000)
 	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil)
 	e2, _ := ts.UploadPart(ctx, "bucket", "mp", id, 2, bytes.NewReader(p2), int64(len(p2)), nil)
-	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}, {2, e2}}); err != nil {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}, {2, e2}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	objects["mp"] = append(append([]byte(nil), p1...), p2...)

@@ -47,6 +47,7 @@ var errorTable = map[string]APIError{
 	"NoSuchBucket":                      {Status: 404, Message: "The specified bucket does not exist."},
 	"NoSuchKey":                         {Status: 404, Message: "The specified key does not exist."},
 	"NoSuchUpload":                      {Status: 404, Message: "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed."},
+	"PreconditionFailed":                {Status: 412, Message: "At least one of the pre-conditions you specified did not hold"},
 	"NotImplemented":                    {Status: 501, Message: "A header or query you provided implies functionality that is not implemented."},
 	"RequestTimeTooSkewed":              {Status: 403, Message: "The difference between the request time and the server's time is too large."},
 	"ServiceUnavailable":                {Status: 503, Message: "Not enough storage devices are available to serve the request; please retry."},

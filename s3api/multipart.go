@@ -62,8 +62,9 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, rc *reqConte
 }
 
 func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
-		return apiErr("NotImplemented", "Conditional writes are not implemented yet.")
+	cond, err := writePrecondition(r.Header)
+	if err != nil {
+		return err
 	}
 	body, err := readSmallBody(r, rc, 4<<20)
 	if err != nil {
@@ -82,7 +83,7 @@ func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request,
 	for i, p := range req.Parts {
 		parts[i] = objectstore.CompletePart{Number: p.PartNumber, ETag: strings.TrimSpace(p.ETag)}
 	}
-	info, err := s.store.CompleteUpload(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), parts)
+	info, err := s.store.CompleteUpload(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), parts, cond)
 	if err != nil {
 		return err
 	}

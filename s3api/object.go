@@ -115,8 +115,9 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err := checkCannedACL(r); err != nil {
 		return err
 	}
-	if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
-		return apiErr("NotImplemented", "Conditional writes are not implemented yet.")
+	cond, err := writePrecondition(r.Header)
+	if err != nil {
+		return err
 	}
 	headers, err := objectHeaders(r)
 	if err != nil {
@@ -126,7 +127,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err != nil {
 		return err
 	}
-	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, body, size, objectstore.PutOptions{Headers: headers, ContentMD5: md})
+	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, body, size, objectstore.PutOptions{Headers: headers, ContentMD5: md, Precondition: cond})
 	if err != nil {
 		return err
 	}
@@ -224,16 +225,23 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, rc *reqCont
 	if r.URL.Query().Has("partNumber") {
 		return apiErr("NotImplemented", "GET and HEAD by partNumber are not implemented yet.")
 	}
-	for _, c := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
-		if r.Header.Get(c) != "" {
-			return apiErr("NotImplemented", "Conditional requests are not implemented yet.")
-		}
-	}
 	obj, err := s.store.GetObject(r.Context(), rc.bucket, rc.key)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
+	notModified, err := readPreconditions(r.Header, "", obj.Info)
+	if err != nil {
+		return err
+	}
+	if notModified {
+		rc.code = "NotModified"
+		h := w.Header()
+		h.Set("ETag", `"`+obj.Info.ETag+`"`)
+		h.Set("Last-Modified", obj.Info.ModTime.UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
 	off, length, partial, err := byteRange(r.Header.Get("Range"), obj.Info.Size)
 	if err != nil {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(obj.Info.Size, 10))
@@ -351,10 +359,8 @@ func copySource(v string) (bucket, key string, err error) {
 
 // copyObject streams the source into a new object; no body buffering.
 func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	for _, c := range []string{"X-Amz-Copy-Source-If-Match", "X-Amz-Copy-Source-If-None-Match", "X-Amz-Copy-Source-If-Modified-Since", "X-Amz-Copy-Source-If-Unmodified-Since", "X-Amz-Copy-Source-Range"} {
-		if r.Header.Get(c) != "" {
-			return apiErr("NotImplemented", c+" is not implemented yet.")
-		}
+	if r.Header.Get("X-Amz-Copy-Source-Range") != "" {
+		return apiErr("InvalidArgument", "Range specified is not valid for source object; x-amz-copy-source-range applies to UploadPartCopy only.")
 	}
 	srcBucket, srcKey, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
@@ -370,11 +376,18 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	if srcBucket == rc.bucket && srcKey == rc.key && directive != "REPLACE" {
 		return apiErr("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 	}
+	cond, err := writePrecondition(r.Header)
+	if err != nil {
+		return err
+	}
 	src, err := s.store.GetObject(r.Context(), srcBucket, srcKey)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	if _, err := readPreconditions(r.Header, "X-Amz-Copy-Source-", src.Info); err != nil {
+		return err
+	}
 	if src.Info.Size > objectstore.MaxPutSize {
 		return apiErr("InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120")
 	}
@@ -386,7 +399,7 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	}
 	rd := src.Reader(r.Context(), 0, src.Info.Size)
 	defer rd.Close()
-	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, rd, src.Info.Size, objectstore.PutOptions{Headers: headers})
+	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, rd, src.Info.Size, objectstore.PutOptions{Headers: headers, Precondition: cond})
 	if err != nil {
 		return err
 	}

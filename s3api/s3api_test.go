@@ -3,8 +3,10 @@ package s3api
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/strata-storage/strata/objectstore"
 )
@@ -138,5 +140,102 @@ func TestErrorMapping(t *testing.T) {
 		if e.Status < 300 || e.Message == "" {
 			t.Errorf("%s: status %d message %q", code, e.Status, e.Message)
 		}
+	}
+}
+
+func TestReadPreconditions(t *testing.T) {
+	mod := time.Date(2026, 5, 1, 12, 0, 0, 500, time.UTC)
+	info := objectstore.ObjectInfo{ETag: "abc", ModTime: mod}
+	before, same, after := mod.Add(-time.Hour).Format(http.TimeFormat), mod.Format(http.TimeFormat), mod.Add(time.Hour).Format(http.TimeFormat)
+	cases := []struct {
+		headers map[string]string
+		want    string // "", "304" or an error code
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"If-Match": `"abc"`}, ""},
+		{map[string]string{"If-Match": `"x", "abc"`}, ""},
+		{map[string]string{"If-Match": "*"}, ""},
+		{map[string]string{"If-Match": `"x"`}, "PreconditionFailed"},
+		{map[string]string{"If-Unmodified-Since": before}, "PreconditionFailed"},
+		{map[string]string{"If-Unmodified-Since": same}, ""},
+		{map[string]string{"If-Match": `"abc"`, "If-Unmodified-Since": before}, ""}, // If-Match wins
+		{map[string]string{"If-None-Match": `"abc"`}, "304"},
+		{map[string]string{"If-None-Match": `W/"abc"`}, "304"},
+		{map[string]string{"If-None-Match": `"x"`}, ""},
+		{map[string]string{"If-Modified-Since": same}, "304"},
+		{map[string]string{"If-Modified-Since": after}, "304"},
+		{map[string]string{"If-Modified-Since": before}, ""},
+		{map[string]string{"If-None-Match": `"x"`, "If-Modified-Since": after}, ""}, // If-None-Match wins
+		{map[string]string{"If-Modified-Since": "not a date"}, ""},
+		{map[string]string{"If-Match": `"x"`, "If-None-Match": `"abc"`}, "PreconditionFailed"},
+	}
+	for _, c := range cases {
+		h := http.Header{}
+		for k, v := range c.headers {
+			h.Set(k, v)
+		}
+		nm, err := readPreconditions(h, "", info)
+		got := ""
+		if err != nil {
+			got = toAPIError(err).Code
+		} else if nm {
+			got = "304"
+		}
+		if got != c.want {
+			t.Errorf("%v: got %q, want %q", c.headers, got, c.want)
+		}
+		// As copy-source conditions, a 304 becomes 412.
+		ch := http.Header{}
+		for k, v := range c.headers {
+			ch.Set("X-Amz-Copy-Source-"+k, v)
+		}
+		_, err = readPreconditions(ch, "X-Amz-Copy-Source-", info)
+		want := c.want
+		if want == "304" {
+			want = "PreconditionFailed"
+		}
+		if got := toAPIError(err).Code; err != nil && got != want || err == nil && want != "" {
+			t.Errorf("copy-source %v: got %v, want %q", c.headers, err, want)
+		}
+	}
+}
+
+func TestWritePrecondition(t *testing.T) {
+	existing := &objectstore.ObjectInfo{ETag: "abc"}
+	cases := []struct {
+		inm, im string
+		cur     *objectstore.ObjectInfo
+		want    string
+	}{
+		{"*", "", nil, ""},
+		{"*", "", existing, "PreconditionFailed"},
+		{"", `"abc"`, existing, ""},
+		{"", `"other"`, existing, "PreconditionFailed"},
+		{"", `"abc"`, nil, "NoSuchKey"},
+	}
+	for _, c := range cases {
+		h := http.Header{}
+		if c.inm != "" {
+			h.Set("If-None-Match", c.inm)
+		}
+		if c.im != "" {
+			h.Set("If-Match", c.im)
+		}
+		cond, err := writePrecondition(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if err := cond(c.cur); err != nil {
+			got = toAPIError(err).Code
+		}
+		if got != c.want {
+			t.Errorf("%+v: got %q, want %q", c, got, c.want)
+		}
+	}
+	h := http.Header{}
+	h.Set("If-None-Match", `"abc"`)
+	if _, err := writePrecondition(h); toAPIError(err).Code != "NotImplemented" {
+		t.Errorf("If-None-Match with an ETag on a write: %v", err)
 	}
 }
