@@ -684,3 +684,54 @@ func TestEntityTooLargeIsRefusedBeforeTheBody(t *testing.T) {
 		t.Fatalf("refusal took %v: the body was read", time.Since(start))
 	}
 }
+
+func TestUploadPartCopy(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("upc")})
+	src := randBytes(12<<20 + 777)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("upc"), Key: aws.String("src"), Body: bytes.NewReader(src)}); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("upc"), Key: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two copied ranges and one uploaded part: [5 MiB of src][6 MiB of src][tail].
+	ranges := [][2]int{{0, 5<<20 - 1}, {5 << 20, 11<<20 - 1}}
+	var done []types.CompletedPart
+	for i, rg := range ranges {
+		out, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("upc"), Key: aws.String("dst"), UploadId: cr.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), CopySource: aws.String("upc/src"), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", rg[0], rg[1]))})
+		if err != nil {
+			t.Fatalf("part copy %d: %v", i+1, err)
+		}
+		done = append(done, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	up, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("upc"), Key: aws.String("dst"), UploadId: cr.UploadId, PartNumber: aws.Int32(3), Body: strings.NewReader("tail")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done = append(done, types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(3)})
+	for _, bad := range []string{"bytes=0-", fmt.Sprintf("bytes=0-%d", len(src)), "bytes=5-3", "items=0-1"} {
+		_, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("upc"), Key: aws.String("dst"), UploadId: cr.UploadId,
+			PartNumber: aws.Int32(9), CopySource: aws.String("upc/src"), CopySourceRange: aws.String(bad)})
+		if awsCode(err) != "InvalidArgument" {
+			t.Errorf("copy range %q: %v", bad, err)
+		}
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("upc"), Key: aws.String("dst"), UploadId: cr.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("upc"), Key: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	want := append(append([]byte(nil), src[:11<<20]...), "tail"...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("assembled object differs (%d bytes, want %d)", len(got), len(want))
+	}
+}

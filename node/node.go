@@ -39,8 +39,10 @@ type Config struct {
 	ChunkVolume int64  // logical size of each chunk volume
 	PartPower   uint8
 	BlockSize   int
-	Root        Credentials
-	Logger      *slog.Logger
+	// StaleUploadAge: multipart uploads older than this are aborted.
+	StaleUploadAge time.Duration
+	Root           Credentials
+	Logger         *slog.Logger
 }
 
 // DefaultConfig is the embedded default.
@@ -48,7 +50,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
 		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
-		PartPower: 8, BlockSize: 1 << 20,
+		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour,
 	}
 }
 
@@ -117,6 +119,7 @@ func (n *Node) start() (err error) {
 	}
 	ocfg := objectstore.DefaultConfig()
 	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
+	ocfg.StaleUploadAge = cfg.StaleUploadAge
 	if n.store, err = objectstore.New(ocfg, n.Ring, n.devices, metastore.NewPebble(n.db, "m/")); err != nil {
 		return err
 	}

@@ -108,6 +108,7 @@ func (s *Store) HealIdle() bool { return s.heal.pendingCount() == 0 }
 func (s *Store) Close() {
 	s.heal.cancel()
 	<-s.heal.done
+	s.bg.Wait()
 }
 
 // noteBadShard records that shard i of an open object could not be used.

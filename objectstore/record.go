@@ -28,7 +28,7 @@ type Record struct {
 	Inline     []byte   // this device's shard of a small object
 	HasInline  bool
 
-	contentMD5   []byte                       // expected body MD5 while writing; never stored
+	contentMD5   []byte                          // expected body MD5 while writing; never stored
 	precondition func(current *ObjectInfo) error // checked at commit; never stored
 }
 

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/klauspost/reedsolomon"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,11 +42,15 @@ type Config struct {
 	InlineLimit int64 // objects up to this size live inside their records
 	Logger      *slog.Logger
 	Registry    prometheus.Registerer
+	// Multipart uploads initiated longer ago than StaleUploadAge are
+	// aborted by a sweep every SweepInterval (0 disables it).
+	StaleUploadAge time.Duration
+	SweepInterval  time.Duration
 }
 
 // DefaultConfig is the layout of DESIGN.md.
 func DefaultConfig() Config {
-	return Config{BlockSize: 1 << 20, InlineLimit: 128 << 10}
+	return Config{BlockSize: 1 << 20, InlineLimit: 128 << 10, StaleUploadAge: 7 * 24 * time.Hour, SweepInterval: time.Hour}
 }
 
 // Limits of S3.
@@ -78,7 +83,9 @@ type Store struct {
 	bucketsMu sync.RWMutex
 	buckets   map[string]BucketInfo
 
-	heal *healer
+	heal  *healer
+	sweep *sweeper
+	bg    sync.WaitGroup // background loops other than the healer
 
 	readersMu sync.Mutex
 	readers   map[[16]byte]int      // write id -> open readers
@@ -131,7 +138,13 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 		}
 	}
 	s.heal = newHealer(cfg.Registry)
+	s.sweep = newSweeper(cfg.Registry)
 	go s.runHealer()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.runSweeper(s.heal.ctx)
+	}()
 	return s, nil
 }
 

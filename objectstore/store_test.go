@@ -527,3 +527,42 @@ func TestOverwritesReuseSpaceAcrossRestarts(t *testing.T) {
 		t.Fatalf("head grew from %d to %d: space is not reused", h1, h2)
 	}
 }
+
+func TestSweepAbortsStaleUploads(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	old, _ := ts.CreateUpload(ctx, "bucket", "old", PutOptions{})
+	data := randBytes(200000)
+	ts.UploadPart(ctx, "bucket", "old", old, 1, bytes.NewReader(data), int64(len(data)), nil)
+	fresh, _ := ts.CreateUpload(ctx, "bucket", "fresh", PutOptions{})
+	headsBefore := map[int]int64{}
+	for i, d := range ts.devs {
+		headsBefore[i] = d.(*shard.Store).Head()
+	}
+	// A week and a day later only the first upload is stale.
+	ts.cfg.StaleUploadAge = 7 * 24 * time.Hour
+	n, err := ts.SweepUploads(ctx, time.Now().Add(8*24*time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("sweep a week later: %d %v (both are older than a week then)", n, err)
+	}
+	if _, _, err := ts.ListParts(ctx, "bucket", "old", old, 0, 10); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("stale upload survived: %v", err)
+	}
+	// A sweep "now" aborts nothing younger than the age.
+	keep, _ := ts.CreateUpload(ctx, "bucket", "keep", PutOptions{})
+	if n, _ := ts.SweepUploads(ctx, time.Now()); n != 0 {
+		t.Fatalf("sweep aborted %d fresh uploads", n)
+	}
+	if _, _, err := ts.ListParts(ctx, "bucket", "keep", keep, 0, 10); err != nil {
+		t.Fatalf("fresh upload gone: %v", err)
+	}
+	_ = fresh
+	// The aborted part's space is reusable: a new object of the same size
+	// does not grow any device's head.
+	ts.PutObject(ctx, "bucket", "after", bytes.NewReader(data), int64(len(data)), PutOptions{})
+	for i, d := range ts.devs {
+		if h := d.(*shard.Store).Head(); h > headsBefore[i] {
+			t.Fatalf("device %d head grew from %d to %d after the sweep freed space", i, headsBefore[i], h)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/strata-storage/strata/objectstore"
 )
@@ -41,12 +42,13 @@ func partNumber(r *http.Request) (int, error) {
 }
 
 func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	if r.Header.Get("X-Amz-Copy-Source") != "" {
-		return apiErr("NotImplemented", "UploadPartCopy is not implemented yet.")
-	}
 	n, err := partNumber(r)
 	if err != nil {
 		return err
+	}
+	if r.Header.Get("X-Amz-Copy-Source") != "" {
+		rc.api = "UploadPartCopy"
+		return s.uploadPartCopy(w, r, rc, n)
 	}
 	body, size, md, err := s.putBody(r, rc)
 	if err != nil {
@@ -194,4 +196,55 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc
 		out.Uploads = append(out.Uploads, upload{u.Key, u.UploadID, s.owner(rc), s.owner(rc), "STANDARD", isoTime(u.Initiated)})
 	}
 	return writeXML(w, http.StatusOK, out)
+}
+
+// copySourceRange parses x-amz-copy-source-range ("bytes=first-last", both
+// required and inside the source, as S3 demands).
+func copySourceRange(h string, size int64) (off, length int64, err error) {
+	if h == "" {
+		return 0, size, nil
+	}
+	bad := apiErr("InvalidArgument", "Range specified is not valid for source object of size: "+strconv.FormatInt(size, 10))
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	first, last, ok2 := strings.Cut(spec, "-")
+	a, err1 := strconv.ParseInt(first, 10, 64)
+	b, err2 := strconv.ParseInt(last, 10, 64)
+	if !ok || !ok2 || err1 != nil || err2 != nil || a < 0 || b < a || b >= size {
+		return 0, 0, bad
+	}
+	return a, b - a + 1, nil
+}
+
+// uploadPartCopy streams a range of an existing object into a part.
+func (s *Server) uploadPartCopy(w http.ResponseWriter, r *http.Request, rc *reqContext, n int) error {
+	srcBucket, srcKey, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		return err
+	}
+	src, err := s.store.GetObject(r.Context(), srcBucket, srcKey)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if _, err := readPreconditions(r.Header, "X-Amz-Copy-Source-", src.Info); err != nil {
+		return err
+	}
+	off, length, err := copySourceRange(r.Header.Get("X-Amz-Copy-Source-Range"), src.Info.Size)
+	if err != nil {
+		return err
+	}
+	if length > objectstore.MaxPutSize {
+		return apiErr("InvalidRequest", "The specified copy range is larger than the maximum part size of 5368709120 bytes.")
+	}
+	rd := src.Reader(r.Context(), off, length)
+	defer rd.Close()
+	etag, err := s.store.UploadPart(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), n, rd, length, nil)
+	if err != nil {
+		return err
+	}
+	return writeXML(w, http.StatusOK, struct {
+		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyPartResult"`
+		LastModified string   `xml:"LastModified"`
+		ETag         string   `xml:"ETag"`
+	}{LastModified: isoTime(time.Now()), ETag: `"` + etag + `"`})
 }

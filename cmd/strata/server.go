@@ -63,6 +63,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&chunkSize, "chunk-volume-size", "1TiB", "logical (thin) size of each pool's chunk volume")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region reported to clients")
 	f.StringVar(&domains, "domain", strings.Join(cfg.Domains, ","), "comma-separated domains for virtual-hosted-style requests (<bucket>.<domain>)")
+	f.DurationVar(&cfg.StaleUploadAge, "stale-upload-age", cfg.StaleUploadAge, "abort multipart uploads initiated longer ago than this (0 keeps them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
