@@ -38,6 +38,9 @@ type PutOptions struct {
 	// commits; an error aborts the write. It makes conditional writes
 	// (If-None-Match: *, If-Match) atomic.
 	Precondition func(current *ObjectInfo) error
+	// BodyHeaders, if set, is called once the whole body has been read and
+	// verified; its headers (a checksum sent as a trailer) are stored too.
+	BodyHeaders func() []Header
 }
 
 func validKey(key string) error {
@@ -68,6 +71,7 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, body io.Reade
 	base := Record{WriteID: newWriteID(), K: k, M: m, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers}
 	base.contentMD5 = opts.ContentMD5
 	base.precondition = opts.Precondition
+	base.bodyHeaders = opts.BodyHeaders
 
 	// Small bodies are read whole and inlined in the records.
 	var small []byte
@@ -110,6 +114,7 @@ func (s *Store) putInline(ctx context.Context, bucket, key string, devs []Device
 	}
 	base.Size = int64(len(data))
 	base.ETag = hex.EncodeToString(sum)
+	base.addBodyHeaders()
 	base.HasInline = true
 	recs := make([]*Record, len(devs))
 	for i := range devs {
@@ -130,6 +135,7 @@ func (s *Store) putStreaming(ctx context.Context, bucket, key string, devs []Dev
 	}
 	base.Size = set.size
 	base.ETag = hex.EncodeToString(set.md5)
+	base.addBodyHeaders()
 	recs := make([]*Record, len(devs))
 	for i := range devs {
 		if !set.ok[i] {

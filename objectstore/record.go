@@ -30,6 +30,13 @@ type Record struct {
 
 	contentMD5   []byte                          // expected body MD5 while writing; never stored
 	precondition func(current *ObjectInfo) error // checked at commit; never stored
+	bodyHeaders  func() []Header                 // headers known after the body
+}
+
+func (r *Record) addBodyHeaders() {
+	if r.bodyHeaders != nil {
+		r.Headers = append(append([]Header(nil), r.Headers...), r.bodyHeaders()...)
+	}
 }
 
 // Header is one stored request header.

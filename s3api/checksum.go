@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/minio/crc64nvme"
+
+	"github.com/strata-storage/strata/objectstore"
 )
 
 // checksumAlgorithms are the x-amz-checksum-* algorithms S3 accepts.
@@ -88,6 +90,15 @@ func (c *checksumReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// stored returns the verified checksum as headers to keep with the object.
+func (c *checksumReader) stored() []objectstore.Header {
+	return []objectstore.Header{{Name: "x-amz-checksum-" + c.alg, Value: c.want}, {Name: "x-amz-checksum-type", Value: "FULL_OBJECT"}}
+}
+
+// isChecksumHeader reports whether a stored header is returned only with
+// x-amz-checksum-mode: ENABLED.
+func isChecksumHeader(name string) bool { return strings.HasPrefix(name, "x-amz-checksum-") }
 
 // contentMD5 parses the Content-MD5 header (nil if absent).
 func contentMD5(r *http.Request) ([]byte, error) {

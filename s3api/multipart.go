@@ -50,7 +50,7 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, rc *reqConte
 		rc.api = "UploadPartCopy"
 		return s.uploadPartCopy(w, r, rc, n)
 	}
-	body, size, md, err := s.putBody(r, rc)
+	body, size, md, _, err := s.putBody(r, rc)
 	if err != nil {
 		return err
 	}

@@ -54,8 +54,9 @@ func objectHeaders(r *http.Request) ([]objectstore.Header, error) {
 	return out, nil
 }
 
-// putBody returns the verified body of a PUT or UploadPart and its size.
-func (s *Server) putBody(r *http.Request, rc *reqContext) (io.Reader, int64, []byte, error) {
+// putBody returns the verified body of a PUT or UploadPart, its size, the
+// expected MD5 and the checksum being verified (nil if none was sent).
+func (s *Server) putBody(r *http.Request, rc *reqContext) (io.Reader, int64, []byte, *checksumReader, error) {
 	size := r.ContentLength
 	decoded := int64(-1)
 	switch rc.auth.PayloadHash {
@@ -63,24 +64,24 @@ func (s *Server) putBody(r *http.Request, rc *reqContext) (io.Reader, int64, []b
 		v := r.Header.Get("X-Amz-Decoded-Content-Length")
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return nil, 0, nil, apiErr("MissingContentLength", "You must provide the x-amz-decoded-content-length header with aws-chunked bodies.")
+			return nil, 0, nil, nil, apiErr("MissingContentLength", "You must provide the x-amz-decoded-content-length header with aws-chunked bodies.")
 		}
 		size, decoded = n, n
 	default:
 		if size < 0 {
-			return nil, 0, nil, apiErr("MissingContentLength")
+			return nil, 0, nil, nil, apiErr("MissingContentLength")
 		}
 	}
 	if size > objectstore.MaxPutSize {
-		return nil, 0, nil, apiErr("EntityTooLarge")
+		return nil, 0, nil, nil, apiErr("EntityTooLarge")
 	}
 	md, err := contentMD5(r)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, nil, err
 	}
 	cks, err := newChecksumReader(r)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, nil, err
 	}
 	var onTrailer func(http.Header) error
 	if cks != nil {
@@ -91,7 +92,7 @@ func (s *Server) putBody(r *http.Request, rc *reqContext) (io.Reader, int64, []b
 		cks.r = body
 		body = cks
 	}
-	return &countingReader{r: body, c: s.metrics.bytesIn}, size, md, nil
+	return &countingReader{r: body, c: s.metrics.bytesIn}, size, md, cks, nil
 }
 
 type countingReader struct {
@@ -123,11 +124,15 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err != nil {
 		return err
 	}
-	body, size, md, err := s.putBody(r, rc)
+	body, size, md, cks, err := s.putBody(r, rc)
 	if err != nil {
 		return err
 	}
-	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, body, size, objectstore.PutOptions{Headers: headers, ContentMD5: md, Precondition: cond})
+	opts := objectstore.PutOptions{Headers: headers, ContentMD5: md, Precondition: cond}
+	if cks != nil {
+		opts.BodyHeaders = cks.stored
+	}
+	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, body, size, opts)
 	if err != nil {
 		return err
 	}
@@ -191,14 +196,20 @@ func byteRange(h string, size int64) (off, length int64, ok bool, err error) {
 	return a, b - a + 1, true, nil
 }
 
-// writeObjectHeaders sets the headers GET and HEAD share.
-func writeObjectHeaders(w http.ResponseWriter, r *http.Request, info objectstore.ObjectInfo) {
+// writeObjectHeaders sets the headers GET and HEAD share. Stored checksums
+// are returned when asked for (x-amz-checksum-mode: ENABLED) and only for
+// the whole object: they do not describe a range.
+func writeObjectHeaders(w http.ResponseWriter, r *http.Request, info objectstore.ObjectInfo, partial bool) {
 	h := w.Header()
 	h.Set("ETag", `"`+info.ETag+`"`)
 	h.Set("Last-Modified", info.ModTime.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Type", defaultContentType)
+	withChecksums := strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") && !partial
 	for _, m := range info.Headers {
+		if isChecksumHeader(m.Name) && !withChecksums {
+			continue
+		}
 		h.Set(m.Name, m.Value)
 	}
 	q := r.URL.Query()
@@ -253,7 +264,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, rc *reqCont
 		w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(off+length-1, 10)+"/"+strconv.FormatInt(obj.Info.Size, 10))
 	}
 	if !withBody {
-		writeObjectHeaders(w, r, obj.Info)
+		writeObjectHeaders(w, r, obj.Info, partial)
 		w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
 		w.WriteHeader(status)
 		return nil
@@ -264,7 +275,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, rc *reqCont
 	if err := rd.Ready(); err != nil {
 		return err
 	}
-	writeObjectHeaders(w, r, obj.Info)
+	writeObjectHeaders(w, r, obj.Info, partial)
 	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
 	w.WriteHeader(status)
 	n, err := io.Copy(w, rd)

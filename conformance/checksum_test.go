@@ -1,0 +1,110 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"hash/crc32"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+func TestChecksumsStoredAndReturned(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("sums")})
+	data := randBytes(700 << 10)
+	for _, alg := range []types.ChecksumAlgorithm{types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c, types.ChecksumAlgorithmSha1, types.ChecksumAlgorithmSha256, types.ChecksumAlgorithmCrc64nvme} {
+		key := "obj-" + string(alg)
+		put, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("sums"), Key: aws.String(key), Body: bytes.NewReader(data), ChecksumAlgorithm: alg})
+		if err != nil {
+			t.Fatalf("%s put: %v", alg, err)
+		}
+		sent := map[types.ChecksumAlgorithm]*string{types.ChecksumAlgorithmCrc32: put.ChecksumCRC32, types.ChecksumAlgorithmCrc32c: put.ChecksumCRC32C,
+			types.ChecksumAlgorithmSha1: put.ChecksumSHA1, types.ChecksumAlgorithmSha256: put.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: put.ChecksumCRC64NVME}[alg]
+		// The SDK validates the returned checksum against the body itself.
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("sums"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatalf("%s get: %v", alg, err)
+		}
+		got := readAllString(out.Body)
+		returned := map[types.ChecksumAlgorithm]*string{types.ChecksumAlgorithmCrc32: out.ChecksumCRC32, types.ChecksumAlgorithmCrc32c: out.ChecksumCRC32C,
+			types.ChecksumAlgorithmSha1: out.ChecksumSHA1, types.ChecksumAlgorithmSha256: out.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: out.ChecksumCRC64NVME}[alg]
+		if got != string(data) || aws.ToString(returned) == "" || (sent != nil && aws.ToString(sent) != "" && aws.ToString(returned) != aws.ToString(sent)) {
+			t.Fatalf("%s: returned checksum %q (sent %q)", alg, aws.ToString(returned), aws.ToString(sent))
+		}
+		// Not for ranges, and not unless asked for.
+		rng, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("sums"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled, Range: aws.String("bytes=0-99")})
+		if err != nil {
+			t.Fatalf("%s ranged get with checksum mode: %v", alg, err)
+		}
+		readAllString(rng.Body)
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("sums"), Key: aws.String(key)})
+		if err != nil || h.ChecksumCRC32 != nil || h.ChecksumSHA256 != nil || h.ChecksumCRC32C != nil {
+			t.Fatalf("%s: checksum returned without checksum mode: %v", alg, err)
+		}
+	}
+
+	// A checksum that does not match the body is refused and nothing stored.
+	cli := newBenchClient(srv)
+	req, _ := http.NewRequest("PUT", cli.base+"/sums/bad", strings.NewReader("hello"))
+	req.Header.Set("X-Amz-Checksum-Crc32", base64.StdEncoding.EncodeToString([]byte{1, 2, 3, 4}))
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	cli.signer.SignHTTP(ctx, cli.creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAllString(resp.Body); resp.StatusCode != 400 || !strings.Contains(body, "<Code>BadDigest</Code>") {
+		t.Fatalf("wrong crc32: %d %s", resp.StatusCode, body)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("sums"), Key: aws.String("bad")}); err == nil {
+		t.Fatal("object with a wrong checksum was stored")
+	}
+
+	// The unsigned-payload trailer form current SDKs use over TLS.
+	for _, tc := range []struct {
+		name    string
+		trailer string
+		status  int
+	}{
+		{"good", base64crc32("hello world"), 200},
+		{"bad", base64crc32("something else"), 400},
+	} {
+		body := "5\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:" + tc.trailer + "\r\n\r\n"
+		req, _ := http.NewRequest("PUT", cli.base+"/sums/trailer-"+tc.name, strings.NewReader(body))
+		req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+		req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+		req.Header.Set("X-Amz-Decoded-Content-Length", "11")
+		req.Header.Set("Content-Encoding", "aws-chunked")
+		cli.signer.SignHTTP(ctx, cli.creds, req, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "s3", "us-east-1", time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := readAllString(resp.Body)
+		if resp.StatusCode != tc.status {
+			t.Fatalf("trailer %s: %d %s", tc.name, resp.StatusCode, msg)
+		}
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("sums"), Key: aws.String("trailer-good"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAllString(out.Body); got != "hello world" || aws.ToString(out.ChecksumCRC32) != base64crc32("hello world") || aws.ToString(out.ContentEncoding) != "" {
+		t.Fatalf("trailer object: %q crc %q encoding %q", got, aws.ToString(out.ChecksumCRC32), aws.ToString(out.ContentEncoding))
+	}
+}
+
+func base64crc32(s string) string {
+	v := crc32.ChecksumIEEE([]byte(s))
+	return base64.StdEncoding.EncodeToString([]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
