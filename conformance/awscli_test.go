@@ -23,7 +23,7 @@ func TestAWSCLI(t *testing.T) {
 			args = append(args, "--no-progress")
 		}
 		cmd := exec.Command(aws, append([]string{"--endpoint-url", "http://" + srv.s3}, args...)...)
-		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+testUser, "AWS_SECRET_ACCESS_KEY="+secret, "AWS_DEFAULT_REGION=us-east-1",
+		cmd.Env = clientEnv("AWS_ACCESS_KEY_ID="+testUser, "AWS_SECRET_ACCESS_KEY="+secret, "AWS_DEFAULT_REGION=us-east-1",
 			"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"), "AWS_EC2_METADATA_DISABLED=true")
 		out, err := cmd.CombinedOutput()
 		return string(out), err

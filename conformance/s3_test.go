@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -733,5 +734,50 @@ func TestUploadPartCopy(t *testing.T) {
 	want := append(append([]byte(nil), src[:11<<20]...), "tail"...)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("assembled object differs (%d bytes, want %d)", len(got), len(want))
+	}
+}
+
+// TestExpectContinueOnEmptyBody: a PUT with no body that asks for
+// "100 Continue" gets it, and the connection serves the next request at
+// once (botocore stalled a whole read timeout here before).
+func TestExpectContinueOnEmptyBody(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	cli := newBenchClient(srv)
+	if _, err := cli.do("PUT", "/expect", nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", srv.s3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, size := range []int{0, 1, 0, 3} {
+		req, _ := http.NewRequest("PUT", cli.base+fmt.Sprintf("/expect/k%d", i), bytes.NewReader(make([]byte, size)))
+		req.Header.Set("Expect", "100-continue")
+		req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+		cli.signer.SignHTTP(context.Background(), cli.creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now())
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if resp.StatusCode == http.StatusContinue {
+			resp, err = http.ReadResponse(br, req)
+			if err != nil {
+				t.Fatalf("request %d after 100: %v", i, err)
+			}
+		} else if size == 0 {
+			t.Fatalf("request %d with an empty body: got %d before any 100 Continue", i, resp.StatusCode)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
 	}
 }

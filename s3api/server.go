@@ -106,6 +106,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amz-Request-Id", rc.id)
 	w.Header().Set("X-Amz-Id-2", rc.id)
 	w.Header().Set("Server", "Strata")
+	if r.ContentLength == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		// net/http sends 100 Continue only when a non-empty body is read.
+		// Clients that asked for it on an empty body (botocore does) can
+		// otherwise lose track of the connection and stall the next
+		// request until their read timeout.
+		w.WriteHeader(http.StatusContinue)
+	}
 	s.metrics.inflight.Inc()
 	sw := &statusWriter{ResponseWriter: w, status: 200}
 	defer func() {
