@@ -17,6 +17,7 @@ import (
 type BucketInfo struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	Tags    []Header  `json:"tags,omitempty"`
 }
 
 const bucketPrefix = "bucket/"
@@ -112,6 +113,23 @@ func (s *Store) ListBuckets(context.Context) []BucketInfo {
 	s.bucketsMu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// SetBucketTags replaces a bucket's tags (nil removes them).
+func (s *Store) SetBucketTags(ctx context.Context, name string, tags []Header) error {
+	s.bucketsMu.Lock()
+	defer s.bucketsMu.Unlock()
+	b, ok := s.buckets[name]
+	if !ok {
+		return ErrNoSuchBucket
+	}
+	b.Tags = tags
+	v, _ := json.Marshal(b)
+	if err := s.meta.Put(ctx, bucketPrefix+name, v); err != nil {
+		return fmt.Errorf("tag bucket %s: %w", name, err)
+	}
+	s.buckets[name] = b
+	return nil
 }
 
 // DeleteBucket removes an empty bucket, and with it any record fragments

@@ -73,7 +73,7 @@ func (s *Store) CreateUpload(ctx context.Context, bucket, key string, opts PutOp
 	id := newWriteID()
 	uploadID := hex.EncodeToString(id[:])
 	devs := s.placement(bucket, key)
-	rec := Record{WriteID: id, K: s.ring.K, M: s.ring.M, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers}
+	rec := Record{WriteID: id, K: s.ring.K, M: s.ring.M, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers, Tags: opts.Tags}
 	ukey := uploadKey(bucket, key, uploadID)
 	n, err := commitAll(ctx, devs, func(i int, d Device) error {
 		r := rec
@@ -237,7 +237,7 @@ func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string
 		return ObjectInfo{}, ErrEntityTooLarge
 	}
 	base := Record{WriteID: newWriteID(), K: up.K, M: up.M, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(),
-		Size: size, ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(md.Sum(nil)), len(parts)), Headers: up.Headers, precondition: precondition}
+		Size: size, ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(md.Sum(nil)), len(parts)), Headers: up.Headers, Tags: up.Tags, precondition: precondition}
 	recs := make([]*Record, len(devs))
 	for i := range devs {
 		r := base

@@ -21,16 +21,18 @@ type ObjectInfo struct {
 	ETag        string // without quotes
 	ModTime     time.Time
 	Headers     []Header
+	Tags        []Header
 	Parts       int
 }
 
 func infoOf(bucket, key string, r *Record) ObjectInfo {
-	return ObjectInfo{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime, Headers: r.Headers, Parts: len(r.Parts)}
+	return ObjectInfo{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime, Headers: r.Headers, Tags: r.Tags, Parts: len(r.Parts)}
 }
 
 // PutOptions carry what a PUT stores besides the body.
 type PutOptions struct {
 	Headers []Header
+	Tags    []Header
 	// ContentMD5, if set, must equal the body's MD5 or nothing is stored.
 	ContentMD5 []byte
 	// Precondition, if set, is called with the object's current version
@@ -68,7 +70,7 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, body io.Reade
 	}
 	devs := s.placement(bucket, key)
 	k, m := s.ring.K, s.ring.M
-	base := Record{WriteID: newWriteID(), K: k, M: m, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers}
+	base := Record{WriteID: newWriteID(), K: k, M: m, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers, Tags: opts.Tags}
 	base.contentMD5 = opts.ContentMD5
 	base.precondition = opts.Precondition
 	base.bodyHeaders = opts.BodyHeaders
@@ -210,6 +212,41 @@ func (s *Store) releaseOld(devs []Device, old, cur []*Record) {
 		dev, rec := devs[i], r
 		s.freeLater(r.WriteID, func() { s.freeRecordShards(dev, rec) })
 	}
+}
+
+// SetTags replaces the tags of the current version of an object (nil
+// removes them). Data, ETag and modification time are unchanged: the
+// version's records are rewritten in place with the same write id.
+func (s *Store) SetTags(ctx context.Context, bucket, key string, tags []Header) error {
+	if _, err := s.HeadBucket(ctx, bucket); err != nil {
+		return err
+	}
+	if validKey(key) != nil {
+		return ErrNoSuchKey
+	}
+	devs := s.placement(bucket, key)
+	okey := objectKey(bucket, key)
+	mu := s.keyLock(bucket, key)
+	mu.Lock()
+	defer mu.Unlock()
+	recs := s.readRecords(devs, okey)
+	q := quorumRecord(recs)
+	if q < 0 {
+		return ErrNoSuchKey
+	}
+	ref := recs[q]
+	n, err := commitAll(ctx, devs, func(i int, d Device) error {
+		if recs[i] == nil || !recs[i].sameVersion(ref) {
+			return fmt.Errorf("device %s holds no record of this version", d.Name())
+		}
+		r := *recs[i]
+		r.Tags = tags
+		return d.Commit(ctx, shard.Op{Key: okey, Value: r.MarshalBinary()})
+	})
+	if n < writeQuorum(s.ring.K, s.ring.M) {
+		return fmt.Errorf("%w: tags updated on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
+	}
+	return nil
 }
 
 // HeadObject returns an object's metadata.

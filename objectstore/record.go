@@ -27,6 +27,7 @@ type Record struct {
 	Parts      []Part   // at least one unless Inline
 	Inline     []byte   // this device's shard of a small object
 	HasInline  bool
+	Tags       []Header // object tags (S3 tagging), in the order set
 
 	contentMD5   []byte                          // expected body MD5 while writing; never stored
 	precondition func(current *ObjectInfo) error // checked at commit; never stored
@@ -55,6 +56,7 @@ type Part struct {
 const (
 	recordFormat  = 1
 	flagInline    = 1
+	flagTags      = 2
 	partMissing   = 1
 	maxRecordSize = 64 << 20
 )
@@ -75,6 +77,9 @@ func (r *Record) MarshalBinary() []byte {
 	if r.HasInline {
 		flags |= flagInline
 	}
+	if len(r.Tags) > 0 {
+		flags |= flagTags
+	}
 	b = append(b, flags)
 	b = append(b, r.WriteID[:]...)
 	for _, v := range []int{r.K, r.M, r.BlockSize, r.ShardIndex} {
@@ -86,6 +91,12 @@ func (r *Record) MarshalBinary() []byte {
 	b = binary.AppendUvarint(b, uint64(len(r.Headers)))
 	for _, h := range r.Headers {
 		b = appendString(appendString(b, h.Name), h.Value)
+	}
+	if len(r.Tags) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(r.Tags)))
+		for _, h := range r.Tags {
+			b = appendString(appendString(b, h.Name), h.Value)
+		}
 	}
 	if r.HasInline {
 		b = binary.AppendUvarint(b, uint64(len(r.Inline)))
@@ -150,7 +161,7 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
 		return nil, fmt.Errorf("%w: checksum", errBadRecord)
 	}
-	if body[0] != recordFormat || body[1]&^flagInline != 0 {
+	if body[0] != recordFormat || body[1]&^(flagInline|flagTags) != 0 {
 		return nil, fmt.Errorf("%w: format %d flags %d", errBadRecord, body[0], body[1])
 	}
 	r := &Record{HasInline: body[1]&flagInline != 0}
@@ -171,6 +182,15 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	}
 	for i := uint64(0); i < nh && d.err == nil; i++ {
 		r.Headers = append(r.Headers, Header{Name: d.str(), Value: d.str()})
+	}
+	if body[1]&flagTags != 0 {
+		nt := d.uvarint()
+		if nt == 0 || nt > 50 {
+			return nil, errBadRecord
+		}
+		for i := uint64(0); i < nt && d.err == nil; i++ {
+			r.Tags = append(r.Tags, Header{Name: d.str(), Value: d.str()})
+		}
 	}
 	if r.HasInline {
 		r.Inline = append([]byte(nil), d.bytes(d.uvarint())...)

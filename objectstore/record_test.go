@@ -11,7 +11,8 @@ import (
 func TestRecordRoundTrip(t *testing.T) {
 	recs := []*Record{
 		{WriteID: [16]byte{1, 2}, K: 2, M: 2, BlockSize: 1 << 20, ShardIndex: 3, ModTime: time.Unix(1700000000, 123).UTC(), Size: 5,
-			ETag: "abc", Headers: []Header{{"Content-Type", "text/plain"}, {"X-Amz-Meta-A", "b"}}, HasInline: true, Inline: []byte("xyz")},
+			ETag: "abc", Headers: []Header{{"Content-Type", "text/plain"}, {"X-Amz-Meta-A", "b"}}, HasInline: true, Inline: []byte("xyz"),
+			Tags: []Header{{"team", "storage"}, {"env", ""}}},
 		{WriteID: [16]byte{9}, K: 4, M: 2, BlockSize: 1 << 20, ShardIndex: 1, ModTime: time.Unix(1, 0).UTC(), Size: 3 << 20, ETag: "e-2",
 			Parts: []Part{{Number: 1, Size: 2 << 20, ETag: "p1", Loc: shard.Locator{Generation: 1, WriterID: 5, BlockLen: 10, LastLen: 10, Offsets: []int64{4096, 4138}}},
 				{Number: 2, Size: 1 << 20, ETag: "p2", Missing: true}}},

@@ -37,6 +37,8 @@ var errorTable = map[string]APIError{
 	"InvalidDigest":                     {Status: 400, Message: "The Content-MD5 you specified is not valid."},
 	"InvalidPart":                       {Status: 400, Message: "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."},
 	"InvalidPartOrder":                  {Status: 400, Message: "The list of parts was not in ascending order. The parts list must be specified in order by part number."},
+	"InvalidTag":                        {Status: 400, Message: "The tag provided was not a valid tag."},
+	"NoSuchTagSet":                      {Status: 404, Message: "The TagSet does not exist"},
 	"InvalidRange":                      {Status: 416, Message: "The requested range is not satisfiable"},
 	"InvalidRequest":                    {Status: 400, Message: "Invalid Request"},
 	"KeyTooLongError":                   {Status: 400, Message: "Your key is too long."},

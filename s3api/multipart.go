@@ -21,7 +21,11 @@ func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, r
 	if err != nil {
 		return err
 	}
-	id, err := s.store.CreateUpload(r.Context(), rc.bucket, rc.key, objectstore.PutOptions{Headers: headers})
+	tags, err := headerTags(r)
+	if err != nil {
+		return err
+	}
+	id, err := s.store.CreateUpload(r.Context(), rc.bucket, rc.key, objectstore.PutOptions{Headers: headers, Tags: tags})
 	if err != nil {
 		return err
 	}

@@ -128,7 +128,11 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err != nil {
 		return err
 	}
-	opts := objectstore.PutOptions{Headers: headers, ContentMD5: md, Precondition: cond}
+	tags, err := headerTags(r)
+	if err != nil {
+		return err
+	}
+	opts := objectstore.PutOptions{Headers: headers, Tags: tags, ContentMD5: md, Precondition: cond}
 	if cks != nil {
 		opts.BodyHeaders = cks.stored
 	}
@@ -205,6 +209,9 @@ func writeObjectHeaders(w http.ResponseWriter, r *http.Request, info objectstore
 	h.Set("Last-Modified", info.ModTime.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Type", defaultContentType)
+	if len(info.Tags) > 0 {
+		h.Set("X-Amz-Tagging-Count", strconv.Itoa(len(info.Tags)))
+	}
 	withChecksums := strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") && !partial
 	for _, m := range info.Headers {
 		if isChecksumHeader(m.Name) && !withChecksums {
@@ -408,9 +415,19 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 			return err
 		}
 	}
+	tags := src.Info.Tags
+	switch r.Header.Get("X-Amz-Tagging-Directive") {
+	case "", "COPY":
+	case "REPLACE":
+		if tags, err = headerTags(r); err != nil {
+			return err
+		}
+	default:
+		return apiErr("InvalidArgument", "Unknown tagging directive.")
+	}
 	rd := src.Reader(r.Context(), 0, src.Info.Size)
 	defer rd.Close()
-	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, rd, src.Info.Size, objectstore.PutOptions{Headers: headers, Precondition: cond})
+	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, rd, src.Info.Size, objectstore.PutOptions{Headers: headers, Tags: tags, Precondition: cond})
 	if err != nil {
 		return err
 	}

@@ -185,7 +185,7 @@ type handler func(w http.ResponseWriter, r *http.Request, rc *reqContext) error
 // notImplemented lists subresources Strata does not serve yet; a request
 // naming one gets 501 rather than a success that did nothing.
 var notImplemented = []string{
-	"acl", "policy", "policyStatus", "cors", "lifecycle", "tagging", "website", "logging",
+	"acl", "policy", "policyStatus", "cors", "lifecycle", "website", "logging",
 	"notification", "replication", "encryption", "object-lock", "accelerate", "requestPayment",
 	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
 	"inventory", "versions", "retention", "legal-hold", "torrent", "attributes", "restore",
@@ -204,6 +204,9 @@ func (s *Server) routes() *mux.Router {
 	const obj = "/{bucket}/{object:.+}"
 	const bkt = "/{bucket}"
 	for _, p := range []string{bkt, bkt + "/"} {
+		add("GET", p, "GetBucketTagging", s.getBucketTagging, "tagging", "")
+		add("PUT", p, "PutBucketTagging", s.putBucketTagging, "tagging", "")
+		add("DELETE", p, "DeleteBucketTagging", s.deleteBucketTagging, "tagging", "")
 		add("GET", p, "GetBucketLocation", s.getBucketLocation, "location", "")
 		add("GET", p, "ListMultipartUploads", s.listMultipartUploads, "uploads", "")
 		add("GET", p, "GetBucketVersioning", s.getBucketVersioning, "versioning", "")
@@ -214,6 +217,9 @@ func (s *Server) routes() *mux.Router {
 		add("DELETE", p, "DeleteBucket", s.deleteBucket)
 		add("POST", p, "DeleteObjects", s.deleteObjects, "delete", "")
 	}
+	add("GET", obj, "GetObjectTagging", s.getObjectTagging, "tagging", "")
+	add("PUT", obj, "PutObjectTagging", s.putObjectTagging, "tagging", "")
+	add("DELETE", obj, "DeleteObjectTagging", s.deleteObjectTagging, "tagging", "")
 	add("PUT", obj, "UploadPart", s.uploadPart, "partNumber", "{partNumber}", "uploadId", "{uploadId}")
 	add("PUT", obj, "PutObject", s.putObject)
 	add("POST", obj, "CreateMultipartUpload", s.createMultipartUpload, "uploads", "")
