@@ -3,6 +3,7 @@ package conformance
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +47,38 @@ func TestAWSCLI(t *testing.T) {
 	if sha256.Sum256(got) != sha256.Sum256(data) {
 		t.Fatal("64 MiB round trip through aws s3 cp differs")
 	}
+	// sync a directory tree up and back down.
+	tree := filepath.Join(dir, "tree")
+	writeTree(t, tree, 150, 2000)
+	if out, err := run(testSecret, "s3", "sync", tree, "s3://cli-bucket/tree"); err != nil {
+		t.Fatalf("sync up: %v\n%s", err, out)
+	}
+	restored := filepath.Join(dir, "restored")
+	if out, err := run(testSecret, "s3", "sync", "s3://cli-bucket/tree", restored); err != nil {
+		t.Fatalf("sync down: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("diff", "-r", tree, restored).CombinedOutput(); err != nil {
+		t.Fatalf("tree after aws s3 sync round trip differs: %s", out)
+	}
+	// A second sync finds nothing to do.
+	if out, err := run(testSecret, "s3", "sync", tree, "s3://cli-bucket/tree"); err != nil || strings.Contains(out, "upload:") {
+		t.Fatalf("second sync uploaded again: %v\n%s", err, out)
+	}
+	// presign, then fetch with a plain HTTP client.
+	url, err := run(testSecret, "s3", "presign", "s3://cli-bucket/tree/d01/sub1/file-0001.bin", "--expires-in", "300")
+	if err != nil {
+		t.Fatalf("presign: %v\n%s", err, url)
+	}
+	resp, err := http.Get(strings.TrimSpace(url))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET presigned URL: %v %v", err, resp)
+	}
+	want, _ := os.ReadFile(filepath.Join(tree, "d01", "sub1", "file-0001.bin"))
+	if readAllString(resp.Body) != string(want) {
+		t.Fatal("presigned URL returned other bytes")
+	}
 	out, err := run(testSecret, "s3", "ls", "s3://cli-bucket")
-	if err != nil || !strings.Contains(out, "67108864 big.bin") {
+	if err != nil || !strings.Contains(out, "67108864 big.bin") || !strings.Contains(out, "PRE tree/") {
 		t.Fatalf("ls: %v\n%s", err, out)
 	}
 	for _, c := range []struct {
