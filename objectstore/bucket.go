@@ -18,6 +18,9 @@ type BucketInfo struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
 	Tags    []Header  `json:"tags,omitempty"`
+	// Config holds per-bucket configuration documents the S3 layer owns
+	// (e.g. "cors"), opaque here.
+	Config map[string]json.RawMessage `json:"config,omitempty"`
 }
 
 const bucketPrefix = "bucket/"
@@ -127,6 +130,33 @@ func (s *Store) SetBucketTags(ctx context.Context, name string, tags []Header) e
 	v, _ := json.Marshal(b)
 	if err := s.meta.Put(ctx, bucketPrefix+name, v); err != nil {
 		return fmt.Errorf("tag bucket %s: %w", name, err)
+	}
+	s.buckets[name] = b
+	return nil
+}
+
+// SetBucketConfig stores (or, with nil, removes) a bucket configuration
+// document of the given kind.
+func (s *Store) SetBucketConfig(ctx context.Context, name, kind string, doc []byte) error {
+	s.bucketsMu.Lock()
+	defer s.bucketsMu.Unlock()
+	b, ok := s.buckets[name]
+	if !ok {
+		return ErrNoSuchBucket
+	}
+	cfg := map[string]json.RawMessage{}
+	for k, v := range b.Config {
+		cfg[k] = v
+	}
+	if doc == nil {
+		delete(cfg, kind)
+	} else {
+		cfg[kind] = append(json.RawMessage(nil), doc...)
+	}
+	b.Config = cfg
+	v, _ := json.Marshal(b)
+	if err := s.meta.Put(ctx, bucketPrefix+name, v); err != nil {
+		return fmt.Errorf("configure bucket %s: %w", name, err)
 	}
 	s.buckets[name] = b
 	return nil

@@ -125,6 +125,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.duration.WithLabelValues(rc.api).Observe(time.Since(start).Seconds())
 	}()
 
+	if r.Method == http.MethodOptions {
+		// CORS preflight: browsers send it without credentials.
+		rc.api = "PreflightCORS"
+		bucket := s.hostBucket(r.Host)
+		if bucket == "" {
+			bucket, _, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		}
+		rc.bucket = bucket
+		if err := s.preflight(sw, r, bucket); err != nil {
+			s.writeError(sw, r, err)
+		}
+		return
+	}
 	auth, err := sigv4.Verify(r, s.cfg.Credentials, s.cfg.Now())
 	if err != nil {
 		rc.api = "auth"
@@ -138,6 +151,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if bucket := s.hostBucket(r.Host); bucket != "" {
 		r.URL.Path = "/" + bucket + r.URL.Path
 		r.URL.RawPath = ""
+	}
+	if r.Header.Get("Origin") != "" {
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		s.corsActual(sw, r, bucket)
 	}
 	s.router.ServeHTTP(sw, r)
 }
@@ -185,7 +202,7 @@ type handler func(w http.ResponseWriter, r *http.Request, rc *reqContext) error
 // notImplemented lists subresources Strata does not serve yet; a request
 // naming one gets 501 rather than a success that did nothing.
 var notImplemented = []string{
-	"acl", "policy", "policyStatus", "cors", "lifecycle", "website", "logging",
+	"acl", "policy", "policyStatus", "lifecycle", "website", "logging",
 	"notification", "replication", "encryption", "object-lock", "accelerate", "requestPayment",
 	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
 	"inventory", "versions", "retention", "legal-hold", "torrent", "attributes", "restore",
@@ -204,6 +221,9 @@ func (s *Server) routes() *mux.Router {
 	const obj = "/{bucket}/{object:.+}"
 	const bkt = "/{bucket}"
 	for _, p := range []string{bkt, bkt + "/"} {
+		add("GET", p, "GetBucketCors", s.getBucketCors, "cors", "")
+		add("PUT", p, "PutBucketCors", s.putBucketCors, "cors", "")
+		add("DELETE", p, "DeleteBucketCors", s.deleteBucketCors, "cors", "")
 		add("GET", p, "GetBucketTagging", s.getBucketTagging, "tagging", "")
 		add("PUT", p, "PutBucketTagging", s.putBucketTagging, "tagging", "")
 		add("DELETE", p, "DeleteBucketTagging", s.deleteBucketTagging, "tagging", "")
