@@ -124,7 +124,7 @@ func (n *Node) start() (err error) {
 		return err
 	}
 	n.registerPoolMetrics()
-	s3 := s3api.New(s3api.Config{Region: cfg.Region, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
+	s3 := s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
 	if err := n.listen(s3); err != nil {
 		return err
 	}

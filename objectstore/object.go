@@ -215,9 +215,31 @@ func (s *Store) releaseOld(devs []Device, old, cur []*Record) {
 }
 
 // SetTags replaces the tags of the current version of an object (nil
-// removes them). Data, ETag and modification time are unchanged: the
-// version's records are rewritten in place with the same write id.
+// removes them). Data, ETag and modification time are unchanged.
 func (s *Store) SetTags(ctx context.Context, bucket, key string, tags []Header) error {
+	return s.updateMeta(ctx, bucket, key, func(r *Record) { r.Tags = tags })
+}
+
+// SetHeader sets (or, with an empty value, removes) one stored header of
+// the current version of an object, such as its canned ACL.
+func (s *Store) SetHeader(ctx context.Context, bucket, key, name, value string) error {
+	return s.updateMeta(ctx, bucket, key, func(r *Record) {
+		var hs []Header
+		for _, h := range r.Headers {
+			if h.Name != name {
+				hs = append(hs, h)
+			}
+		}
+		if value != "" {
+			hs = append(hs, Header{Name: name, Value: value})
+		}
+		r.Headers = hs
+	})
+}
+
+// updateMeta rewrites the records of an object's current version in place,
+// with the same write id, so no shard is freed and readers keep reading.
+func (s *Store) updateMeta(ctx context.Context, bucket, key string, update func(*Record)) error {
 	if _, err := s.HeadBucket(ctx, bucket); err != nil {
 		return err
 	}
@@ -240,11 +262,11 @@ func (s *Store) SetTags(ctx context.Context, bucket, key string, tags []Header) 
 			return fmt.Errorf("device %s holds no record of this version", d.Name())
 		}
 		r := *recs[i]
-		r.Tags = tags
+		update(&r)
 		return d.Commit(ctx, shard.Op{Key: okey, Value: r.MarshalBinary()})
 	})
 	if n < writeQuorum(s.ring.K, s.ring.M) {
-		return fmt.Errorf("%w: tags updated on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
+		return fmt.Errorf("%w: metadata updated on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
 	}
 	return nil
 }

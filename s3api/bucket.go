@@ -17,8 +17,8 @@ type owner struct {
 	DisplayName string `xml:"DisplayName"`
 }
 
-func (s *Server) owner(rc *reqContext) owner {
-	return owner{ID: rc.auth.AccessKey, DisplayName: rc.auth.AccessKey}
+func (s *Server) owner(*reqContext) owner {
+	return owner{ID: s.cfg.OwnerID, DisplayName: s.cfg.OwnerID}
 }
 
 func (s *Server) listBuckets(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
@@ -43,7 +43,8 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if !objectstore.ValidBucketName(rc.bucket) {
 		return apiErr("InvalidBucketName")
 	}
-	if err := checkCannedACL(r); err != nil {
+	acl, err := requestACL(r, bucketACLs)
+	if err != nil {
 		return err
 	}
 	if strings.EqualFold(r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"), "true") {
@@ -67,6 +68,11 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 	}
 	if err := s.store.CreateBucket(r.Context(), rc.bucket); err != nil {
 		return err
+	}
+	if acl != "" && acl != "private" {
+		if err := s.setBucketACL(r, rc.bucket, acl); err != nil {
+			return err
+		}
 	}
 	w.Header().Set("Location", "/"+rc.bucket)
 	w.WriteHeader(http.StatusOK)

@@ -42,6 +42,7 @@ var errorTable = map[string]APIError{
 	"NoSuchCORSConfiguration":           {Status: 404, Message: "The CORS configuration does not exist"},
 	"AccessForbidden":                   {Status: 403, Message: "CORSResponse: This CORS request is not allowed."},
 	"BadRequest":                        {Status: 400, Message: "Bad Request"},
+	"MissingSecurityHeader":             {Status: 400, Message: "Your request was missing a required header."},
 	"InvalidRange":                      {Status: 416, Message: "The requested range is not satisfiable"},
 	"InvalidRequest":                    {Status: 400, Message: "Invalid Request"},
 	"KeyTooLongError":                   {Status: 400, Message: "Your key is too long."},

@@ -14,12 +14,16 @@ func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, r
 	if err := checkKey(rc.key); err != nil {
 		return err
 	}
-	if err := checkCannedACL(r); err != nil {
+	acl, err := requestACL(r, objectACLs)
+	if err != nil {
 		return err
 	}
 	headers, err := objectHeaders(r)
 	if err != nil {
 		return err
+	}
+	if acl != "" && acl != "private" {
+		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
 	}
 	tags, err := headerTags(r)
 	if err != nil {

@@ -113,7 +113,8 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err := checkKey(rc.key); err != nil {
 		return err
 	}
-	if err := checkCannedACL(r); err != nil {
+	acl, err := requestACL(r, objectACLs)
+	if err != nil {
 		return err
 	}
 	cond, err := writePrecondition(r.Header)
@@ -123,6 +124,9 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	headers, err := objectHeaders(r)
 	if err != nil {
 		return err
+	}
+	if acl != "" && acl != "private" {
+		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
 	}
 	body, size, md, cks, err := s.putBody(r, rc)
 	if err != nil {
@@ -142,14 +146,6 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	}
 	w.Header().Set("ETag", `"`+info.ETag+`"`)
 	w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-// checkCannedACL accepts only the ACL every Strata object has: private.
-func checkCannedACL(r *http.Request) error {
-	if acl := r.Header.Get("X-Amz-Acl"); acl != "" && acl != "private" {
-		return apiErr("NotImplemented", "Canned ACLs other than private are not implemented.")
-	}
 	return nil
 }
 
@@ -214,7 +210,7 @@ func writeObjectHeaders(w http.ResponseWriter, r *http.Request, info objectstore
 	}
 	withChecksums := strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") && !partial
 	for _, m := range info.Headers {
-		if isChecksumHeader(m.Name) && !withChecksums {
+		if isChecksumHeader(m.Name) && !withChecksums || m.Name == aclHeader {
 			continue
 		}
 		h.Set(m.Name, m.Value)
@@ -409,11 +405,24 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	if src.Info.Size > objectstore.MaxPutSize {
 		return apiErr("InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120")
 	}
-	headers := src.Info.Headers
+	acl, err := requestACL(r, objectACLs)
+	if err != nil {
+		return err
+	}
+	var headers []objectstore.Header
 	if directive == "REPLACE" {
 		if headers, err = objectHeaders(r); err != nil {
 			return err
 		}
+	} else {
+		for _, h := range src.Info.Headers {
+			if h.Name != aclHeader { // a copy gets its own ACL, as in S3
+				headers = append(headers, h)
+			}
+		}
+	}
+	if acl != "" && acl != "private" {
+		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
 	}
 	tags := src.Info.Tags
 	switch r.Header.Get("X-Amz-Tagging-Directive") {

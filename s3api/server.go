@@ -23,6 +23,9 @@ import (
 // Config configures the S3 front end.
 type Config struct {
 	Region string
+	// OwnerID names the owner of every bucket (the root user) in listings
+	// and ACLs.
+	OwnerID string
 	// Domains enable virtual-hosted-style requests: a Host of
 	// "<bucket>.<domain>" addresses that bucket.
 	Domains     []string
@@ -84,6 +87,7 @@ type reqContext struct {
 	code        string
 	bucket, key string
 	auth        *sigv4.Auth
+	anonymous   bool
 }
 
 func reqCtx(r *http.Request) *reqContext {
@@ -139,15 +143,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	auth, err := sigv4.Verify(r, s.cfg.Credentials, s.cfg.Now())
-	if err != nil {
+	switch {
+	case errors.Is(err, sigv4.ErrNoAuth):
+		// Anonymous: allowed only as far as canned ACLs say (checked per
+		// operation in wrap); the body is taken unsigned.
+		rc.auth, rc.anonymous = &sigv4.Auth{PayloadHash: sigv4.UnsignedPayload}, true
+	case err != nil:
 		rc.api = "auth"
-		if errors.Is(err, sigv4.ErrNoAuth) {
-			err = apiErr("AccessDenied", "Anonymous access is not allowed; sign the request with Signature Version 4.")
-		}
 		s.writeError(sw, r, err)
 		return
+	default:
+		rc.auth = auth
 	}
-	rc.auth = auth
 	if bucket := s.hostBucket(r.Host); bucket != "" {
 		r.URL.Path = "/" + bucket + r.URL.Path
 		r.URL.RawPath = ""
@@ -202,7 +209,7 @@ type handler func(w http.ResponseWriter, r *http.Request, rc *reqContext) error
 // notImplemented lists subresources Strata does not serve yet; a request
 // naming one gets 501 rather than a success that did nothing.
 var notImplemented = []string{
-	"acl", "policy", "policyStatus", "lifecycle", "website", "logging",
+	"policy", "policyStatus", "lifecycle", "website", "logging",
 	"notification", "replication", "encryption", "object-lock", "accelerate", "requestPayment",
 	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
 	"inventory", "versions", "retention", "legal-hold", "torrent", "attributes", "restore",
@@ -221,6 +228,8 @@ func (s *Server) routes() *mux.Router {
 	const obj = "/{bucket}/{object:.+}"
 	const bkt = "/{bucket}"
 	for _, p := range []string{bkt, bkt + "/"} {
+		add("GET", p, "GetBucketAcl", s.getBucketAcl, "acl", "")
+		add("PUT", p, "PutBucketAcl", s.putBucketAcl, "acl", "")
 		add("GET", p, "GetBucketCors", s.getBucketCors, "cors", "")
 		add("PUT", p, "PutBucketCors", s.putBucketCors, "cors", "")
 		add("DELETE", p, "DeleteBucketCors", s.deleteBucketCors, "cors", "")
@@ -237,6 +246,8 @@ func (s *Server) routes() *mux.Router {
 		add("DELETE", p, "DeleteBucket", s.deleteBucket)
 		add("POST", p, "DeleteObjects", s.deleteObjects, "delete", "")
 	}
+	add("GET", obj, "GetObjectAcl", s.getObjectAcl, "acl", "")
+	add("PUT", obj, "PutObjectAcl", s.putObjectAcl, "acl", "")
 	add("GET", obj, "GetObjectTagging", s.getObjectTagging, "tagging", "")
 	add("PUT", obj, "PutObjectTagging", s.putObjectTagging, "tagging", "")
 	add("DELETE", obj, "DeleteObjectTagging", s.deleteObjectTagging, "tagging", "")
@@ -295,6 +306,12 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 		if v, ok := q["versionId"]; ok && (len(v) != 1 || v[0] != "null") {
 			s.writeError(w, r, apiErr("NotImplemented", "Versioning is not implemented yet; only versionId=null is accepted."))
 			return
+		}
+		if rc.anonymous {
+			if err := s.authorizeAnonymous(r, rc); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 		}
 		if err := h(w, r, rc); err != nil {
 			s.writeError(w, r, err)
