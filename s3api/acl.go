@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/s3api/policy"
 )
 
 // Canned ACLs. A bucket's ACL is kept in its configuration, an object's in
@@ -160,12 +161,21 @@ func (s *Server) putObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 	return nil
 }
 
-// authorizeAnonymous decides what an unsigned request may do, from the
-// canned ACLs of the bucket and object it names.
+// authorizeAnonymous decides what an unsigned request may do: the bucket
+// policy first (an explicit Deny refuses, an Allow grants), then the canned
+// ACLs of the bucket and object it names.
 func (s *Server) authorizeAnonymous(r *http.Request, rc *reqContext) error {
 	denied := apiErr("AccessDenied")
 	if rc.bucket == "" {
 		return denied
+	}
+	switch d, err := s.policyDecision(r, rc); {
+	case err != nil:
+		return err
+	case d == policy.Denied:
+		return denied
+	case d == policy.Allowed:
+		return nil
 	}
 	bucketACL, err := s.bucketACL(r, rc.bucket)
 	if err != nil {

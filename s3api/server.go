@@ -209,7 +209,7 @@ type handler func(w http.ResponseWriter, r *http.Request, rc *reqContext) error
 // notImplemented lists subresources Strata does not serve yet; a request
 // naming one gets 501 rather than a success that did nothing.
 var notImplemented = []string{
-	"policy", "policyStatus", "lifecycle", "website", "logging",
+	"policyStatus", "lifecycle", "website", "logging",
 	"notification", "replication", "encryption", "object-lock", "accelerate", "requestPayment",
 	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
 	"inventory", "versions", "retention", "legal-hold", "torrent", "attributes", "restore",
@@ -228,6 +228,9 @@ func (s *Server) routes() *mux.Router {
 	const obj = "/{bucket}/{object:.+}"
 	const bkt = "/{bucket}"
 	for _, p := range []string{bkt, bkt + "/"} {
+		add("GET", p, "GetBucketPolicy", s.getBucketPolicy, "policy", "")
+		add("PUT", p, "PutBucketPolicy", s.putBucketPolicy, "policy", "")
+		add("DELETE", p, "DeleteBucketPolicy", s.deleteBucketPolicy, "policy", "")
 		add("GET", p, "GetBucketAcl", s.getBucketAcl, "acl", "")
 		add("PUT", p, "PutBucketAcl", s.putBucketAcl, "acl", "")
 		add("GET", p, "GetBucketCors", s.getBucketCors, "cors", "")

@@ -1,0 +1,384 @@
+// Package policy parses and evaluates S3 bucket policies: the common subset
+// of the IAM policy language that buckets use.
+//
+// Supported: Version 2012-10-17 (or 2008-10-17); statements with Sid, Effect
+// Allow/Deny, Principal ("*" or {"AWS": ...}), Action/NotAction and
+// Resource/NotResource with * and ? wildcards, and Conditions with the
+// String(Not)Equals, String(Not)Like, (Not)IpAddress, Bool and Null
+// operators (with the ...IfExists forms). Anything else is refused at
+// parse time with an error, never silently ignored.
+//
+// Evaluation is the IAM rule: an explicit Deny wins, then an Allow, else
+// the policy has no say (Undecided).
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// ErrMalformed reports a policy that cannot be accepted.
+var ErrMalformed = errors.New("malformed policy")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// Policy is a parsed bucket policy.
+type Policy struct {
+	Statements []Statement
+}
+
+// Statement is one statement of a policy.
+type Statement struct {
+	Sid                    string
+	Allow                  bool
+	Principals             []string // "*" or ids; nil with NotPrincipal unsupported
+	Actions, NotActions    []string
+	Resources, NotResource []string
+	Conditions             []condition
+}
+
+type condition struct {
+	op       string // operator without IfExists
+	ifExists bool
+	key      string
+	values   []string
+}
+
+// stringOrList decodes a JSON string or array of strings.
+type stringOrList []string
+
+func (s *stringOrList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = []string{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return malformed("expected a string or a list of strings")
+	}
+	*s = many
+	return nil
+}
+
+type rawStatement struct {
+	Sid          string                                `json:"Sid"`
+	Effect       string                                `json:"Effect"`
+	Principal    json.RawMessage                       `json:"Principal"`
+	NotPrincipal json.RawMessage                       `json:"NotPrincipal"`
+	Action       stringOrList                          `json:"Action"`
+	NotAction    stringOrList                          `json:"NotAction"`
+	Resource     stringOrList                          `json:"Resource"`
+	NotResource  stringOrList                          `json:"NotResource"`
+	Condition    map[string]map[string]json.RawMessage `json:"Condition"`
+}
+
+var operators = map[string]bool{
+	"StringEquals": true, "StringNotEquals": true, "StringLike": true, "StringNotLike": true,
+	"StringEqualsIgnoreCase": true, "StringNotEqualsIgnoreCase": true,
+	"IpAddress": true, "NotIpAddress": true, "Bool": true, "Null": true,
+}
+
+// Parse parses and validates a bucket policy for bucket.
+func Parse(doc []byte, bucket string) (*Policy, error) {
+	var raw struct {
+		Version   string          `json:"Version"`
+		ID        string          `json:"Id"`
+		Statement json.RawMessage `json:"Statement"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(doc)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, malformed("%v", err)
+	}
+	if raw.Version != "2012-10-17" && raw.Version != "2008-10-17" {
+		return nil, malformed("unsupported Version %q", raw.Version)
+	}
+	var stmts []rawStatement
+	if len(raw.Statement) > 0 && raw.Statement[0] == '{' {
+		var one rawStatement
+		if err := strictUnmarshal(raw.Statement, &one); err != nil {
+			return nil, err
+		}
+		stmts = []rawStatement{one}
+	} else if err := strictUnmarshal(raw.Statement, &stmts); err != nil {
+		return nil, err
+	}
+	if len(stmts) == 0 {
+		return nil, malformed("no statements")
+	}
+	p := &Policy{}
+	for i, rs := range stmts {
+		st, err := parseStatement(rs, bucket)
+		if err != nil {
+			return nil, fmt.Errorf("statement %d: %w", i, err)
+		}
+		p.Statements = append(p.Statements, st)
+	}
+	return p, nil
+}
+
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, ErrMalformed) {
+			return err
+		}
+		return malformed("%v", err)
+	}
+	return nil
+}
+
+func parseStatement(rs rawStatement, bucket string) (Statement, error) {
+	st := Statement{Sid: rs.Sid}
+	switch rs.Effect {
+	case "Allow":
+		st.Allow = true
+	case "Deny":
+	default:
+		return st, malformed("Effect must be Allow or Deny")
+	}
+	if len(rs.NotPrincipal) > 0 {
+		return st, malformed("NotPrincipal is not supported")
+	}
+	principals, err := parsePrincipal(rs.Principal)
+	if err != nil {
+		return st, err
+	}
+	st.Principals = principals
+	if (len(rs.Action) == 0) == (len(rs.NotAction) == 0) {
+		return st, malformed("exactly one of Action and NotAction is required")
+	}
+	for _, a := range append(append([]string{}, rs.Action...), rs.NotAction...) {
+		if a != "*" && !strings.HasPrefix(a, "s3:") {
+			return st, malformed("action %q is not an s3 action", a)
+		}
+	}
+	st.Actions, st.NotActions = rs.Action, rs.NotAction
+	if (len(rs.Resource) == 0) == (len(rs.NotResource) == 0) {
+		return st, malformed("exactly one of Resource and NotResource is required")
+	}
+	for _, r := range append(append([]string{}, rs.Resource...), rs.NotResource...) {
+		name, ok := strings.CutPrefix(r, "arn:aws:s3:::")
+		if !ok {
+			return st, malformed("Policy has invalid resource %q", r)
+		}
+		b, _, _ := strings.Cut(name, "/")
+		if !wildcard(b, bucket) {
+			return st, malformed("Policy has invalid resource: %q does not name bucket %s", r, bucket)
+		}
+	}
+	st.Resources, st.NotResource = rs.Resource, rs.NotResource
+	for op, kv := range rs.Condition {
+		base, ifExists := strings.CutSuffix(op, "IfExists")
+		if !operators[base] {
+			return st, malformed("condition operator %q is not supported", op)
+		}
+		for key, raw := range kv {
+			var vals stringOrList
+			if err := json.Unmarshal(raw, &vals); err != nil {
+				var b bool
+				if json.Unmarshal(raw, &b) != nil {
+					return st, malformed("condition %s %s: bad value", op, key)
+				}
+				vals = []string{fmt.Sprint(b)}
+			}
+			if base == "IpAddress" || base == "NotIpAddress" {
+				for _, v := range vals {
+					if _, err := parsePrefix(v); err != nil {
+						return st, malformed("condition %s: %q is not an IP address or CIDR", op, v)
+					}
+				}
+			}
+			st.Conditions = append(st.Conditions, condition{op: base, ifExists: ifExists, key: strings.ToLower(key), values: vals})
+		}
+	}
+	return st, nil
+}
+
+func parsePrincipal(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, malformed("Principal is required in a bucket policy")
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if s != "*" {
+			return nil, malformed("Principal must be \"*\" or {\"AWS\": ...}")
+		}
+		return []string{"*"}, nil
+	}
+	var m map[string]stringOrList
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, malformed("Principal: %v", err)
+	}
+	var out []string
+	for k, v := range m {
+		if k != "AWS" {
+			return nil, malformed("Principal type %q is not supported", k)
+		}
+		out = append(out, v...)
+	}
+	if len(out) == 0 {
+		return nil, malformed("empty Principal")
+	}
+	return out, nil
+}
+
+func parsePrefix(v string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// wildcard matches s against a pattern with * (any run, '/' included) and
+// ? (one byte), in linear time.
+func wildcard(p, s string) bool {
+	pi, si, star, mark := 0, 0, -1, 0
+	for si < len(s) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
+			pi, si = pi+1, si+1
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi, mark = star+1, mark+1
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// Request is what a policy is evaluated against.
+type Request struct {
+	Principal string // "" for anonymous
+	Action    string // e.g. "s3:GetObject"
+	Resource  string // e.g. "arn:aws:s3:::bucket/key"
+	// Context holds condition keys in lower case (aws:sourceip,
+	// aws:securetransport, s3:prefix, ...).
+	Context map[string]string
+}
+
+// Decision is the outcome of an evaluation.
+type Decision int
+
+const (
+	Undecided Decision = iota
+	Allowed
+	Denied
+)
+
+// Evaluate applies the policy: an explicit Deny wins over any Allow.
+func (p *Policy) Evaluate(r Request) Decision {
+	d := Undecided
+	for _, st := range p.Statements {
+		if !st.applies(r) {
+			continue
+		}
+		if !st.Allow {
+			return Denied
+		}
+		d = Allowed
+	}
+	return d
+}
+
+func anyMatch(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if wildcard(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (st *Statement) applies(r Request) bool {
+	principalOK := false
+	for _, p := range st.Principals {
+		if p == "*" || (r.Principal != "" && (p == r.Principal || strings.HasSuffix(p, ":user/"+r.Principal))) {
+			principalOK = true
+		}
+	}
+	if !principalOK {
+		return false
+	}
+	if len(st.Actions) > 0 && !anyMatch(st.Actions, r.Action) || len(st.NotActions) > 0 && anyMatch(st.NotActions, r.Action) {
+		return false
+	}
+	if len(st.Resources) > 0 && !anyMatch(st.Resources, r.Resource) || len(st.NotResource) > 0 && anyMatch(st.NotResource, r.Resource) {
+		return false
+	}
+	for _, c := range st.Conditions {
+		if !c.holds(r.Context) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c condition) holds(ctx map[string]string) bool {
+	v, present := ctx[c.key]
+	if c.op == "Null" {
+		want := len(c.values) > 0 && c.values[0] == "true"
+		return want == !present
+	}
+	if !present {
+		// A missing key fails a positive test and passes a negated one,
+		// unless ...IfExists, where it always passes.
+		if c.ifExists {
+			return true
+		}
+		return strings.HasPrefix(c.op, "StringNot") || c.op == "NotIpAddress"
+	}
+	switch c.op {
+	case "StringEquals":
+		return contains(c.values, v, false)
+	case "StringNotEquals":
+		return !contains(c.values, v, false)
+	case "StringEqualsIgnoreCase":
+		return contains(c.values, v, true)
+	case "StringNotEqualsIgnoreCase":
+		return !contains(c.values, v, true)
+	case "StringLike":
+		return anyMatch(c.values, v)
+	case "StringNotLike":
+		return !anyMatch(c.values, v)
+	case "Bool":
+		return contains(c.values, v, true)
+	case "IpAddress", "NotIpAddress":
+		a, err := netip.ParseAddr(v)
+		in := false
+		for _, s := range c.values {
+			if p, perr := parsePrefix(s); perr == nil && err == nil && p.Contains(a.Unmap()) {
+				in = true
+			}
+		}
+		return in == (c.op == "IpAddress")
+	}
+	return false
+}
+
+func contains(vals []string, v string, fold bool) bool {
+	for _, x := range vals {
+		if x == v || fold && strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,100 @@
+package policy
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestWildcard(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"*", "", true}, {"*", "a/b/c", true}, {"s3:Get*", "s3:GetObject", true}, {"s3:Get*", "s3:PutObject", false},
+		{"arn:aws:s3:::b/*", "arn:aws:s3:::b/x/y", true}, {"arn:aws:s3:::b/*", "arn:aws:s3:::b", false},
+		{"a?c", "abc", true}, {"a?c", "ac", false}, {"*.jpg", "dir/x.jpg", true}, {"a*b*c", "aXbYbZc", true}, {"a*b*c", "aXbYbZ", false},
+	} {
+		if got := wildcard(c.p, c.s); got != c.want {
+			t.Errorf("wildcard(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
+}
+
+const publicRead = `{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::site/*"},
+    {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::site",
+     "Condition": {"StringLike": {"s3:prefix": ["public/*", ""]}}},
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::site/private/*"},
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::site/*",
+     "Condition": {"IpAddress": {"aws:SourceIp": "192.0.2.0/24"}}}
+  ]
+}`
+
+func TestEvaluate(t *testing.T) {
+	p, err := Parse([]byte(publicRead), "site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := func(kv ...string) map[string]string {
+		m := map[string]string{"aws:sourceip": "127.0.0.1"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name string
+		r    Request
+		want Decision
+	}{
+		{"public object", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::site/index.html", Context: ctx()}, Allowed},
+		{"deny wins", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::site/private/x", Context: ctx()}, Denied},
+		{"not granted", Request{Action: "s3:PutObject", Resource: "arn:aws:s3:::site/index.html", Context: ctx()}, Undecided},
+		{"list with allowed prefix", Request{Action: "s3:ListBucket", Resource: "arn:aws:s3:::site", Context: ctx("s3:prefix", "public/a")}, Allowed},
+		{"list without prefix", Request{Action: "s3:ListBucket", Resource: "arn:aws:s3:::site", Context: ctx("s3:prefix", "")}, Allowed},
+		{"list other prefix", Request{Action: "s3:ListBucket", Resource: "arn:aws:s3:::site", Context: ctx("s3:prefix", "secret/")}, Undecided},
+		{"denied network", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::site/index.html", Context: ctx("aws:sourceip", "192.0.2.77")}, Denied},
+		{"other bucket", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::other/index.html", Context: ctx()}, Undecided},
+	} {
+		if got := p.Evaluate(c.r); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for name, doc := range map[string]string{
+		"not json":         `{`,
+		"bad version":      `{"Version":"2020-01-01","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}`,
+		"no statements":    `{"Version":"2012-10-17","Statement":[]}`,
+		"bad effect":       `{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}`,
+		"other bucket":     `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}]}`,
+		"not an arn":       `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"b/*"}]}`,
+		"ec2 action":       `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ec2:RunInstances","Resource":"arn:aws:s3:::b/*"}]}`,
+		"no principal":     `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}`,
+		"not principal":    `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotPrincipal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}`,
+		"unknown operator": `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"}}}]}`,
+		"bad cidr":         `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/99"}}}]}`,
+		"unknown field":    `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Extra":1}]}`,
+		"action and not":   `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","NotAction":"s3:PutObject","Resource":"arn:aws:s3:::b/*"}]}`,
+	} {
+		if _, err := Parse([]byte(doc), "b"); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, err)
+		}
+	}
+	// A single statement object (not a list) is valid.
+	if _, err := Parse([]byte(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}`), "b"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(publicRead))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, err := Parse(b, "site"); err == nil {
+			p.Evaluate(Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::site/x", Context: map[string]string{}})
+		}
+	})
+}
