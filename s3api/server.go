@@ -248,6 +248,7 @@ func (s *Server) routes() *mux.Router {
 		add("PUT", p, "CreateBucket", s.createBucket)
 		add("DELETE", p, "DeleteBucket", s.deleteBucket)
 		add("POST", p, "DeleteObjects", s.deleteObjects, "delete", "")
+		add("POST", p, "PostObject", s.postObject)
 	}
 	add("GET", obj, "GetObjectAcl", s.getObjectAcl, "acl", "")
 	add("PUT", obj, "PutObjectAcl", s.putObjectAcl, "acl", "")
@@ -310,7 +311,7 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 			s.writeError(w, r, apiErr("NotImplemented", "Versioning is not implemented yet; only versionId=null is accepted."))
 			return
 		}
-		if rc.anonymous {
+		if rc.anonymous && api != "PostObject" { // a POST form carries its own signature
 			if err := s.authorizeAnonymous(r, rc); err != nil {
 				s.writeError(w, r, err)
 				return

@@ -357,3 +357,34 @@ func URIEncode(s string, encodeSlash bool) string {
 	}
 	return b.String()
 }
+
+// VerifyPOSTPolicy checks the signature of a browser POST upload: the form
+// carries a base64 policy document and an HMAC of it made with the SigV4
+// signing key of the named credential. It returns the identity; checking
+// the policy's expiration and conditions is the caller's.
+func VerifyPOSTPolicy(fields map[string]string, creds Credentials, now time.Time) (*Auth, error) {
+	if fields["x-amz-algorithm"] != Algorithm {
+		return nil, fail("InvalidArgument", "x-amz-algorithm must be %s", Algorithm)
+	}
+	cred, err := parseCredential(fields["x-amz-credential"])
+	if err != nil {
+		return nil, fail("InvalidArgument", "invalid x-amz-credential")
+	}
+	amzDate := fields["x-amz-date"]
+	if _, err := time.Parse(timeFormat, amzDate); err != nil || amzDate[:8] != cred.date {
+		return nil, fail("InvalidArgument", "x-amz-date must be in ISO8601 basic format and match the credential date")
+	}
+	sig, pol := fields["x-amz-signature"], fields["policy"]
+	if len(sig) != 64 || pol == "" {
+		return nil, fail("AccessDenied", "a signed POST needs policy and x-amz-signature fields")
+	}
+	secret, ok := creds.SecretKey(cred.accessKey)
+	if !ok {
+		return nil, fail("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
+	}
+	key := SigningKey(secret, cred.date, cred.region, cred.service)
+	if !hmac.Equal([]byte(hmacHex(key, pol)), []byte(sig)) {
+		return nil, fail("SignatureDoesNotMatch", "the request signature we calculated does not match the signature you provided")
+	}
+	return &Auth{AccessKey: cred.accessKey, PayloadHash: UnsignedPayload, date: amzDate, scope: cred.scope(), signingKey: key, signature: sig}, nil
+}
