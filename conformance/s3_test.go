@@ -781,3 +781,52 @@ func TestExpectContinueOnEmptyBody(t *testing.T) {
 		}
 	}
 }
+
+func TestGetByPartNumber(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("parts")})
+	cr, _ := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("parts"), Key: aws.String("mp")})
+	parts := [][]byte{randBytes(5 << 20), randBytes(5<<20 + 3), randBytes(100)}
+	var done []types.CompletedPart
+	for i, p := range parts {
+		up, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("parts"), Key: aws.String("mp"), UploadId: cr.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("parts"), Key: aws.String("mp"), UploadId: cr.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+	total := int64(len(parts[0]) + len(parts[1]) + len(parts[2]))
+	var off int64
+	for i, p := range parts {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("parts"), Key: aws.String("mp"), PartNumber: aws.Int32(int32(i + 1))})
+		if err != nil {
+			t.Fatalf("part %d: %v", i+1, err)
+		}
+		got, _ := io.ReadAll(out.Body)
+		wantRange := fmt.Sprintf("bytes %d-%d/%d", off, off+int64(len(p))-1, total)
+		if !bytes.Equal(got, p) || aws.ToInt32(out.PartsCount) != 3 || aws.ToString(out.ContentRange) != wantRange {
+			t.Fatalf("part %d: %d bytes, parts count %d, range %q", i+1, len(got), aws.ToInt32(out.PartsCount), aws.ToString(out.ContentRange))
+		}
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("parts"), Key: aws.String("mp"), PartNumber: aws.Int32(int32(i + 1))})
+		if err != nil || aws.ToInt64(h.ContentLength) != int64(len(p)) {
+			t.Fatalf("HEAD part %d: %v", i+1, err)
+		}
+		off += int64(len(p))
+	}
+	if _, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("parts"), Key: aws.String("mp"), PartNumber: aws.Int32(4)}); awsCode(err) != "InvalidPartNumber" {
+		t.Fatalf("part 4 of 3: %v", err)
+	}
+	// A plain object is one part.
+	c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("parts"), Key: aws.String("plain"), Body: strings.NewReader("whole")})
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("parts"), Key: aws.String("plain"), PartNumber: aws.Int32(1)})
+	if err != nil || readAllString(out.Body) != "whole" {
+		t.Fatalf("part 1 of a plain object: %v", err)
+	}
+	if _, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("parts"), Key: aws.String("plain"), PartNumber: aws.Int32(1), Range: aws.String("bytes=0-1")}); awsCode(err) != "InvalidRequest" {
+		t.Fatalf("partNumber with Range: %v", err)
+	}
+}

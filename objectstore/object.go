@@ -23,10 +23,18 @@ type ObjectInfo struct {
 	Headers     []Header
 	Tags        []Header
 	Parts       int
+	PartSizes   []int64 // sizes of the parts, in order (one for a plain PUT)
 }
 
 func infoOf(bucket, key string, r *Record) ObjectInfo {
-	return ObjectInfo{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime, Headers: r.Headers, Tags: r.Tags, Parts: len(r.Parts)}
+	info := ObjectInfo{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime, Headers: r.Headers, Tags: r.Tags, Parts: len(r.Parts)}
+	for _, p := range r.Parts {
+		info.PartSizes = append(info.PartSizes, p.Size)
+	}
+	if len(info.PartSizes) == 0 {
+		info.PartSizes = []int64{r.Size}
+	}
+	return info
 }
 
 // PutOptions carry what a PUT stores besides the body.

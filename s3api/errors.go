@@ -49,6 +49,7 @@ var errorTable = map[string]APIError{
 	"InvalidPolicyDocument":             {Status: 400, Message: "The content of the form does not meet the conditions specified in the policy document."},
 	"MalformedPOSTRequest":              {Status: 400, Message: "The body of your POST request is not well-formed multipart/form-data."},
 	"MaxPostPreDataLengthExceeded":      {Status: 400, Message: "Your POST request fields preceding the upload file were too large."},
+	"InvalidPartNumber":                 {Status: 416, Message: "The requested partnumber is not satisfiable"},
 	"InvalidRange":                      {Status: 416, Message: "The requested range is not satisfiable"},
 	"InvalidRequest":                    {Status: 400, Message: "Invalid Request"},
 	"KeyTooLongError":                   {Status: 400, Message: "Your key is too long."},

@@ -196,6 +196,26 @@ func byteRange(h string, size int64) (off, length int64, ok bool, err error) {
 	return a, b - a + 1, true, nil
 }
 
+// partRange resolves ?partNumber=N to the byte range of part N. A plain
+// (single-part) object has one part, served whole with 200.
+func partRange(r *http.Request, pn string, info objectstore.ObjectInfo) (off, length int64, partial bool, err error) {
+	if r.Header.Get("Range") != "" {
+		return 0, 0, false, apiErr("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+	}
+	n, err := strconv.Atoi(pn)
+	if err != nil || n < 1 || n > objectstore.MaxPartNumber {
+		return 0, 0, false, apiErr("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
+	}
+	if n > len(info.PartSizes) {
+		return 0, 0, false, apiErr("InvalidPartNumber")
+	}
+	for _, size := range info.PartSizes[:n-1] {
+		off += size
+	}
+	multipart := strings.Contains(info.ETag, "-")
+	return off, info.PartSizes[n-1], multipart, nil
+}
+
 // writeObjectHeaders sets the headers GET and HEAD share. Stored checksums
 // are returned when asked for (x-amz-checksum-mode: ENABLED) and only for
 // the whole object: they do not describe a range.
@@ -207,6 +227,9 @@ func writeObjectHeaders(w http.ResponseWriter, r *http.Request, info objectstore
 	h.Set("Content-Type", defaultContentType)
 	if len(info.Tags) > 0 {
 		h.Set("X-Amz-Tagging-Count", strconv.Itoa(len(info.Tags)))
+	}
+	if r.URL.Query().Has("partNumber") && strings.Contains(info.ETag, "-") {
+		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(len(info.PartSizes)))
 	}
 	withChecksums := strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") && !partial
 	for _, m := range info.Headers {
@@ -236,9 +259,6 @@ func (s *Server) headObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 }
 
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, rc *reqContext, withBody bool) error {
-	if r.URL.Query().Has("partNumber") {
-		return apiErr("NotImplemented", "GET and HEAD by partNumber are not implemented yet.")
-	}
 	obj, err := s.store.GetObject(r.Context(), rc.bucket, rc.key)
 	if err != nil {
 		return err
@@ -260,6 +280,11 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, rc *reqCont
 	if err != nil {
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(obj.Info.Size, 10))
 		return err
+	}
+	if pn := r.URL.Query().Get("partNumber"); pn != "" {
+		if off, length, partial, err = partRange(r, pn, obj.Info); err != nil {
+			return err
+		}
 	}
 	status := http.StatusOK
 	if partial {
