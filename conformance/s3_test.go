@@ -830,3 +830,50 @@ func TestGetByPartNumber(t *testing.T) {
 		t.Fatalf("partNumber with Range: %v", err)
 	}
 }
+
+func TestListMultipartUploadsPaging(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("ups")})
+	var want []string
+	for _, k := range []string{"a/1", "a/2", "b", "b", "c/x/1", "d"} {
+		cr, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("ups"), Key: aws.String(k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, k+" "+aws.ToString(cr.UploadId))
+	}
+	sort.Strings(want)
+	// Page through two at a time with the paginator.
+	var got []string
+	p := s3.NewListMultipartUploadsPaginator(c, &s3.ListMultipartUploadsInput{Bucket: aws.String("ups"), MaxUploads: aws.Int32(2)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range page.Uploads {
+			got = append(got, aws.ToString(u.Key)+" "+aws.ToString(u.UploadId))
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("paged uploads:\n got %v\nwant %v", got, want)
+	}
+	// Delimiter folds keys into prefixes.
+	out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("ups"), Delimiter: aws.String("/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefixes, keys []string
+	for _, cp := range out.CommonPrefixes {
+		prefixes = append(prefixes, aws.ToString(cp.Prefix))
+	}
+	for _, u := range out.Uploads {
+		keys = append(keys, aws.ToString(u.Key))
+	}
+	if fmt.Sprint(prefixes) != "[a/ c/]" || fmt.Sprint(keys) != "[b b d]" {
+		t.Fatalf("delimiter: prefixes %v keys %v", prefixes, keys)
+	}
+}

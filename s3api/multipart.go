@@ -159,20 +159,18 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContex
 	return writeXML(w, http.StatusOK, out)
 }
 
-// listMultipartUploads lists a bucket's uploads (prefix and max-uploads are
-// honoured; key and upload-id markers and delimiter are not yet).
+// listMultipartUploads lists a bucket's in-progress uploads in key (then
+// upload id) order, with prefix, delimiter, key/upload-id markers and
+// max-uploads.
 func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
 	q := r.URL.Query()
-	for _, p := range []string{"key-marker", "upload-id-marker", "delimiter"} {
-		if q.Get(p) != "" {
-			return apiErr("NotImplemented", "ListMultipartUploads with "+p+" is not implemented yet.")
-		}
-	}
 	maxUploads, err := maxKeysParam(r, "max-uploads", 1000)
 	if err != nil {
 		return err
 	}
-	all, err := s.store.ListUploads(r.Context(), rc.bucket, 10000)
+	prefix, delimiter := q.Get("prefix"), q.Get("delimiter")
+	keyMarker, idMarker := q.Get("key-marker"), q.Get("upload-id-marker")
+	all, err := s.store.ListUploads(r.Context(), rc.bucket, 1<<30)
 	if err != nil {
 		return err
 	}
@@ -185,23 +183,56 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc
 		Initiated    string `xml:"Initiated"`
 	}
 	out := struct {
-		XMLName     xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListMultipartUploadsResult"`
-		Bucket      string   `xml:"Bucket"`
-		KeyMarker   string   `xml:"KeyMarker"`
-		Prefix      string   `xml:"Prefix"`
-		MaxUploads  int      `xml:"MaxUploads"`
-		IsTruncated bool     `xml:"IsTruncated"`
-		Uploads     []upload `xml:"Upload"`
-	}{Bucket: rc.bucket, Prefix: q.Get("prefix"), MaxUploads: maxUploads}
+		XMLName            xml.Name       `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListMultipartUploadsResult"`
+		Bucket             string         `xml:"Bucket"`
+		KeyMarker          string         `xml:"KeyMarker"`
+		UploadIDMarker     string         `xml:"UploadIdMarker"`
+		NextKeyMarker      string         `xml:"NextKeyMarker,omitempty"`
+		NextUploadIDMarker string         `xml:"NextUploadIdMarker,omitempty"`
+		Prefix             string         `xml:"Prefix"`
+		Delimiter          string         `xml:"Delimiter,omitempty"`
+		MaxUploads         int            `xml:"MaxUploads"`
+		IsTruncated        bool           `xml:"IsTruncated"`
+		Uploads            []upload       `xml:"Upload"`
+		CommonPrefixes     []commonPrefix `xml:"CommonPrefixes"`
+	}{Bucket: rc.bucket, KeyMarker: keyMarker, UploadIDMarker: idMarker, Prefix: prefix, Delimiter: delimiter, MaxUploads: maxUploads}
+	count := 0
+	lastPrefix := ""
 	for _, u := range all {
-		if !strings.HasPrefix(u.Key, q.Get("prefix")) {
+		if !strings.HasPrefix(u.Key, prefix) {
 			continue
 		}
-		if len(out.Uploads) == maxUploads {
+		// Past the markers: later keys, or later ids of the marker key.
+		if keyMarker != "" && (u.Key < keyMarker || u.Key == keyMarker && (idMarker == "" || u.UploadID <= idMarker)) {
+			continue
+		}
+		if delimiter != "" {
+			if i := strings.Index(u.Key[len(prefix):], delimiter); i >= 0 {
+				cp := u.Key[:len(prefix)+i+len(delimiter)]
+				if cp == lastPrefix || cp <= keyMarker {
+					continue
+				}
+				if count == maxUploads {
+					out.IsTruncated = true
+					break
+				}
+				lastPrefix = cp
+				out.CommonPrefixes = append(out.CommonPrefixes, commonPrefix{cp})
+				out.NextKeyMarker, out.NextUploadIDMarker = cp, ""
+				count++
+				continue
+			}
+		}
+		if count == maxUploads {
 			out.IsTruncated = true
 			break
 		}
 		out.Uploads = append(out.Uploads, upload{u.Key, u.UploadID, s.owner(rc), s.owner(rc), "STANDARD", isoTime(u.Initiated)})
+		out.NextKeyMarker, out.NextUploadIDMarker = u.Key, u.UploadID
+		count++
+	}
+	if !out.IsTruncated {
+		out.NextKeyMarker, out.NextUploadIDMarker = "", ""
 	}
 	return writeXML(w, http.StatusOK, out)
 }
