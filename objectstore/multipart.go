@@ -125,7 +125,7 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 	mu.Lock()
 	old := s.readRecords(devs, pkey)
 	recs := make([]*Record, len(devs))
-	n, cerr := commitAll(ctx, devs, func(i int, d Device) error {
+	errs := commitEach(ctx, devs, func(i int, d Device) error {
 		if !set.ok[i] {
 			return shard.ErrMissing
 		}
@@ -135,11 +135,25 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 		recs[i] = &r
 		return d.Commit(ctx, shard.Op{Key: pkey, Value: r.MarshalBinary()})
 	})
-	mu.Unlock()
-	if n < writeQuorum(s.ring.K, s.ring.M) {
+	if n, cerr := countOK(errs); n < writeQuorum(s.ring.K, s.ring.M) {
+		// Put back what each device had, so no part record names freed
+		// shards; keep the shards where even that failed.
+		for i, err := range errs {
+			if err == nil {
+				undo := shard.Op{Key: pkey, Delete: true}
+				if old[i] != nil {
+					undo = shard.Op{Key: pkey, Value: old[i].MarshalBinary()}
+				}
+				if devs[i].Commit(ctx, undo) != nil {
+					set.ok[i] = false
+				}
+			}
+		}
+		mu.Unlock()
 		s.freeSet(devs, set)
 		return "", fmt.Errorf("%w: part record on %d devices: %v", ErrWriteQuorum, n, cerr)
 	}
+	mu.Unlock()
 	s.releaseOld(devs, old, recs)
 	return etag, nil
 }
@@ -255,16 +269,33 @@ func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string
 		recs[i] = &r
 	}
 	ukey := uploadKey(bucket, key, uploadID)
-	cleanup := func(i int) []shard.Op {
-		ops := []shard.Op{{Key: ukey, Delete: true}}
-		for n, prs := range all {
-			if prs[i] != nil {
-				ops = append(ops, shard.Op{Key: partKey(uploadID, n), Delete: true})
+	upRecs := s.readRecords(devs, ukey)
+	plan := commitPlan{
+		// The upload and its part records go with the commit...
+		extra: func(i int) []shard.Op {
+			ops := []shard.Op{{Key: ukey, Delete: true}}
+			for n, prs := range all {
+				if prs[i] != nil {
+					ops = append(ops, shard.Op{Key: partKey(uploadID, n), Delete: true})
+				}
 			}
-		}
-		return ops
+			return ops
+		},
+		// ...and come back if it fails, so the upload can be completed later.
+		undo: func(i int) []shard.Op {
+			var ops []shard.Op
+			if upRecs[i] != nil {
+				ops = append(ops, shard.Op{Key: ukey, Value: upRecs[i].MarshalBinary()})
+			}
+			for n, prs := range all {
+				if prs[i] != nil {
+					ops = append(ops, shard.Op{Key: partKey(uploadID, n), Value: prs[i].MarshalBinary()})
+				}
+			}
+			return ops
+		},
 	}
-	if err := s.commitObject(ctx, bucket, key, devs, recs, cleanup); err != nil {
+	if _, err := s.commitObject(ctx, bucket, key, devs, recs, plan); err != nil {
 		return ObjectInfo{}, err
 	}
 	// Parts uploaded but not listed are garbage now.

@@ -132,7 +132,7 @@ func (s *Store) putInline(ctx context.Context, bucket, key string, devs []Device
 		r.ShardIndex, r.Inline = i, shards[i]
 		recs[i] = &r
 	}
-	if err := s.commitObject(ctx, bucket, key, devs, recs); err != nil {
+	if _, err := s.commitObject(ctx, bucket, key, devs, recs, commitPlan{}); err != nil {
 		return ObjectInfo{}, err
 	}
 	return infoOf(bucket, key, &base), nil
@@ -156,17 +156,32 @@ func (s *Store) putStreaming(ctx context.Context, bucket, key string, devs []Dev
 		r.Parts = []Part{{Number: 1, Size: set.size, ETag: base.ETag, Loc: set.locs[i]}}
 		recs[i] = &r
 	}
-	if err := s.commitObject(ctx, bucket, key, devs, recs); err != nil {
-		s.freeSet(devs, set)
+	if stuck, err := s.commitObject(ctx, bucket, key, devs, recs, commitPlan{}); err != nil {
+		for i, ok := range set.ok {
+			if ok && (stuck == nil || !stuck[i]) {
+				devs[i].Free(set.locs[i])
+			}
+		}
 		return ObjectInfo{}, err
 	}
 	return infoOf(bucket, key, &base), nil
 }
 
-// commitObject writes recs[i] (where non-nil) on device i, requires a write
-// quorum, then frees the shards of the versions it replaced. extra ops (for
-// multipart completion) are committed atomically with each record.
-func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Device, recs []*Record, extra ...func(i int) []shard.Op) error {
+// commitPlan adds, per device, ops committed atomically with the object
+// record (multipart completion deletes its upload and parts), and the ops
+// that restore them if the write does not reach quorum.
+type commitPlan struct {
+	extra func(i int) []shard.Op
+	undo  func(i int) []shard.Op
+}
+
+// commitObject writes recs[i] (where non-nil) on device i under the key's
+// commit lock and requires a write quorum. Short of quorum it puts back
+// what each device held, so a failed write changes nothing; stuck marks
+// devices where even that failed and the new record may remain (their new
+// shards must not be freed). On success it frees the replaced versions'
+// shards.
+func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Device, recs []*Record, plan commitPlan) (stuck []bool, err error) {
 	okey := objectKey(bucket, key)
 	mu := s.keyLock(bucket, key)
 	mu.Lock()
@@ -179,26 +194,45 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 		}
 		if err := cond(cur); err != nil {
 			mu.Unlock()
-			return err
+			return nil, err
 		}
 	}
-	n, err := commitAll(ctx, devs, func(i int, d Device) error {
+	errs := commitEach(ctx, devs, func(i int, d Device) error {
 		if recs[i] == nil {
 			return fmt.Errorf("no shard for device %s", d.Name())
 		}
 		ops := []shard.Op{{Key: okey, Value: recs[i].MarshalBinary()}}
-		for _, e := range extra {
-			ops = append(ops, e(i)...)
+		if plan.extra != nil {
+			ops = append(ops, plan.extra(i)...)
 		}
 		return d.Commit(ctx, ops...)
 	})
-	mu.Unlock()
+	n, first := countOK(errs)
 	k, m := s.ring.K, s.ring.M
 	if n < writeQuorum(k, m) {
-		return fmt.Errorf("%w: %d of %d records committed: %v", ErrWriteQuorum, n, len(devs), err)
+		stuck = make([]bool, len(devs))
+		for i, err := range errs {
+			if err != nil {
+				continue // nothing was written there
+			}
+			undo := []shard.Op{{Key: okey, Delete: true}}
+			if old[i] != nil {
+				undo = []shard.Op{{Key: okey, Value: old[i].MarshalBinary()}}
+			}
+			if plan.undo != nil {
+				undo = append(undo, plan.undo(i)...)
+			}
+			if err := devs[i].Commit(ctx, undo...); err != nil {
+				stuck[i] = true
+				s.log.Error("could not roll back a write short of quorum", "bucket", bucket, "key", key, "device", devs[i].Name(), "err", err)
+			}
+		}
+		mu.Unlock()
+		return stuck, fmt.Errorf("%w: %d of %d records committed: %v", ErrWriteQuorum, n, len(devs), first)
 	}
+	mu.Unlock()
 	s.releaseOld(devs, old, recs)
-	return nil
+	return nil, nil
 }
 
 func firstRecord(recs []*Record) *Record {

@@ -313,9 +313,9 @@ func quorumRecord(recs []*Record) int {
 	return best
 }
 
-// commitAll runs op on every live device in parallel and returns how many
-// succeeded.
-func commitAll(ctx context.Context, devs []Device, op func(i int, d Device) error) (int, error) {
+// commitEach runs op on every live device in parallel and returns each
+// device's error (shard.ErrOffline for an offline one).
+func commitEach(ctx context.Context, devs []Device, op func(i int, d Device) error) []error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(devs))
 	for i, d := range devs {
@@ -330,8 +330,10 @@ func commitAll(ctx context.Context, devs []Device, op func(i int, d Device) erro
 		}()
 	}
 	wg.Wait()
-	ok := 0
-	var first error
+	return errs
+}
+
+func countOK(errs []error) (ok int, first error) {
 	for _, err := range errs {
 		if err == nil {
 			ok++
@@ -340,4 +342,10 @@ func commitAll(ctx context.Context, devs []Device, op func(i int, d Device) erro
 		}
 	}
 	return ok, first
+}
+
+// commitAll runs op on every live device in parallel and returns how many
+// succeeded and the first error.
+func commitAll(ctx context.Context, devs []Device, op func(i int, d Device) error) (int, error) {
+	return countOK(commitEach(ctx, devs, op))
 }

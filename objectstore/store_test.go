@@ -566,3 +566,116 @@ func TestSweepAbortsStaleUploads(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedQuorumLeavesOldVersion: a write that reaches fewer than a write
+// quorum of devices (here 2 of 4 for 2+2: two devices fail their fsync) must
+// fail without hiding the previous version behind records whose shards
+// were freed.
+func TestFailedQuorumLeavesOldVersion(t *testing.T) {
+	ctx := context.Background()
+	for _, size := range []int{500, 300000} { // inline and streamed
+		ts := newTestStore(t, 2, 2, 4, 64<<10)
+		v1 := randBytes(size)
+		if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(v1), int64(len(v1)), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Two devices fail their next fsync and go offline.
+		ts.vols[0].FailSync(true)
+		ts.vols[1].FailSync(true)
+		for _, d := range ts.devs[:2] {
+			w := d.NewWriter(1)
+			w.Append(make([]byte, shard.HeaderSize+1))
+			w.Finish() // trips the sticky sync error
+		}
+		v2 := randBytes(size)
+		if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(v2), int64(len(v2)), PutOptions{}); !errors.Is(err, ErrWriteQuorum) {
+			t.Fatalf("size %d: write on 2 of 4 devices: %v", size, err)
+		}
+		got, err := readAll(t, ts.Store, "k", 0, -1)
+		if err != nil || !bytes.Equal(got, v1) {
+			t.Fatalf("size %d: after a failed overwrite the object reads %v (len %d), want the old version", size, err, len(got))
+		}
+	}
+	// The same for completing a multipart upload: the upload survives. And a
+	// part re-upload short of quorum leaves the earlier part in place.
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	id, _ := ts.CreateUpload(ctx, "bucket", "mp", PutOptions{})
+	p1 := randBytes(1000)
+	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil)
+	ts.vols[2].FailSync(true)
+	ts.vols[3].FailSync(true)
+	if _, err := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(randBytes(1000)), 1000, nil); !errors.Is(err, ErrWriteQuorum) {
+		t.Fatalf("part upload on 2 of 4 devices: %v", err)
+	}
+	if parts, _, _ := ts.ListParts(ctx, "bucket", "mp", id, 0, 10); len(parts) != 1 || parts[0].ETag != e1 {
+		t.Fatalf("a failed part re-upload replaced the part: %+v", parts)
+	}
+	ts.vols[3].FailSync(true)
+	for _, d := range ts.devs[2:] {
+		w := d.NewWriter(1)
+		w.Append(make([]byte, shard.HeaderSize+1))
+		w.Finish()
+	}
+	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}}, nil); !errors.Is(err, ErrWriteQuorum) {
+		t.Fatalf("complete on 2 of 4 devices: %v", err)
+	}
+	if _, err := ts.HeadObject(ctx, "bucket", "mp"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("a failed complete left a visible object: %v", err)
+	}
+	if parts, _, err := ts.ListParts(ctx, "bucket", "mp", id, 0, 10); err != nil || len(parts) != 1 {
+		t.Fatalf("the upload did not survive a failed complete: %v %v", parts, err)
+	}
+}
+
+// commitFailing is a device whose shard writes work but whose metadata
+// commits fail: the case where rollback must undo a partial commit.
+type commitFailing struct {
+	*shard.Store
+	fail bool
+}
+
+func (c *commitFailing) Commit(ctx context.Context, ops ...shard.Op) error {
+	if c.fail {
+		return errors.New("injected commit failure")
+	}
+	return c.Store.Commit(ctx, ops...)
+}
+
+func TestPartialCommitIsRolledBack(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	wrapped := make([]*commitFailing, 4)
+	for i := range ts.devices {
+		wrapped[i] = &commitFailing{Store: ts.devices[i].(*shard.Store)}
+		ts.devices[i] = wrapped[i]
+	}
+	v1 := randBytes(300000)
+	if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(v1), int64(len(v1)), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := ts.CreateUpload(ctx, "bucket", "mp", PutOptions{})
+	p1 := randBytes(200000)
+	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil)
+
+	wrapped[1].fail, wrapped[3].fail = true, true
+	if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(randBytes(300000)), 300000, PutOptions{}); !errors.Is(err, ErrWriteQuorum) {
+		t.Fatalf("streamed overwrite committed on 2 of 4: %v", err)
+	}
+	if _, err := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(randBytes(200000)), 200000, nil); !errors.Is(err, ErrWriteQuorum) {
+		t.Fatalf("part re-upload committed on 2 of 4: %v", err)
+	}
+	wrapped[1].fail, wrapped[3].fail = false, false
+	// Even with the two devices that did commit offline, the old version
+	// and the old part read back: their records were restored and their
+	// shards never freed.
+	got, err := readAll(t, ts.Store, "k", 0, -1)
+	if err != nil || !bytes.Equal(got, v1) {
+		t.Fatalf("object after a rolled-back overwrite: %v", err)
+	}
+	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readAll(t, ts.Store, "mp", 0, -1); err != nil || !bytes.Equal(got, p1) {
+		t.Fatalf("completed upload after a rolled-back part: %v", err)
+	}
+}
