@@ -260,14 +260,11 @@ func (s *Server) uploadPartCopy(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err != nil {
 		return err
 	}
-	src, err := s.store.GetObject(r.Context(), srcBucket, srcKey)
+	src, err := s.openCopySource(r, srcBucket, srcKey)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	if _, err := readPreconditions(r.Header, "X-Amz-Copy-Source-", src.Info); err != nil {
-		return err
-	}
 	off, length, err := copySourceRange(r.Header.Get("X-Amz-Copy-Source-Range"), src.Info.Size)
 	if err != nil {
 		return err

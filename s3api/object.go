@@ -396,6 +396,20 @@ func copySource(v string) (bucket, key string, err error) {
 	return bucket, key, nil
 }
 
+// openCopySource opens the source of a copy and checks its
+// x-amz-copy-source-if-* conditions. The caller closes it.
+func (s *Server) openCopySource(r *http.Request, bucket, key string) (*objectstore.Object, error) {
+	src, err := s.store.GetObject(r.Context(), bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := readPreconditions(r.Header, "X-Amz-Copy-Source-", src.Info); err != nil {
+		src.Close()
+		return nil, err
+	}
+	return src, nil
+}
+
 // copyObject streams the source into a new object; no body buffering.
 func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
 	if r.Header.Get("X-Amz-Copy-Source-Range") != "" {
@@ -419,14 +433,11 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	if err != nil {
 		return err
 	}
-	src, err := s.store.GetObject(r.Context(), srcBucket, srcKey)
+	src, err := s.openCopySource(r, srcBucket, srcKey)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	if _, err := readPreconditions(r.Header, "X-Amz-Copy-Source-", src.Info); err != nil {
-		return err
-	}
 	if src.Info.Size > objectstore.MaxPutSize {
 		return apiErr("InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120")
 	}
