@@ -108,3 +108,63 @@ func base64crc32(s string) string {
 	v := crc32.ChecksumIEEE([]byte(s))
 	return base64.StdEncoding.EncodeToString([]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
+
+func TestMultipartCompositeChecksum(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("comp")})
+	cr, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("comp"), Key: aws.String("k"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := [][]byte{randBytes(5 << 20), randBytes(777)}
+	var done []types.CompletedPart
+	var raw []byte
+	for i, p := range parts {
+		up, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("comp"), Key: aws.String("k"), UploadId: cr.UploadId, PartNumber: aws.Int32(int32(i + 1)),
+			Body: bytes.NewReader(p), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := base64crc32(string(p))
+		if aws.ToString(up.ChecksumCRC32) != want {
+			t.Fatalf("part %d checksum echoed %q, want %q", i+1, aws.ToString(up.ChecksumCRC32), want)
+		}
+		b, _ := base64.StdEncoding.DecodeString(want)
+		raw = append(raw, b...)
+		done = append(done, types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumCRC32: up.ChecksumCRC32})
+	}
+	lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("comp"), Key: aws.String("k"), UploadId: cr.UploadId})
+	if err != nil || aws.ToString(lp.Parts[1].ChecksumCRC32) != base64crc32(string(parts[1])) {
+		t.Fatalf("ListParts checksums: %v", err)
+	}
+	// A wrong per-part checksum in Complete is refused.
+	bad := append([]types.CompletedPart(nil), done...)
+	bad[1].ChecksumCRC32 = aws.String(base64crc32("other"))
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("comp"), Key: aws.String("k"), UploadId: cr.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: bad}}); awsCode(err) != "InvalidPart" {
+		t.Fatalf("wrong part checksum: %v", err)
+	}
+	comp, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("comp"), Key: aws.String("k"), UploadId: cr.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := crc32.ChecksumIEEE(raw)
+	want := base64.StdEncoding.EncodeToString([]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}) + "-2"
+	if aws.ToString(comp.ChecksumCRC32) != want || comp.ChecksumType != types.ChecksumTypeComposite {
+		t.Fatalf("composite %q (%s), want %q", aws.ToString(comp.ChecksumCRC32), comp.ChecksumType, want)
+	}
+	h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("comp"), Key: aws.String("k"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil || aws.ToString(h.ChecksumCRC32) != want {
+		t.Fatalf("HEAD composite: %v %q", err, aws.ToString(h.ChecksumCRC32))
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("comp"), Key: aws.String("k"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil || readAllString(out.Body) != string(parts[0])+string(parts[1]) {
+		t.Fatalf("GET with checksum mode on a composite: %v", err)
+	}
+	// Full-object multipart checksums are not implemented: said so.
+	if _, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("comp"), Key: aws.String("f"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme}); awsCode(err) != "NotImplemented" {
+		t.Fatalf("CRC64NVME multipart: %v", err)
+	}
+}

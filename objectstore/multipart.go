@@ -31,12 +31,23 @@ type PartInfo struct {
 	Size    int64
 	ETag    string
 	ModTime time.Time
+	Headers []Header // e.g. the part's verified checksum
 }
 
 // CompletePart names a part in CompleteMultipartUpload.
 type CompletePart struct {
 	Number int
 	ETag   string
+}
+
+// CompleteOptions tune CompleteUpload.
+type CompleteOptions struct {
+	// Precondition is checked atomically with the commit (see PutOptions).
+	Precondition func(current *ObjectInfo) error
+	// Finalize, if set, gets the upload's stored headers and the chosen
+	// parts once they are validated, and returns the object's headers (a
+	// composite checksum, say) or an error that aborts the completion.
+	Finalize func(uploadHeaders []Header, parts []PartInfo) ([]Header, error)
 }
 
 func uploadKey(bucket, key, uploadID string) []byte {
@@ -103,7 +114,9 @@ func (s *Store) getUpload(ctx context.Context, bucket, key, uploadID string) ([]
 }
 
 // UploadPart stores one part.
-func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, number int, body io.Reader, size int64, contentMD5 []byte) (string, error) {
+// bodyHeaders, if set, is called once the body is read and verified; its
+// headers (the part's checksum) are kept with the part.
+func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, number int, body io.Reader, size int64, contentMD5 []byte, bodyHeaders func() []Header) (string, error) {
 	if number < 1 || number > MaxPartNumber {
 		return "", ErrInvalidPartNumber
 	}
@@ -120,6 +133,9 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 	}
 	etag := hex.EncodeToString(set.md5)
 	base := Record{WriteID: newWriteID(), K: s.ring.K, M: s.ring.M, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Size: set.size, ETag: etag}
+	if bodyHeaders != nil {
+		base.Headers = bodyHeaders()
+	}
 	pkey := partKey(uploadID, number)
 	mu := s.keyLock(uploadID, string(pkey))
 	mu.Lock()
@@ -211,14 +227,18 @@ func (s *Store) ListParts(ctx context.Context, bucket, key, uploadID string, par
 		if len(out) == max {
 			return out, true, nil
 		}
-		out = append(out, PartInfo{Number: n, Size: recs[i].Size, ETag: recs[i].ETag, ModTime: recs[i].ModTime})
+		out = append(out, partInfo(n, recs[i]))
 	}
 	return out, false, nil
 }
 
 // CompleteUpload assembles the listed parts into the object. The parts'
 // shard streams become the object's; nothing is copied.
-func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string, parts []CompletePart, precondition func(*ObjectInfo) error) (ObjectInfo, error) {
+func partInfo(n int, r *Record) PartInfo {
+	return PartInfo{Number: n, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime, Headers: r.Headers}
+}
+
+func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string, parts []CompletePart, opts CompleteOptions) (ObjectInfo, error) {
 	devs, up, err := s.getUpload(ctx, bucket, key, uploadID)
 	if err != nil {
 		return ObjectInfo{}, err
@@ -250,8 +270,18 @@ func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string
 	if size > MaxObjectSize {
 		return ObjectInfo{}, ErrEntityTooLarge
 	}
+	headers := up.Headers
+	if opts.Finalize != nil {
+		infos := make([]PartInfo, len(parts))
+		for j, r := range chosen {
+			infos[j] = partInfo(parts[j].Number, r)
+		}
+		if headers, err = opts.Finalize(up.Headers, infos); err != nil {
+			return ObjectInfo{}, err
+		}
+	}
 	base := Record{WriteID: newWriteID(), K: up.K, M: up.M, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(),
-		Size: size, ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(md.Sum(nil)), len(parts)), Headers: up.Headers, Tags: up.Tags, precondition: precondition}
+		Size: size, ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(md.Sum(nil)), len(parts)), Headers: headers, Tags: up.Tags, precondition: opts.Precondition}
 	recs := make([]*Record, len(devs))
 	for i := range devs {
 		r := base

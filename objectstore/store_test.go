@@ -281,7 +281,7 @@ func TestMultipart(t *testing.T) {
 	p1, p2, p3 := randBytes(MinPartSize), randBytes(MinPartSize+12345), randBytes(777)
 	var etags []string
 	for i, p := range [][]byte{p1, p2, p3} {
-		e, err := ts.UploadPart(ctx, "bucket", "big", id, i+1, bytes.NewReader(p), int64(len(p)), nil)
+		e, err := ts.UploadPart(ctx, "bucket", "big", id, i+1, bytes.NewReader(p), int64(len(p)), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,24 +289,24 @@ func TestMultipart(t *testing.T) {
 	}
 	// Re-upload part 2 with other data: the newer one wins.
 	p2 = randBytes(MinPartSize + 1)
-	etags[1], _ = ts.UploadPart(ctx, "bucket", "big", id, 2, bytes.NewReader(p2), int64(len(p2)), nil)
+	etags[1], _ = ts.UploadPart(ctx, "bucket", "big", id, 2, bytes.NewReader(p2), int64(len(p2)), nil, nil)
 	parts, trunc, err := ts.ListParts(ctx, "bucket", "big", id, 0, 2)
 	if err != nil || len(parts) != 2 || !trunc || parts[1].ETag != etags[1] {
 		t.Fatalf("list parts: %+v %v %v", parts, trunc, err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{2, etags[1]}, {1, etags[0]}}, nil); !errors.Is(err, ErrInvalidPartOrder) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{2, etags[1]}, {1, etags[0]}}, CompleteOptions{}); !errors.Is(err, ErrInvalidPartOrder) {
 		t.Fatalf("unordered: %v", err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, "bad"}}, nil); !errors.Is(err, ErrInvalidPart) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, "bad"}}, CompleteOptions{}); !errors.Is(err, ErrInvalidPart) {
 		t.Fatalf("bad etag: %v", err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {4, etags[2]}}, nil); !errors.Is(err, ErrInvalidPart) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {4, etags[2]}}, CompleteOptions{}); !errors.Is(err, ErrInvalidPart) {
 		t.Fatalf("missing part: %v", err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {5, etags[2]}}, nil); !errors.Is(err, ErrInvalidPart) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{3, etags[2]}, {5, etags[2]}}, CompleteOptions{}); !errors.Is(err, ErrInvalidPart) {
 		t.Fatalf("missing part: %v", err)
 	}
-	info, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, `"` + etags[1] + `"`}, {3, etags[2]}}, nil)
+	info, err := ts.CompleteUpload(ctx, "bucket", "big", id, []CompletePart{{1, etags[0]}, {2, `"` + etags[1] + `"`}, {3, etags[2]}}, CompleteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,12 +323,12 @@ func TestMultipart(t *testing.T) {
 	if err != nil || !bytes.Equal(got, want[len(p1)-10:len(p1)+10]) {
 		t.Fatalf("cross-part range: %v", err)
 	}
-	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 1, bytes.NewReader(nil), 0, nil); !errors.Is(err, ErrNoSuchUpload) {
+	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 1, bytes.NewReader(nil), 0, nil, nil); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("part after complete: %v", err)
 	}
 	// Abort removes another upload.
 	id2, _ := ts.CreateUpload(ctx, "bucket", "gone", PutOptions{})
-	ts.UploadPart(ctx, "bucket", "gone", id2, 1, bytes.NewReader(p3), int64(len(p3)), nil)
+	ts.UploadPart(ctx, "bucket", "gone", id2, 1, bytes.NewReader(p3), int64(len(p3)), nil, nil)
 	if ups, _ := ts.ListUploads(ctx, "bucket", 10); len(ups) != 1 || ups[0].UploadID != id2 {
 		t.Fatalf("list uploads: %+v", ups)
 	}
@@ -338,7 +338,7 @@ func TestMultipart(t *testing.T) {
 	if err := ts.AbortUpload(ctx, "bucket", "gone", id2); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("abort twice: %v", err)
 	}
-	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 0, bytes.NewReader(nil), 0, nil); !errors.Is(err, ErrInvalidPartNumber) {
+	if _, err := ts.UploadPart(ctx, "bucket", "big", id, 0, bytes.NewReader(nil), 0, nil, nil); !errors.Is(err, ErrInvalidPartNumber) {
 		t.Fatalf("part 0: %v", err)
 	}
 }
@@ -415,9 +415,9 @@ func TestHealOnRead(t *testing.T) {
 	// A multipart object too.
 	id, _ := ts.CreateUpload(ctx, "bucket", "mp", PutOptions{})
 	p1, p2 := randBytes(MinPartSize), randBytes(1000)
-	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil)
-	e2, _ := ts.UploadPart(ctx, "bucket", "mp", id, 2, bytes.NewReader(p2), int64(len(p2)), nil)
-	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}, {2, e2}}, nil); err != nil {
+	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil, nil)
+	e2, _ := ts.UploadPart(ctx, "bucket", "mp", id, 2, bytes.NewReader(p2), int64(len(p2)), nil, nil)
+	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}, {2, e2}}, CompleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	objects["mp"] = append(append([]byte(nil), p1...), p2...)
@@ -533,7 +533,7 @@ func TestSweepAbortsStaleUploads(t *testing.T) {
 	ts := newTestStore(t, 2, 2, 4, 64<<10)
 	old, _ := ts.CreateUpload(ctx, "bucket", "old", PutOptions{})
 	data := randBytes(200000)
-	ts.UploadPart(ctx, "bucket", "old", old, 1, bytes.NewReader(data), int64(len(data)), nil)
+	ts.UploadPart(ctx, "bucket", "old", old, 1, bytes.NewReader(data), int64(len(data)), nil, nil)
 	fresh, _ := ts.CreateUpload(ctx, "bucket", "fresh", PutOptions{})
 	headsBefore := map[int]int64{}
 	for i, d := range ts.devs {
@@ -601,10 +601,10 @@ func TestFailedQuorumLeavesOldVersion(t *testing.T) {
 	ts := newTestStore(t, 2, 2, 4, 64<<10)
 	id, _ := ts.CreateUpload(ctx, "bucket", "mp", PutOptions{})
 	p1 := randBytes(1000)
-	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil)
+	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil, nil)
 	ts.vols[2].FailSync(true)
 	ts.vols[3].FailSync(true)
-	if _, err := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(randBytes(1000)), 1000, nil); !errors.Is(err, ErrWriteQuorum) {
+	if _, err := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(randBytes(1000)), 1000, nil, nil); !errors.Is(err, ErrWriteQuorum) {
 		t.Fatalf("part upload on 2 of 4 devices: %v", err)
 	}
 	if parts, _, _ := ts.ListParts(ctx, "bucket", "mp", id, 0, 10); len(parts) != 1 || parts[0].ETag != e1 {
@@ -616,7 +616,7 @@ func TestFailedQuorumLeavesOldVersion(t *testing.T) {
 		w.Append(make([]byte, shard.HeaderSize+1))
 		w.Finish()
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}}, nil); !errors.Is(err, ErrWriteQuorum) {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}}, CompleteOptions{}); !errors.Is(err, ErrWriteQuorum) {
 		t.Fatalf("complete on 2 of 4 devices: %v", err)
 	}
 	if _, err := ts.HeadObject(ctx, "bucket", "mp"); !errors.Is(err, ErrNoSuchKey) {
@@ -655,13 +655,13 @@ func TestPartialCommitIsRolledBack(t *testing.T) {
 	}
 	id, _ := ts.CreateUpload(ctx, "bucket", "mp", PutOptions{})
 	p1 := randBytes(200000)
-	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil)
+	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil, nil)
 
 	wrapped[1].fail, wrapped[3].fail = true, true
 	if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(randBytes(300000)), 300000, PutOptions{}); !errors.Is(err, ErrWriteQuorum) {
 		t.Fatalf("streamed overwrite committed on 2 of 4: %v", err)
 	}
-	if _, err := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(randBytes(200000)), 200000, nil); !errors.Is(err, ErrWriteQuorum) {
+	if _, err := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(randBytes(200000)), 200000, nil, nil); !errors.Is(err, ErrWriteQuorum) {
 		t.Fatalf("part re-upload committed on 2 of 4: %v", err)
 	}
 	wrapped[1].fail, wrapped[3].fail = false, false
@@ -672,7 +672,7 @@ func TestPartialCommitIsRolledBack(t *testing.T) {
 	if err != nil || !bytes.Equal(got, v1) {
 		t.Fatalf("object after a rolled-back overwrite: %v", err)
 	}
-	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}}, nil); err != nil {
+	if _, err := ts.CompleteUpload(ctx, "bucket", "mp", id, []CompletePart{{1, e1}}, CompleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := readAll(t, ts.Store, "mp", 0, -1); err != nil || !bytes.Equal(got, p1) {

@@ -25,6 +25,15 @@ func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, r
 	if acl != "" && acl != "private" {
 		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
 	}
+	alg, err := uploadChecksumAlgorithm(r)
+	if err != nil {
+		return err
+	}
+	if alg != "" {
+		headers = append(headers, objectstore.Header{Name: uploadChecksumHeader, Value: alg})
+		w.Header().Set("X-Amz-Checksum-Algorithm", strings.ToUpper(alg))
+		w.Header().Set("X-Amz-Checksum-Type", "COMPOSITE")
+	}
 	tags, err := headerTags(r)
 	if err != nil {
 		return err
@@ -58,13 +67,20 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, rc *reqConte
 		rc.api = "UploadPartCopy"
 		return s.uploadPartCopy(w, r, rc, n)
 	}
-	body, size, md, _, err := s.putBody(r, rc)
+	body, size, md, cks, err := s.putBody(r, rc)
 	if err != nil {
 		return err
 	}
-	etag, err := s.store.UploadPart(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), n, body, size, md)
+	var bodyHeaders func() []objectstore.Header
+	if cks != nil {
+		bodyHeaders = func() []objectstore.Header { return cks.stored()[:1] }
+	}
+	etag, err := s.store.UploadPart(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), n, body, size, md, bodyHeaders)
 	if err != nil {
 		return err
+	}
+	if cks != nil {
+		w.Header().Set("X-Amz-Checksum-"+strings.ToUpper(cks.alg), cks.want)
 	}
 	w.Header().Set("ETag", `"`+etag+`"`)
 	w.WriteHeader(http.StatusOK)
@@ -84,26 +100,56 @@ func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request,
 		Parts []struct {
 			PartNumber int    `xml:"PartNumber"`
 			ETag       string `xml:"ETag"`
+			CRC32      string `xml:"ChecksumCRC32"`
+			CRC32C     string `xml:"ChecksumCRC32C"`
+			SHA1       string `xml:"ChecksumSHA1"`
+			SHA256     string `xml:"ChecksumSHA256"`
 		} `xml:"Part"`
 	}
 	if err := xml.Unmarshal(body, &req); err != nil || len(req.Parts) == 0 || len(req.Parts) > objectstore.MaxPartNumber {
 		return apiErr("MalformedXML")
 	}
 	parts := make([]objectstore.CompletePart, len(req.Parts))
+	listed := make([]map[string]string, len(req.Parts))
 	for i, p := range req.Parts {
 		parts[i] = objectstore.CompletePart{Number: p.PartNumber, ETag: strings.TrimSpace(p.ETag)}
+		listed[i] = map[string]string{"crc32": p.CRC32, "crc32c": p.CRC32C, "sha1": p.SHA1, "sha256": p.SHA256}
 	}
-	info, err := s.store.CompleteUpload(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), parts, cond)
+	finalize := func(up []objectstore.Header, chosen []objectstore.PartInfo) ([]objectstore.Header, error) {
+		return compositeChecksum(up, chosen, listed)
+	}
+	info, err := s.store.CompleteUpload(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), parts,
+		objectstore.CompleteOptions{Precondition: cond, Finalize: finalize})
 	if err != nil {
 		return err
 	}
-	return writeXML(w, http.StatusOK, struct {
-		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
-		Location string   `xml:"Location"`
-		Bucket   string   `xml:"Bucket"`
-		Key      string   `xml:"Key"`
-		ETag     string   `xml:"ETag"`
-	}{Location: "/" + rc.bucket + "/" + rc.key, Bucket: rc.bucket, Key: rc.key, ETag: `"` + info.ETag + `"`})
+	out := struct {
+		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
+		Location     string   `xml:"Location"`
+		Bucket       string   `xml:"Bucket"`
+		Key          string   `xml:"Key"`
+		ETag         string   `xml:"ETag"`
+		CRC32        string   `xml:"ChecksumCRC32,omitempty"`
+		CRC32C       string   `xml:"ChecksumCRC32C,omitempty"`
+		SHA1         string   `xml:"ChecksumSHA1,omitempty"`
+		SHA256       string   `xml:"ChecksumSHA256,omitempty"`
+		ChecksumType string   `xml:"ChecksumType,omitempty"`
+	}{Location: "/" + rc.bucket + "/" + rc.key, Bucket: rc.bucket, Key: rc.key, ETag: `"` + info.ETag + `"`}
+	for _, h := range info.Headers {
+		switch h.Name {
+		case "x-amz-checksum-crc32":
+			out.CRC32 = h.Value
+		case "x-amz-checksum-crc32c":
+			out.CRC32C = h.Value
+		case "x-amz-checksum-sha1":
+			out.SHA1 = h.Value
+		case "x-amz-checksum-sha256":
+			out.SHA256 = h.Value
+		case "x-amz-checksum-type":
+			out.ChecksumType = h.Value
+		}
+	}
+	return writeXML(w, http.StatusOK, out)
 }
 
 func (s *Server) abortMultipartUpload(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
@@ -136,6 +182,10 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContex
 		LastModified string `xml:"LastModified"`
 		ETag         string `xml:"ETag"`
 		Size         int64  `xml:"Size"`
+		CRC32        string `xml:"ChecksumCRC32,omitempty"`
+		CRC32C       string `xml:"ChecksumCRC32C,omitempty"`
+		SHA1         string `xml:"ChecksumSHA1,omitempty"`
+		SHA256       string `xml:"ChecksumSHA256,omitempty"`
 	}
 	out := struct {
 		XMLName              xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListPartsResult"`
@@ -153,7 +203,20 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContex
 	}{Bucket: rc.bucket, Key: rc.key, UploadID: uploadID, Initiator: s.owner(rc), Owner: s.owner(rc), StorageClass: "STANDARD",
 		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: truncated}
 	for _, p := range parts {
-		out.Parts = append(out.Parts, part{p.Number, isoTime(p.ModTime), `"` + p.ETag + `"`, p.Size})
+		pp := part{PartNumber: p.Number, LastModified: isoTime(p.ModTime), ETag: `"` + p.ETag + `"`, Size: p.Size}
+		for _, h := range p.Headers {
+			switch h.Name {
+			case "x-amz-checksum-crc32":
+				pp.CRC32 = h.Value
+			case "x-amz-checksum-crc32c":
+				pp.CRC32C = h.Value
+			case "x-amz-checksum-sha1":
+				pp.SHA1 = h.Value
+			case "x-amz-checksum-sha256":
+				pp.SHA256 = h.Value
+			}
+		}
+		out.Parts = append(out.Parts, pp)
 		out.NextPartNumberMarker = p.Number
 	}
 	return writeXML(w, http.StatusOK, out)
@@ -274,7 +337,7 @@ func (s *Server) uploadPartCopy(w http.ResponseWriter, r *http.Request, rc *reqC
 	}
 	rd := src.Reader(r.Context(), off, length)
 	defer rd.Close()
-	etag, err := s.store.UploadPart(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), n, rd, length, nil)
+	etag, err := s.store.UploadPart(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), n, rd, length, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package s3api
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -237,5 +238,39 @@ func TestWritePrecondition(t *testing.T) {
 	h.Set("If-None-Match", `"abc"`)
 	if _, err := writePrecondition(h); toAPIError(err).Code != "NotImplemented" {
 		t.Errorf("If-None-Match with an ETag on a write: %v", err)
+	}
+}
+
+func TestCheckPostPolicy(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	enc := func(doc string) string { return base64.StdEncoding.EncodeToString([]byte(doc)) }
+	fields := map[string]string{"bucket": "b", "key": "user/a.jpg", "content-type": "image/jpeg", "x-amz-date": "d", "x-ignore-me": "x", "policy": "p", "x-amz-signature": "s"}
+	const exp = `"expiration":"2026-11-23T13:00:00Z"`
+	cases := []struct {
+		name, doc, want string
+		min, max        int64
+	}{
+		{"all covered", `{` + exp + `,"conditions":[{"bucket":"b"},["starts-with","$key","user/"],["eq","$Content-Type","image/jpeg"],{"x-amz-date":"d"},["content-length-range",1,100]]}`, "", 1, 100},
+		{"expired", `{"expiration":"2026-11-23T11:00:00Z","conditions":[]}`, "AccessDenied", 0, 0},
+		{"field not covered", `{` + exp + `,"conditions":[{"bucket":"b"},["starts-with","$key",""],{"x-amz-date":"d"}]}`, "AccessDenied", 0, 0},
+		{"prefix mismatch", `{` + exp + `,"conditions":[["starts-with","$key","admin/"],["eq","$content-type","image/jpeg"],{"x-amz-date":"d"}]}`, "AccessDenied", 0, 0},
+		{"eq mismatch", `{` + exp + `,"conditions":[["starts-with","$key",""],["eq","$content-type","text/html"],{"x-amz-date":"d"}]}`, "AccessDenied", 0, 0},
+		{"unknown operator", `{` + exp + `,"conditions":[["ends-with","$key","jpg"]]}`, "InvalidPolicyDocument", 0, 0},
+		{"bad range", `{` + exp + `,"conditions":[["content-length-range",10,1]]}`, "InvalidPolicyDocument", 0, 0},
+		{"bad expiration", `{"expiration":"tomorrow","conditions":[]}`, "InvalidPolicyDocument", 0, 0},
+		{"not json", `{`, "InvalidPolicyDocument", 0, 0},
+	}
+	for _, c := range cases {
+		lo, hi, err := checkPostPolicy(enc(c.doc), fields, now)
+		got := ""
+		if err != nil {
+			got = toAPIError(err).Code
+		}
+		if got != c.want || (c.want == "" && (lo != c.min || hi != c.max)) {
+			t.Errorf("%s: got %q (%d-%d), want %q", c.name, got, lo, hi, c.want)
+		}
+	}
+	if _, _, err := checkPostPolicy("%%%", fields, now); toAPIError(err).Code != "InvalidPolicyDocument" {
+		t.Errorf("bad base64: %v", err)
 	}
 }
