@@ -3,6 +3,7 @@ package conformance
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -95,6 +96,36 @@ func TestAWSCLI(t *testing.T) {
 		if err == nil || !strings.Contains(out, c.want) {
 			t.Errorf("aws %s: want %s, got %v\n%s", strings.Join(c.args, " "), c.want, err, out)
 		}
+	}
+	// Versioning round trip with s3api.
+	if out, err := run(testSecret, "s3", "mb", "s3://cli-versions"); err != nil {
+		t.Fatalf("mb: %v\n%s", err, out)
+	}
+	if out, err := run(testSecret, "s3api", "put-bucket-versioning", "--bucket", "cli-versions", "--versioning-configuration", "Status=Enabled"); err != nil {
+		t.Fatalf("put-bucket-versioning: %v\n%s", err, out)
+	}
+	var firstVersion string
+	for i, body := range []string{"first", "second"} {
+		f := filepath.Join(dir, fmt.Sprint("v", i))
+		os.WriteFile(f, []byte(body), 0o600)
+		out, err := run(testSecret, "s3api", "put-object", "--bucket", "cli-versions", "--key", "doc", "--body", f, "--query", "VersionId", "--output", "text")
+		if err != nil {
+			t.Fatalf("put-object: %v\n%s", err, out)
+		}
+		if i == 0 {
+			firstVersion = strings.TrimSpace(out)
+		}
+	}
+	out, err = run(testSecret, "s3api", "list-object-versions", "--bucket", "cli-versions", "--query", "length(Versions)", "--output", "text")
+	if err != nil || strings.TrimSpace(out) != "2" {
+		t.Fatalf("list-object-versions: %v\n%s", err, out)
+	}
+	old := filepath.Join(dir, "old")
+	if out, err := run(testSecret, "s3api", "get-object", "--bucket", "cli-versions", "--key", "doc", "--version-id", firstVersion, old); err != nil {
+		t.Fatalf("get-object --version-id: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(old); string(b) != "first" {
+		t.Fatalf("old version reads %q", b)
 	}
 	if out, err := run(testSecret, "s3", "rm", "--recursive", "s3://cli-bucket"); err != nil {
 		t.Fatalf("rm: %v\n%s", err, out)

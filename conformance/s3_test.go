@@ -643,9 +643,6 @@ func TestDeleteObjectsAndNotImplemented(t *testing.T) {
 	if _, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String("multi"), LifecycleConfiguration: &types.BucketLifecycleConfiguration{Rules: []types.LifecycleRule{{Status: types.ExpirationStatusEnabled, Filter: &types.LifecycleRuleFilter{Prefix: aws.String("")}, Expiration: &types.LifecycleExpiration{Days: aws.Int32(1)}}}}}); awsCode(err) != "NotImplemented" {
 		t.Fatalf("PutBucketLifecycleConfiguration: %v", err)
 	}
-	if _, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("multi"), VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); awsCode(err) != "NotImplemented" {
-		t.Fatalf("PutBucketVersioning: %v", err)
-	}
 	v, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String("multi")})
 	if err != nil || v.Status != "" {
 		t.Fatalf("GetBucketVersioning: %v %+v", err, v)

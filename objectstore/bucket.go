@@ -18,6 +18,8 @@ type BucketInfo struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
 	Tags    []Header  `json:"tags,omitempty"`
+	// Versioning is "", "Enabled" or "Suspended" (never back to "").
+	Versioning string `json:"versioning,omitempty"`
 	// Config holds per-bucket configuration documents the S3 layer owns
 	// (e.g. "cors"), opaque here.
 	Config map[string]json.RawMessage `json:"config,omitempty"`
@@ -135,6 +137,34 @@ func (s *Store) SetBucketTags(ctx context.Context, name string, tags []Header) e
 	return nil
 }
 
+// SetBucketVersioning turns versioning on ("Enabled") or pauses it
+// ("Suspended"); a bucket never returns to unversioned.
+func (s *Store) SetBucketVersioning(ctx context.Context, name, status string) error {
+	if status != "Enabled" && status != "Suspended" {
+		return fmt.Errorf("versioning status %q", status)
+	}
+	s.bucketsMu.Lock()
+	defer s.bucketsMu.Unlock()
+	b, ok := s.buckets[name]
+	if !ok {
+		return ErrNoSuchBucket
+	}
+	b.Versioning = status
+	v, _ := json.Marshal(b)
+	if err := s.meta.Put(ctx, bucketPrefix+name, v); err != nil {
+		return fmt.Errorf("set versioning of %s: %w", name, err)
+	}
+	s.buckets[name] = b
+	return nil
+}
+
+// versioning returns a bucket's versioning state.
+func (s *Store) versioning(bucket string) string {
+	s.bucketsMu.RLock()
+	defer s.bucketsMu.RUnlock()
+	return s.buckets[bucket].Versioning
+}
+
 // SetBucketConfig stores (or, with nil, removes) a bucket configuration
 // document of the given kind.
 func (s *Store) SetBucketConfig(ctx context.Context, name, kind string, doc []byte) error {
@@ -168,11 +198,11 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	if _, err := s.HeadBucket(ctx, name); err != nil {
 		return err
 	}
-	res, err := s.ListObjects(ctx, name, ListOptions{MaxKeys: 1})
+	res, err := s.ListObjectVersions(ctx, name, VersionListOptions{MaxKeys: 1})
 	if err != nil {
 		return err
 	}
-	if len(res.Objects) > 0 || len(res.Prefixes) > 0 {
+	if len(res.Versions) > 0 { // objects, old versions and delete markers all count
 		return ErrBucketNotEmpty
 	}
 	uploads, err := s.ListUploads(ctx, name, 1)
@@ -188,11 +218,12 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 		return fmt.Errorf("delete bucket %s: %w", name, err)
 	}
 	delete(s.buckets, name)
-	lower := objectKey(name, "")
-	for _, d := range s.devices {
-		if d != nil {
-			if err := d.DeleteRange(lower, append(lower[:len(lower)-1:len(lower)-1], 1)); err != nil {
-				s.log.Warn("clear deleted bucket's records", "bucket", name, "device", d.Name(), "err", err)
+	for _, lower := range [][]byte{objectKey(name, ""), noncurrentPrefix(name, "")[:len(name)+2]} {
+		for _, d := range s.devices {
+			if d != nil {
+				if err := d.DeleteRange(lower, append(lower[:len(lower)-1:len(lower)-1], 1)); err != nil {
+					s.log.Warn("clear deleted bucket's records", "bucket", name, "device", d.Name(), "err", err)
+				}
 			}
 		}
 	}

@@ -56,6 +56,12 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 		return nil, ErrNoSuchKey
 	}
 	ref := recs[best]
+	if ref.DeleteMarker {
+		if hold {
+			s.releaseReader(ref.WriteID)
+		}
+		return nil, &DeleteMarkerError{VersionID: apiVersion(ref.VersionID)}
+	}
 	agreeing := make([]*Record, len(recs))
 	for i, r := range recs {
 		// A record is used only for the shard index it was written for.

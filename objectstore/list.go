@@ -131,7 +131,7 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions
 			return res, nil
 		}
 		rec := s.quorumOf(raw)
-		if rec == nil {
+		if rec == nil || rec.DeleteMarker {
 			continue
 		}
 		key := string(k[len(base):])

@@ -281,7 +281,7 @@ func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string
 		}
 	}
 	base := Record{WriteID: newWriteID(), K: up.K, M: up.M, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(),
-		Size: size, ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(md.Sum(nil)), len(parts)), Headers: headers, Tags: up.Tags, precondition: opts.Precondition}
+		Size: size, ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(md.Sum(nil)), len(parts)), Headers: headers, Tags: up.Tags, precondition: opts.Precondition, VersionID: s.versionFor(bucket)}
 	recs := make([]*Record, len(devs))
 	for i := range devs {
 		r := base

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -16,18 +17,22 @@ import (
 
 // ObjectInfo is what HEAD and listings return.
 type ObjectInfo struct {
-	Bucket, Key string
-	Size        int64
-	ETag        string // without quotes
-	ModTime     time.Time
-	Headers     []Header
-	Tags        []Header
-	Parts       int
-	PartSizes   []int64 // sizes of the parts, in order (one for a plain PUT)
+	Bucket, Key  string
+	Size         int64
+	ETag         string // without quotes
+	ModTime      time.Time
+	Headers      []Header
+	Tags         []Header
+	Parts        int
+	PartSizes    []int64 // sizes of the parts, in order (one for a plain PUT)
+	VersionID    string  // "" = the null version
+	DeleteMarker bool
+	IsLatest     bool // set by ListObjectVersions
 }
 
 func infoOf(bucket, key string, r *Record) ObjectInfo {
-	info := ObjectInfo{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime, Headers: r.Headers, Tags: r.Tags, Parts: len(r.Parts)}
+	info := ObjectInfo{Bucket: bucket, Key: key, Size: r.Size, ETag: r.ETag, ModTime: r.ModTime, Headers: r.Headers, Tags: r.Tags, Parts: len(r.Parts),
+		VersionID: r.VersionID, DeleteMarker: r.DeleteMarker}
 	for _, p := range r.Parts {
 		info.PartSizes = append(info.PartSizes, p.Size)
 	}
@@ -54,7 +59,8 @@ type PutOptions struct {
 }
 
 func validKey(key string) error {
-	if key == "" || len(key) > MaxKeyLength || !utf8.ValidString(key) {
+	// NUL would make the noncurrent-version key encoding ambiguous.
+	if key == "" || len(key) > MaxKeyLength || !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0 {
 		return ErrInvalidKey
 	}
 	return nil
@@ -78,7 +84,8 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, body io.Reade
 	}
 	devs := s.placement(bucket, key)
 	k, m := s.ring.K, s.ring.M
-	base := Record{WriteID: newWriteID(), K: k, M: m, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers, Tags: opts.Tags}
+	base := Record{WriteID: newWriteID(), K: k, M: m, BlockSize: s.cfg.BlockSize, ModTime: time.Now().UTC(), Headers: opts.Headers, Tags: opts.Tags,
+		VersionID: s.versionFor(bucket)}
 	base.contentMD5 = opts.ContentMD5
 	base.precondition = opts.Precondition
 	base.bodyHeaders = opts.BodyHeaders
@@ -188,7 +195,7 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 	old := s.readRecords(devs, okey)
 	if cond := firstRecord(recs).precondition; cond != nil {
 		var cur *ObjectInfo
-		if q := quorumRecord(old); q >= 0 {
+		if q := quorumRecord(old); q >= 0 && !old[q].DeleteMarker {
 			info := infoOf(bucket, key, old[q])
 			cur = &info
 		}
@@ -197,11 +204,15 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 			return nil, err
 		}
 	}
+	vp := s.planVersions(bucket, key, devs, old, firstRecord(recs))
 	errs := commitEach(ctx, devs, func(i int, d Device) error {
 		if recs[i] == nil {
 			return fmt.Errorf("no shard for device %s", d.Name())
 		}
 		ops := []shard.Op{{Key: okey, Value: recs[i].MarshalBinary()}}
+		if vp.move != nil {
+			ops = append(ops, vp.move(i)...)
+		}
 		if plan.extra != nil {
 			ops = append(ops, plan.extra(i)...)
 		}
@@ -219,6 +230,9 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 			if old[i] != nil {
 				undo = []shard.Op{{Key: okey, Value: old[i].MarshalBinary()}}
 			}
+			if vp.undo != nil {
+				undo = append(undo, vp.undo(i)...)
+			}
 			if plan.undo != nil {
 				undo = append(undo, plan.undo(i)...)
 			}
@@ -231,7 +245,14 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 		return stuck, fmt.Errorf("%w: %d of %d records committed: %v", ErrWriteQuorum, n, len(devs), first)
 	}
 	mu.Unlock()
-	s.releaseOld(devs, old, recs)
+	for i := range devs {
+		for _, r := range []*Record{vp.toFree[i], vp.toFree2[i]} {
+			if r != nil && devs[i] != nil && (recs[i] == nil || !recs[i].sameVersion(r)) {
+				dev, rec := devs[i], r
+				s.freeLater(r.WriteID, func() { s.freeRecordShards(dev, rec) })
+			}
+		}
+	}
 	return nil, nil
 }
 
@@ -295,7 +316,7 @@ func (s *Store) updateMeta(ctx context.Context, bucket, key string, update func(
 	defer mu.Unlock()
 	recs := s.readRecords(devs, okey)
 	q := quorumRecord(recs)
-	if q < 0 {
+	if q < 0 || recs[q].DeleteMarker {
 		return ErrNoSuchKey
 	}
 	ref := recs[q]
@@ -322,14 +343,9 @@ func (s *Store) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo,
 	return o.Info, nil
 }
 
-// DeleteObject removes an object. Deleting a missing key succeeds, as in S3.
-func (s *Store) DeleteObject(ctx context.Context, bucket, key string) error {
-	if _, err := s.HeadBucket(ctx, bucket); err != nil {
-		return err
-	}
-	if err := validKey(key); err != nil {
-		return ErrNoSuchKey
-	}
+// deleteUnversioned removes an object of a bucket that never had
+// versioning.
+func (s *Store) deleteUnversioned(ctx context.Context, bucket, key string) error {
 	devs := s.placement(bucket, key)
 	okey := objectKey(bucket, key)
 	mu := s.keyLock(bucket, key)

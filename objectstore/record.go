@@ -28,6 +28,10 @@ type Record struct {
 	Inline     []byte   // this device's shard of a small object
 	HasInline  bool
 	Tags       []Header // object tags (S3 tagging), in the order set
+	// VersionID is the S3 version id; "" is the null version (every object
+	// of a bucket that never had versioning).
+	VersionID    string
+	DeleteMarker bool // a versioned delete: no data, hides older versions
 
 	contentMD5   []byte                          // expected body MD5 while writing; never stored
 	precondition func(current *ObjectInfo) error // checked at commit; never stored
@@ -54,11 +58,14 @@ type Part struct {
 }
 
 const (
-	recordFormat  = 1
-	flagInline    = 1
-	flagTags      = 2
-	partMissing   = 1
-	maxRecordSize = 64 << 20
+	recordFormat     = 1
+	flagInline       = 1
+	flagTags         = 2
+	flagVersion      = 4
+	flagDeleteMarker = 8
+	knownFlags       = flagInline | flagTags | flagVersion | flagDeleteMarker
+	partMissing      = 1
+	maxRecordSize    = 64 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -80,6 +87,12 @@ func (r *Record) MarshalBinary() []byte {
 	if len(r.Tags) > 0 {
 		flags |= flagTags
 	}
+	if r.VersionID != "" {
+		flags |= flagVersion
+	}
+	if r.DeleteMarker {
+		flags |= flagDeleteMarker
+	}
 	b = append(b, flags)
 	b = append(b, r.WriteID[:]...)
 	for _, v := range []int{r.K, r.M, r.BlockSize, r.ShardIndex} {
@@ -97,6 +110,9 @@ func (r *Record) MarshalBinary() []byte {
 		for _, h := range r.Tags {
 			b = appendString(appendString(b, h.Name), h.Value)
 		}
+	}
+	if r.VersionID != "" {
+		b = appendString(b, r.VersionID)
 	}
 	if r.HasInline {
 		b = binary.AppendUvarint(b, uint64(len(r.Inline)))
@@ -161,10 +177,10 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
 		return nil, fmt.Errorf("%w: checksum", errBadRecord)
 	}
-	if body[0] != recordFormat || body[1]&^(flagInline|flagTags) != 0 {
+	if body[0] != recordFormat || body[1]&^knownFlags != 0 {
 		return nil, fmt.Errorf("%w: format %d flags %d", errBadRecord, body[0], body[1])
 	}
-	r := &Record{HasInline: body[1]&flagInline != 0}
+	r := &Record{HasInline: body[1]&flagInline != 0, DeleteMarker: body[1]&flagDeleteMarker != 0}
 	copy(r.WriteID[:], body[2:18])
 	d := &recordDecoder{b: body[18:]}
 	r.K, r.M, r.BlockSize, r.ShardIndex = int(d.uvarint()), int(d.uvarint()), int(d.uvarint()), int(d.uvarint())
@@ -190,6 +206,11 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 		}
 		for i := uint64(0); i < nt && d.err == nil; i++ {
 			r.Tags = append(r.Tags, Header{Name: d.str(), Value: d.str()})
+		}
+	}
+	if body[1]&flagVersion != 0 {
+		if r.VersionID = d.str(); r.VersionID == "" || r.VersionID == "null" {
+			return nil, errBadRecord
 		}
 	}
 	if r.HasInline {
@@ -225,6 +246,9 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errBadRecord
+	}
+	if r.DeleteMarker && (r.HasInline || len(r.Parts) > 0 || r.Size != 0) {
+		return nil, fmt.Errorf("%w: delete marker with data", errBadRecord)
 	}
 	if r.K < 1 || r.M < 0 || r.K+r.M > 256 || r.ShardIndex >= r.K+r.M || r.BlockSize < 1 || r.Size < 0 {
 		return nil, fmt.Errorf("%w: layout", errBadRecord)

@@ -15,7 +15,8 @@ func TestRecordRoundTrip(t *testing.T) {
 			Tags: []Header{{"team", "storage"}, {"env", ""}}},
 		{WriteID: [16]byte{9}, K: 4, M: 2, BlockSize: 1 << 20, ShardIndex: 1, ModTime: time.Unix(1, 0).UTC(), Size: 3 << 20, ETag: "e-2",
 			Parts: []Part{{Number: 1, Size: 2 << 20, ETag: "p1", Loc: shard.Locator{Generation: 1, WriterID: 5, BlockLen: 10, LastLen: 10, Offsets: []int64{4096, 4138}}},
-				{Number: 2, Size: 1 << 20, ETag: "p2", Missing: true}}},
+				{Number: 2, Size: 1 << 20, ETag: "p2", Missing: true}}, VersionID: "v123"},
+		{WriteID: [16]byte{7}, K: 2, M: 1, BlockSize: 1, ModTime: time.Unix(5, 0).UTC(), VersionID: "abc", DeleteMarker: true},
 	}
 	for _, r := range recs {
 		b := r.MarshalBinary()

@@ -262,7 +262,7 @@ func TestListing(t *testing.T) {
 		t.Fatalf("delete non-empty bucket: %v", err)
 	}
 	for _, k := range keys {
-		if err := ts.DeleteObject(ctx, "bucket", k); err != nil {
+		if _, err := ts.DeleteObject(ctx, "bucket", k, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -478,7 +478,7 @@ func TestOverwritesReuseSpaceAcrossRestarts(t *testing.T) {
 		for i := 0; i < 20; i++ {
 			key := fmt.Sprint("k", i)
 			if (i+r)%7 == 0 {
-				ts.DeleteObject(ctx, "bucket", key)
+				ts.DeleteObject(ctx, "bucket", key, "")
 				delete(live, key)
 				continue
 			}
@@ -677,5 +677,131 @@ func TestPartialCommitIsRolledBack(t *testing.T) {
 	}
 	if got, err := readAll(t, ts.Store, "mp", 0, -1); err != nil || !bytes.Equal(got, p1) {
 		t.Fatalf("completed upload after a rolled-back part: %v", err)
+	}
+}
+
+func TestVersioning(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	read := func(vid string) ([]byte, error) {
+		o, err := ts.GetObjectVersion(ctx, "bucket", "k", vid)
+		if err != nil {
+			return nil, err
+		}
+		defer o.Close()
+		r := o.Reader(ctx, 0, o.Info.Size)
+		defer r.Close()
+		return io.ReadAll(r)
+	}
+	put := func(data []byte) string {
+		info, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(data), int64(len(data)), PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.VersionID
+	}
+	versions := func() (out []string) {
+		res, err := ts.ListObjectVersions(ctx, "bucket", VersionListOptions{MaxKeys: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range res.Versions {
+			s := apiVersion(v.VersionID)
+			if v.DeleteMarker {
+				s = "marker:" + s
+			}
+			if v.IsLatest {
+				s += "*"
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	v0 := randBytes(300000) // streamed, so freeing mistakes show
+	if vid := put(v0); vid != "" {
+		t.Fatalf("unversioned bucket gave version %q", vid)
+	}
+	if err := ts.SetBucketVersioning(ctx, "bucket", "Enabled"); err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := randBytes(200000), randBytes(500)
+	id1, id2 := put(v1), put(v2)
+	if id1 == "" || id2 == "" || id1 == id2 {
+		t.Fatalf("version ids %q %q", id1, id2)
+	}
+	for vid, want := range map[string][]byte{"": v2, id2: v2, id1: v1, "null": v0} {
+		if got, err := read(vid); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("version %q: %v", vid, err)
+		}
+	}
+	if got := fmt.Sprint(versions()); got != fmt.Sprintf("[%s* %s null]", id2, id1) {
+		t.Fatalf("versions %s", got)
+	}
+	// A delete without a version id leaves a marker.
+	res, err := ts.DeleteObject(ctx, "bucket", "k", "")
+	if err != nil || !res.DeleteMarker || res.VersionID == "" {
+		t.Fatalf("versioned delete: %+v %v", res, err)
+	}
+	marker := res.VersionID
+	var dm *DeleteMarkerError
+	if _, err := read(""); !errors.As(err, &dm) || !errors.Is(err, ErrNoSuchKey) || dm.ByVersion {
+		t.Fatalf("GET after delete: %v", err)
+	}
+	if _, err := read(marker); !errors.As(err, &dm) || !dm.ByVersion {
+		t.Fatalf("GET of the marker by version: %v", err)
+	}
+	if l, _ := ts.ListObjects(ctx, "bucket", ListOptions{MaxKeys: 10}); len(l.Objects) != 0 {
+		t.Fatal("a deleted key is listed")
+	}
+	if got := fmt.Sprint(versions()); got != fmt.Sprintf("[marker:%s* %s %s null]", marker, id2, id1) {
+		t.Fatalf("versions after delete %s", got)
+	}
+	if err := ts.DeleteBucket(ctx, "bucket"); !errors.Is(err, ErrBucketNotEmpty) {
+		t.Fatalf("delete bucket holding versions: %v", err)
+	}
+	// Removing the marker brings the newest version back; removing the
+	// current version promotes the next.
+	if res, err := ts.DeleteObject(ctx, "bucket", "k", marker); err != nil || !res.DeleteMarker {
+		t.Fatalf("remove marker: %+v %v", res, err)
+	}
+	if got, _ := read(""); !bytes.Equal(got, v2) {
+		t.Fatal("newest version not back after removing the marker")
+	}
+	ts.DeleteObject(ctx, "bucket", "k", id2)
+	if got, _ := read(""); !bytes.Equal(got, v1) {
+		t.Fatal("older version not promoted")
+	}
+	ts.DeleteObject(ctx, "bucket", "k", "null")
+	if _, err := read("null"); !errors.Is(err, ErrNoSuchVersion) {
+		t.Fatalf("removed null version: %v", err)
+	}
+	if got := fmt.Sprint(versions()); got != fmt.Sprintf("[%s*]", id1) {
+		t.Fatalf("versions now %s", got)
+	}
+	// Suspended: new writes are the null version, replacing each other but
+	// keeping older versioned ones.
+	ts.SetBucketVersioning(ctx, "bucket", "Suspended")
+	v3, v4 := randBytes(100000), randBytes(100)
+	if vid := put(v3); vid != "" {
+		t.Fatalf("suspended write got version %q", vid)
+	}
+	put(v4)
+	if got := fmt.Sprint(versions()); got != fmt.Sprintf("[null* %s]", id1) {
+		t.Fatalf("suspended versions %s", got)
+	}
+	if got, _ := read(id1); !bytes.Equal(got, v1) {
+		t.Fatal("versioned object damaged by suspended writes")
+	}
+	if got, _ := read(""); !bytes.Equal(got, v4) {
+		t.Fatal("latest suspended write not current")
+	}
+	// Removing everything empties the bucket.
+	ts.DeleteObject(ctx, "bucket", "k", "null")
+	ts.DeleteObject(ctx, "bucket", "k", id1)
+	if got := versions(); len(got) != 0 {
+		t.Fatalf("versions left: %v", got)
+	}
+	if err := ts.DeleteBucket(ctx, "bucket"); err != nil {
+		t.Fatalf("delete emptied bucket: %v", err)
 	}
 }

@@ -110,18 +110,6 @@ func (s *Server) getBucketLocation(w http.ResponseWriter, r *http.Request, rc *r
 	}{Value: loc})
 }
 
-// getBucketVersioning answers truthfully: versioning has never been enabled
-// on any Strata bucket (enabling it is not implemented), which S3 reports as
-// an empty configuration.
-func (s *Server) getBucketVersioning(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	if _, err := s.store.HeadBucket(r.Context(), rc.bucket); err != nil {
-		return err
-	}
-	return writeXML(w, http.StatusOK, struct {
-		XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ VersioningConfiguration"`
-	}{})
-}
-
 type listEntry struct {
 	Key          string `xml:"Key"`
 	LastModified string `xml:"LastModified"`

@@ -123,6 +123,7 @@ func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
+	s.setVersionHeader(w, r, rc.bucket, info.VersionID)
 	out := struct {
 		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
 		Location     string   `xml:"Location"`
@@ -319,11 +320,11 @@ func copySourceRange(h string, size int64) (off, length int64, err error) {
 
 // uploadPartCopy streams a range of an existing object into a part.
 func (s *Server) uploadPartCopy(w http.ResponseWriter, r *http.Request, rc *reqContext, n int) error {
-	srcBucket, srcKey, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	srcBucket, srcKey, srcVersion, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return err
 	}
-	src, err := s.openCopySource(r, srcBucket, srcKey)
+	src, err := s.openCopySource(w, r, srcBucket, srcKey, srcVersion)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package s3api
 
 import (
 	"encoding/xml"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -144,6 +145,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err != nil {
 		return err
 	}
+	s.setVersionHeader(w, r, rc.bucket, info.VersionID)
 	w.Header().Set("ETag", `"`+info.ETag+`"`)
 	w.WriteHeader(http.StatusOK)
 	return nil
@@ -259,11 +261,12 @@ func (s *Server) headObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 }
 
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, rc *reqContext, withBody bool) error {
-	obj, err := s.store.GetObject(r.Context(), rc.bucket, rc.key)
+	obj, err := s.store.GetObjectVersion(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("versionId"))
 	if err != nil {
-		return err
+		return deleteMarkerError(w, err)
 	}
 	defer obj.Close()
+	s.setVersionHeader(w, r, rc.bucket, obj.Info.VersionID)
 	notModified, err := readPreconditions(r.Header, "", obj.Info)
 	if err != nil {
 		return err
@@ -318,8 +321,19 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, rc *reqCont
 }
 
 func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	if err := s.store.DeleteObject(r.Context(), rc.bucket, rc.key); err != nil {
+	q := r.URL.Query()
+	if q.Has("versionId") && q.Get("versionId") == "" {
+		return apiErr("InvalidArgument", "Version id cannot be the empty string")
+	}
+	res, err := s.store.DeleteObject(r.Context(), rc.bucket, rc.key, q.Get("versionId"))
+	if err != nil {
 		return err
+	}
+	if res.DeleteMarker {
+		w.Header().Set("X-Amz-Delete-Marker", "true")
+	}
+	if q.Has("versionId") || res.DeleteMarker {
+		w.Header().Set("X-Amz-Version-Id", apiVersionID(res.VersionID))
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -344,7 +358,10 @@ func (s *Server) deleteObjects(w http.ResponseWriter, r *http.Request, rc *reqCo
 		return apiErr("MalformedXML")
 	}
 	type deleted struct {
-		Key string `xml:"Key"`
+		Key                   string `xml:"Key"`
+		VersionID             string `xml:"VersionId,omitempty"`
+		DeleteMarker          bool   `xml:"DeleteMarker,omitempty"`
+		DeleteMarkerVersionID string `xml:"DeleteMarkerVersionId,omitempty"`
 	}
 	type failed struct {
 		Key     string `xml:"Key"`
@@ -358,50 +375,60 @@ func (s *Server) deleteObjects(w http.ResponseWriter, r *http.Request, rc *reqCo
 	}
 	for _, o := range req.Objects {
 		var err error
-		switch {
-		case o.VersionID != "" && o.VersionID != "null":
-			err = apiErr("NotImplemented", "Versioning is not implemented yet.")
-		case o.Key == "" || len(o.Key) > objectstore.MaxKeyLength:
+		var res objectstore.DeleteResult
+		if o.Key == "" || len(o.Key) > objectstore.MaxKeyLength {
 			err = apiErr("InvalidArgument", "Invalid object key")
-		default:
-			err = s.store.DeleteObject(r.Context(), rc.bucket, o.Key)
+		} else {
+			res, err = s.store.DeleteObject(r.Context(), rc.bucket, o.Key, o.VersionID)
 		}
 		if err != nil {
 			e := toAPIError(err)
 			out.Errors = append(out.Errors, failed{o.Key, e.Code, e.Message})
-		} else if !req.Quiet {
-			out.Deleted = append(out.Deleted, deleted{o.Key})
+			continue
 		}
+		if req.Quiet {
+			continue
+		}
+		d := deleted{Key: o.Key, VersionID: o.VersionID, DeleteMarker: res.DeleteMarker}
+		if o.VersionID == "" && res.DeleteMarker {
+			d.DeleteMarkerVersionID = apiVersionID(res.VersionID)
+		}
+		out.Deleted = append(out.Deleted, d)
 	}
 	return writeXML(w, http.StatusOK, out)
 }
 
 // copySource parses x-amz-copy-source ("[/]bucket/key[?versionId=...]").
-func copySource(v string) (bucket, key string, err error) {
+func copySource(v string) (bucket, key, versionID string, err error) {
 	v, query, _ := strings.Cut(v, "?")
 	if query != "" {
 		q, _ := url.ParseQuery(query)
-		if id := q.Get("versionId"); id != "" && id != "null" {
-			return "", "", apiErr("NotImplemented", "Versioning is not implemented yet.")
-		}
+		versionID = q.Get("versionId")
 	}
 	v, err = url.PathUnescape(v)
 	if err != nil {
-		return "", "", apiErr("InvalidArgument", "Invalid copy source encoding")
+		return "", "", "", apiErr("InvalidArgument", "Invalid copy source encoding")
 	}
 	bucket, key, ok := strings.Cut(strings.TrimPrefix(v, "/"), "/")
 	if !ok || bucket == "" || key == "" {
-		return "", "", apiErr("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+		return "", "", "", apiErr("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
 	}
-	return bucket, key, nil
+	return bucket, key, versionID, nil
 }
 
-// openCopySource opens the source of a copy and checks its
-// x-amz-copy-source-if-* conditions. The caller closes it.
-func (s *Server) openCopySource(r *http.Request, bucket, key string) (*objectstore.Object, error) {
-	src, err := s.store.GetObject(r.Context(), bucket, key)
+// openCopySource opens the source of a copy (a given version, if named)
+// and checks its x-amz-copy-source-if-* conditions. The caller closes it.
+func (s *Server) openCopySource(w http.ResponseWriter, r *http.Request, bucket, key, versionID string) (*objectstore.Object, error) {
+	src, err := s.store.GetObjectVersion(r.Context(), bucket, key, versionID)
 	if err != nil {
+		var dm *objectstore.DeleteMarkerError
+		if errors.As(err, &dm) {
+			return nil, apiErr("InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id.")
+		}
 		return nil, err
+	}
+	if versionID != "" {
+		w.Header().Set("X-Amz-Copy-Source-Version-Id", versionID)
 	}
 	if _, err := readPreconditions(r.Header, "X-Amz-Copy-Source-", src.Info); err != nil {
 		src.Close()
@@ -415,7 +442,7 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	if r.Header.Get("X-Amz-Copy-Source-Range") != "" {
 		return apiErr("InvalidArgument", "Range specified is not valid for source object; x-amz-copy-source-range applies to UploadPartCopy only.")
 	}
-	srcBucket, srcKey, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	srcBucket, srcKey, srcVersion, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return err
 	}
@@ -426,14 +453,14 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	if directive != "" && directive != "COPY" && directive != "REPLACE" {
 		return apiErr("InvalidArgument", "Unknown metadata directive.")
 	}
-	if srcBucket == rc.bucket && srcKey == rc.key && directive != "REPLACE" {
+	if srcBucket == rc.bucket && srcKey == rc.key && srcVersion == "" && directive != "REPLACE" {
 		return apiErr("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 	}
 	cond, err := writePrecondition(r.Header)
 	if err != nil {
 		return err
 	}
-	src, err := s.openCopySource(r, srcBucket, srcKey)
+	src, err := s.openCopySource(w, r, srcBucket, srcKey, srcVersion)
 	if err != nil {
 		return err
 	}
@@ -476,6 +503,7 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	if err != nil {
 		return err
 	}
+	s.setVersionHeader(w, r, rc.bucket, info.VersionID)
 	return writeXML(w, http.StatusOK, struct {
 		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyObjectResult"`
 		LastModified string   `xml:"LastModified"`

@@ -206,13 +206,16 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // nil once it has written its response.
 type handler func(w http.ResponseWriter, r *http.Request, rc *reqContext) error
 
+// versionedAPIs take a versionId query parameter.
+var versionedAPIs = map[string]bool{"GetObject": true, "HeadObject": true, "DeleteObject": true}
+
 // notImplemented lists subresources Strata does not serve yet; a request
 // naming one gets 501 rather than a success that did nothing.
 var notImplemented = []string{
 	"policyStatus", "lifecycle", "website", "logging",
 	"notification", "replication", "encryption", "object-lock", "accelerate", "requestPayment",
 	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
-	"inventory", "versions", "retention", "legal-hold", "torrent", "attributes", "restore",
+	"inventory", "retention", "legal-hold", "torrent", "attributes", "restore",
 	"select", "select-type", "rename", "session",
 }
 
@@ -242,6 +245,8 @@ func (s *Server) routes() *mux.Router {
 		add("GET", p, "GetBucketLocation", s.getBucketLocation, "location", "")
 		add("GET", p, "ListMultipartUploads", s.listMultipartUploads, "uploads", "")
 		add("GET", p, "GetBucketVersioning", s.getBucketVersioning, "versioning", "")
+		add("PUT", p, "PutBucketVersioning", s.putBucketVersioning, "versioning", "")
+		add("GET", p, "ListObjectVersions", s.listObjectVersions, "versions", "")
 		add("GET", p, "ListObjectsV2", s.listObjectsV2, "list-type", "2")
 		add("GET", p, "ListObjects", s.listObjectsV1)
 		add("HEAD", p, "HeadBucket", s.headBucket)
@@ -307,8 +312,8 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 				}
 			}
 		}
-		if v, ok := q["versionId"]; ok && (len(v) != 1 || v[0] != "null") {
-			s.writeError(w, r, apiErr("NotImplemented", "Versioning is not implemented yet; only versionId=null is accepted."))
+		if q.Has("versionId") && !versionedAPIs[api] {
+			s.writeError(w, r, apiErr("NotImplemented", api+" of a specific version is not implemented; it applies to the current version only."))
 			return
 		}
 		if rc.anonymous && api != "PostObject" { // a POST form carries its own signature
