@@ -13,8 +13,9 @@ import (
 )
 
 // TestAWSCLI drives the built binary with the real aws CLI (Debian's
-// awscli): bucket creation, a multipart upload and a parallel ranged
-// download of a large file, listing, and S3 errors.
+// awscli): bucket creation, a multipart upload (100 MiB) and a parallel
+// ranged download, sync of a tree both ways, presign, a versioning round
+// trip with s3api, listing, and S3 errors.
 func TestAWSCLI(t *testing.T) {
 	t.Parallel()
 	aws := requireTool(t, "aws", "/usr/bin/aws")
@@ -34,7 +35,7 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatalf("mb: %v\n%s", err, out)
 	}
 	src := filepath.Join(dir, "big.bin")
-	data := make([]byte, 64<<20)
+	data := make([]byte, 100<<20)
 	rand.Read(data)
 	os.WriteFile(src, data, 0o600)
 	if out, err := run(testSecret, "s3", "cp", src, "s3://cli-bucket/big.bin"); err != nil {
@@ -46,7 +47,7 @@ func TestAWSCLI(t *testing.T) {
 	}
 	got, _ := os.ReadFile(back)
 	if sha256.Sum256(got) != sha256.Sum256(data) {
-		t.Fatal("64 MiB round trip through aws s3 cp differs")
+		t.Fatal("100 MiB round trip through aws s3 cp differs")
 	}
 	// sync a directory tree up and back down.
 	tree := filepath.Join(dir, "tree")
@@ -79,7 +80,7 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatal("presigned URL returned other bytes")
 	}
 	out, err := run(testSecret, "s3", "ls", "s3://cli-bucket")
-	if err != nil || !strings.Contains(out, "67108864 big.bin") || !strings.Contains(out, "PRE tree/") {
+	if err != nil || !strings.Contains(out, "104857600 big.bin") || !strings.Contains(out, "PRE tree/") {
 		t.Fatalf("ls: %v\n%s", err, out)
 	}
 	for _, c := range []struct {

@@ -874,3 +874,47 @@ func TestListMultipartUploadsPaging(t *testing.T) {
 		t.Fatalf("delimiter: prefixes %v keys %v", prefixes, keys)
 	}
 }
+
+// TestS3Limits: the limits real S3 enforces, each with S3's error.
+func TestS3Limits(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("limits")})
+	// Key length: 1024 bytes is fine, 1025 is not.
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("limits"), Key: aws.String(strings.Repeat("k", 1024)), Body: strings.NewReader("x")}); err != nil {
+		t.Fatalf("1024-byte key: %v", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("limits"), Key: aws.String(strings.Repeat("k", 1025)), Body: strings.NewReader("x")}); awsCode(err) != "KeyTooLongError" {
+		t.Fatalf("1025-byte key: %v", err)
+	}
+	// User metadata: 2 KiB.
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("limits"), Key: aws.String("m"), Body: strings.NewReader("x"), Metadata: map[string]string{"a": strings.Repeat("v", 2048)}}); awsCode(err) != "MetadataTooLarge" {
+		t.Fatalf("2 KiB+ metadata: %v", err)
+	}
+	// Part numbers: 1..10000.
+	cr, _ := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("limits"), Key: aws.String("mp")})
+	for _, n := range []int32{0, 10001} {
+		if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("limits"), Key: aws.String("mp"), UploadId: cr.UploadId, PartNumber: aws.Int32(n), Body: strings.NewReader("x")}); awsCode(err) != "InvalidArgument" {
+			t.Errorf("part number %d: %v", n, err)
+		}
+	}
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("limits"), Key: aws.String("mp"), UploadId: cr.UploadId, PartNumber: aws.Int32(10000), Body: strings.NewReader("x")}); err != nil {
+		t.Fatalf("part number 10000: %v", err)
+	}
+	// Parts before the last must be 5 MiB.
+	small, _ := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("limits"), Key: aws.String("mp"), UploadId: cr.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("tiny")})
+	last, _ := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("limits"), Key: aws.String("mp"), UploadId: cr.UploadId, PartNumber: aws.Int32(2), Body: strings.NewReader("end")})
+	_, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("limits"), Key: aws.String("mp"), UploadId: cr.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{ETag: small.ETag, PartNumber: aws.Int32(1)}, {ETag: last.ETag, PartNumber: aws.Int32(2)}}}})
+	if awsCode(err) != "EntityTooSmall" {
+		t.Fatalf("small middle part: %v", err)
+	}
+	// Bucket names (the full rule table is in objectstore's tests).
+	for _, name := range []string{"ab", "UPPER", "under_score", "-dash", "a..b", "192.168.5.4", strings.Repeat("x", 64)} {
+		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); awsCode(err) != "InvalidBucketName" {
+			t.Errorf("bucket %q: %v", name, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package objectstore
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,4 +48,17 @@ func FuzzUnmarshalRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestValidBucketName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"abc": true, "my-bucket.example": true, "a1b2c3": true, "0bucket": true, strings.Repeat("a", 63): true,
+		"ab": false, strings.Repeat("a", 64): false, "Upper": false, "under_score": false, "-lead": false, "trail-": false,
+		"two..dots": false, "192.168.1.1": false, "xn--punycode": false, "sthree-x": false, "b-s3alias": false, "b--ol-s3": false,
+		"has space": false, "": false,
+	} {
+		if got := ValidBucketName(name); got != want {
+			t.Errorf("ValidBucketName(%q) = %v, want %v", name, got, want)
+		}
+	}
 }

@@ -146,6 +146,11 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 		return err
 	}
 	s.setVersionHeader(w, r, rc.bucket, info.VersionID)
+	if cks != nil {
+		// S3 echoes the checksum it verified.
+		w.Header().Set("X-Amz-Checksum-"+strings.ToUpper(cks.alg), cks.want)
+		w.Header().Set("X-Amz-Checksum-Type", "FULL_OBJECT")
+	}
 	w.Header().Set("ETag", `"`+info.ETag+`"`)
 	w.WriteHeader(http.StatusOK)
 	return nil

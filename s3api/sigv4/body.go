@@ -197,23 +197,30 @@ func (c *chunkedReader) nextChunk() error {
 	return nil
 }
 
+// readTrailers reads the trailer section after the final chunk. Clients
+// differ in line endings here (minio-go ends trailer lines with LF and puts
+// a blank line before the signature line), so lines may end in LF or CRLF;
+// a signed trailer section ends at the blank line after its signature, an
+// unsigned one at its first blank line.
 func (c *chunkedReader) readTrailers() error {
 	trailer := http.Header{}
 	var canon strings.Builder
 	var trailerSig string
+	signed := c.signed && c.trailers
 	for {
-		l, err := c.line()
+		l, err := c.looseLine()
 		if err != nil {
-			if !c.trailers {
+			if !c.trailers && c.r.Buffered() == 0 {
 				// Some clients end a plain chunked body right after "0\r\n".
-				if c.r.Buffered() == 0 {
-					return nil
-				}
+				return nil
 			}
 			return err
 		}
 		if l == "" {
-			break
+			if !signed || trailerSig != "" {
+				break
+			}
+			continue // the blank line before the signature line
 		}
 		if !c.trailers {
 			return malformed("trailer in a body that declared none")
@@ -228,10 +235,13 @@ func (c *chunkedReader) readTrailers() error {
 			trailerSig = value
 			continue
 		}
+		if trailerSig != "" {
+			return malformed("trailer after the trailer signature")
+		}
 		trailer.Add(name, value)
 		canon.WriteString(name + ":" + value + "\n")
 	}
-	if c.signed && c.trailers {
+	if signed {
 		sts := "AWS4-HMAC-SHA256-TRAILER\n" + c.auth.date + "\n" + c.auth.scope + "\n" + c.prevSig + "\n" + sha256Hex(canon.String())
 		if !hmac.Equal([]byte(hmacHex(c.auth.signingKey, sts)), []byte(trailerSig)) {
 			return fail("SignatureDoesNotMatch", "trailer signature does not match")
@@ -241,4 +251,27 @@ func (c *chunkedReader) readTrailers() error {
 		return c.onTrailer(trailer)
 	}
 	return nil
+}
+
+// looseLine reads a line ending in LF, with or without CR before it.
+func (c *chunkedReader) looseLine() (string, error) {
+	var b []byte
+	for {
+		frag, err := c.r.ReadSlice('\n')
+		b = append(b, frag...)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, bufio.ErrBufferFull) && len(b) < maxChunkLine {
+			continue
+		}
+		if err == io.EOF {
+			return "", malformed("body ends inside the trailer")
+		}
+		return "", malformed("trailer line too long")
+	}
+	if len(b) > maxChunkLine {
+		return "", malformed("trailer line too long")
+	}
+	return strings.TrimSuffix(string(b[:len(b)-1]), "\r"), nil
 }
