@@ -918,3 +918,54 @@ func TestS3Limits(t *testing.T) {
 		}
 	}
 }
+
+func TestListingParamsCopyAcrossBucketsQuietDelete(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("src-bkt")})
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("dst-bkt")})
+	for _, k := range []string{"a", "b", "c", "d"} {
+		c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("src-bkt"), Key: aws.String(k), Body: strings.NewReader("body-" + k), ContentType: aws.String("text/x-" + k)})
+	}
+	// start-after and fetch-owner.
+	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("src-bkt"), StartAfter: aws.String("b"), FetchOwner: aws.Bool(true)})
+	if err != nil || len(out.Contents) != 2 || aws.ToString(out.Contents[0].Key) != "c" || out.Contents[0].Owner == nil || aws.ToString(out.Contents[0].Owner.ID) != testUser {
+		t.Fatalf("start-after/fetch-owner: %v %+v", err, out)
+	}
+	if out, _ := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("src-bkt")}); out.Contents[0].Owner != nil {
+		t.Fatal("owner returned without fetch-owner")
+	}
+	// Copy across buckets keeps data and metadata.
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("dst-bkt"), Key: aws.String("copied"), CopySource: aws.String("src-bkt/c")}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("dst-bkt"), Key: aws.String("copied")})
+	if err != nil || readAllString(g.Body) != "body-c" || aws.ToString(g.ContentType) != "text/x-c" {
+		t.Fatalf("cross-bucket copy: %v", err)
+	}
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("dst-bkt"), Key: aws.String("x"), CopySource: aws.String("src-bkt/missing")}); awsCode(err) != "NoSuchKey" {
+		t.Fatalf("copy of a missing source: %v", err)
+	}
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("src-bkt"), Key: aws.String("a"), CopySource: aws.String("src-bkt/a")}); awsCode(err) != "InvalidRequest" {
+		t.Fatalf("copy onto itself without REPLACE: %v", err)
+	}
+	// Quiet multi-delete reports only errors.
+	dr, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("src-bkt"), Delete: &types.Delete{Quiet: aws.Bool(true),
+		Objects: []types.ObjectIdentifier{{Key: aws.String("a")}, {Key: aws.String("b")}, {Key: aws.String("no-such")}}}})
+	if err != nil || len(dr.Deleted) != 0 || len(dr.Errors) != 0 {
+		t.Fatalf("quiet delete: %v %+v", err, dr)
+	}
+	if l, _ := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("src-bkt")}); len(l.Contents) != 2 {
+		t.Fatalf("%d objects after quiet delete of 2 of 4", len(l.Contents))
+	}
+	// HEAD by version id in a versioned bucket.
+	c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("dst-bkt"), VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+	p1, _ := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("dst-bkt"), Key: aws.String("v"), Body: strings.NewReader("12345")})
+	c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("dst-bkt"), Key: aws.String("v"), Body: strings.NewReader("1")})
+	h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("dst-bkt"), Key: aws.String("v"), VersionId: p1.VersionId})
+	if err != nil || aws.ToInt64(h.ContentLength) != 5 || aws.ToString(h.VersionId) != aws.ToString(p1.VersionId) {
+		t.Fatalf("HEAD by version: %v %+v", err, h)
+	}
+}
