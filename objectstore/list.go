@@ -100,23 +100,29 @@ func (s *Store) quorumOf(raw [][]byte) *Record {
 	return nil
 }
 
-// ListObjects lists a bucket in key order. Only objects with a read quorum
-// of agreeing records are listed, so every listed object can be read.
-func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions) (*ListResult, error) {
+// bucketIter merges the current-version records of a bucket's keys under
+// prefix. It returns nil (and no error) when max leaves nothing to list.
+func (s *Store) bucketIter(ctx context.Context, bucket, prefix string, max int) (*mergeIter, error) {
 	if _, err := s.HeadBucket(ctx, bucket); err != nil {
 		return nil, err
 	}
-	res := &ListResult{}
-	if opts.MaxKeys <= 0 {
-		return res, nil
+	if max <= 0 {
+		return nil, nil
 	}
-	base := objectKey(bucket, "")
-	lower := objectKey(bucket, opts.Prefix)
-	it, err := s.newMergeIter(lower, metastore.PrefixEnd(lower))
-	if err != nil {
-		return nil, err
+	lower := objectKey(bucket, prefix)
+	return s.newMergeIter(lower, metastore.PrefixEnd(lower))
+}
+
+// ListObjects lists a bucket in key order. Only objects with a read quorum
+// of agreeing records are listed, so every listed object can be read.
+func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions) (*ListResult, error) {
+	res := &ListResult{}
+	it, err := s.bucketIter(ctx, bucket, opts.Prefix, opts.MaxKeys)
+	if it == nil || err != nil {
+		return res, err
 	}
 	defer it.close()
+	base := objectKey(bucket, "")
 	if opts.After != "" && opts.After >= opts.Prefix {
 		it.seek(append(objectKey(bucket, opts.After), 0))
 	}

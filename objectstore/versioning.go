@@ -350,20 +350,13 @@ type VersionListResult struct {
 // ListObjectVersions lists every version of every key, keys in order and
 // each key's versions newest first.
 func (s *Store) ListObjectVersions(ctx context.Context, bucket string, opts VersionListOptions) (*VersionListResult, error) {
-	if _, err := s.HeadBucket(ctx, bucket); err != nil {
-		return nil, err
-	}
 	res := &VersionListResult{}
-	if opts.MaxKeys <= 0 {
-		return res, nil
-	}
-	base := objectKey(bucket, "")
-	lower := objectKey(bucket, opts.Prefix)
-	it, err := s.newMergeIter(lower, metastore.PrefixEnd(lower))
-	if err != nil {
-		return nil, err
+	it, err := s.bucketIter(ctx, bucket, opts.Prefix, opts.MaxKeys)
+	if it == nil || err != nil {
+		return res, err
 	}
 	defer it.close()
+	base := objectKey(bucket, "")
 	if opts.KeyMarker != "" && opts.KeyMarker >= opts.Prefix {
 		start := objectKey(bucket, opts.KeyMarker)
 		if opts.VersionIDMarker == "" {

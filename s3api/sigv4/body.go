@@ -109,7 +109,9 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *chunkedReader) line() (string, error) {
+// readLine reads one framing line. Chunk headers must end in CRLF;
+// trailer lines (loose) may end in LF alone, as some clients send them.
+func (c *chunkedReader) readLine(loose bool) (string, error) {
 	var b []byte
 	for {
 		frag, err := c.r.ReadSlice('\n')
@@ -125,11 +127,21 @@ func (c *chunkedReader) line() (string, error) {
 		}
 		return "", malformed("chunk line too long")
 	}
-	if len(b) > maxChunkLine || len(b) < 2 || b[len(b)-2] != '\r' {
+	if len(b) > maxChunkLine {
+		return "", malformed("chunk line too long")
+	}
+	line := string(b[:len(b)-1])
+	if loose {
+		return strings.TrimSuffix(line, "\r"), nil
+	}
+	if !strings.HasSuffix(line, "\r") {
 		return "", malformed("chunk line not terminated by CRLF")
 	}
-	return string(b[:len(b)-2]), nil
+	return line[:len(line)-1], nil
 }
+
+func (c *chunkedReader) line() (string, error)      { return c.readLine(false) }
+func (c *chunkedReader) looseLine() (string, error) { return c.readLine(true) }
 
 func (c *chunkedReader) verifyChunk() error {
 	if !c.signed {
@@ -251,27 +263,4 @@ func (c *chunkedReader) readTrailers() error {
 		return c.onTrailer(trailer)
 	}
 	return nil
-}
-
-// looseLine reads a line ending in LF, with or without CR before it.
-func (c *chunkedReader) looseLine() (string, error) {
-	var b []byte
-	for {
-		frag, err := c.r.ReadSlice('\n')
-		b = append(b, frag...)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, bufio.ErrBufferFull) && len(b) < maxChunkLine {
-			continue
-		}
-		if err == io.EOF {
-			return "", malformed("body ends inside the trailer")
-		}
-		return "", malformed("trailer line too long")
-	}
-	if len(b) > maxChunkLine {
-		return "", malformed("trailer line too long")
-	}
-	return strings.TrimSuffix(string(b[:len(b)-1]), "\r"), nil
 }
