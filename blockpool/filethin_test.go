@@ -93,6 +93,23 @@ func TestMemVolumeCrashDropsUnsynced(t *testing.T) {
 	}
 }
 
+func TestMemVolumeCrashClone(t *testing.T) {
+	v := NewMemVolume(1 << 16)
+	v.WriteAt([]byte("synced"), 100)
+	v.Sync()
+	v.WriteAt([]byte("pending"), 100)
+	c := v.CrashClone()
+	got := make([]byte, 7)
+	c.ReadAt(got, 100)
+	if string(got[:6]) != "synced" {
+		t.Fatalf("clone holds %q", got)
+	}
+	v.ReadAt(got, 100)
+	if string(got) != "pending" {
+		t.Fatalf("original changed: %q", got)
+	}
+}
+
 func TestFaultVolume(t *testing.T) {
 	f := NewFaultVolume(NewMemVolume(4096))
 	f.FailNthWrite(2)

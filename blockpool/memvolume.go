@@ -105,3 +105,15 @@ func (v *MemVolume) Crash() {
 	clear(v.undo)
 	v.closed = false
 }
+
+// CrashClone returns the volume as a power failure now would leave it (only
+// synced writes), as a new volume; this one is untouched and keeps working.
+func (v *MemVolume) CrashClone() *MemVolume {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c := &MemVolume{data: append([]byte(nil), v.data...), undo: map[int64][]byte{}, hwm: v.hwm}
+	for pg, b := range v.undo {
+		copy(c.data[pg*memPage:], b)
+	}
+	return c
+}
