@@ -9,13 +9,18 @@
 // in the record instead).
 //
 // Guarantees:
-//   - an acknowledged PutObject has a write quorum of fsync'd shard streams
-//     and fsync'd metadata records (k+1 when k == m, else k);
+//   - an acknowledged write (PUT, Complete, copy, delete) has a write quorum
+//     of fsync'd shard streams and fsync'd metadata records (k+1 when k == m,
+//     else k); a write short of quorum is rolled back, so it changes nothing;
 //   - an object is visible (GET, HEAD, list) only while at least k devices
 //     hold agreeing records (same write id); of several such versions the
 //     newest wins, so a reader never sees a torn object;
 //   - every byte returned was verified against its checksum; missing or
-//     corrupt shards are rebuilt from the others on the fly;
-//   - shards of an overwritten or deleted object are freed only after the
-//     change reached quorum and no reader in this process still streams them.
+//     corrupt shards are rebuilt from the others on the fly, and the read
+//     queues a repair that rewrites them (heal-on-read);
+//   - in versioned buckets the replaced version moves to a noncurrent
+//     record in the same atomic batch as the write that replaces it;
+//   - shards of an overwritten or deleted version are freed only after the
+//     change reached quorum and no reader in this process still streams
+//     them; freed space is reused, never while a record names it.
 package objectstore
