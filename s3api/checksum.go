@@ -193,3 +193,27 @@ func compositeChecksum(uploadHeaders []objectstore.Header, parts []objectstore.P
 	value := base64.StdEncoding.EncodeToString(hash.Sum(nil)) + "-" + strconv.Itoa(len(parts))
 	return append(headers, objectstore.Header{Name: "x-amz-checksum-" + alg, Value: value}, objectstore.Header{Name: "x-amz-checksum-type", Value: "COMPOSITE"}), nil
 }
+
+// xmlChecksums are the checksum elements of parts and completed uploads.
+type xmlChecksums struct {
+	CRC32  string `xml:"ChecksumCRC32,omitempty"`
+	CRC32C string `xml:"ChecksumCRC32C,omitempty"`
+	SHA1   string `xml:"ChecksumSHA1,omitempty"`
+	SHA256 string `xml:"ChecksumSHA256,omitempty"`
+}
+
+// fill copies stored x-amz-checksum-* headers into the XML fields.
+func (x *xmlChecksums) fill(headers []objectstore.Header) {
+	for _, h := range headers {
+		switch h.Name {
+		case "x-amz-checksum-crc32":
+			x.CRC32 = h.Value
+		case "x-amz-checksum-crc32c":
+			x.CRC32C = h.Value
+		case "x-amz-checksum-sha1":
+			x.SHA1 = h.Value
+		case "x-amz-checksum-sha256":
+			x.SHA256 = h.Value
+		}
+	}
+}

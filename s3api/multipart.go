@@ -14,16 +14,9 @@ func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, r
 	if err := checkKey(rc.key); err != nil {
 		return err
 	}
-	acl, err := requestACL(r, objectACLs)
+	headers, err := objectHeadersWithACL(r)
 	if err != nil {
 		return err
-	}
-	headers, err := objectHeaders(r)
-	if err != nil {
-		return err
-	}
-	if acl != "" && acl != "private" {
-		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
 	}
 	alg, err := uploadChecksumAlgorithm(r)
 	if err != nil {
@@ -125,28 +118,17 @@ func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request,
 	}
 	s.setVersionHeader(w, r, rc.bucket, info.VersionID)
 	out := struct {
-		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
-		Location     string   `xml:"Location"`
-		Bucket       string   `xml:"Bucket"`
-		Key          string   `xml:"Key"`
-		ETag         string   `xml:"ETag"`
-		CRC32        string   `xml:"ChecksumCRC32,omitempty"`
-		CRC32C       string   `xml:"ChecksumCRC32C,omitempty"`
-		SHA1         string   `xml:"ChecksumSHA1,omitempty"`
-		SHA256       string   `xml:"ChecksumSHA256,omitempty"`
-		ChecksumType string   `xml:"ChecksumType,omitempty"`
+		XMLName  xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CompleteMultipartUploadResult"`
+		Location string   `xml:"Location"`
+		Bucket   string   `xml:"Bucket"`
+		Key      string   `xml:"Key"`
+		ETag     string   `xml:"ETag"`
+		xmlChecksums
+		ChecksumType string `xml:"ChecksumType,omitempty"`
 	}{Location: "/" + rc.bucket + "/" + rc.key, Bucket: rc.bucket, Key: rc.key, ETag: `"` + info.ETag + `"`}
+	out.fill(info.Headers)
 	for _, h := range info.Headers {
-		switch h.Name {
-		case "x-amz-checksum-crc32":
-			out.CRC32 = h.Value
-		case "x-amz-checksum-crc32c":
-			out.CRC32C = h.Value
-		case "x-amz-checksum-sha1":
-			out.SHA1 = h.Value
-		case "x-amz-checksum-sha256":
-			out.SHA256 = h.Value
-		case "x-amz-checksum-type":
+		if h.Name == "x-amz-checksum-type" {
 			out.ChecksumType = h.Value
 		}
 	}
@@ -183,10 +165,7 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContex
 		LastModified string `xml:"LastModified"`
 		ETag         string `xml:"ETag"`
 		Size         int64  `xml:"Size"`
-		CRC32        string `xml:"ChecksumCRC32,omitempty"`
-		CRC32C       string `xml:"ChecksumCRC32C,omitempty"`
-		SHA1         string `xml:"ChecksumSHA1,omitempty"`
-		SHA256       string `xml:"ChecksumSHA256,omitempty"`
+		xmlChecksums
 	}
 	out := struct {
 		XMLName              xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListPartsResult"`
@@ -205,18 +184,7 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContex
 		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: truncated}
 	for _, p := range parts {
 		pp := part{PartNumber: p.Number, LastModified: isoTime(p.ModTime), ETag: `"` + p.ETag + `"`, Size: p.Size}
-		for _, h := range p.Headers {
-			switch h.Name {
-			case "x-amz-checksum-crc32":
-				pp.CRC32 = h.Value
-			case "x-amz-checksum-crc32c":
-				pp.CRC32C = h.Value
-			case "x-amz-checksum-sha1":
-				pp.SHA1 = h.Value
-			case "x-amz-checksum-sha256":
-				pp.SHA256 = h.Value
-			}
-		}
+		pp.fill(p.Headers)
 		out.Parts = append(out.Parts, pp)
 		out.NextPartNumberMarker = p.Number
 	}

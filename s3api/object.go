@@ -55,6 +55,23 @@ func objectHeaders(r *http.Request) ([]objectstore.Header, error) {
 	return out, nil
 }
 
+// objectHeadersWithACL is objectHeaders plus the canned ACL the request
+// sets (stored with the object, never returned as a header).
+func objectHeadersWithACL(r *http.Request) ([]objectstore.Header, error) {
+	acl, err := requestACL(r, objectACLs)
+	if err != nil {
+		return nil, err
+	}
+	headers, err := objectHeaders(r)
+	if err != nil {
+		return nil, err
+	}
+	if acl != "" && acl != "private" {
+		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
+	}
+	return headers, nil
+}
+
 // putBody returns the verified body of a PUT or UploadPart, its size, the
 // expected MD5 and the checksum being verified (nil if none was sent).
 func (s *Server) putBody(r *http.Request, rc *reqContext) (io.Reader, int64, []byte, *checksumReader, error) {
@@ -114,20 +131,13 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err := checkKey(rc.key); err != nil {
 		return err
 	}
-	acl, err := requestACL(r, objectACLs)
-	if err != nil {
-		return err
-	}
 	cond, err := writePrecondition(r.Header)
 	if err != nil {
 		return err
 	}
-	headers, err := objectHeaders(r)
+	headers, err := objectHeadersWithACL(r)
 	if err != nil {
 		return err
-	}
-	if acl != "" && acl != "private" {
-		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
 	}
 	body, size, md, cks, err := s.putBody(r, rc)
 	if err != nil {
