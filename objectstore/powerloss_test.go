@@ -58,7 +58,7 @@ func TestPowerLoss(t *testing.T) {
 		devs := make([]Device, 4)
 		gate := &sync.RWMutex{}
 		for i := range vols {
-			rdevs = append(rdevs, ring.Device{ID: uint32(i), Zone: "z", Node: "n", Weight: 1})
+			rdevs = append(rdevs, ring.Device{ID: uint32(i), Zone: "z", Node: "n", Name: fmt.Sprint(i), Weight: 1})
 			vols[i] = blockpool.NewMemVolume(48 << 20)
 			st, err := shard.Open(uint32(i), fmt.Sprint("d", i), vols[i], db, nil, log)
 			if err != nil {

@@ -3,13 +3,51 @@ package ring
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"strings"
+	"time"
 
 	"github.com/zeebo/xxh3"
 )
 
+// State is a device's part in placement.
+type State uint8
+
+const (
+	// Active devices receive slots in proportion to their weight.
+	Active State = iota
+	// Draining devices keep serving the slots they hold while rebalances
+	// move them away (at most M per partition per rebalance); they get no
+	// new ones. Setting a draining device active again stops the drain.
+	Draining
+	// Failed devices are treated as lost: the next rebalance moves all of
+	// their slots at once, ignoring min-part-hours.
+	Failed
+	// Removing devices drain like Draining ones and leave the ring at the
+	// rebalance that moves their last slot away.
+	Removing
+)
+
+var stateNames = [...]string{"active", "draining", "failed", "removing"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// ParseState parses a state name.
+func ParseState(s string) (State, error) {
+	for i, n := range stateNames {
+		if strings.EqualFold(s, n) {
+			return State(i), nil
+		}
+	}
+	return 0, fmt.Errorf("ring: unknown device state %q (want active, draining, failed or removing)", s)
+}
+
 // Device is one placement target: a disk (here a pool's chunk volume) with
-// its place in the failure-domain hierarchy.
+// its place in the failure-domain hierarchy region > zone (rack) > node.
 type Device struct {
 	ID     uint32
 	Region string
@@ -17,24 +55,40 @@ type Device struct {
 	Node   string
 	Name   string
 	Weight float64
+	State  State
 }
 
-// Ring maps partitions to ordered device lists.
+// eligible reports whether the device may receive new slots.
+func (d *Device) eligible() bool { return d.State == Active && d.Weight > 0 }
+
+// Ring maps partitions to ordered device lists. A Ring value is not
+// modified once published: edits and rebalances return a new Ring that
+// shares nothing mutable with the old one, so readers need no locks.
 type Ring struct {
 	Version   uint64
 	PartPower uint8
 	K, M      int
-	Devices   []Device
+	// MinPartHours is how long a partition that had a slot moved is left
+	// alone by later rebalances (failed devices excepted), so the data of
+	// one move is in place before the next; see Swift's min_part_hours.
+	MinPartHours uint16
+	// Epoch anchors lastMove; it is moved forward when hours overflow.
+	Epoch   time.Time
+	Devices []Device
 	// table holds, for partition p, the indices into Devices of its K+M
-	// slots at table[p*(K+M) : (p+1)*(K+M)].
+	// slots at table[p*(K+M) : (p+1)*(K+M)]. Nil until the first rebalance.
 	table []uint16
+	// lastMove holds, per partition, the hour (since Epoch) a slot of it
+	// last moved, plus one; 0 means never.
+	lastMove []uint16
 }
 
 // Limits of the layout.
 const (
 	MaxPartPower = 24
-	MaxDevices   = 1 << 16
-	MaxShards    = 256 // Reed-Solomon over GF(2^8)
+	MaxDevices   = 1<<16 - 1 // 0xFFFF marks an empty slot while building
+	MaxShards    = 256       // Reed-Solomon over GF(2^8)
+	noDevice     = 0xFFFF
 )
 
 // ErrLayout reports an EC layout the devices cannot hold.
@@ -45,6 +99,10 @@ func (r *Ring) Partitions() int { return 1 << r.PartPower }
 
 // Width is K+M, the number of slots per partition.
 func (r *Ring) Width() int { return r.K + r.M }
+
+// Built reports whether the ring has a placement table (it has been
+// rebalanced at least once).
+func (r *Ring) Built() bool { return r.table != nil }
 
 // Partition returns the partition of an object key.
 func (r *Ring) Partition(bucket, key string) uint32 {
@@ -62,89 +120,55 @@ func (r *Ring) Slots(part uint32) []uint16 {
 	return r.table[int(part)*w : int(part+1)*w]
 }
 
-// Build places K+M distinct devices on every partition, spreading each
-// partition over as many zones, then nodes, as the devices allow.
-func Build(devices []Device, partPower uint8, k, m int) (*Ring, error) {
+// Index returns the index in Devices of the device with this id.
+func (r *Ring) Index(id uint32) (int, bool) {
+	for i := range r.Devices {
+		if r.Devices[i].ID == id {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// SlotCounts returns how many slots each device holds, indexed like Devices.
+func (r *Ring) SlotCounts() []int {
+	out := make([]int, len(r.Devices))
+	for _, d := range r.table {
+		out[d]++
+	}
+	return out
+}
+
+// New returns an empty ring: no devices and no table yet.
+func New(partPower uint8, k, m int, minPartHours uint16) (*Ring, error) {
 	if k < 1 || m < 0 || k+m > MaxShards {
 		return nil, fmt.Errorf("%w: EC %d+%d is not a valid layout", ErrLayout, k, m)
-	}
-	if len(devices) < k+m {
-		return nil, fmt.Errorf("%w: EC %d+%d needs at least %d devices, have %d", ErrLayout, k, m, k+m, len(devices))
-	}
-	if len(devices) > MaxDevices {
-		return nil, fmt.Errorf("%w: %d devices, at most %d", ErrLayout, len(devices), MaxDevices)
 	}
 	if partPower > MaxPartPower {
 		return nil, fmt.Errorf("%w: part power %d, at most %d", ErrLayout, partPower, MaxPartPower)
 	}
-	seen := map[uint32]bool{}
-	for _, d := range devices {
-		if seen[d.ID] {
-			return nil, fmt.Errorf("ring: duplicate device id %d", d.ID)
-		}
-		seen[d.ID] = true
-	}
-	r := &Ring{Version: 1, PartPower: partPower, K: k, M: m, Devices: append([]Device(nil), devices...)}
-	order := interleave(r.Devices)
-	w, n := k+m, len(order)
-	r.table = make([]uint16, r.Partitions()*w)
-	for p := 0; p < r.Partitions(); p++ {
-		for i := 0; i < w; i++ {
-			r.table[p*w+i] = order[(p+i)%n]
-		}
-	}
-	return r, nil
+	return &Ring{PartPower: partPower, K: k, M: m, MinPartHours: minPartHours, Epoch: time.Now().UTC().Truncate(time.Hour)}, nil
 }
 
-// interleave orders device indices so that neighbours differ in zone first
-// and node second: zones take turns, and inside a zone nodes take turns.
-func interleave(devs []Device) []uint16 {
-	type group struct {
-		key   string
-		items []uint16
+// Build returns a ring over these devices, freshly placed.
+func Build(devices []Device, partPower uint8, k, m int) (*Ring, error) {
+	r, err := New(partPower, k, m, 0)
+	if err != nil {
+		return nil, err
 	}
-	groupBy := func(idx []uint16, key func(Device) string) []*group {
-		byKey := map[string]*group{}
-		var gs []*group
-		for _, i := range idx {
-			k := key(devs[i])
-			g := byKey[k]
-			if g == nil {
-				g = &group{key: k}
-				byKey[k] = g
-				gs = append(gs, g)
-			}
-			g.items = append(g.items, i)
+	for _, d := range devices {
+		if r, err = r.AddDevice(d); err != nil {
+			return nil, err
 		}
-		sort.Slice(gs, func(a, b int) bool { return gs[a].key < gs[b].key })
-		return gs
 	}
-	roundRobin := func(lists [][]uint16) []uint16 {
-		var out []uint16
-		for more := true; more; {
-			more = false
-			for j := range lists {
-				if len(lists[j]) > 0 {
-					out = append(out, lists[j][0])
-					lists[j] = lists[j][1:]
-					more = true
-				}
-			}
-		}
-		return out
-	}
-	all := make([]uint16, len(devs))
-	for i := range devs {
-		all[i] = uint16(i)
-	}
-	sort.Slice(all, func(a, b int) bool { return devs[all[a]].ID < devs[all[b]].ID })
-	var perZone [][]uint16
-	for _, z := range groupBy(all, func(d Device) string { return d.Region + "\x00" + d.Zone }) {
-		var perNode [][]uint16
-		for _, n := range groupBy(z.items, func(d Device) string { return d.Node }) {
-			perNode = append(perNode, n.items)
-		}
-		perZone = append(perZone, roundRobin(perNode))
-	}
-	return roundRobin(perZone)
+	r, _, err = r.Rebalance(RebalanceOptions{})
+	return r, err
+}
+
+// clone copies the device list; the table is shared (it is never modified
+// in place).
+func (r *Ring) clone() *Ring {
+	c := *r
+	c.Devices = append([]Device(nil), r.Devices...)
+	return &c
 }

@@ -3,6 +3,7 @@ package ring
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 )
@@ -13,7 +14,7 @@ func devices(zones, nodesPerZone, devsPerNode int) []Device {
 	for z := 0; z < zones; z++ {
 		for n := 0; n < nodesPerZone; n++ {
 			for d := 0; d < devsPerNode; d++ {
-				out = append(out, Device{ID: id, Zone: fmt.Sprintf("z%d", z), Node: fmt.Sprintf("z%dn%d", z, n), Name: fmt.Sprintf("d%d", d), Weight: 1})
+				out = append(out, Device{ID: id, Region: "r", Zone: fmt.Sprintf("z%d", z), Node: fmt.Sprintf("z%dn%d", z, n), Name: fmt.Sprintf("d%d", d), Weight: 1})
 				id++
 			}
 		}
@@ -67,15 +68,19 @@ func TestBuildPlacement(t *testing.T) {
 					}
 				}
 			}
-			// Every device carries each shard index about equally often.
-			for i, counts := range perShardIndex {
-				lo, hi := 1<<30, 0
-				for d := range devs {
-					n := counts[uint16(d)]
-					lo, hi = min(lo, n), max(hi, n)
+			// Every device carries data shards (the ones reads use) in
+			// proportion to its slots, give or take.
+			for d := range devs {
+				data, all := 0, 0
+				for i, counts := range perShardIndex {
+					all += counts[uint16(d)]
+					if i < c.k {
+						data += counts[uint16(d)]
+					}
 				}
-				if hi-lo > 1 {
-					t.Errorf("shard %d: device loads range %d..%d", i, lo, hi)
+				want := float64(all) * float64(c.k) / float64(c.k+c.m)
+				if math.Abs(float64(data)-want) > 0.25*want+2 {
+					t.Errorf("device %d: %d data shards of %d slots, want about %.0f", d, data, all, want)
 				}
 			}
 		})

@@ -1,0 +1,160 @@
+package ring
+
+import (
+	"math"
+	"sort"
+)
+
+// DispersionReport says how well the ring spreads partitions over failure
+// domains, and what losing one rack (zone) or node would cost.
+type DispersionReport struct {
+	Partitions, Width, M int
+	// Limits are the most slots of one partition the builder lets one
+	// region, zone or node hold with the current devices (0 if unbuilt).
+	RegionLimit, ZoneLimit, NodeLimit int
+	// MaxPerRegion, MaxPerZone and MaxPerNode are the worst partitions
+	// actually seen.
+	MaxPerRegion, MaxPerZone, MaxPerNode int
+	// ZoneHistogram[c] counts partitions whose fullest zone holds c slots;
+	// NodeHistogram likewise for nodes.
+	ZoneHistogram, NodeHistogram []int
+	// OverLimit counts partitions that break a limit (after device changes,
+	// until the next rebalance).
+	OverLimit int
+	// Zones and Nodes: what the failure of each one alone would do.
+	Zones, Nodes []DomainLoss
+	// Balance: each device's slots against its target.
+	Balance []DeviceBalance
+	// WorstDeviation is the largest |slots-target|/target over devices
+	// with a target, as a fraction.
+	WorstDeviation float64
+}
+
+// DomainLoss is what losing one failure domain costs.
+type DomainLoss struct {
+	Region, Zone, Node string // Node empty for a zone
+	Devices            int
+	// Partitions with slots in the domain; AtRisk have exactly M there (one
+	// more failure anywhere loses them); Lost have more than M (their data
+	// is unreadable while the domain is down).
+	Partitions, AtRisk, Lost int
+}
+
+// DeviceBalance compares a device's slots with its weighted share.
+type DeviceBalance struct {
+	ID            uint32
+	Node, Name    string
+	Weight        float64
+	State         State
+	Slots, Target int
+	// Deviation is (Slots-Target)/Target, or 0 when both are 0.
+	Deviation float64
+}
+
+// Dispersion computes the report.
+func (r *Ring) Dispersion() DispersionReport {
+	w := r.Width()
+	rep := DispersionReport{Partitions: r.Partitions(), Width: w, M: r.M}
+	top, ok := newTopology(r.Devices, w, r.Partitions())
+	if ok {
+		for _, l := range top.limit[tierRegion] {
+			rep.RegionLimit = max(rep.RegionLimit, l)
+		}
+		for _, l := range top.limit[tierZone] {
+			rep.ZoneLimit = max(rep.ZoneLimit, l)
+		}
+		for _, l := range top.limit[tierNode] {
+			rep.NodeLimit = max(rep.NodeLimit, l)
+		}
+	}
+	counts := r.SlotCounts()
+	for i, d := range r.Devices {
+		b := DeviceBalance{ID: d.ID, Node: d.Node, Name: d.Name, Weight: d.Weight, State: d.State, Slots: counts[i]}
+		if ok {
+			b.Target = top.target[i]
+		}
+		if b.Target > 0 {
+			b.Deviation = float64(b.Slots-b.Target) / float64(b.Target)
+		} else if b.Slots > 0 {
+			b.Deviation = math.Inf(1)
+		}
+		if ok && top.eligible[i] {
+			rep.WorstDeviation = math.Max(rep.WorstDeviation, math.Abs(b.Deviation))
+		}
+		rep.Balance = append(rep.Balance, b)
+	}
+	if !r.Built() {
+		return rep
+	}
+	// Domains of every device, numbered per tier.
+	if top == nil {
+		top, _ = newTopology(r.Devices, w, r.Partitions())
+	}
+	zones := make([]DomainLoss, len(top.names[tierZone]))
+	nodes := make([]DomainLoss, len(top.names[tierNode]))
+	for i, d := range r.Devices {
+		z, n := top.dom[tierZone][i], top.dom[tierNode][i]
+		zones[z].Region, zones[z].Zone = d.Region, d.Zone
+		zones[z].Devices++
+		nodes[n].Region, nodes[n].Zone, nodes[n].Node = d.Region, d.Zone, d.Node
+		nodes[n].Devices++
+	}
+	rep.ZoneHistogram = make([]int, w+1)
+	rep.NodeHistogram = make([]int, w+1)
+	pc := [tiers][]int{make([]int, len(top.names[0])), make([]int, len(top.names[1])), make([]int, len(top.names[2]))}
+	losses := [tiers][]DomainLoss{nil, zones, nodes}
+	for p := 0; p < r.Partitions(); p++ {
+		row := r.Slots(uint32(p))
+		var worst [tiers]int
+		over := false
+		for _, s := range row {
+			for t := 0; t < tiers; t++ {
+				x := top.dom[t][s]
+				pc[t][x]++
+				worst[t] = max(worst[t], pc[t][x])
+				if ok && pc[t][x] > top.limit[t][x] && top.limit[t][x] > 0 {
+					over = true
+				}
+			}
+		}
+		if over {
+			rep.OverLimit++
+		}
+		rep.MaxPerRegion = max(rep.MaxPerRegion, worst[tierRegion])
+		rep.MaxPerZone = max(rep.MaxPerZone, worst[tierZone])
+		rep.MaxPerNode = max(rep.MaxPerNode, worst[tierNode])
+		rep.ZoneHistogram[worst[tierZone]]++
+		rep.NodeHistogram[worst[tierNode]]++
+		for _, s := range row {
+			for t := 0; t < tiers; t++ {
+				x := top.dom[t][s]
+				c := pc[t][x]
+				if c == 0 {
+					continue // counted already for this partition
+				}
+				if t > tierRegion {
+					l := &losses[t][x]
+					l.Partitions++
+					switch {
+					case c > r.M:
+						l.Lost++
+					case c == r.M:
+						l.AtRisk++
+					}
+				}
+				pc[t][x] = 0
+			}
+		}
+	}
+	byLoss := func(ls []DomainLoss) []DomainLoss {
+		sort.SliceStable(ls, func(a, b int) bool {
+			if ls[a].Lost != ls[b].Lost {
+				return ls[a].Lost > ls[b].Lost
+			}
+			return ls[a].AtRisk > ls[b].AtRisk
+		})
+		return ls
+	}
+	rep.Zones, rep.Nodes = byLoss(zones), byLoss(nodes)
+	return rep
+}
