@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -35,6 +37,7 @@ type Config struct {
 	Region      string
 	Domains     []string
 	EC          string // "K+M"; empty keeps the data dir's layout (2+2 when new)
+	NodeName    string // this node's name in the ring
 	Pools       int    // pools (and devices) of a new data dir
 	ChunkVolume int64  // logical size of each chunk volume
 	PartPower   uint8
@@ -50,7 +53,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
 		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
-		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour,
+		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour, NodeName: "node1",
 	}
 }
 
@@ -70,11 +73,15 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	db       *pebble.DB
-	vols     []blockpool.Volume
-	pools    []*blockpool.FilePool
-	devNames []string
-	devices  []objectstore.Device
-	store    *objectstore.Store
+	shardMet *shard.Metrics
+	// ringMu serialises ring edits; local holds this node's devices by
+	// ring device id (store nil = offline).
+	ringMu sync.Mutex
+	local  map[uint32]*localDevice
+	ring   atomic.Pointer[ring.Ring]
+	prev   *ring.Ring // the ring before the last change, for diffs
+	store  *objectstore.Store
+	// Ring is the ring the node started with (K and M never change).
 	Ring     *ring.Ring
 	Root     Credentials
 	Registry *prometheus.Registry
@@ -91,7 +98,10 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 2)}
+	if cfg.NodeName == "" {
+		cfg.NodeName = "node1"
+	}
+	n := &Node{cfg: cfg, local: map[uint32]*localDevice{}, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 2)}
 	if err := n.start(); err != nil {
 		n.closeStorage()
 		return nil, err
@@ -120,9 +130,10 @@ func (n *Node) start() (err error) {
 	ocfg := objectstore.DefaultConfig()
 	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
 	ocfg.StaleUploadAge = cfg.StaleUploadAge
-	if n.store, err = objectstore.New(ocfg, n.Ring, n.devices, metastore.NewPebble(n.db, "m/")); err != nil {
+	if n.store, err = objectstore.New(ocfg, n.Ring, n.devicesFor(n.Ring), metastore.NewPebble(n.db, "m/")); err != nil {
 		return err
 	}
+	n.ring.Store(n.Ring)
 	n.registerPoolMetrics()
 	s3 := s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
 	if err := n.listen(s3); err != nil {
@@ -168,7 +179,7 @@ func (n *Node) openRing() error {
 	}
 	var devs []ring.Device
 	for i := 0; i < n.cfg.Pools; i++ {
-		devs = append(devs, ring.Device{ID: uint32(i), Region: n.cfg.Region, Zone: "zone1", Node: "node1", Name: fmt.Sprintf("pool%d", i), Weight: 1})
+		devs = append(devs, ring.Device{ID: uint32(i), Region: n.cfg.Region, Zone: "zone1", Node: n.cfg.NodeName, Name: fmt.Sprintf("pool%d", i), Weight: 1})
 	}
 	r, err = ring.Build(devs, n.cfg.PartPower, k, m)
 	if err != nil {
@@ -181,59 +192,99 @@ func (n *Node) openRing() error {
 	return nil
 }
 
-// openDevices opens each ring device's pool and chunk volume. A missing
-// volume (a replaced disk) is created empty; its shards are rebuilt from the
-// others on read. A device that cannot be opened is left offline.
+// openDevices opens this node's devices of the ring.
 func (n *Node) openDevices() error {
-	m := shard.NewMetrics(n.Registry)
-	for i, d := range n.Ring.Devices {
-		name := d.Name
-		n.devNames = append(n.devNames, name)
-		pool, err := blockpool.OpenFilePool(name, filepath.Join(n.cfg.DataDir, "pools", name))
-		if err != nil {
+	n.shardMet = shard.NewMetrics(n.Registry)
+	for _, d := range n.Ring.Devices {
+		if d.Node != n.cfg.NodeName {
+			n.log.Warn("ring device belongs to another node; this node serves only its own", "device", d.Name, "node", d.Node)
+			continue
+		}
+		if _, err := n.openDevice(d); err != nil {
 			return err
 		}
-		n.pools = append(n.pools, pool)
-		vol, err := pool.Open("chunk")
-		if errors.Is(err, blockpool.ErrNoSuchVolume) {
-			vol, err = pool.Create("chunk", n.cfg.ChunkVolume)
-		}
-		if err != nil {
-			n.log.Error("device offline: cannot open its chunk volume", "device", name, "err", err)
-			n.devices = append(n.devices, nil)
-			continue
-		}
-		st, err := shard.Open(uint32(i), name, vol, n.db, m, n.log)
-		if err != nil {
-			n.log.Error("device offline", "device", name, "err", err)
-			vol.Close()
-			n.devices = append(n.devices, nil)
-			continue
-		}
-		n.vols = append(n.vols, vol)
-		n.devices = append(n.devices, st)
 	}
 	return nil
 }
 
+// localDevice is one of this node's ring devices: a pool and its chunk
+// volume's shard store.
+type localDevice struct {
+	name  string
+	pool  *blockpool.FilePool
+	vol   blockpool.Volume
+	store *shard.Store // nil: offline
+}
+
+// openDevice opens (creating if need be) the pool and chunk volume of a
+// device. A missing volume (a replaced disk) is created empty; its shards
+// are rebuilt from the others on read. A device that cannot be opened is
+// left offline.
+func (n *Node) openDevice(d ring.Device) (*localDevice, error) {
+	if ld := n.local[d.ID]; ld != nil {
+		return ld, nil
+	}
+	pool, err := blockpool.OpenFilePool(d.Name, filepath.Join(n.cfg.DataDir, "pools", d.Name))
+	if err != nil {
+		return nil, err
+	}
+	ld := &localDevice{name: d.Name, pool: pool}
+	n.local[d.ID] = ld
+	vol, err := pool.Open("chunk")
+	if errors.Is(err, blockpool.ErrNoSuchVolume) {
+		vol, err = pool.Create("chunk", n.cfg.ChunkVolume)
+	}
+	if err != nil {
+		n.log.Error("device offline: cannot open its chunk volume", "device", d.Name, "err", err)
+		return ld, nil
+	}
+	st, err := shard.Open(d.ID, d.Name, vol, n.db, n.shardMet, n.log)
+	if err != nil {
+		n.log.Error("device offline", "device", d.Name, "err", err)
+		vol.Close()
+		return ld, nil
+	}
+	ld.vol, ld.store = vol, st
+	if n.Registry != nil {
+		n.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_pool_free_bytes", Help: "Free bytes of the filesystem under a pool.", ConstLabels: prometheus.Labels{"pool": d.Name}}, func() float64 {
+			_, f, _ := pool.Capacity()
+			return float64(f)
+		}))
+	}
+	return ld, nil
+}
+
+// devicesFor lists the object-layer devices of a ring, nil where offline or
+// on another node.
+func (n *Node) devicesFor(r *ring.Ring) []objectstore.Device {
+	out := make([]objectstore.Device, len(r.Devices))
+	for i, d := range r.Devices {
+		if ld := n.local[d.ID]; ld != nil && ld.store != nil {
+			out[i] = ld.store
+		}
+	}
+	return out
+}
+
+func (n *Node) lockedDevices(r *ring.Ring) []objectstore.Device {
+	n.ringMu.Lock()
+	defer n.ringMu.Unlock()
+	return n.devicesFor(r)
+}
+
+// CurrentRing is the ring in force.
+func (n *Node) CurrentRing() *ring.Ring { return n.ring.Load() }
+
 func (n *Node) registerPoolMetrics() {
-	free := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_devices_online", Help: "Devices whose shard store is open."}, func() float64 {
+	n.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_devices_online", Help: "Devices of the ring whose shard store is open."}, func() float64 {
 		c := 0
-		for _, d := range n.devices {
+		for _, d := range n.lockedDevices(n.CurrentRing()) {
 			if d != nil {
 				c++
 			}
 		}
 		return float64(c)
-	})
-	n.Registry.MustRegister(free)
-	for _, p := range n.pools {
-		p := p
-		n.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_pool_free_bytes", Help: "Free bytes of the filesystem under a pool.", ConstLabels: prometheus.Labels{"pool": p.Name()}}, func() float64 {
-			_, f, _ := p.Capacity()
-			return float64(f)
-		}))
-	}
+	}))
 }
 
 func (n *Node) listen(s3 http.Handler) (err error) {
@@ -248,6 +299,7 @@ func (n *Node) listen(s3 http.Handler) (err error) {
 	admin := http.NewServeMux()
 	admin.Handle("/metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
 	admin.HandleFunc("/healthz", n.health)
+	admin.Handle("/admin/v1/", n.adminAPI())
 	n.adminSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
 	go func() { n.errc <- n.s3Srv.Serve(n.s3Ln) }()
 	go func() { n.errc <- n.adminSrv.Serve(n.adminLn) }()
@@ -267,8 +319,9 @@ func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 		Devices []dev  `json:"devices"`
 	}{EC: fmt.Sprintf("%d+%d", n.Ring.K, n.Ring.M)}
 	online := 0
-	for i, d := range n.devices {
-		out.Devices = append(out.Devices, dev{n.devNames[i], d != nil})
+	r := n.CurrentRing()
+	for i, d := range n.lockedDevices(r) {
+		out.Devices = append(out.Devices, dev{r.Devices[i].Name, d != nil})
 		if d != nil {
 			online++
 		}
@@ -318,10 +371,12 @@ func (n *Node) Close(ctx context.Context) error {
 
 func (n *Node) closeStorage() error {
 	var errs []error
-	for _, v := range n.vols {
-		errs = append(errs, v.Close())
+	for _, ld := range n.local {
+		if ld.vol != nil {
+			errs = append(errs, ld.vol.Close())
+		}
 	}
-	n.vols = nil
+	n.local = map[uint32]*localDevice{}
 	if n.db != nil {
 		errs = append(errs, n.db.Close())
 		n.db = nil

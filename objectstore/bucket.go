@@ -219,7 +219,7 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	}
 	delete(s.buckets, name)
 	for _, lower := range [][]byte{objectKey(name, ""), noncurrentPrefix(name, "")[:len(name)+2]} {
-		for _, d := range s.devices {
+		for _, d := range s.allDevices() {
 			if d != nil {
 				if err := d.DeleteRange(lower, append(lower[:len(lower)-1:len(lower)-1], 1)); err != nil {
 					s.log.Warn("clear deleted bucket's records", "bucket", name, "device", d.Name(), "err", err)

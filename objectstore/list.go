@@ -35,8 +35,9 @@ type mergeIter struct {
 }
 
 func (s *Store) newMergeIter(lower, upper []byte) (*mergeIter, error) {
-	m := &mergeIter{n: len(s.devices)}
-	for i, d := range s.devices {
+	devs := s.allDevices()
+	m := &mergeIter{n: len(devs)}
+	for i, d := range devs {
 		if d == nil {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/reedsolomon"
@@ -68,8 +69,8 @@ const (
 type Store struct {
 	cfg     Config
 	log     *slog.Logger
-	ring    *ring.Ring
-	devices []Device // indexed like ring.Devices; nil = offline
+	ring    *ring.Ring // the first ring: its K and M never change
+	current atomic.Pointer[layout]
 	meta    metastore.Store
 	enc     reedsolomon.Encoder
 	jobs    sync.Pool // *blockJob
@@ -98,6 +99,30 @@ type metrics struct {
 	shardFailures   *prometheus.CounterVec
 }
 
+// layout is the placement in force: a ring and the devices serving its
+// device list (devices[i] serves ring.Devices[i]; nil = offline).
+type layout struct {
+	ring    *ring.Ring
+	devices []Device
+}
+
+// SetRing switches placement to a new ring (a rebalance or a device edit);
+// devices[i] serves r.Devices[i]. Operations already under way finish on
+// the ring they started with. The layout (K+M) cannot change.
+func (s *Store) SetRing(r *ring.Ring, devices []Device) error {
+	if len(devices) != len(r.Devices) {
+		return fmt.Errorf("objectstore: %d devices for a ring of %d", len(devices), len(r.Devices))
+	}
+	if r.K != s.ring.K || r.M != s.ring.M || !r.Built() {
+		return fmt.Errorf("objectstore: ring layout %d+%d cannot replace %d+%d", r.K, r.M, s.ring.K, s.ring.M)
+	}
+	s.current.Store(&layout{ring: r, devices: devices})
+	return nil
+}
+
+// allDevices returns the devices of the ring in force.
+func (s *Store) allDevices() []Device { return s.current.Load().devices }
+
 // New returns a store over the ring's devices. devices[i] serves
 // r.Devices[i]; a nil entry is an offline device.
 func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Store, error) {
@@ -115,9 +140,10 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 		return nil, fmt.Errorf("objectstore: erasure coder %d+%d: %w", r.K, r.M, err)
 	}
 	s := &Store{
-		cfg: cfg, log: cfg.Logger, ring: r, devices: devices, meta: meta, enc: enc,
+		cfg: cfg, log: cfg.Logger, ring: r, meta: meta, enc: enc,
 		seed: maphash.MakeSeed(), readers: map[[16]byte]int{}, deferred: map[[16]byte][]func(){},
 	}
+	s.current.Store(&layout{ring: r, devices: devices})
 	s.metrics = &metrics{
 		degradedReads:   prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_object_degraded_reads_total", Help: "Object blocks read with at least one missing or corrupt shard."}),
 		reconstructions: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_object_reconstructed_shards_total", Help: "Shards rebuilt by erasure decoding during reads."}),
@@ -161,10 +187,11 @@ func writeQuorum(k, m int) int {
 
 // placement returns the devices of an object's shards, shard 0 first.
 func (s *Store) placement(bucket, key string) []Device {
-	slots := s.ring.Slots(s.ring.Partition(bucket, key))
+	l := s.current.Load()
+	slots := l.ring.Slots(l.ring.Partition(bucket, key))
 	out := make([]Device, len(slots))
 	for i, d := range slots {
-		out[i] = s.devices[d]
+		out[i] = l.devices[d]
 	}
 	return out
 }

@@ -204,8 +204,8 @@ func TestDegradedReads(t *testing.T) {
 		v.CorruptReads(false)
 	}
 	// Two devices offline: reads and listings still work.
-	saved := append([]Device(nil), ts.devices...)
-	ts.devices[1], ts.devices[2] = nil, nil
+	saved := append([]Device(nil), ts.allDevices()...)
+	ts.allDevices()[1], ts.allDevices()[2] = nil, nil
 	check("two devices offline")
 	res, err := ts.ListObjects(ctx, "bucket", ListOptions{MaxKeys: 1000})
 	if err != nil || len(res.Objects) != 20 {
@@ -215,7 +215,7 @@ func TestDegradedReads(t *testing.T) {
 	if _, err := ts.PutObject(ctx, "bucket", "new", bytes.NewReader(randBytes(5000)), 5000, PutOptions{}); !errors.Is(err, ErrWriteQuorum) {
 		t.Fatalf("write with 2 of 4 devices: %v", err)
 	}
-	ts.devices[1] = saved[1]
+	ts.allDevices()[1] = saved[1]
 	if _, err := ts.PutObject(ctx, "bucket", "new", bytes.NewReader(randBytes(5000)), 5000, PutOptions{}); err != nil {
 		t.Fatalf("write with 3 of 4 devices: %v", err)
 	}
@@ -424,14 +424,14 @@ func TestHealOnRead(t *testing.T) {
 
 	// Device 1 gets a blank volume (a replaced disk); device 3's records of
 	// the small objects disappear.
-	fresh, err := shard.Open(1, "dev1", blockpool.NewMemVolume(256<<20), ts.Store.devices[0].(*shard.Store).DB(), nil, slog.New(slog.DiscardHandler))
+	fresh, err := shard.Open(1, "dev1", blockpool.NewMemVolume(256<<20), ts.Store.allDevices()[0].(*shard.Store).DB(), nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.devices[1] = fresh
+	ts.allDevices()[1] = fresh
 	for key, data := range objects {
 		if len(data) <= 1000 {
-			ts.devices[3].Commit(ctx, shard.Op{Key: objectKey("bucket", key), Delete: true})
+			ts.allDevices()[3].Commit(ctx, shard.Op{Key: objectKey("bucket", key), Delete: true})
 		}
 	}
 	for key, data := range objects {
@@ -445,10 +445,10 @@ func TestHealOnRead(t *testing.T) {
 		t.Fatalf("only %v shards healed for %d objects", n, len(objects))
 	}
 	// Now lose the two devices that carried the degraded reads.
-	saved := append([]Device(nil), ts.devices...)
+	saved := append([]Device(nil), ts.allDevices()...)
 	for _, pair := range [][2]int{{0, 2}, {2, 3}, {0, 3}} {
-		copy(ts.devices, saved)
-		ts.devices[pair[0]], ts.devices[pair[1]] = nil, nil
+		copy(ts.allDevices(), saved)
+		ts.allDevices()[pair[0]], ts.allDevices()[pair[1]] = nil, nil
 		for key, data := range objects {
 			got, err := readAll(t, ts.Store, key, 0, -1)
 			if err != nil || !bytes.Equal(got, data) {
@@ -456,7 +456,7 @@ func TestHealOnRead(t *testing.T) {
 			}
 		}
 	}
-	copy(ts.devices, saved)
+	copy(ts.allDevices(), saved)
 	// A second round of reads finds nothing to heal.
 	before := testutil.ToFloat64(ts.heal.queued)
 	for key := range objects {
@@ -645,9 +645,9 @@ func TestPartialCommitIsRolledBack(t *testing.T) {
 	ctx := context.Background()
 	ts := newTestStore(t, 2, 2, 4, 64<<10)
 	wrapped := make([]*commitFailing, 4)
-	for i := range ts.devices {
-		wrapped[i] = &commitFailing{Store: ts.devices[i].(*shard.Store)}
-		ts.devices[i] = wrapped[i]
+	for i := range ts.allDevices() {
+		wrapped[i] = &commitFailing{Store: ts.allDevices()[i].(*shard.Store)}
+		ts.allDevices()[i] = wrapped[i]
 	}
 	v1 := randBytes(300000)
 	if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(v1), int64(len(v1)), PutOptions{}); err != nil {

@@ -172,3 +172,44 @@ func (r *Ring) clone() *Ring {
 	c.Devices = append([]Device(nil), r.Devices...)
 	return &c
 }
+
+// MarshalText writes the state's name.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a state name.
+func (s *State) UnmarshalText(b []byte) error {
+	v, err := ParseState(string(b))
+	*s = v
+	return err
+}
+
+// Info is a ring's header, devices and dispersion report: what `strata ring
+// show` prints, offline or from a running node.
+type Info struct {
+	Version      uint64
+	PartPower    uint8
+	K, M         int
+	MinPartHours uint16
+	Built        bool
+	Devices      []Device
+	Report       DispersionReport
+}
+
+// Info describes the ring.
+func (r *Ring) Info() Info {
+	return Info{Version: r.Version, PartPower: r.PartPower, K: r.K, M: r.M, MinPartHours: r.MinPartHours, Built: r.Built(),
+		Devices: r.Devices, Report: r.Dispersion()}
+}
+
+// BytesEstimate estimates the bytes a rebalance moves: each slot moving off
+// a device carries that device's bytes per slot before the move. used maps
+// device id to bytes stored.
+func (d Diff) BytesEstimate(used map[uint32]int64) int64 {
+	var total int64
+	for _, dd := range d.Devices {
+		if dd.Before > 0 && dd.Out > 0 {
+			total += used[dd.ID] / int64(dd.Before) * int64(dd.Out)
+		}
+	}
+	return total
+}

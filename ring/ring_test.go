@@ -150,6 +150,7 @@ func TestRingFileRoundTripAndCorruption(t *testing.T) {
 func BenchmarkLookup(b *testing.B) {
 	r, _ := Build(devices(3, 4, 4), 16, 4, 2)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_ = r.Slots(r.Partition("bucket", "some/object/key"))
 	}

@@ -58,6 +58,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
 	f.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "S3 API listen address")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin, /metrics and /healthz listen address")
+	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name in the ring")
 	f.StringVar(&cfg.EC, "ec", "", "erasure coding layout K+M of a new data dir (default 2+2)")
 	f.IntVar(&cfg.Pools, "pools", cfg.Pools, "file-thin pools (devices) of a new data dir")
 	f.StringVar(&chunkSize, "chunk-volume-size", "1TiB", "logical (thin) size of each pool's chunk volume")

@@ -1,0 +1,471 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-storage/strata/node"
+	"github.com/strata-storage/strata/ring"
+	"github.com/strata-storage/strata/s3api/sigv4"
+)
+
+// ringTarget is where `strata ring` works: a ring file, or a running node's
+// admin API.
+type ringTarget struct {
+	file, server, accessKey, secretKey, region string
+}
+
+func ringCommand() *cobra.Command {
+	t := &ringTarget{}
+	cmd := &cobra.Command{
+		Use:   "ring",
+		Short: "Build and change rings: offline on a ring file, or on a running node with --server",
+		Long: `Build and change the ring that places every shard.
+
+Offline, each command reads and rewrites the ring file named by --ring.
+With --server http://ADMIN-ADDR the same commands go to a running node's
+admin API, signed with the root credentials (--access-key/--secret-key, or
+STRATA_ROOT_USER/STRATA_ROOT_PASSWORD); the node switches placement when the
+ring changes.
+
+Device edits take effect at the next rebalance. A rebalance moves at most M
+slots of any partition, and leaves partitions moved in the last
+min-part-hours alone (failed devices excepted), so data stays readable
+while it moves.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&t.file, "ring", "ring", "ring file (offline)")
+	pf.StringVar(&t.server, "server", "", "admin address of a running node, e.g. http://127.0.0.1:9001")
+	pf.StringVar(&t.accessKey, "access-key", os.Getenv("STRATA_ROOT_USER"), "root access key for --server")
+	pf.StringVar(&t.secretKey, "secret-key", os.Getenv("STRATA_ROOT_PASSWORD"), "root secret key for --server")
+	pf.StringVar(&t.region, "region", "us-east-1", "signing region for --server")
+
+	var partPower uint8
+	var ec string
+	var minPartHours uint16
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an empty ring file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if t.server != "" {
+				return errors.New("a running node already has its ring; create works on files")
+			}
+			k, m, err := node.ParseEC(ec)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(t.file); err == nil {
+				return fmt.Errorf("%s exists; not overwriting it", t.file)
+			}
+			r, err := ring.New(partPower, k, m, minPartHours)
+			if err != nil {
+				return err
+			}
+			if err := r.Save(t.file); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created %s: %d partitions, EC %d+%d, min-part-hours %d\n", t.file, r.Partitions(), k, m, minPartHours)
+			return nil
+		},
+	}
+	create.Flags().Uint8Var(&partPower, "part-power", 16, "log2 of the partition count")
+	create.Flags().StringVar(&ec, "ec", "4+2", "erasure coding K+M")
+	create.Flags().Uint16Var(&minPartHours, "min-part-hours", 1, "hours before a moved partition may move again")
+
+	var dev ring.Device
+	var id int64
+	add := &cobra.Command{
+		Use:   "add-device",
+		Short: "Add a device (weight in any unit, e.g. TB)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d := dev
+			if t.server != "" {
+				if id >= 0 {
+					d.ID = uint32(id)
+				}
+				var info ring.Info
+				if err := t.call(http.MethodPost, "ring/devices", d, &info); err != nil {
+					return err
+				}
+				printInfo(cmd.OutOrStdout(), info)
+				return nil
+			}
+			return t.edit(cmd, func(r *ring.Ring) (*ring.Ring, error) {
+				d.ID = r.NextID()
+				if id >= 0 {
+					d.ID = uint32(id)
+				}
+				return r.AddDevice(d)
+			})
+		},
+	}
+	af := add.Flags()
+	af.StringVar(&dev.Region, "region", "region1", "region")
+	af.StringVar(&dev.Zone, "zone", "zone1", "zone (rack)")
+	af.StringVar(&dev.Node, "node", "", "node (required offline; defaults to the node itself with --server)")
+	af.StringVar(&dev.Name, "name", "", "device name (the pool's name on its node)")
+	af.Float64Var(&dev.Weight, "weight", 1, "weight")
+	af.Int64Var(&id, "id", -1, "device id (default: the next free one)")
+
+	setWeight := &cobra.Command{
+		Use:   "set-weight ID WEIGHT",
+		Short: "Change a device's weight",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			w, err := strconv.ParseFloat(args[1], 64)
+			if err != nil {
+				return fmt.Errorf("weight %q is not a number", args[1])
+			}
+			if t.server != "" {
+				return t.callInfo(cmd, http.MethodPut, fmt.Sprintf("ring/devices/%d/weight", id), map[string]float64{"Weight": w})
+			}
+			return t.edit(cmd, func(r *ring.Ring) (*ring.Ring, error) { return r.SetWeight(id, w) })
+		},
+	}
+	stateCmd := func(use, short string, state ring.State) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				id, err := parseID(args[0])
+				if err != nil {
+					return err
+				}
+				if t.server != "" {
+					return t.callInfo(cmd, http.MethodPut, fmt.Sprintf("ring/devices/%d/state", id), map[string]string{"State": state.String()})
+				}
+				return t.edit(cmd, func(r *ring.Ring) (*ring.Ring, error) { return r.SetState(id, state) })
+			},
+		}
+	}
+	remove := &cobra.Command{
+		Use:   "remove-device ID",
+		Short: "Remove a device: at once if it holds no slots, else it drains and leaves with its last slot",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			if t.server != "" {
+				return t.callInfo(cmd, http.MethodDelete, fmt.Sprintf("ring/devices/%d", id), nil)
+			}
+			return t.edit(cmd, func(r *ring.Ring) (*ring.Ring, error) { return r.RemoveDevice(id) })
+		},
+	}
+
+	var ignoreMPH bool
+	var stored string
+	rebalance := &cobra.Command{
+		Use:   "rebalance",
+		Short: "Place slots for the current devices and weights, moving as few as possible",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			if t.server != "" {
+				var ans node.RebalanceAnswer
+				if err := t.call(http.MethodPost, "ring/rebalance", map[string]bool{"IgnoreMinPartHours": ignoreMPH}, &ans); err != nil {
+					return err
+				}
+				printRebalance(out, ans.Version, ans.Result, ans.BytesEstimate, true)
+				return nil
+			}
+			var storedBytes int64 = -1
+			if stored != "" {
+				b, err := parseSize(stored)
+				if err != nil {
+					return fmt.Errorf("--stored: %w", err)
+				}
+				storedBytes = b
+			}
+			r, err := ring.Load(t.file)
+			if err != nil {
+				return err
+			}
+			next, res, err := r.Rebalance(ring.RebalanceOptions{IgnoreMinPartHours: ignoreMPH})
+			if err != nil {
+				return err
+			}
+			if err := next.Save(t.file); err != nil {
+				return err
+			}
+			est := int64(-1)
+			if storedBytes >= 0 && res.Slots > 0 {
+				est = int64(float64(storedBytes) * float64(res.Moved) / float64(res.Slots))
+			}
+			printRebalance(out, next.Version, *res, est, est >= 0)
+			return nil
+		},
+	}
+	rebalance.Flags().BoolVar(&ignoreMPH, "ignore-min-part-hours", false, "let recently moved partitions move again (still at most M slots each)")
+	rebalance.Flags().StringVar(&stored, "stored", "", "bytes stored in the cluster, for the bytes estimate offline (e.g. 40T)")
+
+	show := &cobra.Command{
+		Use: "show", Short: "Show the ring's devices, slots and targets", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info, err := t.info()
+			if err != nil {
+				return err
+			}
+			printInfo(cmd.OutOrStdout(), info)
+			return nil
+		},
+	}
+	dispersion := &cobra.Command{
+		Use: "dispersion", Short: "How partitions spread over zones and nodes, and what losing one costs", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info, err := t.info()
+			if err != nil {
+				return err
+			}
+			printDispersion(cmd.OutOrStdout(), info.Report)
+			return nil
+		},
+	}
+	diff := &cobra.Command{
+		Use:   "diff [OLD NEW]",
+		Short: "Compare two ring files slot by slot (with --server: the node's previous and current ring)",
+		Args:  cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var old, cur *ring.Ring
+			var err error
+			switch {
+			case len(args) == 2:
+				if old, err = ring.Load(args[0]); err == nil {
+					cur, err = ring.Load(args[1])
+				}
+			case t.server != "" && len(args) == 0:
+				if old, err = t.fetchRing(true); err == nil {
+					cur, err = t.fetchRing(false)
+				}
+			default:
+				return errors.New("give OLD and NEW ring files, or --server for the node's previous and current ring")
+			}
+			if err != nil {
+				return err
+			}
+			d := ring.DiffRings(old, cur)
+			fmt.Fprintf(cmd.OutOrStdout(), "version %d -> %d\n", old.Version, cur.Version)
+			printDiff(cmd.OutOrStdout(), d)
+			return nil
+		},
+	}
+	cmd.AddCommand(create, add, setWeight, remove,
+		stateCmd("drain", "Drain a device: its slots move away over the next rebalances", ring.Draining),
+		stateCmd("fail", "Declare a device failed: the next rebalance moves all its slots", ring.Failed),
+		stateCmd("activate", "Make a draining or failed device active again", ring.Active),
+		rebalance, show, dispersion, diff)
+	return cmd
+}
+
+func parseID(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("device id %q is not a number", s)
+	}
+	return uint32(v), nil
+}
+
+// edit applies an offline device edit to the ring file.
+func (t *ringTarget) edit(cmd *cobra.Command, edit func(*ring.Ring) (*ring.Ring, error)) error {
+	r, err := ring.Load(t.file)
+	if err != nil {
+		return err
+	}
+	next, err := edit(r)
+	if err != nil {
+		return err
+	}
+	if err := next.Save(t.file); err != nil {
+		return err
+	}
+	printInfo(cmd.OutOrStdout(), next.Info())
+	return nil
+}
+
+func (t *ringTarget) info() (ring.Info, error) {
+	if t.server != "" {
+		var info ring.Info
+		err := t.call(http.MethodGet, "ring", nil, &info)
+		return info, err
+	}
+	r, err := ring.Load(t.file)
+	if err != nil {
+		return ring.Info{}, err
+	}
+	return r.Info(), nil
+}
+
+func (t *ringTarget) callInfo(cmd *cobra.Command, method, path string, body any) error {
+	var info ring.Info
+	if err := t.call(method, path, body, &info); err != nil {
+		return err
+	}
+	printInfo(cmd.OutOrStdout(), info)
+	return nil
+}
+
+func (t *ringTarget) fetchRing(previous bool) (*ring.Ring, error) {
+	path := "ring/file"
+	if previous {
+		path += "?previous=1"
+	}
+	var raw []byte
+	if err := t.call(http.MethodGet, path, nil, &raw); err != nil {
+		return nil, err
+	}
+	r := new(ring.Ring)
+	return r, r.UnmarshalBinary(raw)
+}
+
+// call sends a signed admin request; out is JSON-decoded, or filled with the
+// raw body when it is a *[]byte.
+func (t *ringTarget) call(method, path string, body, out any) error {
+	if t.accessKey == "" || t.secretKey == "" {
+		return errors.New("--server needs the root credentials: --access-key/--secret-key or STRATA_ROOT_USER/STRATA_ROOT_PASSWORD")
+	}
+	base, err := url.Parse(strings.TrimSuffix(t.server, "/") + "/admin/v1/" + path)
+	if err != nil || base.Host == "" {
+		return fmt.Errorf("--server %q: want http://host:port", t.server)
+	}
+	var payload []byte
+	if body != nil {
+		if payload, err = json.Marshal(body); err != nil {
+			return err
+		}
+	}
+	req, err := http.NewRequest(method, base.String(), bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	if err := sigv4.Sign(req, t.accessKey, t.secretKey, t.region, payload, time.Now()); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Code, Message string }
+		if json.Unmarshal(data, &e) == nil && e.Code != "" {
+			return fmt.Errorf("%s: %s (HTTP %d)", e.Code, e.Message, resp.StatusCode)
+		}
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func printInfo(w io.Writer, info ring.Info) {
+	state := "built"
+	if !info.Built {
+		state = "not built yet: run rebalance"
+	}
+	fmt.Fprintf(w, "ring version %d: %d partitions (part power %d), EC %d+%d, min-part-hours %d, %s\n",
+		info.Version, 1<<info.PartPower, info.PartPower, info.K, info.M, info.MinPartHours, state)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tREGION\tZONE\tNODE\tNAME\tWEIGHT\tSTATE\tSLOTS\tTARGET\tDEVIATION")
+	for i, d := range info.Devices {
+		b := info.Report.Balance[i]
+		dev := "-"
+		if !math.IsInf(b.Deviation, 0) && (b.Target > 0 || b.Slots > 0) {
+			dev = fmt.Sprintf("%+.2f%%", 100*b.Deviation)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%g\t%s\t%d\t%d\t%s\n", d.ID, d.Region, d.Zone, d.Node, d.Name, d.Weight, d.State, b.Slots, b.Target, dev)
+	}
+	tw.Flush()
+	if info.Built {
+		fmt.Fprintf(w, "worst deviation from target: %.2f%%\n", 100*info.Report.WorstDeviation)
+	}
+}
+
+func printDispersion(w io.Writer, rep ring.DispersionReport) {
+	fmt.Fprintf(w, "%d partitions of %d slots (M=%d)\n", rep.Partitions, rep.Width, rep.M)
+	fmt.Fprintf(w, "limits per partition: region %d, zone %d, node %d\n", rep.RegionLimit, rep.ZoneLimit, rep.NodeLimit)
+	fmt.Fprintf(w, "worst partition: %d shards in one region, %d in one zone, %d on one node; %d partitions over a limit\n",
+		rep.MaxPerRegion, rep.MaxPerZone, rep.MaxPerNode, rep.OverLimit)
+	for c, n := range rep.ZoneHistogram {
+		if n > 0 {
+			fmt.Fprintf(w, "  %d partitions have at most %d shards in one zone\n", n, c)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IF THIS FAILS\tDEVICES\tPARTITIONS\tAT RISK (=M)\tUNREADABLE (>M)")
+	for _, z := range rep.Zones {
+		fmt.Fprintf(tw, "zone %s/%s\t%d\t%d\t%d\t%d\n", z.Region, z.Zone, z.Devices, z.Partitions, z.AtRisk, z.Lost)
+	}
+	for _, n := range rep.Nodes {
+		fmt.Fprintf(tw, "node %s\t%d\t%d\t%d\t%d\n", n.Node, n.Devices, n.Partitions, n.AtRisk, n.Lost)
+	}
+	tw.Flush()
+}
+
+func printRebalance(w io.Writer, version uint64, res ring.RebalanceResult, bytes int64, haveBytes bool) {
+	fmt.Fprintf(w, "ring version %d: moved %d of %d slots in %d partitions (at most %d in one)",
+		version, res.Moved, res.Slots, res.PartitionsMoved, res.MaxPerPartition)
+	if haveBytes {
+		fmt.Fprintf(w, ", about %s to move\n", formatBytes(bytes))
+	} else {
+		fmt.Fprintln(w, "; pass --stored for a bytes estimate")
+	}
+	if res.Held > 0 {
+		fmt.Fprintf(w, "%d slots held back (M per partition per rebalance, or min-part-hours); rebalance again later\n", res.Held)
+	}
+	for _, d := range res.Removed {
+		fmt.Fprintf(w, "device %d (%s/%s) left the ring\n", d.ID, d.Node, d.Name)
+	}
+	printDiff(w, res.Diff)
+}
+
+func printDiff(w io.Writer, d ring.Diff) {
+	fmt.Fprintf(w, "%d slots moved, %d partitions touched, at most %d slots of one partition\n", d.Moved, d.PartitionsMoved, d.MaxPerPartition)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNODE\tNAME\tBEFORE\tAFTER\tIN\tOUT")
+	for _, dd := range d.Devices {
+		if dd.In == 0 && dd.Out == 0 && dd.Before == dd.After {
+			continue
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\n", dd.ID, dd.Node, dd.Name, dd.Before, dd.After, dd.In, dd.Out)
+	}
+	tw.Flush()
+}
+
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for v := n / unit; v >= unit; v /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,259 @@
+package node
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-storage/strata/ring"
+	"github.com/strata-storage/strata/s3api/sigv4"
+)
+
+// The admin API: ring management on a running node, under /admin/v1/ on
+// the admin listener, SigV4-signed with the root credentials (as MinIO's
+// admin API is). Bodies and answers are JSON; errors are
+// {"code": ..., "message": ...} with a 4xx/5xx status.
+//
+//	GET    /admin/v1/ring                      ring.Info
+//	GET    /admin/v1/ring/file[?previous=1]    the ring file (binary)
+//	POST   /admin/v1/ring/devices              add: ring.Device JSON -> ring.Info
+//	PUT    /admin/v1/ring/devices/{id}/weight  {"Weight": w} -> ring.Info
+//	PUT    /admin/v1/ring/devices/{id}/state   {"State": "draining"} -> ring.Info
+//	DELETE /admin/v1/ring/devices/{id}         remove -> ring.Info
+//	POST   /admin/v1/ring/rebalance            {"IgnoreMinPartHours": b} -> RebalanceAnswer
+
+// RebalanceAnswer is what a rebalance through the admin API returns.
+type RebalanceAnswer struct {
+	Version       uint64
+	Result        ring.RebalanceResult
+	BytesEstimate int64
+}
+
+type adminError struct {
+	status        int
+	Code, Message string
+}
+
+func (e *adminError) Error() string { return e.Code + ": " + e.Message }
+
+func badRequest(format string, args ...any) error {
+	return &adminError{http.StatusBadRequest, "InvalidArgument", fmt.Sprintf(format, args...)}
+}
+
+func (n *Node) adminAPI() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := n.adminAuth(r)
+		if err == nil {
+			err = n.adminRoute(w, r, body)
+		}
+		if err != nil {
+			var ae *adminError
+			if !errors.As(err, &ae) {
+				ae = &adminError{http.StatusInternalServerError, "InternalError", err.Error()}
+				switch {
+				case errors.Is(err, ring.ErrNoDevice):
+					ae.status, ae.Code = http.StatusNotFound, "NoSuchDevice"
+				case errors.Is(err, ring.ErrLayout):
+					ae.status, ae.Code = http.StatusConflict, "LayoutDoesNotFit"
+				case strings.HasPrefix(err.Error(), "ring: "):
+					ae.status, ae.Code = http.StatusBadRequest, "InvalidArgument"
+				}
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(ae.status)
+			json.NewEncoder(w).Encode(map[string]string{"code": ae.Code, "message": ae.Message})
+		}
+	})
+}
+
+// adminAuth verifies the root signature and the body against it.
+func (n *Node) adminAuth(r *http.Request) ([]byte, error) {
+	auth, err := sigv4.Verify(r, rootOnly{n.Root.AccessKey, n.Root.SecretKey}, time.Now())
+	if err != nil {
+		code := "AccessDenied"
+		var se *sigv4.Error
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		return nil, &adminError{http.StatusForbidden, code, err.Error()}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return nil, badRequest("reading the body: %v", err)
+	}
+	sum := sha256.Sum256(body)
+	if auth.PayloadHash != hex.EncodeToString(sum[:]) {
+		return nil, &adminError{http.StatusBadRequest, "XAmzContentSHA256Mismatch", "admin requests must sign their body's SHA-256"}
+	}
+	return body, nil
+}
+
+func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) error {
+	path := strings.TrimPrefix(r.URL.Path, "/admin/v1/")
+	parts := strings.Split(path, "/")
+	switch {
+	case path == "ring" && r.Method == http.MethodGet:
+		return writeJSON(w, n.CurrentRing().Info())
+	case path == "ring/file" && r.Method == http.MethodGet:
+		rg := n.CurrentRing()
+		if r.URL.Query().Get("previous") != "" {
+			n.ringMu.Lock()
+			rg = n.prev
+			n.ringMu.Unlock()
+			if rg == nil {
+				return &adminError{http.StatusNotFound, "NoPreviousRing", "the ring has not changed since this node started"}
+			}
+		}
+		b, err := rg.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, err = w.Write(b)
+		return err
+	case path == "ring/devices" && r.Method == http.MethodPost:
+		var d ring.Device
+		if err := strictJSON(body, &d); err != nil {
+			return err
+		}
+		if d.Node == "" {
+			d.Node = n.cfg.NodeName
+		}
+		if d.Node != n.cfg.NodeName {
+			return badRequest("device node %q: this node is %q and serves only its own devices", d.Node, n.cfg.NodeName)
+		}
+		return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) {
+			if d.ID == 0 {
+				if _, taken := rg.Index(0); taken {
+					d.ID = rg.NextID()
+				}
+			}
+			return rg.AddDevice(d)
+		})
+	case len(parts) >= 3 && parts[0] == "ring" && parts[1] == "devices":
+		id, err := strconv.ParseUint(parts[2], 10, 32)
+		if err != nil {
+			return badRequest("device id %q is not a number", parts[2])
+		}
+		switch {
+		case len(parts) == 3 && r.Method == http.MethodDelete:
+			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.RemoveDevice(uint32(id)) })
+		case len(parts) == 4 && parts[3] == "weight" && r.Method == http.MethodPut:
+			var req struct{ Weight *float64 }
+			if err := strictJSON(body, &req); err != nil {
+				return err
+			}
+			if req.Weight == nil {
+				return badRequest("missing Weight")
+			}
+			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.SetWeight(uint32(id), *req.Weight) })
+		case len(parts) == 4 && parts[3] == "state" && r.Method == http.MethodPut:
+			var req struct{ State *ring.State }
+			if err := strictJSON(body, &req); err != nil {
+				return err
+			}
+			if req.State == nil || *req.State == ring.Removing {
+				return badRequest("State must be active, draining or failed (remove a device with DELETE)")
+			}
+			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.SetState(uint32(id), *req.State) })
+		}
+	case path == "ring/rebalance" && r.Method == http.MethodPost:
+		var req struct{ IgnoreMinPartHours bool }
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := strictJSON(body, &req); err != nil {
+				return err
+			}
+		}
+		var ans RebalanceAnswer
+		err := n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
+			next, res, err := rg.Rebalance(ring.RebalanceOptions{IgnoreMinPartHours: req.IgnoreMinPartHours})
+			if err != nil {
+				return nil, err
+			}
+			used := map[uint32]int64{}
+			for id, ld := range n.local {
+				if ld.store != nil {
+					used[id] = ld.store.Head()
+				}
+			}
+			ans = RebalanceAnswer{Version: next.Version, Result: *res, BytesEstimate: res.BytesEstimate(used)}
+			return next, nil
+		})
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, ans)
+	}
+	return &adminError{http.StatusNotFound, "NoSuchAdminOperation", fmt.Sprintf("%s /admin/v1/%s is not an admin operation", r.Method, path)}
+}
+
+func (n *Node) editRing(w http.ResponseWriter, edit func(*ring.Ring) (*ring.Ring, error)) error {
+	var info ring.Info
+	err := n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
+		next, err := edit(rg)
+		if err == nil {
+			info = next.Info()
+		}
+		return next, err
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, info)
+}
+
+// changeRing applies a ring change: open any new local device, save the
+// ring file (the old one kept as ring.prev), then switch placement. A
+// failure before the switch leaves the node on the old ring.
+func (n *Node) changeRing(change func(*ring.Ring) (*ring.Ring, error)) error {
+	n.ringMu.Lock()
+	defer n.ringMu.Unlock()
+	cur := n.ring.Load()
+	next, err := change(cur)
+	if err != nil {
+		return err
+	}
+	for _, d := range next.Devices {
+		if d.Node == n.cfg.NodeName {
+			if _, err := n.openDevice(d); err != nil {
+				return fmt.Errorf("device %s: %w", d.Name, err)
+			}
+		}
+	}
+	if err := cur.Save(filepath.Join(n.cfg.DataDir, "ring.prev")); err != nil {
+		return err
+	}
+	if err := next.Save(filepath.Join(n.cfg.DataDir, "ring")); err != nil {
+		return err
+	}
+	if err := n.store.SetRing(next, n.devicesFor(next)); err != nil {
+		return err
+	}
+	n.prev = cur
+	n.ring.Store(next)
+	n.log.Info("ring changed", "version", next.Version, "devices", len(next.Devices))
+	return nil
+}
+
+func strictJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
