@@ -24,8 +24,8 @@ func TestRefusesLayoutsTheDevicesCannotHold(t *testing.T) {
 		pools int
 		want  string
 	}{
-		{"3+2", 4, "needs at least 5 devices, have 4"},
-		{"4+4", 4, "needs at least 8 devices, have 4"},
+		{"3+2", 4, "needs 5 active devices with weight > 0, have 4"},
+		{"4+4", 4, "needs 8 active devices with weight > 0, have 4"},
 		{"2", 4, "invalid erasure coding layout"},
 		{"0+2", 4, "invalid erasure coding layout"},
 		{"2+x", 4, "invalid erasure coding layout"},
