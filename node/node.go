@@ -246,7 +246,9 @@ func (n *Node) openDevice(d ring.Device) (*localDevice, error) {
 	}
 	ld.vol, ld.store = vol, st
 	if n.Registry != nil {
-		n.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_pool_free_bytes", Help: "Free bytes of the filesystem under a pool.", ConstLabels: prometheus.Labels{"pool": d.Name}}, func() float64 {
+		// Register, not MustRegister: a device re-added under a name it
+		// had before keeps the series (and must not panic the request).
+		_ = n.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_pool_free_bytes", Help: "Free bytes of the filesystem under a pool.", ConstLabels: prometheus.Labels{"pool": d.Name}}, func() float64 {
 			_, f, _ := pool.Capacity()
 			return float64(f)
 		}))
