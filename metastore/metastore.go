@@ -32,6 +32,12 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]KV, error)
 }
 
+// Watcher is a Store shared with other processes (etcd): fn is called for
+// every change under prefix (value nil: deleted) until ctx ends.
+type Watcher interface {
+	Watch(ctx context.Context, prefix string, fn func(key string, value []byte))
+}
+
 // OpenPebble opens the node's pebble database with its logging routed to
 // slog at error level only (pebble's default logger is chatty).
 func OpenPebble(dir string, log *slog.Logger) (*pebble.DB, error) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,6 +31,9 @@ import (
 //	PUT    /admin/v1/ring/devices/{id}/state   {"State": "draining"} -> ring.Info
 //	DELETE /admin/v1/ring/devices/{id}         remove -> ring.Info
 //	POST   /admin/v1/ring/rebalance            {"IgnoreMinPartHours": b} -> RebalanceAnswer
+//	GET    /admin/v1/nodes                     []cluster.NodeInfo (state, zone, capacity, heartbeat)
+//	POST   /admin/v1/cluster/verify            {"Repair": b} -> objectstore.RepairReport
+//	GET    /admin/v1/cluster/hints             {"pending": n}: keys this node still has to repair
 
 // RebalanceAnswer is what a rebalance through the admin API returns.
 type RebalanceAnswer struct {
@@ -128,8 +132,8 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 		if d.Node == "" {
 			d.Node = n.cfg.NodeName
 		}
-		if d.Node != n.cfg.NodeName {
-			return badRequest("device node %q: this node is %q and serves only its own devices", d.Node, n.cfg.NodeName)
+		if err := n.checkDeviceNode(r.Context(), d.Node); err != nil {
+			return err
 		}
 		return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) {
 			if d.ID == 0 {
@@ -192,6 +196,30 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 			return err
 		}
 		return writeJSON(w, ans)
+	case path == "nodes" && r.Method == http.MethodGet:
+		members, err := n.Members(r.Context())
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, members)
+	case path == "cluster/verify" && r.Method == http.MethodPost:
+		var req struct{ Repair bool }
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := strictJSON(body, &req); err != nil {
+				return err
+			}
+		}
+		rep, err := n.store.Verify(r.Context(), req.Repair)
+		if err != nil {
+			return &adminError{http.StatusServiceUnavailable, "VerifyIncomplete", err.Error()}
+		}
+		return writeJSON(w, rep)
+	case path == "cluster/hints" && r.Method == http.MethodGet:
+		pending, err := n.store.PendingHints(r.Context())
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, map[string]int{"pending": pending})
 	}
 	return &adminError{http.StatusNotFound, "NoSuchAdminOperation", fmt.Sprintf("%s /admin/v1/%s is not an admin operation", r.Method, path)}
 }
@@ -211,9 +239,11 @@ func (n *Node) editRing(w http.ResponseWriter, edit func(*ring.Ring) (*ring.Ring
 	return writeJSON(w, info)
 }
 
-// changeRing applies a ring change: open any new local device, save the
-// ring file (the old one kept as ring.prev), then switch placement. A
-// failure before the switch leaves the node on the old ring.
+// changeRing applies a ring change. On one node: save the ring file (the
+// old one kept as ring.prev), then switch placement. In a cluster: publish
+// it in etcd (if nobody changed the ring meanwhile); every node, this one
+// first, switches when it sees it. A failure before the switch leaves the
+// old ring in force.
 func (n *Node) changeRing(change func(*ring.Ring) (*ring.Ring, error)) error {
 	n.ringMu.Lock()
 	defer n.ringMu.Unlock()
@@ -221,6 +251,14 @@ func (n *Node) changeRing(change func(*ring.Ring) (*ring.Ring, error)) error {
 	next, err := change(cur)
 	if err != nil {
 		return err
+	}
+	if n.clustered() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.publishRing(ctx, cur, next); err != nil {
+			return err
+		}
+		return n.applyRing(next)
 	}
 	for _, d := range next.Devices {
 		if d.Node == n.cfg.NodeName {
@@ -235,13 +273,7 @@ func (n *Node) changeRing(change func(*ring.Ring) (*ring.Ring, error)) error {
 	if err := next.Save(filepath.Join(n.cfg.DataDir, "ring")); err != nil {
 		return err
 	}
-	if err := n.store.SetRing(next, n.devicesFor(next)); err != nil {
-		return err
-	}
-	n.prev = cur
-	n.ring.Store(next)
-	n.log.Info("ring changed", "version", next.Version, "devices", len(next.Devices))
-	return nil
+	return n.applyRing(next)
 }
 
 func strictJSON(body []byte, v any) error {

@@ -61,11 +61,14 @@ func rootCredentials(dataDir string, configured Credentials) (c Credentials, gen
 	if !errors.Is(err, fs.ErrNotExist) {
 		return c, false, fmt.Errorf("read credentials: %w", err)
 	}
-	c = Credentials{
+	return newCredentials(), true, nil
+}
+
+func newCredentials() Credentials {
+	return Credentials{
 		AccessKey: randomString(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
 		SecretKey: randomString(40, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"),
 	}
-	return c, true, nil
 }
 
 // storeCredentials writes generated credentials (mode 0600, fsync'd).

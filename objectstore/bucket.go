@@ -97,15 +97,49 @@ func (s *Store) CreateBucket(ctx context.Context, name string) error {
 	return nil
 }
 
-// HeadBucket returns a bucket's info.
-func (s *Store) HeadBucket(_ context.Context, name string) (BucketInfo, error) {
+// HeadBucket returns a bucket's info. With a shared metadata store a
+// bucket this gateway has not heard of yet is read through, so a bucket
+// created on another gateway is usable here at once.
+func (s *Store) HeadBucket(ctx context.Context, name string) (BucketInfo, error) {
 	s.bucketsMu.RLock()
-	defer s.bucketsMu.RUnlock()
 	b, ok := s.buckets[name]
-	if !ok {
+	s.bucketsMu.RUnlock()
+	if ok {
+		return b, nil
+	}
+	if _, shared := s.meta.(metastore.Watcher); !shared || !ValidBucketName(name) {
 		return BucketInfo{}, ErrNoSuchBucket
 	}
+	v, err := s.meta.Get(ctx, bucketPrefix+name)
+	if err != nil {
+		return BucketInfo{}, ErrNoSuchBucket
+	}
+	if err := json.Unmarshal(v, &b); err != nil {
+		return BucketInfo{}, fmt.Errorf("bucket %s: %w", name, err)
+	}
+	s.bucketsMu.Lock()
+	s.buckets[name] = b
+	s.bucketsMu.Unlock()
 	return b, nil
+}
+
+// followBuckets keeps the bucket cache in step with other gateways.
+func (s *Store) followBuckets(ctx context.Context, w metastore.Watcher) {
+	w.Watch(ctx, bucketPrefix, func(key string, value []byte) {
+		name := strings.TrimPrefix(key, bucketPrefix)
+		s.bucketsMu.Lock()
+		defer s.bucketsMu.Unlock()
+		if value == nil {
+			delete(s.buckets, name)
+			return
+		}
+		var b BucketInfo
+		if err := json.Unmarshal(value, &b); err != nil {
+			s.log.Warn("bucket update unreadable", "bucket", name, "err", err)
+			return
+		}
+		s.buckets[name] = b
+	})
 }
 
 // ListBuckets returns every bucket, sorted by name.

@@ -82,7 +82,7 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 	k, m := s.ring.K, s.ring.M
 	w := k + m
 	type devWriter struct {
-		w    *shard.Writer
+		w    shard.StreamWriter
 		ch   chan *blockJob
 		err  error
 		done chan struct{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/strata-storage/strata/objectstore/shard"
 )
@@ -206,7 +207,10 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 }
 
 // readBlock returns the n data bytes of block b of part pi (pi < 0: the
-// inline block), reading data shards first and parity only as needed.
+// inline block). It reads the data shards in parallel and parity only as
+// needed: when a shard fails, or when the data shards have not all arrived
+// within the hedge delay (a slow or frozen node), so one slow device costs
+// a read at most that delay.
 func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []byte, error) {
 	s := o.s
 	k, m := o.ref.K, o.ref.M
@@ -216,55 +220,110 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 	l := shardLen(n, k)
 	shards := make([][]byte, k+m)
 	have, failed := 0, 0
-	get := func(i int) {
+	// usable reports whether shard i can be read at all, without I/O.
+	usable := func(i int) bool {
 		r := o.recs[i]
 		if r == nil || o.devs[i] == nil {
-			failed++
-			return
+			return false
 		}
 		if pi < 0 {
 			if len(r.Inline) != l {
 				o.noteBadShard(i)
-				failed++
-				return
+				return false
 			}
-			shards[i] = r.Inline
-			have++
-			return
+			return true
 		}
 		p := &r.Parts[pi]
 		if p.Missing || b >= p.Loc.Blocks() || p.Loc.DataLen(b) != l {
 			o.noteBadShard(i)
-			failed++
-			return
+			return false
 		}
-		if cap(bufs[i]) < shard.HeaderSize+l {
-			bufs[i] = o.shardBuf(l)
-		}
-		data, err := o.devs[i].ReadBlock(&p.Loc, b, bufs[i])
-		if err != nil {
-			if !errors.Is(err, shard.ErrMissing) {
-				s.log.Debug("shard read failed; reconstructing", "bucket", o.Info.Bucket, "key", o.Info.Key, "err", err)
+		return true
+	}
+	type result struct {
+		i    int
+		data []byte
+	}
+	results := make(chan result, k+m)
+	inFlight := make([]bool, k+m)
+	outstanding, next := 0, 0
+	launch := func() bool {
+		for ; next < k+m; next++ {
+			i := next
+			if !usable(i) {
+				failed++
+				continue
 			}
-			s.metrics.shardFailures.WithLabelValues("read").Inc()
-			o.noteBadShard(i)
-			failed++
-			return
+			next++
+			if pi < 0 {
+				results <- result{i, o.recs[i].Inline}
+				outstanding++
+				return true
+			}
+			if cap(bufs[i]) < shard.HeaderSize+l {
+				bufs[i] = o.shardBuf(l)
+			}
+			loc, dev, buf := &o.recs[i].Parts[pi].Loc, o.devs[i], bufs[i]
+			inFlight[i] = true
+			outstanding++
+			go func() {
+				data, err := dev.ReadBlock(loc, b, buf)
+				if err != nil {
+					if !errors.Is(err, shard.ErrMissing) {
+						s.log.Debug("shard read failed; reconstructing", "bucket", o.Info.Bucket, "key", o.Info.Key, "err", err)
+					}
+					s.metrics.shardFailures.WithLabelValues("read").Inc()
+					o.noteBadShard(i)
+					data = nil
+				}
+				results <- result{i, data}
+			}()
+			return true
 		}
-		shards[i] = data
-		have++
+		return false
 	}
-	for i := 0; i < k; i++ {
-		get(i)
+	for outstanding < k && launch() {
 	}
-	for i := k; i < k+m && have < k; i++ {
-		get(i)
+	var hedge <-chan time.Time
+	if pi >= 0 && s.cfg.HedgeDelay > 0 {
+		t := time.NewTimer(s.cfg.HedgeDelay)
+		defer t.Stop()
+		hedge = t.C
+	}
+	for have < k && outstanding > 0 {
+		select {
+		case r := <-results:
+			outstanding--
+			inFlight[r.i] = false
+			if r.data == nil {
+				failed++
+				for have+outstanding < k && launch() {
+				}
+				continue
+			}
+			shards[r.i] = r.data
+			have++
+		case <-hedge:
+			hedge = nil
+			s.metrics.hedgedReads.Inc()
+			for launch() {
+			}
+		}
+	}
+	for i, busy := range inFlight {
+		if busy {
+			// Still being read by a slow device: its buffer is not ours
+			// to reuse; the next block gets a fresh one.
+			bufs[i] = nil
+		}
 	}
 	if have < k {
 		return nil, out, fmt.Errorf("%w: %d of %d shards readable, need %d", ErrReadQuorum, have, k+m, k)
 	}
 	if failed > 0 {
 		s.metrics.degradedReads.Inc()
+	}
+	if !allPresent(shards[:k]) {
 		for i := 0; i < k; i++ {
 			if shards[i] == nil {
 				if cap(bufs[i]) < l {
@@ -404,4 +463,13 @@ func (s *Store) putBuf(p *sync.Pool, b []byte, size int) {
 		b = b[:size]
 		p.Put(&b)
 	}
+}
+
+func allPresent(shards [][]byte) bool {
+	for _, sh := range shards {
+		if sh == nil {
+			return false
+		}
+	}
+	return true
 }

@@ -194,7 +194,7 @@ func (s *Store) rebuildStreams(ctx context.Context, o *Object, targets []int, re
 	bufs := make([][]byte, o.ref.K+o.ref.M)
 	out := s.getBuf(&s.blocks, s.cfg.BlockSize)
 	defer s.putBuf(&s.blocks, out, s.cfg.BlockSize)
-	writers := map[int]*shard.Writer{}
+	writers := map[int]shard.StreamWriter{}
 	defer func() {
 		for _, w := range writers {
 			w.Abort()

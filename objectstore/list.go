@@ -29,7 +29,7 @@ type ListResult struct {
 // mergeIter walks the same key range on several devices in key order,
 // yielding each key once with the records every device holds for it.
 type mergeIter struct {
-	its  []*shard.Iter
+	its  []shard.RecordIter
 	devs []int // ring device index of each iterator
 	n    int   // width of the record slice handed out
 }
@@ -43,8 +43,11 @@ func (s *Store) newMergeIter(lower, upper []byte) (*mergeIter, error) {
 		}
 		it, err := d.Iter(lower, upper)
 		if err != nil {
-			m.close()
-			return nil, err
+			// An unreachable device is left out like an offline one: keys
+			// still need a read quorum of agreeing records to be listed.
+			s.log.Warn("listing without a device", "device", d.Name(), "err", err)
+			s.metrics.shardFailures.WithLabelValues("list").Inc()
+			continue
 		}
 		m.its = append(m.its, it)
 		m.devs = append(m.devs, i)

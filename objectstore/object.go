@@ -245,6 +245,9 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 		return stuck, fmt.Errorf("%w: %d of %d records committed: %v", ErrWriteQuorum, n, len(devs), first)
 	}
 	mu.Unlock()
+	if n < len(devs) {
+		s.hint(ctx, bucket, key)
+	}
 	for i := range devs {
 		for _, r := range []*Record{vp.toFree[i], vp.toFree2[i]} {
 			if r != nil && devs[i] != nil && (recs[i] == nil || !recs[i].sameVersion(r)) {
@@ -331,6 +334,9 @@ func (s *Store) updateMeta(ctx context.Context, bucket, key string, update func(
 	if n < writeQuorum(s.ring.K, s.ring.M) {
 		return fmt.Errorf("%w: metadata updated on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
 	}
+	if n < len(devs) {
+		s.hint(ctx, bucket, key)
+	}
 	return nil
 }
 
@@ -360,6 +366,9 @@ func (s *Store) deleteUnversioned(ctx context.Context, bucket, key string) error
 	mu.Unlock()
 	if n < writeQuorum(s.ring.K, s.ring.M) {
 		return fmt.Errorf("%w: delete on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
+	}
+	if n < len(devs) {
+		s.hint(ctx, bucket, key)
 	}
 	s.releaseOld(devs, old, nil)
 	return nil

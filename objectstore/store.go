@@ -19,10 +19,10 @@ import (
 )
 
 // Device is one shard store as the object layer sees it: a local
-// shard.Store today, a remote node's device over RPC later.
+// shard.Store, or a device of another node reached over inter-node RPC.
 type Device interface {
 	Name() string
-	NewWriter(sizeHint int64) *shard.Writer
+	NewWriter(sizeHint int64) shard.StreamWriter
 	ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte, error)
 	// Holds reports whether the locator is of the device's current volume
 	// (false: the volume was replaced and the shard is gone).
@@ -30,7 +30,7 @@ type Device interface {
 	Free(loc shard.Locator) error
 	Commit(ctx context.Context, ops ...shard.Op) error
 	Get(key []byte) ([]byte, error)
-	Iter(lower, upper []byte) (*shard.Iter, error)
+	Iter(lower, upper []byte) (shard.RecordIter, error)
 	DeleteRange(lower, upper []byte) error
 	// RebuildFreeSpace recomputes reusable space from every locator the
 	// walk yields (all records of this device).
@@ -47,11 +47,17 @@ type Config struct {
 	// aborted by a sweep every SweepInterval (0 disables it).
 	StaleUploadAge time.Duration
 	SweepInterval  time.Duration
+	// HedgeDelay: a block read whose data shards have not all arrived
+	// after this long also reads parity and uses the first k (0: never).
+	HedgeDelay time.Duration
+	// Hints is the node-local, durable queue of keys whose write missed a
+	// device (nil: none are kept; reads still heal).
+	Hints metastore.Store
 }
 
 // DefaultConfig is the layout of DESIGN.md.
 func DefaultConfig() Config {
-	return Config{BlockSize: 1 << 20, InlineLimit: 128 << 10, StaleUploadAge: 7 * 24 * time.Hour, SweepInterval: time.Hour}
+	return Config{BlockSize: 1 << 20, InlineLimit: 128 << 10, StaleUploadAge: 7 * 24 * time.Hour, SweepInterval: time.Hour, HedgeDelay: 150 * time.Millisecond}
 }
 
 // Limits of S3.
@@ -97,6 +103,8 @@ type metrics struct {
 	degradedReads   prometheus.Counter
 	reconstructions prometheus.Counter
 	shardFailures   *prometheus.CounterVec
+	hedgedReads     prometheus.Counter
+	hints           *prometheus.CounterVec
 }
 
 // layout is the placement in force: a ring and the devices serving its
@@ -148,9 +156,11 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 		degradedReads:   prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_object_degraded_reads_total", Help: "Object blocks read with at least one missing or corrupt shard."}),
 		reconstructions: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_object_reconstructed_shards_total", Help: "Shards rebuilt by erasure decoding during reads."}),
 		shardFailures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_object_shard_failures_total", Help: "Shard reads or writes that failed, by operation."}, []string{"op"}),
+		hints:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_repair_hints_total", Help: "Keys queued for repair because a write missed a device (queued), and hints completed (replayed)."}, []string{"event"}),
+		hedgedReads:     prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_object_hedged_reads_total", Help: "Block reads that also asked parity devices because a data shard was slow."}),
 	}
 	if cfg.Registry != nil {
-		cfg.Registry.MustRegister(s.metrics.degradedReads, s.metrics.reconstructions, s.metrics.shardFailures)
+		cfg.Registry.MustRegister(s.metrics.degradedReads, s.metrics.reconstructions, s.metrics.shardFailures, s.metrics.hedgedReads, s.metrics.hints)
 	}
 	if err := s.loadBuckets(context.Background()); err != nil {
 		return nil, err
@@ -171,6 +181,13 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 		defer s.bg.Done()
 		s.runSweeper(s.heal.ctx)
 	}()
+	if w, ok := meta.(metastore.Watcher); ok {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.followBuckets(s.heal.ctx, w)
+		}()
+	}
 	return s, nil
 }
 
@@ -289,30 +306,78 @@ func (s *Store) freeRecordShards(dev Device, rec *Record) {
 	}
 }
 
-// readRecords reads the record under key from every device (nil where a
-// device is offline, lacks it, or holds a corrupt one).
+// readRecords reads the record under key from every device in parallel
+// (nil where a device is offline, lacks it, or holds a corrupt one). After
+// the hedge delay it stops waiting for up to M stragglers (a frozen node)
+// if the answers already hold a read quorum of the newest version seen;
+// otherwise it waits for every device (each bounded by its own timeout).
 func (s *Store) readRecords(devs []Device, key []byte) []*Record {
-	recs := make([]*Record, len(devs))
+	type answer struct {
+		i int
+		r *Record
+	}
+	ch := make(chan answer, len(devs))
+	pending := 0
 	for i, d := range devs {
 		if d == nil {
 			continue
 		}
-		b, err := d.Get(key)
-		if err != nil {
-			if !errors.Is(err, metastore.ErrNotFound) {
-				s.log.Warn("read record", "device", d.Name(), "err", err)
-			}
-			continue
+		pending++
+		go func() { ch <- answer{i, s.readRecord(d, key)} }()
+	}
+	recs := make([]*Record, len(devs))
+	var hedge <-chan time.Time
+	if s.cfg.HedgeDelay > 0 {
+		t := time.NewTimer(s.cfg.HedgeDelay)
+		defer t.Stop()
+		hedge = t.C
+	}
+	for pending > 0 {
+		select {
+		case a := <-ch:
+			recs[a.i] = a.r
+			pending--
+		case <-hedge:
+			hedge = nil
 		}
-		r, err := UnmarshalRecord(b)
-		if err != nil {
-			s.log.Warn("corrupt record", "device", d.Name(), "err", err)
-			s.metrics.shardFailures.WithLabelValues("record").Inc()
-			continue
+		if hedge == nil && pending > 0 && pending <= s.ring.M && settled(recs) {
+			s.metrics.hedgedReads.Inc()
+			break
 		}
-		recs[i] = r
 	}
 	return recs
+}
+
+// settled reports whether recs hold a read quorum of their newest version,
+// so no answer still out could change which version is current.
+func settled(recs []*Record) bool {
+	q := quorumRecord(recs)
+	if q < 0 {
+		return false
+	}
+	for _, r := range recs {
+		if r != nil && !r.sameVersion(recs[q]) && r.ModTime.After(recs[q].ModTime) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) readRecord(d Device, key []byte) *Record {
+	b, err := d.Get(key)
+	if err != nil {
+		if !errors.Is(err, metastore.ErrNotFound) {
+			s.log.Warn("read record", "device", d.Name(), "err", err)
+		}
+		return nil
+	}
+	r, err := UnmarshalRecord(b)
+	if err != nil {
+		s.log.Warn("corrupt record", "device", d.Name(), "err", err)
+		s.metrics.shardFailures.WithLabelValues("record").Inc()
+		return nil
+	}
+	return r
 }
 
 // quorumRecord picks the version that at least k devices agree on (the

@@ -1,31 +1,26 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-storage/strata/node"
 	"github.com/strata-storage/strata/ring"
-	"github.com/strata-storage/strata/s3api/sigv4"
 )
 
 // ringTarget is where `strata ring` works: a ring file, or a running node's
 // admin API.
 type ringTarget struct {
-	file, server, accessKey, secretKey, region string
+	file string
+	adminClient
 }
 
 func ringCommand() *cobra.Command {
@@ -48,10 +43,7 @@ while it moves.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&t.file, "ring", "ring", "ring file (offline)")
-	pf.StringVar(&t.server, "server", "", "admin address of a running node, e.g. http://127.0.0.1:9001")
-	pf.StringVar(&t.accessKey, "access-key", os.Getenv("STRATA_ROOT_USER"), "root access key for --server")
-	pf.StringVar(&t.secretKey, "secret-key", os.Getenv("STRATA_ROOT_PASSWORD"), "root secret key for --server")
-	pf.StringVar(&t.region, "region", "us-east-1", "signing region for --server")
+	t.adminClient.flags(pf)
 
 	var partPower uint8
 	var ec string
@@ -334,53 +326,6 @@ func (t *ringTarget) fetchRing(previous bool) (*ring.Ring, error) {
 	}
 	r := new(ring.Ring)
 	return r, r.UnmarshalBinary(raw)
-}
-
-// call sends a signed admin request; out is JSON-decoded, or filled with the
-// raw body when it is a *[]byte.
-func (t *ringTarget) call(method, path string, body, out any) error {
-	if t.accessKey == "" || t.secretKey == "" {
-		return errors.New("--server needs the root credentials: --access-key/--secret-key or STRATA_ROOT_USER/STRATA_ROOT_PASSWORD")
-	}
-	base, err := url.Parse(strings.TrimSuffix(t.server, "/") + "/admin/v1/" + path)
-	if err != nil || base.Host == "" {
-		return fmt.Errorf("--server %q: want http://host:port", t.server)
-	}
-	var payload []byte
-	if body != nil {
-		if payload, err = json.Marshal(body); err != nil {
-			return err
-		}
-	}
-	req, err := http.NewRequest(method, base.String(), bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	if err := sigv4.Sign(req, t.accessKey, t.secretKey, t.region, payload, time.Now()); err != nil {
-		return err
-	}
-	client := &http.Client{Timeout: 5 * time.Minute}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Code, Message string }
-		if json.Unmarshal(data, &e) == nil && e.Code != "" {
-			return fmt.Errorf("%s: %s (HTTP %d)", e.Code, e.Message, resp.StatusCode)
-		}
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
-	}
-	if raw, ok := out.(*[]byte); ok {
-		*raw = data
-		return nil
-	}
-	return json.Unmarshal(data, out)
 }
 
 func printInfo(w io.Writer, info ring.Info) {

@@ -17,7 +17,7 @@ import (
 
 func serverCommand() *cobra.Command {
 	cfg := node.DefaultConfig()
-	var domains, logLevel, chunkSize string
+	var domains, logLevel, chunkSize, secretFile string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Strata node (S3 gateway, storage node and controller in one process)",
@@ -51,6 +51,14 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 				}
 			}
 			cfg.Root = node.Credentials{AccessKey: os.Getenv("STRATA_ROOT_USER"), SecretKey: os.Getenv("STRATA_ROOT_PASSWORD")}
+			cfg.ClusterSecret = os.Getenv("STRATA_CLUSTER_SECRET")
+			if secretFile != "" {
+				b, err := os.ReadFile(secretFile)
+				if err != nil {
+					return fmt.Errorf("--cluster-secret-file: %w", err)
+				}
+				cfg.ClusterSecret = strings.TrimSpace(string(b))
+			}
 			return runServer(cmd, cfg)
 		},
 	}
@@ -59,6 +67,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "S3 API listen address")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin, /metrics and /healthz listen address")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name in the ring")
+	f.StringVar(&cfg.NodeName, "node-id", cfg.NodeName, "same as --node-name")
 	f.StringVar(&cfg.EC, "ec", "", "erasure coding layout K+M of a new data dir (default 2+2)")
 	f.IntVar(&cfg.Pools, "pools", cfg.Pools, "file-thin pools (devices) of a new data dir")
 	f.StringVar(&chunkSize, "chunk-volume-size", "1TiB", "logical (thin) size of each pool's chunk volume")
@@ -66,6 +75,16 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&domains, "domain", strings.Join(cfg.Domains, ","), "comma-separated domains for virtual-hosted-style requests (<bucket>.<domain>)")
 	f.DurationVar(&cfg.StaleUploadAge, "stale-upload-age", cfg.StaleUploadAge, "abort multipart uploads initiated longer ago than this (0 keeps them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&cfg.Meta, "meta", "", "cluster metadata store, etcd://host:2379[,host:2379…][/prefix]; empty runs a single node on its own pebble store")
+	f.StringVar(&cfg.Zone, "zone", cfg.Zone, "this node's zone (rack), a failure domain of the ring")
+	f.StringVar(&cfg.RPCAddr, "rpc-addr", cfg.RPCAddr, "inter-node RPC listen address (cluster mode)")
+	f.StringVar(&cfg.AdvertiseRPC, "advertise-rpc", "", "RPC address other nodes use (default --rpc-addr)")
+	f.IntVar(&cfg.ClusterSize, "cluster-size", 0, "build the cluster's first ring once this many nodes have joined")
+	f.StringVar(&secretFile, "cluster-secret-file", "", "file holding the cluster secret (default: $STRATA_CLUSTER_SECRET)")
+	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", cfg.HeartbeatTTL, "a node is down this long after its last heartbeat")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener: S3, admin and RPC")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) that signs other nodes' certificates (RPC client)")
 	return cmd
 }
 
@@ -76,9 +95,20 @@ func runServer(cmd *cobra.Command, cfg node.Config) error {
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "Strata %s: EC %d+%d on %d devices, data in %s\n", version, n.Ring.K, n.Ring.M, len(n.Ring.Devices), cfg.DataDir)
-	fmt.Fprintf(out, "S3 API:  http://%s\nAdmin:   http://%s/metrics, http://%s/healthz\n", n.S3Addr(), n.AdminAddr(), n.AdminAddr())
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(out, "S3 API:  %s://%s\nAdmin:   %s://%s/metrics, %s://%s/healthz\n", scheme, n.S3Addr(), scheme, n.AdminAddr(), scheme, n.AdminAddr())
+	if cfg.Meta != "" {
+		fmt.Fprintf(out, "Cluster: node %s in zone %s, RPC %s, metadata %s\n", cfg.NodeName, cfg.Zone, n.RPCAddr(), cfg.Meta)
+	}
 	if n.NewRoot {
-		fmt.Fprintf(out, "\nGenerated root credentials (shown once; stored in %s/root-credentials.json):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n\n", cfg.DataDir, n.Root.AccessKey, n.Root.SecretKey)
+		where := cfg.DataDir + "/root-credentials.json"
+		if cfg.Meta != "" {
+			where = "the cluster metadata store"
+		}
+		fmt.Fprintf(out, "\nGenerated root credentials (shown once; stored in %s):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n\n", where, n.Root.AccessKey, n.Root.SecretKey)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

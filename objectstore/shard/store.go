@@ -329,7 +329,29 @@ func (s *Store) sync() error {
 	return s.syncErr
 }
 
-// Writer appends one shard stream.
+// StreamWriter appends one shard stream: a local Writer, or a stream to a
+// device on another node.
+type StreamWriter interface {
+	// Append writes one block record (HeaderSize bytes of scratch, then
+	// the data). The caller may reuse rec once Append returns.
+	Append(rec []byte) error
+	// Finish makes the stream durable and returns its locator.
+	Finish() (Locator, error)
+	// Abort gives back the space of an unfinished stream.
+	Abort()
+}
+
+// RecordIter walks metadata records in key order.
+type RecordIter interface {
+	SeekGE(k []byte)
+	Valid() bool
+	Key() []byte
+	Value() []byte
+	Next()
+	Close() error
+}
+
+// Writer appends one shard stream on a local device.
 type Writer struct {
 	s        *Store
 	loc      Locator
@@ -348,7 +370,7 @@ const (
 
 // NewWriter starts a shard stream. sizeHint is the expected data size (or
 // -1); it lets the writer reserve one contiguous extent for the stream.
-func (s *Store) NewWriter(sizeHint int64) *Writer {
+func (s *Store) NewWriter(sizeHint int64) StreamWriter {
 	var id [8]byte
 	rand.Read(id[:])
 	return &Writer{s: s, loc: Locator{Generation: s.gen, WriterID: binary.LittleEndian.Uint64(id[:])}, hint: sizeHint}
@@ -437,6 +459,9 @@ func (w *Writer) Abort() {
 // Holds reports whether loc names a stream of the current volume.
 func (s *Store) Holds(loc *Locator) bool { return loc.Generation == s.gen }
 
+// Generation is the chunk volume's generation (bumped when it is replaced).
+func (s *Store) Generation() uint32 { return s.gen }
+
 // ReadBlock reads and verifies block i of a shard stream into buf (which
 // must hold HeaderSize+DataLen(i) bytes) and returns the data.
 func (s *Store) ReadBlock(loc *Locator, i int, buf []byte) ([]byte, error) {
@@ -451,18 +476,32 @@ func (s *Store) ReadBlock(loc *Locator, i int, buf []byte) ([]byte, error) {
 	if _, err := s.vol.ReadAt(buf, loc.Offsets[i]); err != nil {
 		return nil, fmt.Errorf("device %s: read shard: %w", s.name, err)
 	}
+	data, err := VerifyBlock(buf, loc, i)
+	if err != nil {
+		s.checksumErrors.Inc()
+		return nil, fmt.Errorf("device %s block %d at %d: %w", s.name, i, loc.Offsets[i], err)
+	}
+	s.read.Add(float64(n - HeaderSize))
+	return data, nil
+}
+
+// VerifyBlock checks that buf is block i of the stream loc names, intact,
+// and returns its data. A block that crossed the network is verified again
+// by the receiver, so every read is checked end to end.
+func VerifyBlock(buf []byte, loc *Locator, i int) ([]byte, error) {
+	if i < 0 || i >= len(loc.Offsets) || len(buf) != HeaderSize+loc.DataLen(i) {
+		return nil, fmt.Errorf("%w: block %d has %d bytes", ErrCorrupt, i, len(buf))
+	}
 	h, err := parseHeader(buf)
-	if err == nil && (h.dataLen != uint32(n-HeaderSize) || h.index != uint32(i) || h.writerID != loc.WriterID) {
+	if err == nil && (h.dataLen != uint32(len(buf)-HeaderSize) || h.index != uint32(i) || h.writerID != loc.WriterID) {
 		err = fmt.Errorf("%w: record belongs to another stream or block", ErrCorrupt)
 	}
 	if err == nil && dataSum(buf[HeaderSize:]) != h.dataSum {
 		err = fmt.Errorf("%w: block data", ErrCorrupt)
 	}
 	if err != nil {
-		s.checksumErrors.Inc()
-		return nil, fmt.Errorf("device %s block %d at %d: %w", s.name, i, loc.Offsets[i], err)
+		return nil, err
 	}
-	s.read.Add(float64(n - HeaderSize))
 	return buf[HeaderSize:], nil
 }
 
@@ -539,7 +578,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 
 // Iter iterates metadata records with keys in [lower, upper); a nil upper
 // means to the end of the device's records.
-func (s *Store) Iter(lower, upper []byte) (*Iter, error) {
+func (s *Store) Iter(lower, upper []byte) (RecordIter, error) {
 	opts := &pebble.IterOptions{LowerBound: s.key(nsRecord, lower)}
 	if upper != nil {
 		opts.UpperBound = s.key(nsRecord, upper)

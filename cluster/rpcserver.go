@@ -1,0 +1,259 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-storage/strata/objectstore/shard"
+)
+
+// The inter-node RPC, served on its own listener. Every path is under
+// /rpc/v1/ and needs the cluster signature:
+//
+//	GET  /rpc/v1/health                 NodeHealth JSON
+//	POST /rpc/v1/dev/{id}/stream?hint=N frames in, locator out
+//	POST /rpc/v1/dev/{id}/read          u32 block + locator in, block record out
+//	POST /rpc/v1/dev/{id}/free          locator
+//	POST /rpc/v1/dev/{id}/commit        record ops
+//	POST /rpc/v1/dev/{id}/get           key in, record out (404: none)
+//	POST /rpc/v1/dev/{id}/list          lower, upper, limit in; entries out
+//	POST /rpc/v1/dev/{id}/deleterange   lower, upper
+//
+// A stream is a sequence of frames, u32 length (little endian) then one
+// block record; a zero length ends it and asks for the durable locator. A
+// body that ends without that frame (a gateway that died or gave up) aborts
+// the stream and gives its space back.
+
+// maxFrame bounds one block record on the wire.
+const maxFrame = 64 << 20
+
+// maxListPage bounds the records of one list answer.
+const maxListPage = 1024
+
+// NodeHealth is the answer of /rpc/v1/health.
+type NodeHealth struct {
+	Node string `json:"node"`
+	// Devices maps each open local device id to its volume generation.
+	Devices map[uint32]uint32 `json:"devices"`
+}
+
+// LocalDevices finds this node's open devices by ring device id.
+type LocalDevices interface {
+	LocalDevice(id uint32) *shard.Store
+	LocalDeviceIDs() []uint32
+}
+
+// Server answers other nodes' RPC for this node's devices.
+type Server struct {
+	node    string
+	secret  string
+	devices LocalDevices
+	log     *slog.Logger
+}
+
+// NewServer returns the RPC handler of node name.
+func NewServer(name, secret string, devices LocalDevices, log *slog.Logger) *Server {
+	return &Server{node: name, secret: secret, devices: devices, log: log}
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := verifyRequest(r, s.secret, time.Now()); err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	path, ok := strings.CutPrefix(r.URL.Path, "/rpc/v1/")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if path == "health" {
+		h := NodeHealth{Node: s.node, Devices: map[uint32]uint32{}}
+		for _, id := range s.devices.LocalDeviceIDs() {
+			if st := s.devices.LocalDevice(id); st != nil {
+				h.Devices[id] = st.Generation()
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(h)
+		return
+	}
+	rest, ok := strings.CutPrefix(path, "dev/")
+	idStr, op, ok2 := strings.Cut(rest, "/")
+	id, err := strconv.ParseUint(idStr, 10, 32)
+	if !ok || !ok2 || err != nil || r.Method != http.MethodPost {
+		http.NotFound(w, r)
+		return
+	}
+	st := s.devices.LocalDevice(uint32(id))
+	if st == nil {
+		writeErr(w, fmt.Errorf("device %d on node %s: %w", id, s.node, shard.ErrOffline))
+		return
+	}
+	if op == "stream" {
+		s.stream(w, r, st)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxFrame+1))
+	if err != nil || len(body) > maxFrame {
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	d := &decoder{b: body}
+	switch op {
+	case "read":
+		if len(body) < 4 {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		i := int(binary.LittleEndian.Uint32(body))
+		d.b = body[4:]
+		loc := d.locator()
+		if d.err != nil || i >= loc.Blocks() {
+			http.Error(w, "bad locator", http.StatusBadRequest)
+			return
+		}
+		buf := make([]byte, shard.HeaderSize+loc.DataLen(i))
+		if _, err := st.ReadBlock(&loc, i, buf); err != nil {
+			writeErr(w, err)
+			return
+		}
+		// The whole record goes back so the reader verifies it again.
+		w.Write(buf)
+	case "free":
+		loc := d.locator()
+		if d.err != nil {
+			http.Error(w, "bad locator", http.StatusBadRequest)
+			return
+		}
+		if err := st.Free(loc); err != nil {
+			writeErr(w, err)
+		}
+	case "commit":
+		ops, err := decodeOps(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := st.Commit(r.Context(), ops...); err != nil {
+			writeErr(w, err)
+		}
+	case "get":
+		v, err := st.Get(body)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.Write(v)
+	case "list":
+		s.list(w, st, d)
+	case "deleterange":
+		lower, upper := d.bytes(), d.bytes()
+		if d.err != nil {
+			http.Error(w, d.err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := st.DeleteRange(lower, upper); err != nil {
+			writeErr(w, err)
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// list answers one page: lower, upper (empty = end of the records), a
+// limit; the answer is a count of entries, key and value each, then a
+// byte saying whether more follow.
+func (s *Server) list(w http.ResponseWriter, st *shard.Store, d *decoder) {
+	lower, upper, limit := d.bytes(), d.bytes(), d.uvarint()
+	if d.err != nil {
+		http.Error(w, d.err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(upper) == 0 {
+		upper = nil
+	}
+	limit = min(max(limit, 1), maxListPage)
+	it, err := st.Iter(lower, upper)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	defer it.Close()
+	var out []byte
+	n := uint64(0)
+	for ; it.Valid() && n < limit; it.Next() {
+		out = appendBytes(out, it.Key())
+		out = appendBytes(out, it.Value())
+		n++
+	}
+	more := byte(0)
+	if it.Valid() {
+		more = 1
+	}
+	w.Write(append(append(binary.AppendUvarint(nil, n), out...), more))
+}
+
+// stream appends the frames of the body to a new shard stream.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *shard.Store) {
+	hint, _ := strconv.ParseInt(r.URL.Query().Get("hint"), 10, 64)
+	sw := st.NewWriter(hint)
+	var lenBuf [4]byte
+	var rec []byte
+	for {
+		if _, err := io.ReadFull(r.Body, lenBuf[:]); err != nil {
+			sw.Abort()
+			http.Error(w, "stream ended without its final frame", http.StatusBadRequest)
+			return
+		}
+		n := binary.LittleEndian.Uint32(lenBuf[:])
+		if n == 0 {
+			break
+		}
+		if n > maxFrame || n < shard.HeaderSize {
+			sw.Abort()
+			http.Error(w, "bad frame length", http.StatusBadRequest)
+			return
+		}
+		if cap(rec) < int(n) {
+			rec = make([]byte, n)
+		}
+		rec = rec[:n]
+		if _, err := io.ReadFull(r.Body, rec); err != nil {
+			sw.Abort()
+			http.Error(w, "stream cut short", http.StatusBadRequest)
+			return
+		}
+		if err := sw.Append(rec); err != nil {
+			sw.Abort()
+			// Drain nothing: the gateway learns of the failure at Finish.
+			writeErr(w, err)
+			return
+		}
+	}
+	loc, err := sw.Finish()
+	if err != nil {
+		sw.Abort()
+		writeErr(w, err)
+		return
+	}
+	w.Write(loc.AppendBinary(nil))
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	for _, e := range statusOf {
+		if errors.Is(err, e.err) {
+			status = e.status
+			break
+		}
+	}
+	http.Error(w, err.Error(), status)
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-storage/strata/cluster"
+	"github.com/strata-storage/strata/objectstore"
+)
+
+func nodeCommand() *cobra.Command {
+	c := &adminClient{}
+	cmd := &cobra.Command{Use: "node", Short: "Nodes of a running cluster"}
+	c.flags(cmd.PersistentFlags())
+	var output string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List nodes: state, zone, devices, capacity, last heartbeat",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var nodes []cluster.NodeInfo
+			if err := c.call(http.MethodGet, "nodes", nil, &nodes); err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(nodes)
+			}
+			printNodes(cmd.OutOrStdout(), nodes, time.Now())
+			return nil
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func printNodes(w io.Writer, nodes []cluster.NodeInfo, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tREGION\tZONE\tRPC\tS3\tDEVICES\tCAPACITY\tFREE\tLAST HEARTBEAT")
+	for _, n := range nodes {
+		var capacity, free int64
+		for _, d := range n.Devices {
+			capacity += d.CapacityBytes
+			free += d.FreeBytes
+		}
+		ago := "never"
+		if !n.Heartbeat.IsZero() {
+			ago = now.Sub(n.Heartbeat).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, n.State, n.Region, n.Zone, n.RPCAddr, n.S3Addr, len(n.Devices), formatBytes(capacity), formatBytes(free), ago)
+	}
+	tw.Flush()
+}
+
+func clusterCommand() *cobra.Command {
+	c := &adminClient{}
+	cmd := &cobra.Command{Use: "cluster", Short: "Check and repair where a running cluster's shards are"}
+	c.flags(cmd.PersistentFlags())
+	var repair bool
+	var output string
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check that every object's shards are on the devices the ring names (and only there)",
+		Long: `Walk the current record of every object in every bucket and compare the
+devices that hold it with the devices the ring places it on. Missing: a
+device of the placement lacks the agreed version; extra: a record where the
+ring puts none. With --repair, missing shards are rebuilt from the others
+and extra records are removed once the placement holds the object in full.
+Every device must be reachable. Exits 1 if anything is missing or extra.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rep objectstore.RepairReport
+			if err := c.call(http.MethodPost, "cluster/verify", map[string]bool{"Repair": repair}, &rep); err != nil {
+				return err
+			}
+			if output == "json" {
+				json.NewEncoder(cmd.OutOrStdout()).Encode(rep)
+			} else {
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "objects %d, missing %d, extra %d, unreadable %d, repaired %d\n", rep.Objects, rep.Missing, rep.Extra, rep.Unreadable, rep.Repaired)
+				for _, p := range rep.Problems {
+					fmt.Fprintln(w, "  "+p)
+				}
+			}
+			if rep.Missing-rep.Repaired > 0 || rep.Unreadable > 0 || (rep.Extra > 0 && !repair) {
+				return fmt.Errorf("verify found problems")
+			}
+			return nil
+		},
+	}
+	verify.Flags().BoolVar(&repair, "repair", false, "rebuild missing shards and remove misplaced records")
+	verify.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	hints := &cobra.Command{
+		Use:   "hints",
+		Short: "How many objects this node still has to repair on devices that were down",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out map[string]int
+			if err := c.call(http.MethodGet, "cluster/hints", nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pending %d\n", out["pending"])
+			return nil
+		},
+	}
+	cmd.AddCommand(verify, hints)
+	return cmd
+}

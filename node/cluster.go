@@ -1,0 +1,451 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/strata-storage/strata/cluster"
+	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/objectstore/shard"
+	"github.com/strata-storage/strata/ring"
+	"github.com/strata-storage/strata/s3api"
+)
+
+// Cluster mode: the node's buckets, members, root credentials and ring live
+// in etcd (--meta etcd://…); its own devices are local, every other ring
+// device is reached over RPC.
+
+// Keys of the cluster metadata store.
+const (
+	keyRing = "ring"
+	keyRoot = "root-credentials"
+)
+
+func (n *Node) clustered() bool { return n.cfg.Meta != "" }
+
+// tlsConfigs returns the server config of every listener and the RPC
+// client config (nil, nil without certificates).
+func (n *Node) tlsConfigs() (server, client *tls.Config, err error) {
+	if n.cfg.TLSCert == "" && n.cfg.TLSKey == "" {
+		return nil, nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	client = &tls.Config{MinVersion: tls.VersionTLS12}
+	if n.cfg.TLSCA != "" {
+		pem, err := os.ReadFile(n.cfg.TLSCA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TLS CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("TLS CA %s: no certificates", n.cfg.TLSCA)
+		}
+		client.RootCAs = pool
+	}
+	return server, client, nil
+}
+
+// joinCluster connects to etcd, agrees on root credentials, starts the RPC
+// transport and registers this node.
+func (n *Node) joinCluster(ctx context.Context) error {
+	if n.cfg.ClusterSecret == "" {
+		return errors.New("a cluster needs a shared secret: set STRATA_CLUSTER_SECRET (or --cluster-secret-file) on every node")
+	}
+	e, err := cluster.OpenEtcd(ctx, n.cfg.Meta, n.log)
+	if err != nil {
+		return err
+	}
+	n.etcd = e
+	if err := n.clusterRoot(ctx); err != nil {
+		return err
+	}
+	_, clientTLS, err := n.tlsConfigs()
+	if err != nil {
+		return err
+	}
+	n.transport = cluster.NewTransport(n.cfg.NodeName, n.cfg.ClusterSecret, clientTLS, n.cfg.RPCTimeouts)
+	n.peers = cluster.NewPeers(n.transport)
+	return nil
+}
+
+// clusterRoot makes every node use the same root credentials: the first
+// node's (given or generated) are stored in etcd; others must match.
+func (n *Node) clusterRoot(ctx context.Context) error {
+	want := n.cfg.Root
+	if want.AccessKey == "" || want.SecretKey == "" {
+		want = newCredentials()
+	}
+	v, _ := json.Marshal(want)
+	created, err := n.etcd.PutIfAbsent(ctx, keyRoot, v)
+	if err != nil {
+		return err
+	}
+	b, err := n.etcd.Get(ctx, keyRoot)
+	if err != nil {
+		return err
+	}
+	var have Credentials
+	if err := json.Unmarshal(b, &have); err != nil {
+		return fmt.Errorf("cluster root credentials: %w", err)
+	}
+	if n.cfg.Root.AccessKey != "" && have != n.cfg.Root {
+		return errors.New("STRATA_ROOT_USER/STRATA_ROOT_PASSWORD differ from the cluster's root credentials")
+	}
+	n.Root, n.NewRoot = have, created && n.cfg.Root.AccessKey == ""
+	return nil
+}
+
+// nodeInfo is what the heartbeat publishes.
+func (n *Node) nodeInfo() cluster.NodeInfo {
+	info := cluster.NodeInfo{Name: n.cfg.NodeName, Region: n.cfg.Region, Zone: n.cfg.Zone, Started: n.started}
+	if n.rpcLn != nil {
+		info.RPCAddr = n.advertise(n.rpcLn.Addr().String())
+	}
+	if n.s3Ln != nil {
+		info.S3Addr = n.s3Ln.Addr().String()
+		info.AdminAddr = n.adminLn.Addr().String()
+	}
+	n.ringMu.Lock()
+	defer n.ringMu.Unlock()
+	for i := 0; i < n.cfg.Pools; i++ {
+		name := fmt.Sprintf("disk%d", i)
+		di := cluster.DeviceInfo{Name: name}
+		for _, ld := range n.local {
+			if ld.name == name {
+				total, free, _ := ld.pool.Capacity()
+				di.CapacityBytes, di.FreeBytes = int64(total), int64(free)
+			}
+		}
+		info.Devices = append(info.Devices, di)
+	}
+	return info
+}
+
+// advertise is the address others use: the listen address unless it is a
+// wildcard, then --advertise.
+func (n *Node) advertise(addr string) string {
+	if n.cfg.AdvertiseRPC != "" {
+		return n.cfg.AdvertiseRPC
+	}
+	return addr
+}
+
+// clusterRing waits for the cluster's ring, building it from the members
+// once ClusterSize nodes have joined if nobody has yet.
+func (n *Node) clusterRing(ctx context.Context) (*ring.Ring, error) {
+	logged := time.Time{}
+	for {
+		if b, err := n.etcd.Get(ctx, keyRing); err == nil {
+			r, err := decodeRing(b)
+			if err != nil {
+				return nil, fmt.Errorf("cluster ring: %w", err)
+			}
+			return r, nil
+		} else if !errors.Is(err, metastore.ErrNotFound) {
+			return nil, err
+		}
+		members, err := cluster.ListMembers(ctx, n.etcd)
+		if err != nil {
+			return nil, err
+		}
+		up := 0
+		for _, m := range members {
+			if m.State == "up" {
+				up++
+			}
+		}
+		if n.cfg.ClusterSize > 0 && up >= n.cfg.ClusterSize {
+			r, err := n.buildClusterRing(members)
+			if err != nil {
+				return nil, err
+			}
+			b, err := r.MarshalBinary()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := n.etcd.PutIfAbsent(ctx, keyRing, b); err != nil {
+				return nil, err
+			}
+			continue // read back whichever ring won
+		}
+		if time.Since(logged) > 10*time.Second {
+			n.log.Info("waiting for the cluster's ring", "members_up", up, "cluster_size", n.cfg.ClusterSize)
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// buildClusterRing places every device of every live member.
+func (n *Node) buildClusterRing(members []cluster.NodeInfo) (*ring.Ring, error) {
+	ec := n.cfg.EC
+	if ec == "" {
+		ec = "2+2"
+	}
+	k, m, err := ParseEC(ec)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+	var devs []ring.Device
+	for _, mb := range members {
+		if mb.State != "up" {
+			continue
+		}
+		for _, d := range mb.Devices {
+			devs = append(devs, ring.Device{ID: uint32(len(devs)), Region: mb.Region, Zone: mb.Zone, Node: mb.Name, Name: d.Name, Weight: 1})
+		}
+	}
+	r, err := ring.Build(devs, n.cfg.PartPower, k, m)
+	if err != nil {
+		return nil, fmt.Errorf("building the cluster ring: %w", err)
+	}
+	n.log.Info("built the cluster ring", "devices", len(devs), "ec", ec)
+	return r, nil
+}
+
+// followRing applies every new ring version published in etcd.
+func (n *Node) followRing(ctx context.Context) {
+	n.etcd.Watch(ctx, keyRing, func(key string, value []byte) {
+		if key != keyRing || value == nil {
+			return
+		}
+		r, err := decodeRing(value)
+		if err != nil {
+			n.log.Error("unreadable ring in etcd", "err", err)
+			return
+		}
+		n.ringMu.Lock()
+		defer n.ringMu.Unlock()
+		if cur := n.ring.Load(); cur != nil && r.Version <= cur.Version {
+			return
+		}
+		if err := n.applyRing(r); err != nil {
+			n.log.Error("cannot apply the new ring", "version", r.Version, "err", err)
+		}
+	})
+}
+
+// publishRing stores next in etcd if the ring there is still cur.
+func (n *Node) publishRing(ctx context.Context, cur, next *ring.Ring) error {
+	old, err := cur.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	b, err := next.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	ok, err := n.etcd.Swap(ctx, keyRing, old, b)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &adminError{409, "RingChanged", "the cluster's ring changed meanwhile (another admin?); retry"}
+	}
+	return nil
+}
+
+// remoteDevices fills in the devices of other nodes.
+func (n *Node) remoteDevice(d ring.Device) *cluster.RemoteDevice {
+	if n.peers == nil {
+		return nil
+	}
+	p := n.peers.Get(d.Node)
+	if p == nil {
+		return nil
+	}
+	return p.Device(d.ID, d.Name)
+}
+
+// LocalDevice and LocalDeviceIDs serve the RPC.
+func (n *Node) LocalDevice(id uint32) *shard.Store {
+	n.ringMu.Lock()
+	defer n.ringMu.Unlock()
+	if ld := n.local[id]; ld != nil {
+		return ld.store
+	}
+	return nil
+}
+
+func (n *Node) LocalDeviceIDs() []uint32 {
+	n.ringMu.Lock()
+	defer n.ringMu.Unlock()
+	out := make([]uint32, 0, len(n.local))
+	for id := range n.local {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Members lists the cluster's nodes (cluster mode only).
+func (n *Node) Members(ctx context.Context) ([]cluster.NodeInfo, error) {
+	if !n.clustered() {
+		info := n.nodeInfo()
+		info.State, info.Heartbeat = "up", time.Now().UTC()
+		return []cluster.NodeInfo{info}, nil
+	}
+	return cluster.ListMembers(ctx, n.etcd)
+}
+
+func decodeRing(b []byte) (*ring.Ring, error) {
+	r := &ring.Ring{}
+	if err := r.UnmarshalBinary(b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// startClustered brings a cluster node up: etcd, RPC, membership, the
+// shared ring, local devices, then the S3 and admin listeners.
+func (n *Node) startClustered(ctx context.Context) (err error) {
+	cfg := n.cfg
+	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := n.joinCluster(ctx); err != nil {
+		return err
+	}
+	if n.db, err = metastore.OpenPebble(filepath.Join(cfg.DataDir, "meta"), n.log); err != nil {
+		return err
+	}
+	serverTLS, _, err := n.tlsConfigs()
+	if err != nil {
+		return err
+	}
+	if n.rpcLn, err = listen(cfg.RPCAddr, serverTLS); err != nil {
+		return fmt.Errorf("RPC listener: %w", err)
+	}
+	n.rpcSrv = &http.Server{Handler: cluster.NewServer(cfg.NodeName, cfg.ClusterSecret, n, n.log), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() { n.errc <- n.rpcSrv.Serve(n.rpcLn) }()
+
+	member := cluster.NewMember(n.etcd, cfg.HeartbeatTTL, n.nodeInfo, n.log)
+	if err := member.Join(ctx); err != nil {
+		return err
+	}
+	n.goBackground(func() { member.Run(ctx) })
+	if err := n.peers.Load(ctx, n.etcd, cfg.NodeName); err != nil {
+		return err
+	}
+	n.goBackground(func() { n.peers.Follow(ctx, n.etcd, cfg.NodeName, n.refreshDevices) })
+
+	r, err := n.clusterRing(ctx)
+	if err != nil {
+		return err
+	}
+	n.Ring = r
+	if err := n.openDevices(); err != nil {
+		return err
+	}
+	ocfg := objectstore.DefaultConfig()
+	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
+	ocfg.StaleUploadAge = cfg.StaleUploadAge
+	ocfg.Hints = metastore.NewPebble(n.db, "h/")
+	n.ringMu.Lock()
+	devs := n.devicesFor(r)
+	n.ringMu.Unlock()
+	if n.store, err = objectstore.New(ocfg, r, devs, n.etcd.Sub("m/")); err != nil {
+		return err
+	}
+	n.ring.Store(r)
+	n.registerPoolMetrics()
+	n.goBackground(func() { n.followRing(ctx) })
+	n.goBackground(func() { n.store.RunHints(ctx, cfg.HintInterval) })
+	s3 := s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
+	return n.listen(s3)
+}
+
+func (n *Node) goBackground(f func()) {
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		f()
+	}()
+}
+
+// stopBackground ends heartbeats (revoking the lease), watches and hint
+// replay.
+func (n *Node) stopBackground() {
+	if n.bgCancel != nil {
+		n.bgCancel()
+	}
+	n.bg.Wait()
+	if n.transport != nil {
+		n.transport.Close()
+	}
+}
+
+// refreshDevices re-resolves the ring's devices after a new peer appeared.
+func (n *Node) refreshDevices() {
+	n.ringMu.Lock()
+	defer n.ringMu.Unlock()
+	r := n.ring.Load()
+	if r == nil || n.store == nil {
+		return
+	}
+	if err := n.store.SetRing(r, n.devicesFor(r)); err != nil {
+		n.log.Error("refresh devices", "err", err)
+	}
+}
+
+// applyRing switches to next (ringMu held): opens this node's new devices,
+// then placement.
+func (n *Node) applyRing(next *ring.Ring) error {
+	cur := n.ring.Load()
+	for _, d := range next.Devices {
+		if d.Node == n.cfg.NodeName {
+			if _, err := n.openDevice(d); err != nil {
+				return fmt.Errorf("device %s: %w", d.Name, err)
+			}
+		}
+	}
+	if err := n.store.SetRing(next, n.devicesFor(next)); err != nil {
+		return err
+	}
+	n.prev = cur
+	n.ring.Store(next)
+	n.log.Info("ring changed", "version", next.Version, "devices", len(next.Devices))
+	return nil
+}
+
+// checkDeviceNode refuses a new device on a node that is not this one (or,
+// in a cluster, not a member).
+func (n *Node) checkDeviceNode(ctx context.Context, name string) error {
+	if name == n.cfg.NodeName {
+		return nil
+	}
+	if !n.clustered() {
+		return badRequest("device node %q: this node is %q and serves only its own devices", name, n.cfg.NodeName)
+	}
+	members, err := cluster.ListMembers(ctx, n.etcd)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.Name == name {
+			return nil
+		}
+	}
+	return badRequest("device node %q is not a member of the cluster", name)
+}
