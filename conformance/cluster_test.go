@@ -69,10 +69,10 @@ func startEtcd(t *testing.T) string {
 }
 
 type clusterNode struct {
-	name, zone, dir  string
-	s3, admin, rpc   string
-	proc             *process
-	mc               *minio.Client
+	name, zone, dir string
+	s3, admin, rpc  string
+	proc            *process
+	mc              *minio.Client
 }
 
 type testCluster struct {

@@ -90,4 +90,3 @@ func (t *adminClient) call(method, path string, body, out any) error {
 	}
 	return json.Unmarshal(data, out)
 }
-
