@@ -376,3 +376,233 @@ func readSum(ctx context.Context, mc *minio.Client, bucket, key string, want [32
 	}
 	return nil
 }
+
+// Must-show 3: with one node frozen (SIGSTOP), GETs through the other
+// gateways keep completing; the latency figures go to the log (they are
+// not asserted: this machine is shared), and no request may hang.
+func TestClusterFrozenNodeBoundsGetLatency(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 6, 3, "4+2")
+	ctx := context.Background()
+	if err := c.nodes[0].mc.MakeBucket(ctx, "frozen", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const objects = 120
+	sums := make([][32]byte, objects)
+	for i := 0; i < objects; i++ {
+		data := objectData(i*10 + 1) // 1 KiB … 64 KiB, and every tenth larger
+		if i%10 == 0 {
+			data = objectData(i * 10)
+		}
+		if err := putWithFailover(ctx, c, i%6, "frozen", fmt.Sprintf("k%03d", i), data); err != nil {
+			t.Fatal(err)
+		}
+		sums[i] = sha256.Sum256(data)
+	}
+	gateways := []*clusterNode{c.nodes[0], c.nodes[1], c.nodes[2], c.nodes[4], c.nodes[5]}
+	measure := func(label string, gets int) []time.Duration {
+		t.Helper()
+		lat := make([]time.Duration, gets)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 1)
+		for w := 0; w < 6; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					j := int(next.Add(1) - 1)
+					if j >= gets {
+						return
+					}
+					i := j % objects
+					rctx, cancel := context.WithTimeout(ctx, 20*time.Second) // a hang, not a slow read
+					start := time.Now()
+					err := readSum(rctx, gateways[j%len(gateways)].mc, "frozen", fmt.Sprintf("k%03d", i), sums[i])
+					lat[j] = time.Since(start)
+					cancel()
+					if err != nil {
+						select {
+						case errs <- fmt.Errorf("%s GET %d: %w", label, j, err):
+						default:
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
+		sorted := append([]time.Duration(nil), lat...)
+		sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+		t.Logf("%s: %d GETs p50 %v p99 %v max %v", label, gets, sorted[gets/2].Round(time.Millisecond),
+			sorted[gets*99/100].Round(time.Millisecond), sorted[gets-1].Round(time.Millisecond))
+		return sorted
+	}
+	measure("all nodes up", 600)
+
+	frozen := c.nodes[3]
+	if err := frozen.proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	measure("node4 frozen (SIGSTOP), from the moment it froze", 600)
+	// Writes go on too, without the frozen node.
+	for i := 0; i < 10; i++ {
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		data := objectData(i + 5000)
+		start := time.Now()
+		if err := putWithFailover(rctx, c, 0, "frozen", fmt.Sprintf("w%02d", i), data); err != nil {
+			t.Fatalf("PUT with a frozen node: %v", err)
+		}
+		if i == 0 {
+			t.Logf("first PUT after the freeze: %v", time.Since(start).Round(time.Millisecond))
+		}
+		cancel()
+	}
+	// Its heartbeat lease (3 s here) runs out: node list says down.
+	deadline := time.Now().Add(15 * time.Second)
+	for out := ""; !strings.Contains(out, "node4  down"); out = c.cli(t, c.nodes[0], "node", "list") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a frozen node is not marked down:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	frozen.proc.cmd.Process.Signal(syscall.SIGCONT)
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(c.cli(t, c.nodes[0], "node", "list"), "node4  up") {
+		if time.Now().After(deadline) {
+			t.Fatal("node4 not up again after SIGCONT")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	measure("node4 thawed", 300)
+}
+
+// Must-show 4 and 5: a bucket made on one gateway is usable on another at
+// once; the ring changes on a running cluster through the admin API and
+// reaches every node; RPC without the cluster secret is refused.
+func TestClusterBucketsRingAndRPCAuth(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 6, 3, "4+2")
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		name := fmt.Sprintf("instant-%d", i)
+		if err := c.nodes[i].mc.MakeBucket(ctx, name, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// No pause: the next gateway uses it at once.
+		other := c.nodes[i+1].mc
+		if ok, err := other.BucketExists(ctx, name); err != nil || !ok {
+			t.Fatalf("%s: bucket made on %s not visible on %s: %v", name, c.nodes[i].name, c.nodes[i+1].name, err)
+		}
+		if _, err := other.PutObject(ctx, name, "k", strings.NewReader("v"), 1, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nodes[i].mc.MakeBucket(ctx, name, minio.MakeBucketOptions{}); err == nil || minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
+			t.Fatalf("second create of %s: %v", name, err)
+		}
+	}
+	// Deleted on one gateway, gone on all.
+	c.nodes[2].mc.RemoveObject(ctx, "instant-4", "k", minio.RemoveObjectOptions{})
+	if err := c.nodes[2].mc.RemoveBucket(ctx, "instant-4"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, nd := range c.nodes {
+		for {
+			ok, err := nd.mc.BucketExists(ctx, "instant-4")
+			if err == nil && !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still has a deleted bucket", nd.name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// RPC without (or with a wrong) cluster secret is refused.
+	for _, path := range []string{"health", "dev/0/get", "dev/0/list"} {
+		for _, hdr := range []map[string]string{nil, {"X-Strata-Node": "node1", "X-Strata-Date": fmt.Sprint(time.Now().UnixNano()), "X-Strata-Auth": strings.Repeat("0", 64)}} {
+			req, _ := http.NewRequest(http.MethodPost, "http://"+c.nodes[1].rpc+"/rpc/v1/"+path, strings.NewReader("\x00\x00\x01"))
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("RPC %s without the secret: %d %s", path, resp.StatusCode, body)
+			}
+		}
+	}
+
+	// A ring change through the admin API of one node reaches them all.
+	if err := c.nodes[0].mc.MakeBucket(ctx, "moving", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	sums := make([][32]byte, n)
+	for i := 0; i < n; i++ {
+		data := objectData(i*10 + 3)
+		if err := putWithFailover(ctx, c, i%6, "moving", fmt.Sprintf("m%02d", i), data); err != nil {
+			t.Fatal(err)
+		}
+		sums[i] = sha256.Sum256(data)
+	}
+	var before struct{ Version uint64 }
+	json.Unmarshal([]byte(c.cli(t, c.nodes[3], "ring", "show", "-o", "json")), &before)
+	c.cli(t, c.nodes[0], "ring", "add-device", "--node", "node2", "--region", "us-east-1", "--zone", "zone2", "--name", "disk1")
+	out := c.cli(t, c.nodes[0], "ring", "rebalance")
+	if !strings.Contains(out, "disk1") {
+		t.Fatalf("rebalance:\n%s", out)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for _, nd := range c.nodes {
+		for {
+			var info struct {
+				Version uint64
+				Devices []struct{ Name, Node string }
+			}
+			json.Unmarshal([]byte(c.cli(t, nd, "ring", "show", "-o", "json")), &info)
+			if info.Version > before.Version && len(info.Devices) == 7 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still on ring version %d", nd.name, info.Version)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.nodes[1].dir, "pools", "disk1", "chunk.vol")); err != nil {
+		t.Fatalf("node2 did not open its new device: %v", err)
+	}
+	for i := 0; i < n; i++ {
+		if err := readSum(ctx, c.nodes[i%6].mc, "moving", fmt.Sprintf("m%02d", i), sums[i]); err != nil {
+			t.Fatalf("after the ring change: %v", err)
+		}
+	}
+	// Shards follow the new ring: verify finds what moved, repair moves
+	// it, and a second verify is clean.
+	if out, err := strataCLI(t, "cluster", "verify", "--server", "http://"+c.nodes[4].admin); err == nil {
+		t.Logf("verify right after the change found nothing to move:\n%s", out)
+	} else {
+		t.Logf("verify right after the change: %s", strings.TrimSpace(out))
+	}
+	t.Log(strings.TrimSpace(c.cli(t, c.nodes[4], "cluster", "verify", "--repair")))
+	out = c.cli(t, c.nodes[5], "cluster", "verify")
+	if !strings.Contains(out, "missing 0, extra 0, unreadable 0") {
+		t.Fatalf("verify after repair:\n%s", out)
+	}
+	for i := 0; i < n; i++ {
+		if err := readSum(ctx, c.nodes[(i+3)%6].mc, "moving", fmt.Sprintf("m%02d", i), sums[i]); err != nil {
+			t.Fatalf("after repair: %v", err)
+		}
+	}
+}

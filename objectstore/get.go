@@ -36,7 +36,6 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 	}
 	devs := s.placement(bucket, key)
 	okey := objectKey(bucket, key)
-	var recs []*Record
 	var best int
 	lock := func() {}
 	unlock := func() {}
@@ -47,7 +46,7 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 		lock, unlock = mu.Lock, mu.Unlock
 	}
 	lock()
-	recs = s.readRecords(devs, okey)
+	recs, answered := s.readRecordsAnswered(devs, okey)
 	best = quorumRecord(recs)
 	if best >= 0 && hold {
 		s.acquireReader(recs[best].WriteID)
@@ -73,7 +72,9 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 	o := &Object{Info: infoOf(bucket, key, ref), s: s, devs: devs, recs: agreeing, ref: ref, held: hold}
 	for i, r := range agreeing {
 		if r == nil {
-			o.noteBadShard(i) // missing, corrupt or stale record on this device
+			if answered[i] {
+				o.noteBadShard(i) // missing, corrupt or stale record on this device
+			}
 			continue
 		}
 		for pi := range r.Parts {

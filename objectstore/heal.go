@@ -113,8 +113,8 @@ func (s *Store) Close() {
 
 // noteBadShard records that shard i of an open object could not be used.
 func (o *Object) noteBadShard(i int) {
-	if o.devs[i] == nil {
-		return // an offline device cannot be repaired now
+	if !online(o.devs[i]) {
+		return // an offline device cannot be repaired now (a hint or verify will)
 	}
 	o.badMu.Lock()
 	if o.bad == nil {

@@ -316,7 +316,8 @@ func (s *Store) verifyKey(l *layout, bucket, key string, raw [][]byte) RepairRep
 	for d, r := range recs {
 		if r != nil && !inPlacement[d] {
 			rep.Extra++
-			rep.Problems = append(rep.Problems, fmt.Sprintf("%s/%s: record on %s, which the ring does not place it on", bucket, key, l.ring.Devices[d].Name))
+			dev := l.ring.Devices[d]
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s/%s: record on %s/%s, which the ring does not place it on", bucket, key, dev.Node, dev.Name))
 		}
 	}
 	return rep

@@ -312,6 +312,14 @@ func (s *Store) freeRecordShards(dev Device, rec *Record) {
 // if the answers already hold a read quorum of the newest version seen;
 // otherwise it waits for every device (each bounded by its own timeout).
 func (s *Store) readRecords(devs []Device, key []byte) []*Record {
+	recs, _ := s.readRecordsAnswered(devs, key)
+	return recs
+}
+
+// readRecordsAnswered is readRecords that also tells which devices
+// answered (a nil record of a device that did not answer is no evidence
+// that the device lacks it).
+func (s *Store) readRecordsAnswered(devs []Device, key []byte) ([]*Record, []bool) {
 	type answer struct {
 		i int
 		r *Record
@@ -326,6 +334,7 @@ func (s *Store) readRecords(devs []Device, key []byte) []*Record {
 		go func() { ch <- answer{i, s.readRecord(d, key)} }()
 	}
 	recs := make([]*Record, len(devs))
+	answered := make([]bool, len(devs))
 	var hedge <-chan time.Time
 	if s.cfg.HedgeDelay > 0 {
 		t := time.NewTimer(s.cfg.HedgeDelay)
@@ -335,7 +344,7 @@ func (s *Store) readRecords(devs []Device, key []byte) []*Record {
 	for pending > 0 {
 		select {
 		case a := <-ch:
-			recs[a.i] = a.r
+			recs[a.i], answered[a.i] = a.r, true
 			pending--
 		case <-hedge:
 			hedge = nil
@@ -345,7 +354,7 @@ func (s *Store) readRecords(devs []Device, key []byte) []*Record {
 			break
 		}
 	}
-	return recs
+	return recs, answered
 }
 
 // settled reports whether recs hold a read quorum of their newest version,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -210,6 +211,7 @@ while it moves.`,
 	rebalance.Flags().BoolVar(&ignoreMPH, "ignore-min-part-hours", false, "let recently moved partitions move again (still at most M slots each)")
 	rebalance.Flags().StringVar(&stored, "stored", "", "bytes stored in the cluster, for the bytes estimate offline (e.g. 40T)")
 
+	var showOutput string
 	show := &cobra.Command{
 		Use: "show", Short: "Show the ring's devices, slots and targets", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -217,10 +219,14 @@ while it moves.`,
 			if err != nil {
 				return err
 			}
+			if showOutput == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(info)
+			}
 			printInfo(cmd.OutOrStdout(), info)
 			return nil
 		},
 	}
+	show.Flags().StringVarP(&showOutput, "output", "o", "table", "table or json")
 	dispersion := &cobra.Command{
 		Use: "dispersion", Short: "How partitions spread over zones and nodes, and what losing one costs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
