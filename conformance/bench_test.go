@@ -64,8 +64,19 @@ func (c *benchClient) do(method, path string, body []byte) (*http.Response, erro
 
 func benchSizes() []int { return []int{4 << 10, 1 << 20} }
 
+// benchTarget is the one-process node, or with STRATA_BENCH_CLUSTER=1 the
+// first gateway of a 6-node EC 4+2 cluster of separate processes (etcd
+// needed), so the two are compared in one run.
+func benchTarget(b *testing.B) *server {
+	if os.Getenv("STRATA_BENCH_CLUSTER") == "1" {
+		c := startCluster(b, 6, 3, "4+2")
+		return &server{s3: c.nodes[0].s3, admin: c.nodes[0].admin}
+	}
+	return startNode(b, b.TempDir())
+}
+
 func BenchmarkPut(b *testing.B) {
-	srv := startNode(b, b.TempDir())
+	srv := benchTarget(b)
 	c := newBenchClient(srv)
 	if _, err := c.do("PUT", "/bench", nil); err != nil {
 		b.Fatal(err)
@@ -94,7 +105,7 @@ func BenchmarkPut(b *testing.B) {
 }
 
 func BenchmarkGet(b *testing.B) {
-	srv := startNode(b, b.TempDir())
+	srv := benchTarget(b)
 	c := newBenchClient(srv)
 	if _, err := c.do("PUT", "/bench", nil); err != nil {
 		b.Fatal(err)

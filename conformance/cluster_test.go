@@ -30,7 +30,7 @@ import (
 const clusterSecret = "conformance-cluster-secret"
 
 // startEtcd runs a single-member etcd in dir and returns its etcd:// URL.
-func startEtcd(t *testing.T) string {
+func startEtcd(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -79,17 +79,28 @@ type testCluster struct {
 	meta, ec string
 	size     int
 	nodes    []*clusterNode
+	// TLS on every listener: the PEM files, and a client that trusts them.
+	cert, key string
+	https     *http.Client
 }
 
 // startCluster starts n nodes over zones zones and waits until every one
 // serves S3.
-func startCluster(t *testing.T, n, zones int, ec string) *testCluster {
+func startCluster(t testing.TB, n, zones int, ec string) *testCluster {
+	return startClusterWith(t, &testCluster{size: n, ec: ec}, zones)
+}
+
+func startClusterWith(t testing.TB, c *testCluster, zones int) *testCluster {
 	t.Helper()
-	c := &testCluster{meta: startEtcd(t), ec: ec, size: n}
-	for i := 0; i < n; i++ {
+	c.meta = startEtcd(t)
+	for i := 0; i < c.size; i++ {
 		nd := &clusterNode{name: fmt.Sprintf("node%d", i+1), zone: fmt.Sprintf("zone%d", i%zones+1), dir: t.TempDir(),
 			s3: freeAddr(t), admin: freeAddr(t), rpc: freeAddr(t)}
-		mc, err := minio.New(nd.s3, &minio.Options{Creds: miniocreds.NewStaticV4(testUser, testSecret, ""), Region: "us-east-1", MaxRetries: 1})
+		opts := &minio.Options{Creds: miniocreds.NewStaticV4(testUser, testSecret, ""), Region: "us-east-1", MaxRetries: 1}
+		if c.https != nil {
+			opts.Secure, opts.Transport = true, c.https.Transport
+		}
+		mc, err := minio.New(nd.s3, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,11 +114,14 @@ func startCluster(t *testing.T, n, zones int, ec string) *testCluster {
 	return c
 }
 
-func (c *testCluster) launch(t *testing.T, nd *clusterNode) {
+func (c *testCluster) launch(t testing.TB, nd *clusterNode) {
 	t.Helper()
 	cmd := exec.Command(strataBinary(t), "server", "--data-dir", nd.dir, "--node-name", nd.name, "--zone", nd.zone,
 		"--meta", c.meta, "--ec", c.ec, "--pools", "1", "--cluster-size", fmt.Sprint(c.size), "--chunk-volume-size", "64GiB",
 		"--s3-addr", nd.s3, "--admin-addr", nd.admin, "--rpc-addr", nd.rpc, "--heartbeat-ttl", "3s", "--log-level", "warn")
+	if c.cert != "" {
+		cmd.Args = append(cmd.Args, "--tls-cert", c.cert, "--tls-key", c.key, "--tls-ca", c.cert)
+	}
 	cmd.Env = append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret, "STRATA_CLUSTER_SECRET="+clusterSecret)
 	p := &process{cmd: cmd, stderr: &strings.Builder{}, mu: &sync.Mutex{}}
 	cmd.Stderr, cmd.Stdout = lockedWriter{p.stderr, p.mu}, io.Discard
@@ -121,11 +135,15 @@ func (c *testCluster) launch(t *testing.T, nd *clusterNode) {
 	nd.proc = p
 }
 
-func (c *testCluster) waitUp(t *testing.T, nd *clusterNode) {
+func (c *testCluster) waitUp(t testing.TB, nd *clusterNode) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
+	client, scheme := http.DefaultClient, "http://"
+	if c.https != nil {
+		client, scheme = c.https, "https://"
+	}
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + nd.admin + "/healthz"); err == nil {
+		if resp, err := client.Get(scheme + nd.admin + "/healthz"); err == nil {
 			resp.Body.Close()
 			return
 		}
@@ -145,6 +163,9 @@ func (c *testCluster) kill(nd *clusterNode) {
 // admin calls a node's admin API through the CLI-free path: the CLI.
 func (c *testCluster) cli(t *testing.T, nd *clusterNode, args ...string) string {
 	t.Helper()
+	if c.cert != "" {
+		return mustCLI(t, append(args, "--server", "https://"+nd.admin, "--ca-file", c.cert)...)
+	}
 	return mustCLI(t, append(args, "--server", "http://"+nd.admin)...)
 }
 
