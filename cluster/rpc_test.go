@@ -148,6 +148,16 @@ func TestRemoteDeviceRoundTrip(t *testing.T) {
 	if err := d.Commit(context.Background(), ops...); err != nil {
 		t.Fatal(err)
 	}
+	// Conditions cross the wire: a stale expectation is a conflict.
+	if err := d.Commit(context.Background(), shard.Op{Key: []byte("k0001"), Value: []byte("x"), Check: true, Expect: []byte("stale")}); !errors.Is(err, shard.ErrConflict) {
+		t.Fatalf("stale conditional commit: %v", err)
+	}
+	if err := d.Commit(context.Background(), shard.Op{Key: []byte("new"), Value: []byte("x"), Check: true}); err != nil {
+		t.Fatalf("create-if-absent: %v", err)
+	}
+	if err := d.Commit(context.Background(), shard.Op{Key: []byte("new"), Delete: true, Check: true, Expect: []byte("x")}); err != nil {
+		t.Fatalf("conditional delete: %v", err)
+	}
 	if v, err := d.Get([]byte("k0042")); err != nil || string(v) != "42" {
 		t.Fatalf("get: %q %v", v, err)
 	}

@@ -73,6 +73,7 @@ var statusOf = []struct {
 	{http.StatusServiceUnavailable, shard.ErrOffline},
 	{http.StatusInsufficientStorage, shard.ErrFull},
 	{http.StatusUnprocessableEntity, shard.ErrCorrupt},
+	{http.StatusConflict, shard.ErrConflict},
 }
 
 // Wire encoding: uvarint-prefixed byte strings.
@@ -126,17 +127,27 @@ func (d *decoder) locator() shard.Locator {
 	return loc
 }
 
-// Record ops of a commit: u8 delete flag, key, value.
+// Record ops of a commit: u8 flags (1 delete, 2 conditional, 4 expect
+// absent), key, value, and for a conditional op the expected record.
 func encodeOps(ops []shard.Op) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(ops)))
 	for _, op := range ops {
-		flag := byte(0)
+		flags := byte(0)
 		if op.Delete {
-			flag = 1
+			flags |= 1
 		}
-		b = append(b, flag)
+		if op.Check {
+			flags |= 2
+			if op.Expect == nil {
+				flags |= 4
+			}
+		}
+		b = append(b, flags)
 		b = appendBytes(b, op.Key)
 		b = appendBytes(b, op.Value)
+		if op.Check && op.Expect != nil {
+			b = appendBytes(b, op.Expect)
+		}
 	}
 	return b
 }
@@ -153,9 +164,19 @@ func decodeOps(b []byte) ([]shard.Op, error) {
 			d.err = errors.New("cluster: truncated message")
 			break
 		}
-		del := d.b[0] == 1
+		flags := d.b[0]
 		d.b = d.b[1:]
-		ops = append(ops, shard.Op{Delete: del, Key: d.bytes(), Value: d.bytes()})
+		if flags&^7 != 0 {
+			return nil, errors.New("cluster: unknown op flags")
+		}
+		op := shard.Op{Delete: flags&1 != 0, Check: flags&2 != 0, Key: d.bytes(), Value: d.bytes()}
+		if op.Check && flags&4 == 0 {
+			op.Expect = d.bytes()
+			if op.Expect == nil {
+				op.Expect = []byte{}
+			}
+		}
+		ops = append(ops, op)
 	}
 	return ops, d.err
 }

@@ -362,6 +362,10 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
 	ocfg.StaleUploadAge = cfg.StaleUploadAge
 	ocfg.Hints = metastore.NewPebble(n.db, "h/")
+	if n.locks, err = cluster.NewKeyLocks(n.etcd, cfg.HeartbeatTTL, 10*time.Second); err != nil {
+		return err
+	}
+	ocfg.Locker = n.locks
 	n.ringMu.Lock()
 	devs := n.devicesFor(r)
 	n.ringMu.Unlock()
@@ -391,6 +395,10 @@ func (n *Node) stopBackground() {
 		n.bgCancel()
 	}
 	n.bg.Wait()
+	if n.locks != nil {
+		n.locks.Close()
+		n.locks = nil
+	}
 	if n.transport != nil {
 		n.transport.Close()
 	}

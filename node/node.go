@@ -111,6 +111,7 @@ type Node struct {
 	etcd      *cluster.Etcd
 	transport *cluster.Transport
 	peers     *cluster.Peers
+	locks     *cluster.KeyLocks
 	bgCancel  context.CancelFunc
 	bg        sync.WaitGroup
 	started   time.Time

@@ -46,7 +46,8 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 		lock, unlock = mu.Lock, mu.Unlock
 	}
 	lock()
-	recs, answered := s.readRecordsAnswered(devs, okey)
+	set := s.readSet(devs, okey)
+	recs, answered := set.recs, set.answered
 	best = quorumRecord(recs)
 	if best >= 0 && hold {
 		s.acquireReader(recs[best].WriteID)

@@ -247,11 +247,17 @@ func (s *Store) rebuildStreams(ctx context.Context, o *Object, targets []int, re
 // version, then frees what they replace.
 func (s *Store) commitHealed(ctx context.Context, o *Object, recs map[int]*Record) (int, error) {
 	okey := objectKey(o.Info.Bucket, o.Info.Key)
-	mu := s.keyLock(o.Info.Bucket, o.Info.Key)
-	mu.Lock()
-	cur := s.readRecords(o.devs, okey)
+	mu, err := s.lockKey(ctx, o.Info.Bucket, o.Info.Key)
+	if err != nil {
+		for i, r := range recs {
+			s.freeRecordShards(o.devs[i], r)
+		}
+		return 0, err
+	}
+	set := s.readSet(o.devs, okey)
+	cur := set.recs
 	if q := quorumRecord(cur); q < 0 || !cur[q].sameVersion(o.ref) {
-		mu.Unlock()
+		mu()
 		for i, r := range recs {
 			s.freeRecordShards(o.devs[i], r)
 		}
@@ -260,7 +266,7 @@ func (s *Store) commitHealed(ctx context.Context, o *Object, recs map[int]*Recor
 	healed := 0
 	var firstErr error
 	for i, r := range recs {
-		if err := o.devs[i].Commit(ctx, shard.Op{Key: okey, Value: r.MarshalBinary()}); err != nil {
+		if err := o.devs[i].Commit(ctx, putIf(okey, r.MarshalBinary(), set.raw[i])); err != nil {
 			s.freeRecordShards(o.devs[i], r)
 			if firstErr == nil {
 				firstErr = err
@@ -273,6 +279,6 @@ func (s *Store) commitHealed(ctx context.Context, o *Object, recs map[int]*Recor
 			s.freeLater(old.WriteID, func() { s.freeRecordShards(dev, old) })
 		}
 	}
-	mu.Unlock()
+	mu()
 	return healed, firstErr
 }

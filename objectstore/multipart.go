@@ -137,8 +137,11 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 		base.Headers = bodyHeaders()
 	}
 	pkey := partKey(uploadID, number)
-	mu := s.keyLock(uploadID, string(pkey))
-	mu.Lock()
+	mu, err := s.lockKey(ctx, uploadID, string(pkey))
+	if err != nil {
+		s.freeSet(devs, set)
+		return "", err
+	}
 	old := s.readRecords(devs, pkey)
 	recs := make([]*Record, len(devs))
 	errs := commitEach(ctx, devs, func(i int, d Device) error {
@@ -165,11 +168,11 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 				}
 			}
 		}
-		mu.Unlock()
+		mu()
 		s.freeSet(devs, set)
 		return "", fmt.Errorf("%w: part record on %d devices: %v", ErrWriteQuorum, n, cerr)
 	}
-	mu.Unlock()
+	mu()
 	s.releaseOld(devs, old, recs)
 	return etag, nil
 }

@@ -190,9 +190,12 @@ type commitPlan struct {
 // shards.
 func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Device, recs []*Record, plan commitPlan) (stuck []bool, err error) {
 	okey := objectKey(bucket, key)
-	mu := s.keyLock(bucket, key)
-	mu.Lock()
-	old := s.readRecords(devs, okey)
+	mu, err := s.lockKey(ctx, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	set := s.readSet(devs, okey)
+	old := set.recs
 	if cond := firstRecord(recs).precondition; cond != nil {
 		var cur *ObjectInfo
 		if q := quorumRecord(old); q >= 0 && !old[q].DeleteMarker {
@@ -200,16 +203,21 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 			cur = &info
 		}
 		if err := cond(cur); err != nil {
-			mu.Unlock()
+			mu()
 			return nil, err
 		}
 	}
 	vp := s.planVersions(bucket, key, devs, old, firstRecord(recs))
+	newRaw := make([][]byte, len(devs))
 	errs := commitEach(ctx, devs, func(i int, d Device) error {
 		if recs[i] == nil {
 			return fmt.Errorf("no shard for device %s", d.Name())
 		}
-		ops := []shard.Op{{Key: okey, Value: recs[i].MarshalBinary()}}
+		// Conditional on what this device held when we looked: a gateway
+		// racing on the same key makes one of the two writes fail here
+		// instead of leaving the devices split between both versions.
+		newRaw[i] = recs[i].MarshalBinary()
+		ops := []shard.Op{putIf(okey, newRaw[i], set.raw[i])}
 		if vp.move != nil {
 			ops = append(ops, vp.move(i)...)
 		}
@@ -226,25 +234,24 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 			if err != nil {
 				continue // nothing was written there
 			}
-			undo := []shard.Op{{Key: okey, Delete: true}}
-			if old[i] != nil {
-				undo = []shard.Op{{Key: okey, Value: old[i].MarshalBinary()}}
-			}
+			undo := []shard.Op{putIf(okey, set.raw[i], newRaw[i])}
 			if vp.undo != nil {
 				undo = append(undo, vp.undo(i)...)
 			}
 			if plan.undo != nil {
 				undo = append(undo, plan.undo(i)...)
 			}
-			if err := devs[i].Commit(ctx, undo...); err != nil {
+			if err := devs[i].Commit(ctx, undo...); errors.Is(err, shard.ErrConflict) {
+				continue // another write replaced ours there: nothing of ours remains
+			} else if err != nil {
 				stuck[i] = true
 				s.log.Error("could not roll back a write short of quorum", "bucket", bucket, "key", key, "device", devs[i].Name(), "err", err)
 			}
 		}
-		mu.Unlock()
+		mu()
 		return stuck, fmt.Errorf("%w: %d of %d records committed: %v", ErrWriteQuorum, n, len(devs), first)
 	}
-	mu.Unlock()
+	mu()
 	if n < len(devs) {
 		s.hint(ctx, bucket, key)
 	}
@@ -314,10 +321,13 @@ func (s *Store) updateMeta(ctx context.Context, bucket, key string, update func(
 	}
 	devs := s.placement(bucket, key)
 	okey := objectKey(bucket, key)
-	mu := s.keyLock(bucket, key)
-	mu.Lock()
-	defer mu.Unlock()
-	recs := s.readRecords(devs, okey)
+	mu, err := s.lockKey(ctx, bucket, key)
+	if err != nil {
+		return err
+	}
+	defer mu()
+	set := s.readSet(devs, okey)
+	recs := set.recs
 	q := quorumRecord(recs)
 	if q < 0 || recs[q].DeleteMarker {
 		return ErrNoSuchKey
@@ -329,7 +339,7 @@ func (s *Store) updateMeta(ctx context.Context, bucket, key string, update func(
 		}
 		r := *recs[i]
 		update(&r)
-		return d.Commit(ctx, shard.Op{Key: okey, Value: r.MarshalBinary()})
+		return d.Commit(ctx, putIf(okey, r.MarshalBinary(), set.raw[i]))
 	})
 	if n < writeQuorum(s.ring.K, s.ring.M) {
 		return fmt.Errorf("%w: metadata updated on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
@@ -354,16 +364,19 @@ func (s *Store) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo,
 func (s *Store) deleteUnversioned(ctx context.Context, bucket, key string) error {
 	devs := s.placement(bucket, key)
 	okey := objectKey(bucket, key)
-	mu := s.keyLock(bucket, key)
-	mu.Lock()
-	old := s.readRecords(devs, okey)
+	mu, err := s.lockKey(ctx, bucket, key)
+	if err != nil {
+		return err
+	}
+	set := s.readSet(devs, okey)
+	old := set.recs
 	n, err := commitAll(ctx, devs, func(i int, d Device) error {
-		if old[i] == nil {
+		if set.raw[i] == nil && set.answered[i] {
 			return nil
 		}
-		return d.Commit(ctx, shard.Op{Key: okey, Delete: true})
+		return d.Commit(ctx, putIf(okey, nil, set.raw[i]))
 	})
-	mu.Unlock()
+	mu()
 	if n < writeQuorum(s.ring.K, s.ring.M) {
 		return fmt.Errorf("%w: delete on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
 	}

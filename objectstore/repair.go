@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-storage/strata/objectstore/shard"
 )
 
 // Repair of what down devices missed. A write that commits without some of
@@ -194,10 +193,13 @@ func (s *Store) RepairObject(ctx context.Context, bucket, key string) (RepairRep
 // copyMarker writes a delete marker's record to devices that lack it.
 func (s *Store) copyMarker(ctx context.Context, bucket, key string, devs []Device, ref *Record, targets []int) (int, error) {
 	okey := objectKey(bucket, key)
-	mu := s.keyLock(bucket, key)
-	mu.Lock()
-	defer mu.Unlock()
-	cur := s.readRecords(devs, okey)
+	mu, err := s.lockKey(ctx, bucket, key)
+	if err != nil {
+		return 0, err
+	}
+	defer mu()
+	set := s.readSet(devs, okey)
+	cur := set.recs
 	if q := quorumRecord(cur); q < 0 || !cur[q].sameVersion(ref) {
 		return 0, nil // changed meanwhile
 	}
@@ -205,7 +207,7 @@ func (s *Store) copyMarker(ctx context.Context, bucket, key string, devs []Devic
 	for _, i := range targets {
 		r := *ref
 		r.ShardIndex = i
-		if err := devs[i].Commit(ctx, shard.Op{Key: okey, Value: r.MarshalBinary()}); err != nil {
+		if err := devs[i].Commit(ctx, putIf(okey, r.MarshalBinary(), set.raw[i])); err != nil {
 			return n, err
 		}
 		n++
@@ -347,7 +349,7 @@ func (s *Store) repairKey(ctx context.Context, l *layout, bucket, key string, ra
 			continue
 		}
 		dev := l.devices[d]
-		if err := dev.Commit(ctx, shard.Op{Key: okey, Delete: true}); err != nil {
+		if err := dev.Commit(ctx, putIf(okey, nil, b)); err != nil {
 			return fixed, err
 		}
 		if r, err := UnmarshalRecord(b); err == nil {

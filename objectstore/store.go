@@ -53,6 +53,14 @@ type Config struct {
 	// Hints is the node-local, durable queue of keys whose write missed a
 	// device (nil: none are kept; reads still heal).
 	Hints metastore.Store
+	// Locker serialises writes of one key across gateways (a cluster);
+	// nil: this process is the only gateway and a local lock suffices.
+	Locker Locker
+}
+
+// Locker is a lock service shared by every gateway.
+type Locker interface {
+	Lock(ctx context.Context, name string) (unlock func(), err error)
 }
 
 // DefaultConfig is the layout of DESIGN.md.
@@ -213,6 +221,26 @@ func (s *Store) placement(bucket, key string) []Device {
 	return out
 }
 
+// lockKey takes the write lock of a key: the local stripe, then (in a
+// cluster) the cluster-wide lock, so that two gateways never interleave
+// the commits of one key.
+func (s *Store) lockKey(ctx context.Context, bucket, key string) (func(), error) {
+	mu := s.keyLock(bucket, key)
+	mu.Lock()
+	if s.cfg.Locker == nil {
+		return mu.Unlock, nil
+	}
+	unlock, err := s.cfg.Locker.Lock(ctx, bucket+"\x00"+key)
+	if err != nil {
+		mu.Unlock()
+		return nil, fmt.Errorf("%w: %v", ErrWriteQuorum, err)
+	}
+	return func() {
+		unlock()
+		mu.Unlock()
+	}, nil
+}
+
 func (s *Store) keyLock(bucket, key string) *sync.Mutex {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
@@ -312,17 +340,26 @@ func (s *Store) freeRecordShards(dev Device, rec *Record) {
 // if the answers already hold a read quorum of the newest version seen;
 // otherwise it waits for every device (each bounded by its own timeout).
 func (s *Store) readRecords(devs []Device, key []byte) []*Record {
-	recs, _ := s.readRecordsAnswered(devs, key)
-	return recs
+	return s.readSet(devs, key).recs
 }
 
-// readRecordsAnswered is readRecords that also tells which devices
-// answered (a nil record of a device that did not answer is no evidence
-// that the device lacks it).
-func (s *Store) readRecordsAnswered(devs []Device, key []byte) ([]*Record, []bool) {
+// recordSet is what every device of a placement holds under one key.
+type recordSet struct {
+	recs []*Record // decoded (nil: absent, corrupt or no answer)
+	// raw are the stored bytes, corrupt ones included: a conditional
+	// commit expects exactly them.
+	raw [][]byte
+	// answered: a nil record of a device that did not answer is no
+	// evidence that the device lacks it.
+	answered []bool
+}
+
+// readSet reads the record under key from every device (see readRecords).
+func (s *Store) readSet(devs []Device, key []byte) recordSet {
 	type answer struct {
-		i int
-		r *Record
+		i   int
+		r   *Record
+		raw []byte
 	}
 	ch := make(chan answer, len(devs))
 	pending := 0
@@ -331,10 +368,12 @@ func (s *Store) readRecordsAnswered(devs []Device, key []byte) ([]*Record, []boo
 			continue
 		}
 		pending++
-		go func() { ch <- answer{i, s.readRecord(d, key)} }()
+		go func() {
+			r, raw := s.readRecord(d, key)
+			ch <- answer{i, r, raw}
+		}()
 	}
-	recs := make([]*Record, len(devs))
-	answered := make([]bool, len(devs))
+	set := recordSet{recs: make([]*Record, len(devs)), raw: make([][]byte, len(devs)), answered: make([]bool, len(devs))}
 	var hedge <-chan time.Time
 	if s.cfg.HedgeDelay > 0 {
 		t := time.NewTimer(s.cfg.HedgeDelay)
@@ -344,17 +383,17 @@ func (s *Store) readRecordsAnswered(devs []Device, key []byte) ([]*Record, []boo
 	for pending > 0 {
 		select {
 		case a := <-ch:
-			recs[a.i], answered[a.i] = a.r, true
+			set.recs[a.i], set.raw[a.i], set.answered[a.i] = a.r, a.raw, true
 			pending--
 		case <-hedge:
 			hedge = nil
 		}
-		if hedge == nil && pending > 0 && pending <= s.ring.M && settled(recs) {
+		if hedge == nil && pending > 0 && pending <= s.ring.M && settled(set.recs) {
 			s.metrics.hedgedReads.Inc()
 			break
 		}
 	}
-	return recs, answered
+	return set
 }
 
 // settled reports whether recs hold a read quorum of their newest version,
@@ -372,21 +411,27 @@ func settled(recs []*Record) bool {
 	return true
 }
 
-func (s *Store) readRecord(d Device, key []byte) *Record {
+func (s *Store) readRecord(d Device, key []byte) (*Record, []byte) {
 	b, err := d.Get(key)
 	if err != nil {
 		if !errors.Is(err, metastore.ErrNotFound) {
 			s.log.Warn("read record", "device", d.Name(), "err", err)
 		}
-		return nil
+		return nil, nil
 	}
 	r, err := UnmarshalRecord(b)
 	if err != nil {
 		s.log.Warn("corrupt record", "device", d.Name(), "err", err)
 		s.metrics.shardFailures.WithLabelValues("record").Inc()
-		return nil
+		return nil, b
 	}
-	return r
+	return r, b
+}
+
+// putIf is the commit op that replaces (or with value nil deletes) the
+// record under key only if the device still holds expect.
+func putIf(key, value, expect []byte) shard.Op {
+	return shard.Op{Key: key, Value: value, Delete: value == nil, Check: true, Expect: expect}
 }
 
 // quorumRecord picks the version that at least k devices agree on (the

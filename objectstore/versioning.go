@@ -194,8 +194,10 @@ func (s *Store) deleteVersion(ctx context.Context, bucket, key, apiVid string) (
 	vid := normVersion(apiVid)
 	devs := s.placement(bucket, key)
 	okey, nkey := objectKey(bucket, key), noncurrentKey(bucket, key, vid)
-	mu := s.keyLock(bucket, key)
-	mu.Lock()
+	mu, err := s.lockKey(ctx, bucket, key)
+	if err != nil {
+		return DeleteResult{}, err
+	}
 	cur := s.readRecords(devs, okey)
 	nc := s.readRecords(devs, nkey)
 	removed := make([]*Record, len(devs))
@@ -220,7 +222,7 @@ func (s *Store) deleteVersion(ctx context.Context, bucket, key, apiVid string) (
 		}
 		return d.Commit(ctx, ops...)
 	})
-	mu.Unlock()
+	mu()
 	if n, err := countOK(errs); n < writeQuorum(s.ring.K, s.ring.M) {
 		return DeleteResult{}, fmt.Errorf("%w: version delete on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 
@@ -74,6 +75,8 @@ type Store struct {
 	done    uint64 // syncs finished
 	syncErr error  // sticky: after a failed fsync nothing is trusted
 	synced  *sync.Cond
+
+	checkLocks [checkStripes]sync.Mutex // conditional commits of one key, one at a time
 
 	checksumErrors, written, read, syncs prometheus.Counter
 	headGauge, freeGauge                 prometheus.Gauge
@@ -528,7 +531,16 @@ type Op struct {
 	Key    []byte
 	Value  []byte // nil deletes
 	Delete bool
+	// Check makes the commit conditional: the record under Key must be
+	// exactly Expect (absent when Expect is nil) or nothing is applied and
+	// Commit returns ErrConflict. Gateways that race on one key thus
+	// cannot leave its devices split between two versions unnoticed.
+	Check  bool
+	Expect []byte
 }
+
+// ErrConflict is returned by a Commit whose condition did not hold.
+var ErrConflict = errors.New("shard: record changed meanwhile")
 
 // DeleteRange removes every metadata record with key in [lower, upper).
 func (s *Store) DeleteRange(lower, upper []byte) error {
@@ -547,6 +559,24 @@ func (s *Store) Commit(_ context.Context, ops ...Op) error {
 	if err != nil {
 		return err
 	}
+	if unlock := s.lockChecked(ops); unlock != nil {
+		defer unlock()
+		for _, op := range ops {
+			if !op.Check {
+				continue
+			}
+			cur, err := s.Get(op.Key)
+			if errors.Is(err, metastore.ErrNotFound) {
+				cur, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+			if (cur == nil) != (op.Expect == nil) || !bytes.Equal(cur, op.Expect) {
+				return fmt.Errorf("device %s: %w", s.name, ErrConflict)
+			}
+		}
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, op := range ops {
@@ -562,6 +592,32 @@ func (s *Store) Commit(_ context.Context, ops ...Op) error {
 	}
 	return nil
 }
+
+// lockChecked takes the key locks of a commit's conditional ops (in stripe
+// order, so two commits never wait on each other crosswise); nil if none.
+func (s *Store) lockChecked(ops []Op) func() {
+	var stripes []int
+	for _, op := range ops {
+		if op.Check {
+			stripes = append(stripes, int(crc32.ChecksumIEEE(op.Key)%checkStripes))
+		}
+	}
+	if len(stripes) == 0 {
+		return nil
+	}
+	sort.Ints(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.checkLocks[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.checkLocks[i].Unlock()
+		}
+	}
+}
+
+const checkStripes = 64
 
 // Get returns the metadata record under key, or metastore.ErrNotFound.
 func (s *Store) Get(key []byte) ([]byte, error) {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -318,6 +320,57 @@ func TestSpaceIsReusedAndRebuiltOnOpen(t *testing.T) {
 			if _, err := s2.ReadBlock(&loc, i, buf); err != nil {
 				t.Fatalf("kept stream damaged by reuse: %v", err)
 			}
+		}
+	}
+}
+
+func TestConditionalCommit(t *testing.T) {
+	ctx := context.Background()
+	s, _ := Open(3, "d3", blockpool.NewMemVolume(1<<20), memDB(t, vfs.NewMem()), nil, slog.Default())
+	k, other := []byte("key"), []byte("other")
+	steps := []struct {
+		name    string
+		ops     []Op
+		want    error
+		key     string // value of k afterwards ("" = absent)
+		otherIs string
+	}{
+		{"create if absent", []Op{{Key: k, Value: []byte("v1"), Check: true}}, nil, "v1", ""},
+		{"create if absent again", []Op{{Key: k, Value: []byte("v2"), Check: true}}, ErrConflict, "v1", ""},
+		{"replace a stale value, with another op", []Op{{Key: k, Value: []byte("v2"), Check: true, Expect: []byte("v0")}, {Key: other, Value: []byte("x")}}, ErrConflict, "v1", ""},
+		{"replace the current value", []Op{{Key: k, Value: []byte("v2"), Check: true, Expect: []byte("v1")}, {Key: other, Value: []byte("x")}}, nil, "v2", "x"},
+		{"delete a stale value", []Op{{Key: k, Delete: true, Check: true, Expect: []byte("v1")}}, ErrConflict, "v2", "x"},
+		{"delete the current value", []Op{{Key: k, Delete: true, Check: true, Expect: []byte("v2")}}, nil, "", "x"},
+		{"unconditional", []Op{{Key: k, Value: []byte("v3")}}, nil, "v3", "x"},
+	}
+	for _, st := range steps {
+		err := s.Commit(ctx, st.ops...)
+		if !errors.Is(err, st.want) || (st.want == nil) != (err == nil) {
+			t.Fatalf("%s: %v, want %v", st.name, err, st.want)
+		}
+		got, _ := s.Get(k)
+		o, _ := s.Get(other)
+		if string(got) != st.key || string(o) != st.otherIs {
+			t.Fatalf("%s: key=%q other=%q, want %q %q (nothing half-applied)", st.name, got, o, st.key, st.otherIs)
+		}
+	}
+	// Racing conditional writers of one key: exactly one wins each round.
+	for round := 0; round < 20; round++ {
+		cur, _ := s.Get(k)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if s.Commit(ctx, Op{Key: k, Value: []byte(fmt.Sprint(round, w)), Check: true, Expect: cur}) == nil {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d writers won", round, wins.Load())
 		}
 	}
 }
