@@ -16,6 +16,7 @@ COPY --from=build --chown=65532:65532 /out/tmp /tmp
 USER 65532:65532
 WORKDIR /data
 VOLUME ["/data"]
-# 9000: S3 API; 9001: admin (/metrics, /healthz)
-EXPOSE 9000 9001
-ENTRYPOINT ["/usr/local/bin/strata", "server", "--data-dir", "/data/strata-data", "--s3-addr", "0.0.0.0:9000", "--admin-addr", "0.0.0.0:9001"]
+# 9000: S3 API; 9001: admin (/metrics, /healthz); 9002: inter-node RPC
+# (cluster mode: add --meta etcd://… --node-id … --zone … --advertise-rpc …)
+EXPOSE 9000 9001 9002
+ENTRYPOINT ["/usr/local/bin/strata", "server", "--data-dir", "/data/strata-data", "--s3-addr", "0.0.0.0:9000", "--admin-addr", "0.0.0.0:9001", "--rpc-addr", "0.0.0.0:9002"]
