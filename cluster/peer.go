@@ -186,14 +186,30 @@ func (p *Peer) call(ctx context.Context, path string, body []byte) ([]byte, erro
 	return p.do(ctx, http.MethodPost, path, body)
 }
 
-// do sends a request and maps the answer; transport failures mark the peer
-// down and come back as shard.ErrOffline.
+// do sends a request and reads the whole answer.
 func (p *Peer) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, p.url(path), rd)
+	resp, err := p.send(ctx, method, path, rd)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxFrame+1<<20))
+	if err != nil {
+		p.markDown(err)
+		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, shard.ErrOffline)
+	}
+	return out, nil
+}
+
+// send signs and sends a request; the caller closes the body of a 200
+// answer. Transport failures mark the peer down and come back as
+// shard.ErrOffline; other answers as the error they carry.
+func (p *Peer) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, p.url(path), body)
 	if err != nil {
 		return nil, err
 	}
@@ -203,16 +219,12 @@ func (p *Peer) do(ctx context.Context, method, path string, body []byte) ([]byte
 		p.markDown(err)
 		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, shard.ErrOffline)
 	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, maxFrame+1<<20))
-	if err != nil {
-		p.markDown(err)
-		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, shard.ErrOffline)
-	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, answerError(p.Name, resp.StatusCode, out)
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, answerError(p.Name, resp.StatusCode, msg)
 	}
-	return out, nil
+	return resp, nil
 }
 
 func answerError(node string, status int, body []byte) error {

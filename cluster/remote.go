@@ -56,21 +56,11 @@ func (d *RemoteDevice) ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.t.Timeouts.Call)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url(d.path("read")), bytes.NewReader(blockBody(loc, i)))
+	resp, err := p.send(ctx, http.MethodPost, d.path("read"), bytes.NewReader(blockBody(loc, i)))
 	if err != nil {
 		return nil, err
 	}
-	signRequest(req, p.t.Secret, p.t.Self)
-	resp, err := p.t.client.Do(req)
-	if err != nil {
-		p.markDown(err)
-		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, shard.ErrOffline)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, answerError(p.Name, resp.StatusCode, msg)
-	}
 	n := shard.HeaderSize + loc.DataLen(i)
 	buf = buf[:n]
 	if _, err := io.ReadFull(resp.Body, buf); err != nil {
