@@ -474,6 +474,8 @@ func TestClusterFrozenNodeBoundsGetLatency(t *testing.T) {
 		return sorted
 	}
 	measure("all nodes up", 600)
+	gw := &server{admin: c.nodes[0].admin}
+	baseline := metric(t, gw, "go_goroutines")
 
 	frozen := c.nodes[3]
 	if err := frozen.proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -510,6 +512,20 @@ func TestClusterFrozenNodeBoundsGetLatency(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	measure("node4 thawed", 300)
+	// Reads abandoned on the frozen node ended with their timeouts: the
+	// gateway's goroutines are back near where they were.
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		now := metric(t, gw, "go_goroutines")
+		if now <= baseline+50 {
+			t.Logf("gateway goroutines: %v before the freeze, %v after", baseline, now)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway goroutines grew from %v to %v and stayed", baseline, now)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // Must-show 4 and 5: a bucket made on one gateway is usable on another at
