@@ -150,24 +150,33 @@ func (s *Store) RepairObject(ctx context.Context, bucket, key string) (RepairRep
 	rep := RepairReport{Objects: 1}
 	devs := s.placement(bucket, key)
 	okey := objectKey(bucket, key)
-	recs := s.readRecords(devs, okey)
+	set := s.readSet(devs, okey)
+	recs := set.recs
 	q := quorumRecord(recs)
 	if q < 0 {
-		for _, r := range recs {
+		for i, r := range recs {
 			if r != nil {
 				rep.Extra++
 			}
+			if !set.answered[i] {
+				rep.Offline++ // it may hold a leftover: not done yet
+			}
 		}
-		if rep.Extra > 0 {
+		if rep.Extra == 0 || rep.Offline > 0 {
+			return rep, nil
+		}
+		n, err := s.dropLeftovers(ctx, bucket, key, devs)
+		rep.Repaired += n
+		if n < rep.Extra {
 			rep.Unreadable = 1
 		}
-		return rep, nil
+		return rep, err
 	}
 	ref := recs[q]
 	var targets []int
 	for _, i := range badSlots(devs, recs, ref) {
 		rep.Missing++
-		if !online(devs[i]) {
+		if !online(devs[i]) || !set.answered[i] {
 			rep.Offline++
 			continue
 		}
@@ -187,6 +196,48 @@ func (s *Store) RepairObject(ctx context.Context, bucket, key string) (RepairRep
 		err = fmt.Errorf("%s/%s: repaired %d of %d shards", bucket, key, n, len(targets))
 	}
 	return rep, err
+}
+
+// dropLeftovers removes the records of a key that has no read quorum when
+// they can only be leftovers: every device of the placement answered, and
+// no version is held by more than M of them. A delete (or an overwrite)
+// that a down device missed leaves at most M such records, since it was
+// acknowledged on K; an object that lost data has more than M and is
+// left alone for an operator. The key's write lock is held, so no write
+// in progress is mistaken for a leftover.
+func (s *Store) dropLeftovers(ctx context.Context, bucket, key string, devs []Device) (int, error) {
+	unlock, err := s.lockKey(ctx, bucket, key)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	okey := objectKey(bucket, key)
+	set := s.readSet(devs, okey)
+	count := map[[16]byte]int{}
+	for i, d := range devs {
+		if d == nil || !set.answered[i] || (set.raw[i] != nil && set.recs[i] == nil) {
+			return 0, nil // a device did not answer, or holds a corrupt record
+		}
+		if r := set.recs[i]; r != nil {
+			count[r.WriteID]++
+			if count[r.WriteID] > s.ring.M {
+				return 0, nil
+			}
+		}
+	}
+	dropped := 0
+	for i, r := range set.recs {
+		if r == nil {
+			continue
+		}
+		if err := devs[i].Commit(ctx, putIf(okey, nil, set.raw[i])); err != nil {
+			return dropped, err
+		}
+		dev, rec := devs[i], r
+		s.freeLater(r.WriteID, func() { s.freeRecordShards(dev, rec) })
+		dropped++
+	}
+	return dropped, nil
 }
 
 // copyMarker writes a delete marker's record to devices that lack it.
@@ -327,7 +378,7 @@ func (s *Store) verifyKey(l *layout, bucket, key string, raw [][]byte) RepairRep
 // repairKey rebuilds missing shards, then drops records off the placement.
 func (s *Store) repairKey(ctx context.Context, l *layout, bucket, key string, raw [][]byte, found RepairReport) (int, error) {
 	fixed := 0
-	if found.Missing > 0 {
+	if found.Missing > 0 || found.Unreadable > 0 {
 		rep, err := s.RepairObject(ctx, bucket, key)
 		fixed += rep.Repaired
 		if err != nil || rep.Missing != rep.Repaired {
@@ -343,6 +394,11 @@ func (s *Store) repairKey(ctx context.Context, l *layout, bucket, key string, ra
 		inPlacement[int(d)] = true
 	}
 	okey := objectKey(bucket, key)
+	unlock, err := s.lockKey(ctx, bucket, key)
+	if err != nil {
+		return fixed, err
+	}
+	defer unlock()
 	for d, b := range raw {
 		if b == nil || inPlacement[d] {
 			continue

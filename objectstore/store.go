@@ -360,6 +360,7 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 		i   int
 		r   *Record
 		raw []byte
+		ok  bool // the device answered (a record, a corrupt one, or none)
 	}
 	ch := make(chan answer, len(devs))
 	pending := 0
@@ -369,8 +370,8 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 		}
 		pending++
 		go func() {
-			r, raw := s.readRecord(d, key)
-			ch <- answer{i, r, raw}
+			r, raw, ok := s.readRecord(d, key)
+			ch <- answer{i, r, raw, ok}
 		}()
 	}
 	set := recordSet{recs: make([]*Record, len(devs)), raw: make([][]byte, len(devs)), answered: make([]bool, len(devs))}
@@ -383,7 +384,7 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 	for pending > 0 {
 		select {
 		case a := <-ch:
-			set.recs[a.i], set.raw[a.i], set.answered[a.i] = a.r, a.raw, true
+			set.recs[a.i], set.raw[a.i], set.answered[a.i] = a.r, a.raw, a.ok
 			pending--
 		case <-hedge:
 			hedge = nil
@@ -411,21 +412,22 @@ func settled(recs []*Record) bool {
 	return true
 }
 
-func (s *Store) readRecord(d Device, key []byte) (*Record, []byte) {
+func (s *Store) readRecord(d Device, key []byte) (*Record, []byte, bool) {
 	b, err := d.Get(key)
+	if errors.Is(err, metastore.ErrNotFound) {
+		return nil, nil, true
+	}
 	if err != nil {
-		if !errors.Is(err, metastore.ErrNotFound) {
-			s.log.Warn("read record", "device", d.Name(), "err", err)
-		}
-		return nil, nil
+		s.log.Warn("read record", "device", d.Name(), "err", err)
+		return nil, nil, false
 	}
 	r, err := UnmarshalRecord(b)
 	if err != nil {
 		s.log.Warn("corrupt record", "device", d.Name(), "err", err)
 		s.metrics.shardFailures.WithLabelValues("record").Inc()
-		return nil, b
+		return nil, b, true
 	}
-	return r, b
+	return r, b, true
 }
 
 // putIf is the commit op that replaces (or with value nil deletes) the
