@@ -266,7 +266,7 @@ func (s *Store) commitHealed(ctx context.Context, o *Object, recs map[int]*Recor
 	healed := 0
 	var firstErr error
 	for i, r := range recs {
-		if err := o.devs[i].Commit(ctx, putIf(okey, r.MarshalBinary(), set.raw[i])); err != nil {
+		if err := o.devs[i].Commit(ctx, s.putIf(okey, r.MarshalBinary(), set.raw[i])); err != nil {
 			s.freeRecordShards(o.devs[i], r)
 			if firstErr == nil {
 				firstErr = err

@@ -217,7 +217,7 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 		// racing on the same key makes one of the two writes fail here
 		// instead of leaving the devices split between both versions.
 		newRaw[i] = recs[i].MarshalBinary()
-		ops := []shard.Op{putIf(okey, newRaw[i], set.raw[i])}
+		ops := []shard.Op{s.putIf(okey, newRaw[i], set.raw[i])}
 		if vp.move != nil {
 			ops = append(ops, vp.move(i)...)
 		}
@@ -234,7 +234,7 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 			if err != nil {
 				continue // nothing was written there
 			}
-			undo := []shard.Op{putIf(okey, set.raw[i], newRaw[i])}
+			undo := []shard.Op{s.putIf(okey, set.raw[i], newRaw[i])}
 			if vp.undo != nil {
 				undo = append(undo, vp.undo(i)...)
 			}
@@ -339,7 +339,7 @@ func (s *Store) updateMeta(ctx context.Context, bucket, key string, update func(
 		}
 		r := *recs[i]
 		update(&r)
-		return d.Commit(ctx, putIf(okey, r.MarshalBinary(), set.raw[i]))
+		return d.Commit(ctx, s.putIf(okey, r.MarshalBinary(), set.raw[i]))
 	})
 	if n < writeQuorum(s.ring.K, s.ring.M) {
 		return fmt.Errorf("%w: metadata updated on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
@@ -374,7 +374,7 @@ func (s *Store) deleteUnversioned(ctx context.Context, bucket, key string) error
 		if set.raw[i] == nil && set.answered[i] {
 			return nil
 		}
-		return d.Commit(ctx, putIf(okey, nil, set.raw[i]))
+		return d.Commit(ctx, s.putIf(okey, nil, set.raw[i]))
 	})
 	mu()
 	if n < writeQuorum(s.ring.K, s.ring.M) {

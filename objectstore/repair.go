@@ -230,7 +230,7 @@ func (s *Store) dropLeftovers(ctx context.Context, bucket, key string, devs []De
 		if r == nil {
 			continue
 		}
-		if err := devs[i].Commit(ctx, putIf(okey, nil, set.raw[i])); err != nil {
+		if err := devs[i].Commit(ctx, s.putIf(okey, nil, set.raw[i])); err != nil {
 			return dropped, err
 		}
 		dev, rec := devs[i], r
@@ -257,7 +257,7 @@ func (s *Store) copyMarker(ctx context.Context, bucket, key string, devs []Devic
 	for _, i := range targets {
 		r := *ref
 		r.ShardIndex = i
-		if err := devs[i].Commit(ctx, putIf(okey, r.MarshalBinary(), set.raw[i])); err != nil {
+		if err := devs[i].Commit(ctx, s.putIf(okey, r.MarshalBinary(), set.raw[i])); err != nil {
 			return n, err
 		}
 		n++
@@ -404,7 +404,7 @@ func (s *Store) repairKey(ctx context.Context, l *layout, bucket, key string, ra
 			continue
 		}
 		dev := l.devices[d]
-		if err := dev.Commit(ctx, putIf(okey, nil, b)); err != nil {
+		if err := dev.Commit(ctx, s.putIf(okey, nil, b)); err != nil {
 			return fixed, err
 		}
 		if r, err := UnmarshalRecord(b); err == nil {

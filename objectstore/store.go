@@ -365,7 +365,7 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 	ch := make(chan answer, len(devs))
 	pending := 0
 	for i, d := range devs {
-		if d == nil {
+		if _, remote := d.(onlineDevice); d == nil || !remote {
 			continue
 		}
 		pending++
@@ -375,8 +375,15 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 		}()
 	}
 	set := recordSet{recs: make([]*Record, len(devs)), raw: make([][]byte, len(devs)), answered: make([]bool, len(devs))}
+	// Local devices answer from pebble in microseconds: read them here
+	// while the network calls are under way.
+	for i, d := range devs {
+		if _, remote := d.(onlineDevice); d != nil && !remote {
+			set.recs[i], set.raw[i], set.answered[i] = s.readRecord(d, key)
+		}
+	}
 	var hedge <-chan time.Time
-	if s.cfg.HedgeDelay > 0 {
+	if s.cfg.HedgeDelay > 0 && pending > 0 {
 		t := time.NewTimer(s.cfg.HedgeDelay)
 		defer t.Stop()
 		hedge = t.C
@@ -431,9 +438,12 @@ func (s *Store) readRecord(d Device, key []byte) (*Record, []byte, bool) {
 }
 
 // putIf is the commit op that replaces (or with value nil deletes) the
-// record under key only if the device still holds expect.
-func putIf(key, value, expect []byte) shard.Op {
-	return shard.Op{Key: key, Value: value, Delete: value == nil, Check: true, Expect: expect}
+// record under key only if the device still holds expect. With a single
+// gateway the key lock already orders every write of a key, and the check
+// (a lookup on every device) is left out; in a cluster it backs up the
+// cluster lock, whose lease a paused gateway may outlive.
+func (s *Store) putIf(key, value, expect []byte) shard.Op {
+	return shard.Op{Key: key, Value: value, Delete: value == nil, Check: s.cfg.Locker != nil, Expect: expect}
 }
 
 // quorumRecord picks the version that at least k devices agree on (the

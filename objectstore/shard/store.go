@@ -617,7 +617,7 @@ func (s *Store) lockChecked(ops []Op) func() {
 	}
 }
 
-const checkStripes = 64
+const checkStripes = 1024 // many: a stripe is held through the commit's fsync
 
 // Get returns the metadata record under key, or metastore.ErrNotFound.
 func (s *Store) Get(key []byte) ([]byte, error) {
