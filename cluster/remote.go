@@ -67,6 +67,7 @@ func (d *RemoteDevice) ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte,
 		p.markDown(err)
 		return nil, fmt.Errorf("node %s: read block: %w: %w", p.Name, err, shard.ErrOffline)
 	}
+	io.Copy(io.Discard, resp.Body) // to EOF, so the connection is reused
 	data, err := shard.VerifyBlock(buf, loc, i)
 	if err != nil {
 		return nil, fmt.Errorf("device %s block %d (received): %w", d.Name(), i, err)

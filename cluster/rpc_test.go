@@ -34,7 +34,9 @@ func (o oneDevice) LocalDeviceIDs() []uint32 { return []uint32{o.id} }
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // rpcNode serves one device (id 7) of node "n2" on a real 127.0.0.1 port.
-func rpcNode(t *testing.T) (*httptest.Server, *shard.Store) {
+func rpcNode(t *testing.T) (*httptest.Server, *shard.Store) { return rpcNodeTB(t) }
+
+func rpcNodeTB(t testing.TB) (*httptest.Server, *shard.Store) {
 	t.Helper()
 	db, err := metastore.OpenPebble(t.TempDir(), quietLog)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/strata-storage/strata/objectstore/shard"
@@ -57,6 +58,15 @@ type Server struct {
 	secret  string
 	devices LocalDevices
 	log     *slog.Logger
+	bufs    sync.Pool // *[]byte: block read buffers
+}
+
+func (s *Server) buffer(n int) *[]byte {
+	if bp, ok := s.bufs.Get().(*[]byte); ok && cap(*bp) >= n {
+		return bp
+	}
+	b := make([]byte, n)
+	return &b
 }
 
 // NewServer returns the RPC handler of node name.
@@ -120,12 +130,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad locator", http.StatusBadRequest)
 			return
 		}
-		buf := make([]byte, shard.HeaderSize+loc.DataLen(i))
+		n := shard.HeaderSize + loc.DataLen(i)
+		bp := s.buffer(n)
+		defer s.bufs.Put(bp)
+		buf := (*bp)[:n]
 		if _, err := st.ReadBlock(&loc, i, buf); err != nil {
 			writeErr(w, err)
 			return
 		}
-		// The whole record goes back so the reader verifies it again.
+		// The whole record goes back so the reader verifies it again; a
+		// known length keeps the connection reusable.
+		w.Header().Set("Content-Length", strconv.Itoa(n))
 		w.Write(buf)
 	case "free":
 		loc := d.locator()
@@ -151,6 +166,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, err)
 			return
 		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(v)))
 		w.Write(v)
 	case "list":
 		s.list(w, st, d)
@@ -198,7 +214,9 @@ func (s *Server) list(w http.ResponseWriter, st *shard.Store, d *decoder) {
 	if it.Valid() {
 		more = 1
 	}
-	w.Write(append(append(binary.AppendUvarint(nil, n), out...), more))
+	ans := append(append(binary.AppendUvarint(nil, n), out...), more)
+	w.Header().Set("Content-Length", strconv.Itoa(len(ans)))
+	w.Write(ans)
 }
 
 // stream appends the frames of the body to a new shard stream.
