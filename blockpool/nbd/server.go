@@ -1,0 +1,452 @@
+// Package nbd serves volumes over the Network Block Device protocol
+// (fixed newstyle negotiation, simple replies), written from the protocol
+// specification: export listing, NBD_OPT_INFO/GO with block sizes, read,
+// write, flush, trim and write-zeroes with FUA, several requests in flight
+// per connection and many connections.
+package nbd
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Export is what a connection reads and writes: a volume.
+type Export interface {
+	Size() int64
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
+	Sync() error
+	Trim(off, length int64) error
+}
+
+// Exports finds exports by name.
+type Exports interface {
+	Export(name string) (Export, bool)
+	// Names lists the exports for NBD_OPT_LIST.
+	Names() []string
+}
+
+// Wire constants of the protocol.
+const (
+	magicNBD       = 0x4e42444d41474943 // "NBDMAGIC"
+	magicOpt       = 0x49484156454F5054 // "IHAVEOPT"
+	magicOptReply  = 0x3e889045565a9
+	magicRequest   = 0x25609513
+	magicSimpleRep = 0x67446698
+
+	flagFixedNewstyle = 1 << 0
+	flagNoZeroes      = 1 << 1
+
+	optExportName = 1
+	optAbort      = 2
+	optList       = 3
+	optInfo       = 6
+	optGo         = 7
+
+	repAck        = 1
+	repServer     = 2
+	repInfo       = 3
+	repErrUnsup   = 1<<31 + 1
+	repErrInvalid = 1<<31 + 3
+	repErrUnknown = 1<<31 + 6
+
+	infoExport    = 0
+	infoName      = 1
+	infoBlockSize = 3
+
+	tflagHasFlags     = 1 << 0
+	tflagSendFlush    = 1 << 2
+	tflagSendFUA      = 1 << 3
+	tflagSendTrim     = 1 << 5
+	tflagWriteZeroes  = 1 << 6
+	tflagCanMultiConn = 1 << 8
+
+	cmdRead        = 0
+	cmdWrite       = 1
+	cmdDisc        = 2
+	cmdFlush       = 3
+	cmdTrim        = 4
+	cmdWriteZeroes = 6
+
+	cmdFlagFUA    = 1 << 0
+	cmdFlagNoHole = 1 << 1
+
+	errIO    = 5
+	errInval = 22
+	errNoSpc = 28
+)
+
+// MaxPayload bounds one read or write request (clients learn it from the
+// block size info; larger requests are refused with EINVAL).
+const MaxPayload = 32 << 20
+
+// maxInFlight bounds the requests of one connection being served at once.
+const maxInFlight = 16
+
+// Server accepts NBD clients.
+type Server struct {
+	exports Exports
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+	ln    net.Listener
+}
+
+// NewServer returns a server of exports.
+func NewServer(exports Exports, log *slog.Logger) *Server {
+	return &Server{exports: exports, log: log, conns: map[net.Conn]struct{}{}}
+}
+
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.serveConn(c); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.log.Debug("nbd connection ended", "remote", c.RemoteAddr().String(), "err", err)
+			}
+			c.Close()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, drops every connection and waits for them.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type conn struct {
+	c       net.Conn
+	exp     Export
+	wmu     sync.Mutex // one reply at a time
+	noZeros bool
+}
+
+func (s *Server) serveConn(nc net.Conn) error {
+	c := &conn{c: nc}
+	// Negotiation must not hang forever on a silent client.
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	hello := binary.BigEndian.AppendUint64(nil, magicNBD)
+	hello = binary.BigEndian.AppendUint64(hello, magicOpt)
+	hello = binary.BigEndian.AppendUint16(hello, flagFixedNewstyle|flagNoZeroes)
+	if _, err := nc.Write(hello); err != nil {
+		return err
+	}
+	var cflags [4]byte
+	if _, err := io.ReadFull(nc, cflags[:]); err != nil {
+		return err
+	}
+	f := binary.BigEndian.Uint32(cflags[:])
+	if f&^(flagFixedNewstyle|flagNoZeroes) != 0 {
+		return fmt.Errorf("unknown client flags %#x", f)
+	}
+	c.noZeros = f&flagNoZeroes != 0
+	exp, err := s.negotiate(c)
+	if err != nil || exp == nil {
+		return err
+	}
+	c.exp = exp
+	nc.SetDeadline(time.Time{})
+	return c.transmit()
+}
+
+// negotiate runs option haggling; it returns the export to serve, or nil
+// after a soft disconnect.
+func (s *Server) negotiate(c *conn) (Export, error) {
+	var hdr [16]byte
+	for {
+		if _, err := io.ReadFull(c.c, hdr[:]); err != nil {
+			return nil, err
+		}
+		if binary.BigEndian.Uint64(hdr[:]) != magicOpt {
+			return nil, errors.New("bad option magic")
+		}
+		opt := binary.BigEndian.Uint32(hdr[8:])
+		n := binary.BigEndian.Uint32(hdr[12:])
+		if n > 64<<10 {
+			return nil, fmt.Errorf("option %d data of %d bytes", opt, n)
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(c.c, data); err != nil {
+			return nil, err
+		}
+		switch opt {
+		case optExportName:
+			exp, ok := s.exports.Export(string(data))
+			if !ok {
+				return nil, fmt.Errorf("no export %q", data) // the protocol's answer: hang up
+			}
+			out := binary.BigEndian.AppendUint64(nil, uint64(exp.Size()))
+			out = binary.BigEndian.AppendUint16(out, transmissionFlags)
+			if !c.noZeros {
+				out = append(out, make([]byte, 124)...)
+			}
+			_, err := c.c.Write(out)
+			return exp, err
+		case optAbort:
+			c.optReply(opt, repAck, nil)
+			return nil, nil
+		case optList:
+			if n != 0 {
+				if err := c.optReply(opt, repErrInvalid, []byte("NBD_OPT_LIST takes no data")); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			for _, name := range s.exports.Names() {
+				b := binary.BigEndian.AppendUint32(nil, uint32(len(name)))
+				if err := c.optReply(opt, repServer, append(b, name...)); err != nil {
+					return nil, err
+				}
+			}
+			if err := c.optReply(opt, repAck, nil); err != nil {
+				return nil, err
+			}
+		case optInfo, optGo:
+			exp, err := s.info(c, opt, data)
+			if err != nil {
+				return nil, err
+			}
+			if opt == optGo && exp != nil {
+				return exp, nil
+			}
+		default:
+			if err := c.optReply(opt, repErrUnsup, []byte("option not supported")); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+const transmissionFlags = tflagHasFlags | tflagSendFlush | tflagSendFUA | tflagSendTrim | tflagWriteZeroes | tflagCanMultiConn
+
+// info answers NBD_OPT_INFO and NBD_OPT_GO; it returns the export when
+// the client may go on to transmission.
+func (s *Server) info(c *conn, opt uint32, data []byte) (Export, error) {
+	if len(data) < 6 {
+		return nil, c.optReply(opt, repErrInvalid, []byte("short request"))
+	}
+	nameLen := binary.BigEndian.Uint32(data)
+	if uint64(nameLen)+6 > uint64(len(data)) {
+		return nil, c.optReply(opt, repErrInvalid, []byte("name longer than the request"))
+	}
+	name := string(data[4 : 4+nameLen])
+	nreq := int(binary.BigEndian.Uint16(data[4+nameLen:]))
+	if 6+int(nameLen)+2*nreq != len(data) {
+		return nil, c.optReply(opt, repErrInvalid, []byte("information request count does not match the length"))
+	}
+	exp, ok := s.exports.Export(name)
+	if !ok {
+		return nil, c.optReply(opt, repErrUnknown, []byte("no such export"))
+	}
+	for i := 0; i < nreq; i++ {
+		switch binary.BigEndian.Uint16(data[6+int(nameLen)+2*i:]) {
+		case infoName:
+			b := binary.BigEndian.AppendUint16(nil, infoName)
+			if err := c.optReply(opt, repInfo, append(b, name...)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Block sizes are always sent: 1-byte granularity, 4 KiB preferred.
+	b := binary.BigEndian.AppendUint16(nil, infoBlockSize)
+	b = binary.BigEndian.AppendUint32(b, 1)
+	b = binary.BigEndian.AppendUint32(b, 4096)
+	b = binary.BigEndian.AppendUint32(b, MaxPayload)
+	if err := c.optReply(opt, repInfo, b); err != nil {
+		return nil, err
+	}
+	b = binary.BigEndian.AppendUint16(nil, infoExport)
+	b = binary.BigEndian.AppendUint64(b, uint64(exp.Size()))
+	b = binary.BigEndian.AppendUint16(b, transmissionFlags)
+	if err := c.optReply(opt, repInfo, b); err != nil {
+		return nil, err
+	}
+	return exp, c.optReply(opt, repAck, nil)
+}
+
+func (c *conn) optReply(opt, typ uint32, data []byte) error {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 20+len(data)), magicOptReply)
+	b = binary.BigEndian.AppendUint32(b, opt)
+	b = binary.BigEndian.AppendUint32(b, typ)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
+	_, err := c.c.Write(append(b, data...))
+	return err
+}
+
+type request struct {
+	flags, typ uint16
+	handle     uint64
+	off        uint64
+	length     uint32
+	data       []byte // a write's payload
+}
+
+// transmit reads requests and serves up to maxInFlight at once; replies go
+// out as each finishes.
+func (c *conn) transmit() error {
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var hdr [28]byte
+	for {
+		if _, err := io.ReadFull(c.c, hdr[:]); err != nil {
+			return err
+		}
+		if binary.BigEndian.Uint32(hdr[:]) != magicRequest {
+			return errors.New("bad request magic")
+		}
+		r := request{
+			flags: binary.BigEndian.Uint16(hdr[4:]), typ: binary.BigEndian.Uint16(hdr[6:]),
+			handle: binary.BigEndian.Uint64(hdr[8:]), off: binary.BigEndian.Uint64(hdr[16:]), length: binary.BigEndian.Uint32(hdr[24:]),
+		}
+		switch r.typ {
+		case cmdDisc:
+			return nil
+		case cmdWrite:
+			if r.length > MaxPayload {
+				// The payload cannot be skipped safely at this size: the
+				// stream is no longer trustworthy.
+				return fmt.Errorf("write of %d bytes", r.length)
+			}
+			r.data = make([]byte, r.length)
+			if _, err := io.ReadFull(c.c, r.data); err != nil {
+				return err
+			}
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.serve(r)
+		}()
+	}
+}
+
+// serve runs one request and sends its reply.
+func (c *conn) serve(r request) {
+	size := uint64(c.exp.Size())
+	end := r.off + uint64(r.length)
+	beyond := end < r.off || end > size
+	var errno uint32
+	var payload []byte
+	switch r.typ {
+	case cmdRead:
+		switch {
+		case r.length > MaxPayload:
+			errno = errInval
+		case beyond:
+			errno = errInval
+		default:
+			payload = make([]byte, r.length)
+			if _, err := c.exp.ReadAt(payload, int64(r.off)); err != nil && !errors.Is(err, io.EOF) {
+				errno, payload = errIO, nil
+			}
+		}
+	case cmdWrite:
+		switch {
+		case beyond:
+			errno = errNoSpc
+		default:
+			if _, err := c.exp.WriteAt(r.data, int64(r.off)); err != nil {
+				errno = errIO
+			} else if r.flags&cmdFlagFUA != 0 && c.exp.Sync() != nil {
+				errno = errIO
+			}
+		}
+	case cmdFlush:
+		if c.exp.Sync() != nil {
+			errno = errIO
+		}
+	case cmdTrim:
+		switch {
+		case beyond:
+			errno = errInval
+		case c.exp.Trim(int64(r.off), int64(r.length)) != nil:
+			errno = errIO
+		case r.flags&cmdFlagFUA != 0 && c.exp.Sync() != nil:
+			errno = errIO
+		}
+	case cmdWriteZeroes:
+		switch {
+		case beyond:
+			errno = errNoSpc
+		default:
+			errno = c.writeZeroes(r)
+		}
+	default:
+		errno = errInval
+	}
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, 16), magicSimpleRep)
+	b = binary.BigEndian.AppendUint32(b, errno)
+	b = binary.BigEndian.AppendUint64(b, r.handle)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := c.c.Write(b); err == nil && payload != nil {
+		c.c.Write(payload)
+	}
+}
+
+// writeZeroes punches a hole (reads back as zeroes) unless the client asks
+// for allocated zeroes (NO_HOLE).
+func (c *conn) writeZeroes(r request) uint32 {
+	if r.flags&cmdFlagNoHole == 0 {
+		if c.exp.Trim(int64(r.off), int64(r.length)) != nil {
+			return errIO
+		}
+	} else {
+		zero := make([]byte, min(int(r.length), 1<<20))
+		for off := r.off; off < r.off+uint64(r.length); off += uint64(len(zero)) {
+			n := min(uint64(len(zero)), r.off+uint64(r.length)-off)
+			if _, err := c.exp.WriteAt(zero[:n], int64(off)); err != nil {
+				return errIO
+			}
+		}
+	}
+	if r.flags&cmdFlagFUA != 0 && c.exp.Sync() != nil {
+		return errIO
+	}
+	return 0
+}
