@@ -19,6 +19,9 @@ import (
 	"github.com/strata-storage/strata/blockpool"
 )
 
+// poolDir is the directory of the last test pool (for corrupting files).
+var poolDir string
+
 type poolExports struct {
 	vols map[string]blockpool.Volume
 }
@@ -54,6 +57,22 @@ func startServer(t *testing.T) (addr string, vols map[string]blockpool.Volume) {
 		t.Cleanup(func() { v.Close() })
 		vols[name] = v
 	}
+	// vol3: a checksummed volume (data + sums) in the same pool.
+	data, err := pool.Create("vol3", 32<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, err := pool.Create("vol3-sums", blockpool.SumsSize(32<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, err := blockpool.OpenChecked(data, sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { checked.Close() })
+	vols["vol3"] = checked
+	poolDir = pool.Dir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +114,7 @@ func TestNbdinfoListsExports(t *testing.T) {
 	nbdinfo := tool(t, "nbdinfo", "libnbd-bin")
 	addr, _ := startServer(t)
 	out := run(t, nbdinfo, "--list", "nbd://"+addr)
-	for _, want := range []string{"export=", "vol1", "vol2", "268435456", "67108864"} {
+	for _, want := range []string{"export=", "vol1", "vol2", "vol3", "268435456", "67108864"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("nbdinfo --list lacks %q:\n%s", want, out)
 		}
@@ -294,7 +313,7 @@ func TestOptionHaggling(t *testing.T) {
 		}
 		names = append(names, string(data[4:]))
 	}
-	if strings.Join(names, ",") != "vol1,vol2" {
+	if strings.Join(names, ",") != "vol1,vol2,vol3" {
 		t.Fatalf("list: %v", names)
 	}
 	if size := cl.goTo("vol2"); size != 64<<20 {
@@ -336,5 +355,31 @@ func TestTransmissionErrors(t *testing.T) {
 	cl.c.Write(make([]byte, 28))
 	if _, err := cl.c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("connection still open after a bad request magic")
+	}
+}
+
+// A checksummed export: data written over NBD verifies, and a flipped byte
+// in the backing file is an I/O error for that block, not wrong data.
+func TestCheckedExportReportsRotAsEIO(t *testing.T) {
+	qemuIO := tool(t, "qemu-io", "qemu-utils")
+	addr, _ := startServer(t)
+	url := "nbd://" + addr + "/vol3"
+	out := run(t, qemuIO, "-f", "raw", url, "-c", "write -P 0x3c 0 4M", "-c", "flush", "-c", "read -P 0x3c 0 4M")
+	if strings.Contains(out, "Pattern verification failed") {
+		t.Fatalf("qemu-io:\n%s", out)
+	}
+	f, err := os.OpenFile(filepath.Join(poolDir, "vol3.vol"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0x3d}, 1<<20+100) // one byte of block 256
+	f.Close()
+	bad, _ := exec.Command(qemuIO, "-f", "raw", url, "-c", "read -P 0x3c 1M 4k").CombinedOutput()
+	if !strings.Contains(string(bad), "Input/output error") {
+		t.Fatalf("rotten block read:\n%s", bad)
+	}
+	good, _ := exec.Command(qemuIO, "-f", "raw", url, "-c", "read -P 0x3c 2M 1M").CombinedOutput()
+	if strings.Contains(string(good), "error") || strings.Contains(string(good), "failed") || !strings.Contains(string(good), "read 1048576/1048576") {
+		t.Fatalf("healthy blocks:\n%s", good)
 	}
 }
