@@ -190,7 +190,17 @@ func (ps *Peers) All() []*Peer {
 // Follow tracks members and heartbeats until ctx ends, probing each peer
 // in the background; changed (if not nil) is called when a peer appears.
 func (ps *Peers) Follow(ctx context.Context, meta *Etcd, self string, changed func()) {
-	go meta.Watch(ctx, alivePrefix, func(key string, value []byte) {
+	alive := make(chan struct{})
+	defer func() { <-alive }() // both watches end with ctx
+	go func() {
+		defer close(alive)
+		ps.followAlive(ctx, meta)
+	}()
+	ps.followMembers(ctx, meta, self, changed)
+}
+
+func (ps *Peers) followAlive(ctx context.Context, meta *Etcd) {
+	meta.Watch(ctx, alivePrefix, func(key string, value []byte) {
 		name := strings.TrimPrefix(key, alivePrefix)
 		if p := ps.Get(name); p != nil {
 			p.SetAlive(value != nil)
@@ -199,6 +209,9 @@ func (ps *Peers) Follow(ctx context.Context, meta *Etcd, self string, changed fu
 			}
 		}
 	})
+}
+
+func (ps *Peers) followMembers(ctx context.Context, meta *Etcd, self string, changed func()) {
 	meta.Watch(ctx, membersPrefix, func(key string, value []byte) {
 		if value == nil {
 			return
