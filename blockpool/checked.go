@@ -30,6 +30,9 @@ type Checked struct {
 	alMu     sync.Mutex
 	active   map[uint32]int // extent -> writes in flight (present: in the log)
 	logged   []uint32       // extents in the persisted log
+	// recovered are the extents the log named at an unclean open: the
+	// places where this copy may differ from a replica's.
+	recovered []uint32
 	corrupts atomic.Int64
 }
 
@@ -77,9 +80,11 @@ func OpenChecked(data, sums Volume) (*Checked, error) {
 		}
 		if binary.LittleEndian.Uint32(hdr[8:]) == 0 { // not closed cleanly
 			for i := uint32(0); i < n; i++ {
-				if err := c.resum(binary.LittleEndian.Uint32(hdr[16+4*i:])); err != nil {
+				ext := binary.LittleEndian.Uint32(hdr[16+4*i:])
+				if err := c.resum(ext); err != nil {
 					return nil, err
 				}
+				c.recovered = append(c.recovered, ext)
 			}
 			if err := c.flush(); err != nil {
 				return nil, err
@@ -152,6 +157,66 @@ func (c *Checked) writeHeader(clean bool, log []uint32) error {
 
 // Size is the data size.
 func (c *Checked) Size() int64 { return c.size }
+
+// UnsettledExtents lists the 4 MiB extents (by index) that may hold writes
+// not yet flushed, or that held such writes when an unclean stop was
+// recovered: where two replicas written by the same primary can differ.
+func (c *Checked) UnsettledExtents() []uint32 {
+	c.alMu.Lock()
+	defer c.alMu.Unlock()
+	seen := map[uint32]bool{}
+	var out []uint32
+	for _, e := range append(append([]uint32(nil), c.recovered...), c.logged...) {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Recovered lists the extents resummed at an unclean open (until
+// ForgetRecovered).
+func (c *Checked) Recovered() []uint32 {
+	c.alMu.Lock()
+	defer c.alMu.Unlock()
+	return append([]uint32(nil), c.recovered...)
+}
+
+// ForgetRecovered is called once the recovered extents have been made to
+// agree with a replica's.
+func (c *Checked) ForgetRecovered() {
+	c.alMu.Lock()
+	c.recovered = nil
+	c.alMu.Unlock()
+}
+
+// Settle flushes and trims the activity log to the extents with writes in
+// flight, so UnsettledExtents names only places that may really differ.
+func (c *Checked) Settle() error {
+	c.alMu.Lock()
+	defer c.alMu.Unlock()
+	if err := c.flush(); err != nil {
+		return err
+	}
+	var log []uint32
+	for e, n := range c.active {
+		if n > 0 {
+			log = append(log, e)
+		} else {
+			delete(c.active, e)
+		}
+	}
+	if err := c.writeHeader(false, log); err != nil {
+		return err
+	}
+	c.logged = log
+	return nil
+}
+
+// ExtentSize is the size of an activity-log extent.
+const ExtentSize = checkedExtent
 
 // Corruptions counts reads that failed their checksum.
 func (c *Checked) Corruptions() int64 { return c.corrupts.Load() }

@@ -1,0 +1,626 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-storage/strata/blockpool"
+)
+
+// Member states, as `volume list` shows them (DRBD's names).
+const (
+	UpToDate     = "UpToDate"
+	SyncTarget   = "SyncTarget"   // connected, being resynced; receives new writes
+	Outdated     = "Outdated"     // disconnected; its copy misses writes
+	Inconsistent = "Inconsistent" // disconnected in the middle of a resync
+	Unknown      = "Unknown"      // unreachable since this primary started
+)
+
+// Config describes a primary.
+type Config struct {
+	Name  string // the volume
+	Self  string // node the primary runs on
+	Links []Link // one per replica
+	// CallTimeout bounds one call to a replica; RetryInterval is how often
+	// disconnected replicas are tried and connected ones pinged.
+	CallTimeout, RetryInterval time.Duration
+	// Observe, if set, is told of every read and write.
+	Observe func(op string, bytes int, d time.Duration)
+	Log     *slog.Logger
+}
+
+// MemberInfo is one replica as the primary sees it.
+type MemberInfo struct {
+	Node           string
+	State          string
+	SyncSource     bool  // the replica a resync copies from
+	OutOfSyncBytes int64 // what a resync of it still has to copy
+	SyncedBytes    int64 // copied by the running (or last) resync
+}
+
+// Stats are the primary's counters.
+type Stats struct {
+	ReadBytes, WrittenBytes int64
+	RepairedBlocks          int64 // bad blocks rewritten from a good replica
+	ResyncedBytes           int64 // copied by resyncs
+	Resyncs                 int64 // resyncs completed
+}
+
+type member struct {
+	link    Link
+	state   string
+	source  bool
+	syncing bool
+	oos     atomic.Int64
+	synced  atomic.Int64
+}
+
+func (m *member) connected() bool { return m.state == UpToDate || m.state == SyncTarget }
+
+// Primary is a replicated volume served by one node: every write goes to
+// all connected replicas and is acknowledged when each of them has it and
+// they are a majority (DRBD protocol C with quorum); reads come from an
+// up-to-date replica and are verified, a bad block is rewritten from a good
+// one. It implements the NBD export interface.
+type Primary struct {
+	cfg   Config
+	log   *slog.Logger
+	size  int64
+	epoch uint64
+	q     int
+
+	// gate: I/O holds it shared; adding a replica back holds it
+	// exclusively, so no write with the old absent list is in flight.
+	gate   sync.RWMutex
+	bumpMu sync.Mutex // serialises generation changes
+	mu     sync.Mutex // members' states, gen
+	gen    uint64
+	ms     []*member
+	fenced atomic.Bool
+
+	regions [256]sync.Mutex // 1 MiB regions (striped): writes against resync copies
+
+	readBytes, writtenBytes, repaired, resynced, resyncs atomic.Int64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+const regionSize = 1 << 20
+
+// Open makes this node the volume's primary: it needs a majority of the
+// replicas, promises them a new epoch (fencing any older primary), finds
+// the up-to-date copy and starts a new generation. Replicas that are
+// behind are resynced in the background.
+func Open(ctx context.Context, cfg Config) (*Primary, error) {
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 10 * time.Second
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	p := &Primary{cfg: cfg, log: cfg.Log.With("volume", cfg.Name), q: len(cfg.Links)/2 + 1}
+	for _, l := range cfg.Links {
+		p.ms = append(p.ms, &member{link: l, state: Unknown})
+	}
+	hello := p.each(ctx, p.ms, func(ctx context.Context, m *member) (Status, error) { return m.link.Hello(ctx, 0, "") })
+	var reach []*member
+	for i, m := range p.ms {
+		if hello[i].err == nil {
+			reach = append(reach, m)
+			p.epoch = max(p.epoch, hello[i].st.Epoch)
+		}
+	}
+	if len(reach) < p.q {
+		return nil, fmt.Errorf("volume %s: %w: %d of %d reachable", cfg.Name, ErrNoQuorum, len(reach), len(p.ms))
+	}
+	p.epoch++
+	prom := p.each(ctx, reach, func(ctx context.Context, m *member) (Status, error) {
+		return m.link.Promote(ctx, p.epoch, cfg.Self)
+	})
+	var ok []*member
+	var sts []Status
+	var refusal error
+	for i, m := range reach {
+		if prom[i].err != nil {
+			refusal = prom[i].err
+			continue
+		}
+		ok, sts = append(ok, m), append(sts, prom[i].st)
+	}
+	if len(ok) < p.q {
+		p.release(ok)
+		if refusal == nil {
+			refusal = ErrNoQuorum
+		}
+		return nil, fmt.Errorf("volume %s: %w", cfg.Name, refusal)
+	}
+	var newest uint64
+	for _, st := range sts {
+		newest = max(newest, st.Newest())
+		p.size = st.Size
+	}
+	var current []*member
+	var currentSt []Status
+	var unsettled []Extent
+	for i, m := range ok {
+		unsettled = append(unsettled, sts[i].Unsettled...)
+		if !sts[i].Inconsistent && sts[i].Gen == newest {
+			current, currentSt = append(current, m), append(currentSt, sts[i])
+		} else if sts[i].Inconsistent {
+			m.state = Inconsistent
+		} else {
+			m.state = Outdated
+		}
+	}
+	if len(current) == 0 {
+		p.release(ok)
+		return nil, fmt.Errorf("volume %s: %w (newest generation %d is on no reachable consistent replica)", cfg.Name, ErrNoUpToDate, newest)
+	}
+	for i, m := range current {
+		m.state = UpToDate
+		if currentSt[i].Size != p.size {
+			p.release(ok)
+			return nil, fmt.Errorf("volume %s: replicas disagree on size (%d and %d)", cfg.Name, currentSt[i].Size, p.size)
+		}
+	}
+	p.gen = max(p.epoch<<24, newest+1)
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	// Writes that were in flight when the last primary stopped may have
+	// reached some replicas and not others: make the up-to-date ones
+	// agree there before serving.
+	if err := p.settle(ctx, current, MergeExtents(unsettled)); err != nil {
+		p.release(ok)
+		return nil, fmt.Errorf("volume %s: %w", cfg.Name, err)
+	}
+	// The new generation, with bitmaps for every replica not current.
+	p.mu.Lock()
+	conn, absent := p.viewLocked()
+	p.mu.Unlock()
+	res := p.each(ctx, conn, func(ctx context.Context, m *member) (Status, error) {
+		return Status{}, m.link.SetGen(ctx, p.epoch, GenChange{Gen: p.gen, Track: absent, Base: newest})
+	})
+	var failed []*member
+	for i, r := range res {
+		if r.err != nil {
+			failed = append(failed, conn[i])
+		}
+	}
+	if len(failed) > 0 {
+		p.drop(failed)
+	}
+	p.wg.Add(1)
+	go p.run()
+	p.log.Info("volume primary", "epoch", p.epoch, "gen", p.gen, "members", p.Members())
+	return p, nil
+}
+
+// settle copies the extents from the first member to the others.
+func (p *Primary) settle(ctx context.Context, ms []*member, ext []Extent) error {
+	if len(ms) < 2 || len(ext) == 0 {
+		return nil
+	}
+	buf := make([]byte, regionSize)
+	for _, e := range ext {
+		for off := e.Off; off < e.Off+e.Len; off += regionSize {
+			n := min(regionSize, e.Off+e.Len-off)
+			if err := p.call(ctx, func(ctx context.Context) error { return ms[0].link.Read(ctx, p.epoch, off, buf[:n]) }); err != nil {
+				return fmt.Errorf("settle from %s: %w", ms[0].link.Node(), err)
+			}
+			for _, m := range ms[1:] {
+				if err := p.call(ctx, func(ctx context.Context) error { return m.link.Write(ctx, p.epoch, off, buf[:n], nil) }); err != nil {
+					return fmt.Errorf("settle %s: %w", m.link.Node(), err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+type result struct {
+	st  Status
+	err error
+}
+
+// each calls fn for every member in parallel, each call bounded.
+func (p *Primary) each(ctx context.Context, ms []*member, fn func(context.Context, *member) (Status, error)) []result {
+	out := make([]result, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+			defer cancel()
+			out[i].st, out[i].err = fn(cctx, m)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (p *Primary) call(ctx context.Context, fn func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	return fn(cctx)
+}
+
+func (p *Primary) release(ms []*member) {
+	p.each(context.Background(), ms, func(ctx context.Context, m *member) (Status, error) {
+		return Status{}, m.link.Release(ctx, p.epoch)
+	})
+}
+
+// viewLocked returns the connected members and the nodes of the others.
+func (p *Primary) viewLocked() (conn []*member, absent []string) {
+	for _, m := range p.ms {
+		if m.connected() {
+			conn = append(conn, m)
+		} else {
+			absent = append(absent, m.link.Node())
+		}
+	}
+	return conn, absent
+}
+
+// drop disconnects members after a failed call: the others move to a new
+// generation (so the dropped ones are known to be behind) and keep
+// out-of-sync bitmaps for them. It returns once that is durable.
+func (p *Primary) drop(ms []*member) {
+	for len(ms) > 0 {
+		p.bumpMu.Lock()
+		p.mu.Lock()
+		var dropped []string
+		for _, m := range ms {
+			switch m.state {
+			case UpToDate:
+				m.state = Outdated
+			case SyncTarget:
+				m.state = Inconsistent
+			default:
+				continue
+			}
+			m.source = false
+			dropped = append(dropped, m.link.Node())
+		}
+		if len(dropped) == 0 {
+			p.mu.Unlock()
+			p.bumpMu.Unlock()
+			return
+		}
+		base := p.gen
+		p.gen++
+		gen := p.gen
+		conn, absent := p.viewLocked()
+		p.mu.Unlock()
+		p.log.Warn("replica disconnected", "nodes", dropped, "gen", gen)
+		res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
+			return Status{}, m.link.SetGen(ctx, p.epoch, GenChange{Gen: gen, Track: absent, Base: base})
+		})
+		p.bumpMu.Unlock()
+		ms = nil
+		for i, r := range res {
+			if r.err != nil {
+				p.noteFenced(r.err)
+				ms = append(ms, conn[i])
+			}
+		}
+	}
+}
+
+func (p *Primary) bg() context.Context {
+	if p.ctx != nil {
+		return p.ctx
+	}
+	return context.Background()
+}
+
+func (p *Primary) noteFenced(err error) {
+	if errors.Is(err, ErrFenced) && !p.fenced.Swap(true) {
+		p.log.Error("this primary has been fenced by a newer one; I/O now fails", "err", err)
+	}
+}
+
+// lockRegions takes the stripes of the 1 MiB regions of [off, off+n).
+func (p *Primary) lockRegions(off, n int64) func() {
+	if n <= 0 {
+		return func() {}
+	}
+	seen := map[int]bool{}
+	var idx []int
+	for r := off / regionSize; r <= (off+n-1)/regionSize; r++ {
+		i := int(r % int64(len(p.regions)))
+		if !seen[i] {
+			seen[i] = true
+			idx = append(idx, i)
+		}
+		if len(idx) == len(p.regions) {
+			break
+		}
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		p.regions[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			p.regions[i].Unlock()
+		}
+	}
+}
+
+// Size is the volume size.
+func (p *Primary) Size() int64 { return p.size }
+
+// Epoch is this primary's epoch.
+func (p *Primary) Epoch() uint64 { return p.epoch }
+
+func (p *Primary) check(off, n int64) error {
+	if p.fenced.Load() {
+		return ErrFenced
+	}
+	if off < 0 || n < 0 || off+n > p.size {
+		return fmt.Errorf("%w: offset %d length %d size %d", blockpool.ErrOutOfRange, off, n, p.size)
+	}
+	return nil
+}
+
+// WriteAt writes to every connected replica.
+func (p *Primary) WriteAt(b []byte, off int64) (int, error) {
+	start := time.Now()
+	err := p.mutate(off, int64(len(b)), func(ctx context.Context, m *member, absent []string) error {
+		return m.link.Write(ctx, p.epoch, off, b, absent)
+	})
+	if err != nil {
+		return 0, err
+	}
+	p.writtenBytes.Add(int64(len(b)))
+	if p.cfg.Observe != nil {
+		p.cfg.Observe("write", len(b), time.Since(start))
+	}
+	return len(b), nil
+}
+
+// Trim discards a range on every connected replica.
+func (p *Primary) Trim(off, n int64) error {
+	return p.mutate(off, n, func(ctx context.Context, m *member, absent []string) error {
+		return m.link.Trim(ctx, p.epoch, off, n, absent)
+	})
+}
+
+// mutate applies a change to the connected replicas; a replica that fails
+// is dropped (the change is marked out of sync for it on the others) and
+// the change is acknowledged only if a majority, one of them up to date,
+// has it.
+func (p *Primary) mutate(off, n int64, fn func(context.Context, *member, []string) error) error {
+	if err := p.check(off, n); err != nil {
+		return err
+	}
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	unlock := p.lockRegions(off, n)
+	defer unlock()
+	p.mu.Lock()
+	conn, absent := p.viewLocked()
+	p.mu.Unlock()
+	if len(conn) < p.q {
+		return fmt.Errorf("volume %s: write refused: %w (%d of %d replicas connected)", p.cfg.Name, ErrNoQuorum, len(conn), len(p.ms))
+	}
+	for attempt := 0; ; attempt++ {
+		res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, fn(ctx, m, absent) })
+		var failed, good []*member
+		for i, r := range res {
+			if r.err != nil {
+				p.noteFenced(r.err)
+				failed = append(failed, conn[i])
+			} else {
+				good = append(good, conn[i])
+			}
+		}
+		if p.fenced.Load() {
+			return ErrFenced
+		}
+		if len(failed) == 0 {
+			if attempt == 0 || p.quorate(good) {
+				return nil
+			}
+			break
+		}
+		p.drop(failed)
+		if len(good) < p.q || attempt == 2 {
+			break
+		}
+		// Again on the survivors, now with the dropped replicas absent,
+		// so that their bitmaps hold this change.
+		p.mu.Lock()
+		conn, absent = nil, nil
+		c, a := p.viewLocked()
+		for _, m := range c {
+			for _, g := range good {
+				if m == g {
+					conn = append(conn, m)
+				}
+			}
+		}
+		absent = a
+		p.mu.Unlock()
+	}
+	return fmt.Errorf("volume %s: write failed: %w", p.cfg.Name, ErrNoQuorum)
+}
+
+func (p *Primary) quorate(good []*member) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	up := 0
+	for _, m := range good {
+		if m.state == UpToDate {
+			up++
+		}
+	}
+	return up > 0 && len(good) >= p.q
+}
+
+// Sync flushes every connected replica.
+func (p *Primary) Sync() error {
+	if p.fenced.Load() {
+		return ErrFenced
+	}
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	p.mu.Lock()
+	conn, _ := p.viewLocked()
+	p.mu.Unlock()
+	if len(conn) < p.q {
+		return fmt.Errorf("volume %s: flush refused: %w", p.cfg.Name, ErrNoQuorum)
+	}
+	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, m.link.Sync(ctx, p.epoch) })
+	var failed, good []*member
+	for i, r := range res {
+		if r.err != nil {
+			p.noteFenced(r.err)
+			failed = append(failed, conn[i])
+		} else {
+			good = append(good, conn[i])
+		}
+	}
+	if len(failed) > 0 {
+		p.drop(failed)
+	}
+	if p.fenced.Load() {
+		return ErrFenced
+	}
+	if !p.quorate(good) {
+		return fmt.Errorf("volume %s: flush failed: %w", p.cfg.Name, ErrNoQuorum)
+	}
+	return nil
+}
+
+// ReadAt reads from an up-to-date replica (this node's first). A replica
+// whose copy fails its checksums is repaired from the one that answers.
+func (p *Primary) ReadAt(b []byte, off int64) (int, error) {
+	if err := p.check(off, int64(len(b))); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	var bad []*member
+	var lastErr error
+	for _, m := range p.readOrder() {
+		err := p.call(p.bg(), func(ctx context.Context) error { return m.link.Read(ctx, p.epoch, off, b) })
+		switch {
+		case err == nil:
+			for _, badm := range bad {
+				p.repair(badm, m, off, int64(len(b)))
+			}
+			p.readBytes.Add(int64(len(b)))
+			if p.cfg.Observe != nil {
+				p.cfg.Observe("read", len(b), time.Since(start))
+			}
+			return len(b), nil
+		case errors.Is(err, blockpool.ErrCorrupt):
+			bad = append(bad, m)
+		default:
+			p.noteFenced(err)
+			if p.fenced.Load() {
+				return 0, ErrFenced
+			}
+			p.drop([]*member{m})
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = ErrNoUpToDate
+	}
+	return 0, fmt.Errorf("volume %s: read at %d: %w", p.cfg.Name, off, lastErr)
+}
+
+func (p *Primary) readOrder() []*member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*member
+	for _, m := range p.ms {
+		if m.state == UpToDate {
+			if m.link.Node() == p.cfg.Self {
+				out = append([]*member{m}, out...)
+			} else {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// repair finds the blocks of [off, off+n) that fail on bad and rewrites
+// them from good, under the region lock so no write races the copy.
+func (p *Primary) repair(bad, good *member, off, n int64) {
+	unlock := p.lockRegions(off, n)
+	defer unlock()
+	buf := make([]byte, BlockSize)
+	for at := off / BlockSize * BlockSize; at < off+n; at += BlockSize {
+		l := min(BlockSize, p.size-at)
+		err := p.call(p.bg(), func(ctx context.Context) error { return bad.link.Read(ctx, p.epoch, at, buf[:l]) })
+		if !errors.Is(err, blockpool.ErrCorrupt) {
+			continue
+		}
+		if err := p.call(p.bg(), func(ctx context.Context) error { return good.link.Read(ctx, p.epoch, at, buf[:l]) }); err != nil {
+			p.log.Warn("repair: good copy unreadable", "offset", at, "err", err)
+			return
+		}
+		if err := p.call(p.bg(), func(ctx context.Context) error { return bad.link.Write(ctx, p.epoch, at, buf[:l], nil) }); err != nil {
+			p.log.Warn("repair: rewrite failed", "node", bad.link.Node(), "offset", at, "err", err)
+			p.drop([]*member{bad})
+			return
+		}
+		p.repaired.Add(1)
+		p.log.Warn("bad block rewritten from a good replica", "node", bad.link.Node(), "offset", at, "from", good.link.Node())
+	}
+}
+
+// Members reports each replica's state.
+func (p *Primary) Members() []MemberInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]MemberInfo, len(p.ms))
+	for i, m := range p.ms {
+		out[i] = MemberInfo{Node: m.link.Node(), State: m.state, SyncSource: m.source, OutOfSyncBytes: m.oos.Load(), SyncedBytes: m.synced.Load()}
+	}
+	return out
+}
+
+// Stats reports the counters.
+func (p *Primary) Stats() Stats {
+	return Stats{ReadBytes: p.readBytes.Load(), WrittenBytes: p.writtenBytes.Load(), RepairedBlocks: p.repaired.Load(), ResyncedBytes: p.resynced.Load(), Resyncs: p.resyncs.Load()}
+}
+
+// Close stops the primary: replicas are flushed and released, so another
+// node may become primary at once.
+func (p *Primary) Close() error {
+	p.cancel()
+	p.wg.Wait()
+	p.gate.Lock()
+	defer p.gate.Unlock()
+	p.mu.Lock()
+	conn, _ := p.viewLocked()
+	p.mu.Unlock()
+	var errs []error
+	for _, r := range p.each(context.Background(), conn, func(ctx context.Context, m *member) (Status, error) {
+		if err := m.link.Sync(ctx, p.epoch); err != nil {
+			return Status{}, err
+		}
+		return Status{}, m.link.Release(ctx, p.epoch)
+	}) {
+		errs = append(errs, r.err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,502 @@
+package replicate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-storage/strata/blockpool"
+)
+
+// Errors a replica answers with.
+var (
+	// ErrFenced: the request carries an epoch older than one this replica
+	// has promised to a newer primary (or one it never promised).
+	ErrFenced = errors.New("replicate: fenced: another primary has taken over this volume")
+	// ErrPrimaryElsewhere: a promotion while another node's primary still
+	// holds its lease.
+	ErrPrimaryElsewhere = errors.New("replicate: volume is primary on another node")
+	// ErrNoQuorum: fewer than a majority of replicas are reachable.
+	ErrNoQuorum = errors.New("replicate: no quorum of replicas")
+	// ErrNoUpToDate: the reachable replicas hold no copy known to be current.
+	ErrNoUpToDate = errors.New("replicate: no up-to-date replica reachable")
+)
+
+// Track describes a replica's out-of-sync bitmap for one peer.
+type Track struct {
+	Base   uint64 // the peer's generation when tracking started
+	Full   bool   // history unknown: the peer needs a full sync
+	Blocks int64  // blocks marked
+}
+
+// Status is what a replica tells a primary about itself.
+type Status struct {
+	Node         string
+	Size         int64
+	Epoch        uint64 // highest primary epoch promised
+	Primary      string // node of that primary ("" once released)
+	Gen          uint64 // generation of the data it holds consistently
+	SyncGen      uint64 // while Inconsistent: the generation it is being brought to
+	Inconsistent bool
+	Unsettled    []Extent         // where it may differ from a peer written by the same primary
+	Recovered    []Extent         // extents recovered after its own unclean stop
+	Tracking     map[string]Track // out-of-sync bitmaps it keeps, by peer node
+	Corruptions  int64
+}
+
+// Newest is the newest generation the replica has seen.
+func (s Status) Newest() uint64 { return max(s.Gen, s.SyncGen) }
+
+// GenChange moves a replica's generation (see the package doc).
+type GenChange struct {
+	Gen uint64
+	// Track: peers to keep bitmaps for from now on; a new bitmap starts at
+	// Base (the generation the peers were last current at). Existing
+	// bitmaps are kept, with their older base.
+	Track []string
+	Base  uint64
+	// BeginSync makes the replica a sync target (Inconsistent); EndSync
+	// makes it consistent at Gen.
+	BeginSync, EndSync bool
+}
+
+// state is a replica's persistent state.
+type state struct {
+	Epoch        uint64
+	Primary      string
+	Gen          uint64
+	SyncGen      uint64
+	Inconsistent bool
+	Size         int64
+}
+
+// Replica is one node's copy of a replicated volume: a checked volume (data
+// and sums), its state file and the out-of-sync bitmaps it keeps for absent
+// peers, in one directory.
+type Replica struct {
+	node, dir string
+	lease     time.Duration
+
+	mu       sync.Mutex
+	st       state
+	lastSeen time.Time // last request of the current primary
+
+	vol  *blockpool.Checked
+	pool *blockpool.FilePool
+
+	bmMu sync.Mutex
+	bms  map[string]*bitmap
+}
+
+const stateFile = "state.json"
+
+// CreateReplica makes a new, empty replica of size bytes in dir. A new
+// replica is consistent at generation 0 (all zeroes, as every peer's).
+func CreateReplica(dir, node string, size int64, lease time.Duration) (*Replica, error) {
+	if size <= 0 || size%BlockSize != 0 {
+		return nil, fmt.Errorf("replicate: size %d is not a positive multiple of %d", size, BlockSize)
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("replica %s: %w", dir, err)
+	}
+	pool, err := blockpool.OpenFilePool(filepath.Base(dir), dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range []struct {
+		name string
+		size int64
+	}{{"data", size}, {"sums", blockpool.SumsSize(size)}} {
+		fv, err := pool.Create(v.name, v.size)
+		if err != nil {
+			return nil, err
+		}
+		fv.Close()
+	}
+	if err := writeState(dir, state{Size: size}); err != nil {
+		return nil, err
+	}
+	return OpenReplica(dir, node, lease)
+}
+
+// OpenReplica opens the replica in dir.
+func OpenReplica(dir, node string, lease time.Duration) (*Replica, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", dir, err)
+	}
+	r := &Replica{node: node, dir: dir, lease: lease, bms: map[string]*bitmap{}, lastSeen: time.Now()}
+	if err := json.Unmarshal(b, &r.st); err != nil {
+		return nil, fmt.Errorf("replica %s: state: %w", dir, err)
+	}
+	if r.pool, err = blockpool.OpenFilePool(filepath.Base(dir), dir); err != nil {
+		return nil, err
+	}
+	data, err := r.pool.Open("data")
+	if err != nil {
+		return nil, err
+	}
+	sums, err := r.pool.Open("sums")
+	if err != nil {
+		data.Close()
+		return nil, err
+	}
+	if r.vol, err = blockpool.OpenChecked(data, sums); err != nil {
+		data.Close()
+		sums.Close()
+		return nil, fmt.Errorf("replica %s: %w", dir, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		peer, ok := strings.CutPrefix(e.Name(), "bitmap-")
+		if !ok {
+			continue
+		}
+		bm, err := openBitmap(filepath.Join(dir, e.Name()), r.st.Size)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.bms[peer] = bm
+	}
+	return r, nil
+}
+
+func writeState(dir string, st state) error {
+	b, _ := json.Marshal(st)
+	tmp := filepath.Join(dir, stateFile+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("replica state: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, stateFile))
+	}
+	if err == nil {
+		err = syncParent(tmp)
+	}
+	if err != nil {
+		return fmt.Errorf("replica state: %w", err)
+	}
+	return nil
+}
+
+// Node is the node this replica lives on.
+func (r *Replica) Node() string { return r.node }
+
+// Size is the volume size.
+func (r *Replica) Size() int64 { return r.vol.Size() }
+
+// Volume is the checked volume underneath (for snapshots and scrubs).
+func (r *Replica) Volume() *blockpool.Checked { return r.vol }
+
+// Close closes the volume and bitmaps.
+func (r *Replica) Close() error {
+	errs := []error{r.vol.Close()}
+	r.bmMu.Lock()
+	for _, bm := range r.bms {
+		errs = append(errs, bm.close())
+	}
+	r.bmMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Status reports the replica's state.
+func (r *Replica) Status() Status {
+	r.mu.Lock()
+	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent, Corruptions: r.vol.Corruptions()}
+	r.mu.Unlock()
+	st.Unsettled = extents(r.vol.UnsettledExtents(), st.Size)
+	st.Recovered = extents(r.vol.Recovered(), st.Size)
+	r.bmMu.Lock()
+	st.Tracking = map[string]Track{}
+	for peer, bm := range r.bms {
+		st.Tracking[peer] = Track{Base: bm.base, Full: bm.full, Blocks: bm.count()}
+	}
+	r.bmMu.Unlock()
+	return st
+}
+
+func extents(idx []uint32, size int64) []Extent {
+	var out []Extent
+	for _, e := range idx {
+		off := int64(e) * blockpool.ExtentSize
+		if off < size {
+			out = append(out, Extent{off, min(blockpool.ExtentSize, size-off)})
+		}
+	}
+	return out
+}
+
+// Hello reports the status; from the current primary it also renews its
+// lease.
+func (r *Replica) Hello(epoch uint64, primary string) Status {
+	r.mu.Lock()
+	if epoch != 0 && epoch == r.st.Epoch && primary == r.st.Primary {
+		r.lastSeen = time.Now()
+	}
+	r.mu.Unlock()
+	return r.Status()
+}
+
+// Promote promises epoch to primary: from now on only requests carrying it
+// are served. It is refused for an epoch not newer than one promised before
+// (unless it is the same primary again), and while another node's primary
+// holds its lease.
+func (r *Replica) Promote(epoch uint64, primary string) (Status, error) {
+	r.mu.Lock()
+	same := epoch == r.st.Epoch && primary == r.st.Primary
+	switch {
+	case !same && epoch <= r.st.Epoch:
+		r.mu.Unlock()
+		return Status{}, fmt.Errorf("%w (epoch %d, promised %d to %s)", ErrFenced, epoch, r.st.Epoch, r.st.Primary)
+	case !same && r.st.Primary != "" && r.st.Primary != primary && time.Since(r.lastSeen) < r.lease:
+		held := r.st.Primary
+		r.mu.Unlock()
+		return Status{}, fmt.Errorf("%w: %s", ErrPrimaryElsewhere, held)
+	}
+	if !same {
+		st := r.st
+		st.Epoch, st.Primary = epoch, primary
+		if err := writeState(r.dir, st); err != nil {
+			r.mu.Unlock()
+			return Status{}, err
+		}
+		r.st = st
+	}
+	r.lastSeen = time.Now()
+	r.mu.Unlock()
+	return r.Status(), nil
+}
+
+// Release ends the primary's lease: another node may promote at once. The
+// volume is flushed and its activity log emptied: a clean hand-over leaves
+// nothing for the next primary to settle.
+func (r *Replica) Release(epoch uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if epoch != r.st.Epoch {
+		return nil
+	}
+	if err := r.vol.Settle(); err != nil {
+		return err
+	}
+	st := r.st
+	st.Primary = ""
+	if err := writeState(r.dir, st); err != nil {
+		return err
+	}
+	r.st = st
+	return nil
+}
+
+// admit checks a request's epoch and renews the lease.
+func (r *Replica) admit(epoch uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if epoch != r.st.Epoch || r.st.Primary == "" {
+		return fmt.Errorf("%w (epoch %d, promised %d)", ErrFenced, epoch, r.st.Epoch)
+	}
+	r.lastSeen = time.Now()
+	return nil
+}
+
+// markAbsent records [off, off+n) as out of sync for every absent peer
+// (durably, before the data changes).
+func (r *Replica) markAbsent(off, n int64, absent []string) error {
+	if len(absent) == 0 {
+		return nil
+	}
+	r.bmMu.Lock()
+	defer r.bmMu.Unlock()
+	for _, peer := range absent {
+		bm, err := r.bitmapLocked(peer, 0, true)
+		if err != nil {
+			return err
+		}
+		if _, err := bm.mark(off, n); err != nil {
+			return fmt.Errorf("replica %s: bitmap for %s: %w", r.dir, peer, err)
+		}
+	}
+	return nil
+}
+
+// bitmapLocked returns the bitmap for peer, creating it (empty, tracking
+// from base; or full when the base is unknown) if missing.
+func (r *Replica) bitmapLocked(peer string, base uint64, full bool) (*bitmap, error) {
+	if bm := r.bms[peer]; bm != nil {
+		return bm, nil
+	}
+	if !validPeer(peer) {
+		return nil, fmt.Errorf("replicate: invalid peer name %q", peer)
+	}
+	bm, err := createBitmap(filepath.Join(r.dir, "bitmap-"+peer), r.st.Size, base, full)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: bitmap for %s: %w", r.dir, peer, err)
+	}
+	r.bms[peer] = bm
+	return bm, nil
+}
+
+func validPeer(s string) bool {
+	return s != "" && len(s) <= 128 && !strings.ContainsAny(s, "/\\\x00") && s != "." && s != ".."
+}
+
+// Write writes p at off, first marking it out of sync for the absent peers.
+func (r *Replica) Write(epoch uint64, off int64, p []byte, absent []string) error {
+	if err := r.admit(epoch); err != nil {
+		return err
+	}
+	if err := r.markAbsent(off, int64(len(p)), absent); err != nil {
+		return err
+	}
+	_, err := r.vol.WriteAt(p, off)
+	return err
+}
+
+// Trim discards [off, off+n), first marking it for the absent peers.
+func (r *Replica) Trim(epoch uint64, off, n int64, absent []string) error {
+	if err := r.admit(epoch); err != nil {
+		return err
+	}
+	if err := r.markAbsent(off, n, absent); err != nil {
+		return err
+	}
+	return r.vol.Trim(off, n)
+}
+
+// Read reads verified data.
+func (r *Replica) Read(epoch uint64, off int64, p []byte) error {
+	if err := r.admit(epoch); err != nil {
+		return err
+	}
+	_, err := r.vol.ReadAt(p, off)
+	return err
+}
+
+// Sync makes completed writes durable.
+func (r *Replica) Sync(epoch uint64) error {
+	if err := r.admit(epoch); err != nil {
+		return err
+	}
+	return r.vol.Sync()
+}
+
+// SetGen applies a generation change (durably).
+func (r *Replica) SetGen(epoch uint64, g GenChange) error {
+	if err := r.admit(epoch); err != nil {
+		return err
+	}
+	r.bmMu.Lock()
+	for _, peer := range g.Track {
+		if peer == r.node {
+			continue
+		}
+		if _, err := r.bitmapLocked(peer, g.Base, false); err != nil {
+			r.bmMu.Unlock()
+			return err
+		}
+	}
+	r.bmMu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.st
+	switch {
+	case g.EndSync:
+		if err := r.vol.Sync(); err != nil {
+			return err
+		}
+		st.Gen, st.SyncGen, st.Inconsistent = g.Gen, 0, false
+		defer r.vol.ForgetRecovered()
+	case g.BeginSync:
+		st.SyncGen, st.Inconsistent = g.Gen, true
+	case st.Inconsistent:
+		st.SyncGen = g.Gen
+	default:
+		st.Gen = g.Gen
+	}
+	if err := writeState(r.dir, st); err != nil {
+		return err
+	}
+	r.st = st
+	return nil
+}
+
+// Bitmap returns the bitmap kept for peer (ok false: none).
+func (r *Replica) Bitmap(epoch uint64, peer string) (Track, []uint64, bool, error) {
+	if err := r.admit(epoch); err != nil {
+		return Track{}, nil, false, err
+	}
+	r.bmMu.Lock()
+	defer r.bmMu.Unlock()
+	bm := r.bms[peer]
+	if bm == nil {
+		return Track{}, nil, false, nil
+	}
+	return Track{Base: bm.base, Full: bm.full, Blocks: bm.count()}, append([]uint64(nil), bm.bits...), true, nil
+}
+
+// MergeBitmap ORs a peer's bitmap from another replica into this one's.
+func (r *Replica) MergeBitmap(epoch uint64, peer string, t Track, words []uint64) error {
+	if err := r.admit(epoch); err != nil {
+		return err
+	}
+	if peer == r.node {
+		return nil
+	}
+	r.bmMu.Lock()
+	defer r.bmMu.Unlock()
+	bm, err := r.bitmapLocked(peer, t.Base, t.Full)
+	if err != nil {
+		return err
+	}
+	if bm.base != t.Base {
+		// Two histories of the peer: only a full sync is safe.
+		bm.full = true
+	}
+	return bm.merge(words, t.Full)
+}
+
+// DropBitmap forgets the bitmap for peer (it is in sync again).
+func (r *Replica) DropBitmap(epoch uint64, peer string) error {
+	if err := r.admit(epoch); err != nil {
+		return err
+	}
+	r.bmMu.Lock()
+	defer r.bmMu.Unlock()
+	bm := r.bms[peer]
+	if bm == nil {
+		return nil
+	}
+	delete(r.bms, peer)
+	bm.close()
+	if err := os.Remove(filepath.Join(r.dir, "bitmap-"+peer)); err != nil && !isNotExist(err) {
+		return err
+	}
+	return syncParent(filepath.Join(r.dir, "x"))
+}
+
+// Peers lists the peers this replica keeps bitmaps for, sorted.
+func (r *Replica) Peers() []string {
+	r.bmMu.Lock()
+	defer r.bmMu.Unlock()
+	var out []string
+	for p := range r.bms {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}

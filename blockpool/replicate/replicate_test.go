@@ -1,0 +1,393 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// cutLink is a link whose network can be cut: every call fails while cut,
+// as a call to a dead or partitioned node does.
+type cutLink struct {
+	LocalLink
+	cut atomic.Bool
+}
+
+var errCut = errors.New("link cut")
+
+func (l *cutLink) err() error {
+	if l.cut.Load() {
+		return errCut
+	}
+	return nil
+}
+func (l *cutLink) Hello(ctx context.Context, e uint64, p string) (Status, error) {
+	if err := l.err(); err != nil {
+		return Status{}, err
+	}
+	return l.LocalLink.Hello(ctx, e, p)
+}
+func (l *cutLink) Promote(ctx context.Context, e uint64, p string) (Status, error) {
+	if err := l.err(); err != nil {
+		return Status{}, err
+	}
+	return l.LocalLink.Promote(ctx, e, p)
+}
+func (l *cutLink) Release(ctx context.Context, e uint64) error {
+	return l.ifUp(func() error { return l.LocalLink.Release(ctx, e) })
+}
+func (l *cutLink) ifUp(fn func() error) error {
+	if l.cut.Load() {
+		return errCut
+	}
+	return fn()
+}
+func (l *cutLink) Write(ctx context.Context, e uint64, off int64, p []byte, a []string) error {
+	return l.ifUp(func() error { return l.LocalLink.Write(ctx, e, off, p, a) })
+}
+func (l *cutLink) Trim(ctx context.Context, e uint64, off, n int64, a []string) error {
+	return l.ifUp(func() error { return l.LocalLink.Trim(ctx, e, off, n, a) })
+}
+func (l *cutLink) Read(ctx context.Context, e uint64, off int64, p []byte) error {
+	return l.ifUp(func() error { return l.LocalLink.Read(ctx, e, off, p) })
+}
+func (l *cutLink) Sync(ctx context.Context, e uint64) error {
+	return l.ifUp(func() error { return l.LocalLink.Sync(ctx, e) })
+}
+func (l *cutLink) SetGen(ctx context.Context, e uint64, g GenChange) error {
+	return l.ifUp(func() error { return l.LocalLink.SetGen(ctx, e, g) })
+}
+func (l *cutLink) Bitmap(ctx context.Context, e uint64, peer string) (Track, []uint64, bool, error) {
+	if err := l.err(); err != nil {
+		return Track{}, nil, false, err
+	}
+	return l.LocalLink.Bitmap(ctx, e, peer)
+}
+func (l *cutLink) MergeBitmap(ctx context.Context, e uint64, peer string, t Track, w []uint64) error {
+	return l.ifUp(func() error { return l.LocalLink.MergeBitmap(ctx, e, peer, t, w) })
+}
+func (l *cutLink) DropBitmap(ctx context.Context, e uint64, peer string) error {
+	return l.ifUp(func() error { return l.LocalLink.DropBitmap(ctx, e, peer) })
+}
+
+type rig struct {
+	t     *testing.T
+	dirs  []string
+	reps  []*Replica
+	links []*cutLink
+	size  int64
+}
+
+const testLease = 300 * time.Millisecond
+
+func newRig(t *testing.T, n int, size int64) *rig {
+	r := &rig{t: t, size: size}
+	base := t.TempDir()
+	for i := range n {
+		dir := filepath.Join(base, fmt.Sprintf("n%d", i))
+		rep, err := CreateReplica(dir, fmt.Sprintf("n%d", i), size, testLease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.dirs, r.reps = append(r.dirs, dir), append(r.reps, rep)
+		r.links = append(r.links, &cutLink{LocalLink: LocalLink{rep}})
+	}
+	t.Cleanup(func() {
+		for _, rep := range r.reps {
+			rep.Close()
+		}
+	})
+	return r
+}
+
+func (r *rig) open(self int) (*Primary, error) {
+	var links []Link
+	for _, l := range r.links {
+		links = append(links, l)
+	}
+	return Open(context.Background(), Config{Name: "v", Self: fmt.Sprintf("n%d", self), Links: links, CallTimeout: 2 * time.Second, RetryInterval: 50 * time.Millisecond, Log: quiet})
+}
+
+func (r *rig) mustOpen(self int) *Primary {
+	p, err := r.open(self)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// image reads replica i's whole volume, verified.
+func (r *rig) image(i int) []byte {
+	b := make([]byte, r.size)
+	if _, err := r.reps[i].Volume().ReadAt(b, 0); err != nil {
+		r.t.Fatalf("replica %d: %v", i, err)
+	}
+	return b
+}
+
+func (r *rig) waitState(p *Primary, node, state string) {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range p.Members() {
+			if m.Node == node && m.State == state {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.t.Fatalf("%s never became %s: %+v", node, state, p.Members())
+}
+
+func randBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func TestReplicatedWritesReachEveryReplica(t *testing.T) {
+	r := newRig(t, 3, 16<<20)
+	p := r.mustOpen(0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	shadow := make([]byte, r.size)
+	for range 200 {
+		off := rng.Int64N(r.size - 70000)
+		b := randBytes(rng, 1+rng.IntN(70000))
+		if _, err := p.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		copy(shadow[off:], b)
+	}
+	if err := p.Trim(4096, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	clear(shadow[4096 : 4096+1<<20])
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, r.size)
+	if _, err := p.ReadAt(got, 0); err != nil || !bytes.Equal(got, shadow) {
+		t.Fatalf("read back differs (err %v)", err)
+	}
+	for i := range r.reps {
+		if !bytes.Equal(r.image(i), shadow) {
+			t.Fatalf("replica %d differs", i)
+		}
+	}
+	if _, err := p.WriteAt([]byte{1}, r.size); err == nil {
+		t.Fatal("write beyond the end accepted")
+	}
+}
+
+func TestOutdatedReplicaResyncsOnlyChangedRegions(t *testing.T) {
+	r := newRig(t, 3, 64<<20)
+	p := r.mustOpen(0)
+	rng := rand.New(rand.NewPCG(3, 4))
+	if _, err := p.WriteAt(randBytes(rng, 32<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	r.links[2].cut.Store(true)
+	// 3 MiB changed while n2 is away, in 12 writes of 256 KiB.
+	var changed int64
+	for i := range 12 {
+		b := randBytes(rng, 256<<10)
+		if _, err := p.WriteAt(b, int64(i)*(5<<20)); err != nil {
+			t.Fatalf("write with one replica away: %v", err)
+		}
+		changed += int64(len(b))
+	}
+	if got := p.Members()[2].State; got != Outdated {
+		t.Fatalf("n2 is %s, want Outdated", got)
+	}
+	if tr := r.reps[0].Status().Tracking["n2"]; tr.Blocks*BlockSize != changed {
+		t.Fatalf("n0's bitmap for n2 marks %d bytes, %d changed", tr.Blocks*BlockSize, changed)
+	}
+	// n2 is behind by generation: a primary that could reach only n2
+	// and n1... would take n1's newer copy.
+	if r.reps[2].Status().Gen >= r.reps[0].Status().Gen {
+		t.Fatalf("n2 generation %d not behind n0's %d", r.reps[2].Status().Gen, r.reps[0].Status().Gen)
+	}
+	r.links[2].cut.Store(false)
+	r.waitState(p, "n2", UpToDate)
+	st := p.Stats()
+	if st.ResyncedBytes != changed {
+		t.Fatalf("resynced %d bytes, %d changed", st.ResyncedBytes, changed)
+	}
+	a, b, c := r.image(0), r.image(1), r.image(2)
+	if !bytes.Equal(a, b) || !bytes.Equal(a, c) {
+		t.Fatal("replicas differ after resync")
+	}
+	if len(r.reps[0].Peers()) != 0 || len(r.reps[1].Peers()) != 0 {
+		t.Fatalf("bitmaps left after resync: %v %v", r.reps[0].Peers(), r.reps[1].Peers())
+	}
+}
+
+func TestWritesDuringResyncAreNotLost(t *testing.T) {
+	r := newRig(t, 3, 64<<20)
+	p := r.mustOpen(0)
+	rng := rand.New(rand.NewPCG(5, 6))
+	r.links[1].cut.Store(true)
+	if _, err := p.WriteAt(randBytes(rng, 48<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	r.links[1].cut.Store(false)
+	// Writes race the resync over the same regions.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		off := rng.Int64N(48<<20 - 8192)
+		if _, err := p.WriteAt(randBytes(rng, 8192), off); err != nil {
+			t.Fatal(err)
+		}
+		if i > 200 && p.Members()[1].State == UpToDate {
+			break
+		}
+	}
+	r.waitState(p, "n1", UpToDate)
+	if !bytes.Equal(r.image(0), r.image(1)) || !bytes.Equal(r.image(0), r.image(2)) {
+		t.Fatal("replicas differ after a resync raced by writes")
+	}
+}
+
+func TestNoQuorumRefusesWritesWithoutApplyingThem(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	p := r.mustOpen(0)
+	if _, err := p.WriteAt(bytes.Repeat([]byte{7}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	r.links[1].cut.Store(true)
+	r.links[2].cut.Store(true)
+	// The first write notices both are gone; it must not be acknowledged.
+	if _, err := p.WriteAt(bytes.Repeat([]byte{8}, 4096), 0); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("write without quorum: %v", err)
+	}
+	if _, err := p.WriteAt(bytes.Repeat([]byte{9}, 4096), 8192); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("second write without quorum: %v", err)
+	}
+	if err := p.Sync(); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("flush without quorum: %v", err)
+	}
+	blk := make([]byte, 4096)
+	r.reps[0].Volume().ReadAt(blk, 8192)
+	if !bytes.Equal(blk, make([]byte, 4096)) {
+		t.Fatal("a refused write was applied to the remaining replica")
+	}
+	// A primary on n1's side of the partition cannot form a quorum either.
+	if _, err := Open(context.Background(), Config{Name: "v", Self: "n1", Links: []Link{r.links[1]}, CallTimeout: time.Second}); err == nil {
+		t.Fatal("a primary opened with a minority")
+	}
+	r.links[1].cut.Store(false)
+	r.waitState(p, "n1", UpToDate)
+	if _, err := p.WriteAt(bytes.Repeat([]byte{10}, 4096), 0); err != nil {
+		t.Fatalf("write after quorum came back: %v", err)
+	}
+}
+
+func TestNewPrimaryFencesTheOld(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	p1, err := r.open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p1.Close()
+	if _, err := r.open(1); !errors.Is(err, ErrPrimaryElsewhere) {
+		t.Fatalf("second primary while the first is alive: %v", err)
+	}
+	if _, err := p1.WriteAt(bytes.Repeat([]byte{1}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	// p1's node is cut off from n1 and n2 (it keeps its own replica):
+	// after the lease the other side promotes.
+	r.links[1].cut.Store(true)
+	r.links[2].cut.Store(true)
+	time.Sleep(2 * testLease)
+	r.links[1].cut.Store(false)
+	r.links[2].cut.Store(false)
+	links := []Link{r.links[0], r.links[1], r.links[2]}
+	r.links[0].cut.Store(true) // from the new primary, n0 is unreachable
+	p2, err := Open(context.Background(), Config{Name: "v", Self: "n1", Links: links, CallTimeout: time.Second, RetryInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	r.links[0].cut.Store(false)
+	if _, err := p1.WriteAt(bytes.Repeat([]byte{2}, 4096), 0); err == nil {
+		t.Fatal("the old primary still accepts writes")
+	}
+	got := make([]byte, 4096)
+	if _, err := p2.ReadAt(got, 0); err != nil || got[0] != 1 {
+		t.Fatalf("new primary reads %v, %v", got[0], err)
+	}
+}
+
+func TestBitRotIsRepairedFromAGoodReplica(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	p := r.mustOpen(0)
+	want := randBytes(rand.New(rand.NewPCG(7, 8)), 64<<10)
+	if _, err := p.WriteAt(want, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	p.Sync()
+	// Flip bytes in n0's data file (the replica read first).
+	f, err := os.OpenFile(filepath.Join(r.dirs[0], "data.vol"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xde, 0xad}, 1<<20+5*4096+10)
+	f.Close()
+	got := make([]byte, len(want))
+	if _, err := p.ReadAt(got, 1<<20); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read over rot: %v", err)
+	}
+	if n := p.Stats().RepairedBlocks; n != 1 {
+		t.Fatalf("repaired %d blocks, want 1", n)
+	}
+	if !bytes.Equal(r.image(0)[1<<20:1<<20+len(want)], want) {
+		t.Fatal("bad block not rewritten")
+	}
+}
+
+func TestPrimaryCrashThenAnotherNodeTakesOver(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	p1, err := r.open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := randBytes(rand.New(rand.NewPCG(9, 9)), 1<<20)
+	p1.WriteAt(want, 0)
+	p1.Sync()
+	// A crash: no release; p1 stops renewing its lease.
+	p1.cancel()
+	p1.wg.Wait()
+	var p2 *Primary
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if p2, err = r.open(2); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	got := make([]byte, len(want))
+	if _, err := p2.ReadAt(got, 0); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("data after takeover: %v", err)
+	}
+	if p2.Epoch() <= p1.Epoch() {
+		t.Fatalf("epoch %d not after %d", p2.Epoch(), p1.Epoch())
+	}
+}
+
+var quiet = slog.New(slog.DiscardHandler)

@@ -1,0 +1,254 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// run pings connected replicas (renewing the primary's lease, noticing a
+// dead one) and tries disconnected ones, resyncing each that answers.
+func (p *Primary) run() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		p.tick()
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Primary) tick() {
+	if p.fenced.Load() {
+		return
+	}
+	p.mu.Lock()
+	all := append([]*member(nil), p.ms...)
+	p.mu.Unlock()
+	res := p.each(p.ctx, all, func(ctx context.Context, m *member) (Status, error) {
+		return m.link.Hello(ctx, p.epoch, p.cfg.Self)
+	})
+	var dead []*member
+	for i, m := range all {
+		p.mu.Lock()
+		connected, syncing := m.connected(), m.syncing
+		p.mu.Unlock()
+		r := res[i]
+		if r.err == nil && r.st.Epoch > p.epoch {
+			p.noteFenced(fmt.Errorf("%w: %s promised epoch %d", ErrFenced, m.link.Node(), r.st.Epoch))
+			return
+		}
+		switch {
+		case connected && r.err != nil:
+			dead = append(dead, m)
+		case connected:
+			// An up-to-date replica's bitmaps say how far behind the
+			// absent ones are.
+			for peer, tr := range r.st.Tracking {
+				if pm := p.member(peer); pm != nil && !pm.syncing {
+					pm.oos.Store(tr.Blocks * BlockSize)
+				}
+			}
+		case r.err == nil && !syncing && p.ctx.Err() == nil:
+			p.mu.Lock()
+			m.syncing = true
+			p.mu.Unlock()
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				if err := p.resync(m); err != nil && p.ctx.Err() == nil {
+					p.log.Warn("resync stopped", "node", m.link.Node(), "err", err)
+				}
+				p.mu.Lock()
+				m.syncing = false
+				p.mu.Unlock()
+			}()
+		}
+	}
+	if len(dead) > 0 {
+		p.drop(dead)
+	}
+}
+
+func (p *Primary) member(node string) *member {
+	for _, m := range p.ms {
+		if m.link.Node() == node {
+			return m
+		}
+	}
+	return nil
+}
+
+// source picks an up-to-date replica to copy from (this node's first).
+func (p *Primary) source() *member {
+	order := p.readOrder()
+	if len(order) == 0 {
+		return nil
+	}
+	return order[0]
+}
+
+// resync brings m back: it becomes a sync target (receiving new writes),
+// the regions the source's bitmap marks for it (everything, if the
+// history is unknown) and the extents it recovered after a crash are copied, then it is
+// consistent at the current generation and the bitmaps for it are dropped.
+func (p *Primary) resync(m *member) error {
+	ctx := p.ctx
+	st, err := m.link.Promote(ctx, p.epoch, p.cfg.Self)
+	if err != nil {
+		return err
+	}
+	if st.Size != p.size {
+		return fmt.Errorf("replica %s has size %d, volume %d", m.link.Node(), st.Size, p.size)
+	}
+	src := p.source()
+	if src == nil {
+		return ErrNoUpToDate
+	}
+	node := m.link.Node()
+	// Drain writes so that none in flight still treats m as absent: from
+	// here on m receives every write, and the bitmap read now holds every
+	// earlier one.
+	p.gate.Lock()
+	p.bumpMu.Lock()
+	tr, words, ok, err := src.link.Bitmap(ctx, p.epoch, node)
+	if err == nil {
+		err = m.link.SetGen(ctx, p.epoch, GenChange{Gen: p.gen, BeginSync: true})
+	}
+	if err == nil {
+		p.mu.Lock()
+		m.state, src.source = SyncTarget, true
+		p.mu.Unlock()
+	}
+	p.bumpMu.Unlock()
+	p.gate.Unlock()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		p.mu.Lock()
+		src.source = false
+		p.mu.Unlock()
+	}()
+
+	var todo []Extent
+	full := !ok || tr.Full || tr.Base != st.Gen
+	if full {
+		todo = []Extent{{0, p.size}}
+	} else {
+		todo = Runs(words, p.size, regionSize)
+	}
+	// After its own crash, m's recovered extents may hold writes the
+	// others never got.
+	todo = MergeExtents(append(todo, st.Recovered...))
+	var total int64
+	for _, e := range todo {
+		total += e.Len
+	}
+	m.oos.Store(total)
+	m.synced.Store(0)
+	p.log.Info("resync started", "node", node, "from", src.link.Node(), "bytes", total, "full", full)
+	started := time.Now()
+
+	buf := make([]byte, regionSize)
+	for _, e := range todo {
+		for off := e.Off; off < e.Off+e.Len; {
+			n := min(regionSize-off%regionSize, e.Off+e.Len-off)
+			if err := p.copyRegion(ctx, src, m, off, buf[:n]); err != nil {
+				return err
+			}
+			off += n
+			m.synced.Add(n)
+			m.oos.Add(-n)
+			p.resynced.Add(n)
+		}
+	}
+	return p.finishResync(ctx, src, m, time.Since(started))
+}
+
+// copyRegion copies one range from src to the sync target under the
+// region lock (a write to it waits; one after it reaches m directly).
+func (p *Primary) copyRegion(ctx context.Context, src, m *member, off int64, buf []byte) error {
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	unlock := p.lockRegions(off, int64(len(buf)))
+	defer unlock()
+	p.mu.Lock()
+	state := m.state
+	_, absent := p.viewLocked()
+	p.mu.Unlock()
+	if state != SyncTarget {
+		return fmt.Errorf("%s left during resync", m.link.Node())
+	}
+	if err := p.call(ctx, func(ctx context.Context) error { return src.link.Read(ctx, p.epoch, off, buf) }); err != nil {
+		if !errors.Is(err, ErrFenced) {
+			go p.drop([]*member{src})
+		}
+		return fmt.Errorf("read %d from %s: %w", off, src.link.Node(), err)
+	}
+	var err error
+	if isZero(buf) {
+		err = p.call(ctx, func(ctx context.Context) error { return m.link.Trim(ctx, p.epoch, off, int64(len(buf)), absent) })
+	} else {
+		err = p.call(ctx, func(ctx context.Context) error { return m.link.Write(ctx, p.epoch, off, buf, absent) })
+	}
+	if err != nil {
+		go p.drop([]*member{m})
+		return fmt.Errorf("write %d to %s: %w", off, m.link.Node(), err)
+	}
+	return nil
+}
+
+var zeroRegion = make([]byte, regionSize)
+
+func isZero(b []byte) bool { return bytes.Equal(b, zeroRegion[:len(b)]) }
+
+// finishResync makes m consistent at the current generation: it inherits
+// the source's bitmaps for replicas still absent, and the bitmaps kept
+// for m are dropped.
+func (p *Primary) finishResync(ctx context.Context, src, m *member, took time.Duration) error {
+	node := m.link.Node()
+	p.bumpMu.Lock()
+	defer p.bumpMu.Unlock()
+	p.mu.Lock()
+	conn, absent := p.viewLocked()
+	gen, still := p.gen, m.state == SyncTarget
+	p.mu.Unlock()
+	if !still {
+		return fmt.Errorf("%s left during resync", node)
+	}
+	for _, peer := range absent {
+		tr, words, ok, err := src.link.Bitmap(ctx, p.epoch, peer)
+		if err == nil && ok {
+			err = m.link.MergeBitmap(ctx, p.epoch, peer, tr, words)
+		}
+		if err != nil {
+			return fmt.Errorf("hand over bitmap for %s: %w", peer, err)
+		}
+	}
+	if err := m.link.Sync(ctx, p.epoch); err != nil {
+		return err
+	}
+	if err := m.link.SetGen(ctx, p.epoch, GenChange{Gen: gen, EndSync: true}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	m.state = UpToDate
+	p.mu.Unlock()
+	for _, c := range conn {
+		if c != m {
+			if err := c.link.DropBitmap(ctx, p.epoch, node); err != nil {
+				p.log.Warn("drop bitmap", "on", c.link.Node(), "for", node, "err", err)
+			}
+		}
+	}
+	p.resyncs.Add(1)
+	p.log.Info("resync done", "node", node, "bytes", m.synced.Load(), "took", took.Round(time.Millisecond))
+	return nil
+}
