@@ -50,11 +50,13 @@ func (p *Primary) tick() {
 		case connected:
 			// An up-to-date replica's bitmaps say how far behind the
 			// absent ones are.
+			p.mu.Lock()
 			for peer, tr := range r.st.Tracking {
 				if pm := p.member(peer); pm != nil && !pm.syncing {
 					pm.oos.Store(tr.Blocks * BlockSize)
 				}
 			}
+			p.mu.Unlock()
 		case r.err == nil && !syncing && p.ctx.Err() == nil:
 			p.mu.Lock()
 			m.syncing = true
