@@ -27,13 +27,13 @@ type Checked struct {
 
 	stripes [checkedStripes]sync.Mutex // blocks being read-modify-written or written
 
-	alMu     sync.Mutex
-	active   map[uint32]int // extent -> writes in flight (present: in the log)
-	logged   []uint32       // extents in the persisted log
+	alMu   sync.Mutex
+	active map[uint32]int // extent -> writes in flight (present: in the log)
+	logged []uint32       // extents in the persisted log
 	// recovered are the extents the log named at an unclean open: the
 	// places where this copy may differ from a replica's.
 	recovered []uint32
-	corrupts atomic.Int64
+	corrupts  atomic.Int64
 }
 
 const (

@@ -27,6 +27,7 @@ import (
 //	POST /rpc/v1/dev/{id}/get           key in, record out (404: none)
 //	POST /rpc/v1/dev/{id}/list          lower, upper, limit in; entries out
 //	POST /rpc/v1/dev/{id}/deleterange   lower, upper
+//	POST /rpc/v1/vol/{name}/{op}        volume replication (volrpc.go)
 //
 // A stream is a sequence of frames, u32 length (little endian) then one
 // block record; a zero length ends it and asks for the durable locator. A
@@ -57,6 +58,7 @@ type Server struct {
 	node    string
 	secret  string
 	devices LocalDevices
+	volumes VolumeReplicas
 	log     *slog.Logger
 	bufs    sync.Pool // *[]byte: block read buffers
 }
@@ -73,6 +75,10 @@ func (s *Server) buffer(n int) *[]byte {
 func NewServer(name, secret string, devices LocalDevices, log *slog.Logger) *Server {
 	return &Server{node: name, secret: secret, devices: devices, log: log}
 }
+
+// SetVolumes makes the node's volume replicas reachable; call it before
+// serving.
+func (s *Server) SetVolumes(v VolumeReplicas) { s.volumes = v }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := verifyRequest(r, s.secret, time.Now()); err != nil {
@@ -93,6 +99,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(h)
+		return
+	}
+	if rest, ok := strings.CutPrefix(path, "vol/"); ok {
+		s.volume(w, r, rest)
 		return
 	}
 	rest, ok := strings.CutPrefix(path, "dev/")

@@ -1,0 +1,310 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/blockpool/replicate"
+)
+
+// Volume replication over the RPC listener: a primary on one node reaches
+// the replicas of its volume on others.
+//
+//	POST /rpc/v1/vol/{name}/{op}   op: hello promote release write trim read
+//	                               sync setgen bitmap mergebitmap dropbitmap
+//
+// The request's parameters are JSON in the X-Strata-Vol header; a write's
+// data and a bitmap's words (u64 little endian) are the body, as are a
+// read's data and a bitmap answer. A refusal carries its kind in
+// X-Strata-Error so the primary sees the same error as in process.
+
+// VolumeReplicas finds this node's replicas by volume name.
+type VolumeReplicas interface {
+	VolumeReplica(name string) *replicate.Replica
+}
+
+type volParams struct {
+	Epoch   uint64               `json:",omitempty"`
+	Primary string               `json:",omitempty"`
+	Off     int64                `json:",omitempty"`
+	N       int64                `json:",omitempty"`
+	Absent  []string             `json:",omitempty"`
+	Peer    string               `json:",omitempty"`
+	Gen     *replicate.GenChange `json:",omitempty"`
+	Track   *replicate.Track     `json:",omitempty"`
+	Found   bool                 `json:",omitempty"`
+}
+
+const volHeader = "X-Strata-Vol"
+
+// Kinds of volume refusals on the wire.
+var volErrors = []struct {
+	kind   string
+	status int
+	err    error
+}{
+	{"fenced", http.StatusConflict, replicate.ErrFenced},
+	{"elsewhere", http.StatusLocked, replicate.ErrPrimaryElsewhere},
+	{"corrupt", http.StatusUnprocessableEntity, blockpool.ErrCorrupt},
+	{"range", http.StatusRequestedRangeNotSatisfiable, blockpool.ErrOutOfRange},
+	{"noreplica", http.StatusNotFound, errNoReplica},
+}
+
+var errNoReplica = errors.New("no replica of this volume on the node")
+
+func writeVolErr(w http.ResponseWriter, err error) {
+	for _, e := range volErrors {
+		if errors.Is(err, e.err) {
+			w.Header().Set("X-Strata-Error", e.kind)
+			http.Error(w, err.Error(), e.status)
+			return
+		}
+	}
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+// maxVolIO bounds one read or write (the NBD server's largest request).
+const maxVolIO = 32 << 20
+
+func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string) {
+	name, op, ok := strings.Cut(rest, "/")
+	if !ok || r.Method != http.MethodPost || s.volumes == nil {
+		http.NotFound(w, r)
+		return
+	}
+	rep := s.volumes.VolumeReplica(name)
+	if rep == nil {
+		writeVolErr(w, fmt.Errorf("volume %s on %s: %w", name, s.node, errNoReplica))
+		return
+	}
+	var p volParams
+	if err := json.Unmarshal([]byte(r.Header.Get(volHeader)), &p); err != nil {
+		http.Error(w, "bad parameters: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if p.N < 0 || p.N > maxVolIO && op == "read" {
+		http.Error(w, "bad length", http.StatusBadRequest)
+		return
+	}
+	answer := func(v any, err error) {
+		if err != nil {
+			writeVolErr(w, err)
+			return
+		}
+		if v != nil {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(v)
+		}
+	}
+	switch op {
+	case "hello":
+		answer(rep.Hello(p.Epoch, p.Primary), nil)
+	case "promote":
+		answer(rep.Promote(p.Epoch, p.Primary))
+	case "release":
+		answer(nil, rep.Release(p.Epoch))
+	case "write":
+		if r.ContentLength < 0 || r.ContentLength > maxVolIO {
+			http.Error(w, "bad length", http.StatusBadRequest)
+			return
+		}
+		bp := s.buffer(int(r.ContentLength))
+		defer s.bufs.Put(bp)
+		buf := (*bp)[:r.ContentLength]
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			http.Error(w, "short body", http.StatusBadRequest)
+			return
+		}
+		answer(nil, rep.Write(p.Epoch, p.Off, buf, p.Absent))
+	case "trim":
+		answer(nil, rep.Trim(p.Epoch, p.Off, p.N, p.Absent))
+	case "read":
+		bp := s.buffer(int(p.N))
+		defer s.bufs.Put(bp)
+		buf := (*bp)[:p.N]
+		if err := rep.Read(p.Epoch, p.Off, buf); err != nil {
+			writeVolErr(w, err)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+		w.Write(buf)
+	case "sync":
+		answer(nil, rep.Sync(p.Epoch))
+	case "setgen":
+		if p.Gen == nil {
+			http.Error(w, "no generation", http.StatusBadRequest)
+			return
+		}
+		answer(nil, rep.SetGen(p.Epoch, *p.Gen))
+	case "bitmap":
+		tr, words, found, err := rep.Bitmap(p.Epoch, p.Peer)
+		if err != nil {
+			writeVolErr(w, err)
+			return
+		}
+		h, _ := json.Marshal(volParams{Track: &tr, Found: found})
+		w.Header().Set(volHeader, string(h))
+		w.Header().Set("Content-Length", strconv.Itoa(8*len(words)))
+		w.Write(encodeWords(words))
+	case "mergebitmap":
+		body, err := io.ReadAll(io.LimitReader(r.Body, 8*int64(rep.Size()/replicate.BlockSize/64+1)+1))
+		if err != nil || len(body)%8 != 0 || p.Track == nil {
+			http.Error(w, "bad bitmap", http.StatusBadRequest)
+			return
+		}
+		answer(nil, rep.MergeBitmap(p.Epoch, p.Peer, *p.Track, decodeWords(body)))
+	case "dropbitmap":
+		answer(nil, rep.DropBitmap(p.Epoch, p.Peer))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func encodeWords(words []uint64) []byte {
+	b := make([]byte, 8*len(words))
+	for i, w := range words {
+		binary.LittleEndian.PutUint64(b[8*i:], w)
+	}
+	return b
+}
+
+func decodeWords(b []byte) []uint64 {
+	out := make([]uint64, len(b)/8)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return out
+}
+
+// RemoteReplica is the replicate.Link to a volume's replica on a peer.
+type RemoteReplica struct {
+	peer *Peer
+	name string
+}
+
+// VolumeLink returns the link to volume name's replica on this peer.
+func (p *Peer) VolumeLink(name string) *RemoteReplica { return &RemoteReplica{peer: p, name: name} }
+
+func (l *RemoteReplica) Node() string { return l.peer.Name }
+
+// call sends one volume request; answer, if set, gets the 200 response.
+func (l *RemoteReplica) call(ctx context.Context, op string, p volParams, body []byte, answer func(*http.Response) error) error {
+	if !l.peer.Up() {
+		return fmt.Errorf("node %s: %w (%v)", l.peer.Name, errPeerDown, l.peer.LastError())
+	}
+	hdr, _ := json.Marshal(p)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.peer.url("vol/"+url.PathEscape(l.name)+"/"+op), nil)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	req.Header.Set(volHeader, string(hdr))
+	signRequest(req, l.peer.t.Secret, l.peer.t.Self)
+	resp, err := l.peer.t.client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.peer.markDown(err)
+		}
+		return fmt.Errorf("node %s: %w", l.peer.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		kind := resp.Header.Get("X-Strata-Error")
+		for _, e := range volErrors {
+			if e.kind == kind {
+				return fmt.Errorf("node %s: %s: %w", l.peer.Name, strings.TrimSpace(string(msg)), e.err)
+			}
+		}
+		return fmt.Errorf("node %s: status %d: %s", l.peer.Name, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	if answer != nil {
+		return answer(resp)
+	}
+	return nil
+}
+
+func (l *RemoteReplica) status(ctx context.Context, op string, p volParams) (replicate.Status, error) {
+	var st replicate.Status
+	err := l.call(ctx, op, p, nil, func(r *http.Response) error { return json.NewDecoder(r.Body).Decode(&st) })
+	return st, err
+}
+
+func (l *RemoteReplica) Hello(ctx context.Context, epoch uint64, primary string) (replicate.Status, error) {
+	return l.status(ctx, "hello", volParams{Epoch: epoch, Primary: primary})
+}
+
+func (l *RemoteReplica) Promote(ctx context.Context, epoch uint64, primary string) (replicate.Status, error) {
+	return l.status(ctx, "promote", volParams{Epoch: epoch, Primary: primary})
+}
+
+func (l *RemoteReplica) Release(ctx context.Context, epoch uint64) error {
+	return l.call(ctx, "release", volParams{Epoch: epoch}, nil, nil)
+}
+
+func (l *RemoteReplica) Write(ctx context.Context, epoch uint64, off int64, p []byte, absent []string) error {
+	return l.call(ctx, "write", volParams{Epoch: epoch, Off: off, Absent: absent}, p, nil)
+}
+
+func (l *RemoteReplica) Trim(ctx context.Context, epoch uint64, off, n int64, absent []string) error {
+	return l.call(ctx, "trim", volParams{Epoch: epoch, Off: off, N: n, Absent: absent}, nil, nil)
+}
+
+func (l *RemoteReplica) Read(ctx context.Context, epoch uint64, off int64, p []byte) error {
+	return l.call(ctx, "read", volParams{Epoch: epoch, Off: off, N: int64(len(p))}, nil, func(r *http.Response) error {
+		if r.ContentLength != int64(len(p)) {
+			return fmt.Errorf("node %s: read answer of %d bytes, want %d", l.peer.Name, r.ContentLength, len(p))
+		}
+		_, err := io.ReadFull(r.Body, p)
+		return err
+	})
+}
+
+func (l *RemoteReplica) Sync(ctx context.Context, epoch uint64) error {
+	return l.call(ctx, "sync", volParams{Epoch: epoch}, nil, nil)
+}
+
+func (l *RemoteReplica) SetGen(ctx context.Context, epoch uint64, g replicate.GenChange) error {
+	return l.call(ctx, "setgen", volParams{Epoch: epoch, Gen: &g}, nil, nil)
+}
+
+func (l *RemoteReplica) Bitmap(ctx context.Context, epoch uint64, peer string) (replicate.Track, []uint64, bool, error) {
+	var tr replicate.Track
+	var words []uint64
+	var found bool
+	err := l.call(ctx, "bitmap", volParams{Epoch: epoch, Peer: peer}, nil, func(r *http.Response) error {
+		var p volParams
+		if err := json.Unmarshal([]byte(r.Header.Get(volHeader)), &p); err != nil || p.Track == nil {
+			return fmt.Errorf("node %s: bad bitmap answer", l.peer.Name)
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		tr, found, words = *p.Track, p.Found, decodeWords(body)
+		return nil
+	})
+	return tr, words, found, err
+}
+
+func (l *RemoteReplica) MergeBitmap(ctx context.Context, epoch uint64, peer string, t replicate.Track, words []uint64) error {
+	return l.call(ctx, "mergebitmap", volParams{Epoch: epoch, Peer: peer, Track: &t}, encodeWords(words), nil)
+}
+
+func (l *RemoteReplica) DropBitmap(ctx context.Context, epoch uint64, peer string) error {
+	return l.call(ctx, "dropbitmap", volParams{Epoch: epoch, Peer: peer}, nil, nil)
+}
