@@ -26,6 +26,14 @@ type Export interface {
 	Trim(off, length int64) error
 }
 
+// Attacher is an export that must be attached before I/O (a replicated
+// volume becomes primary on this node): NBD_OPT_GO and NBD_OPT_EXPORT_NAME
+// call Attach and serve what it returns; release runs when the connection
+// ends. NBD_OPT_INFO and NBD_OPT_LIST do not attach.
+type Attacher interface {
+	Attach() (exp Export, release func(), err error)
+}
+
 // Exports finds exports by name.
 type Exports interface {
 	Export(name string) (Export, bool)
@@ -54,6 +62,7 @@ const (
 	repServer     = 2
 	repInfo       = 3
 	repErrUnsup   = 1<<31 + 1
+	repErrPolicy  = 1<<31 + 2
 	repErrInvalid = 1<<31 + 3
 	repErrUnknown = 1<<31 + 6
 
@@ -159,6 +168,7 @@ func (s *Server) Close(ctx context.Context) error {
 type conn struct {
 	c       net.Conn
 	exp     Export
+	release func()
 	wmu     sync.Mutex // one reply at a time
 	noZeros bool
 }
@@ -187,6 +197,9 @@ func (s *Server) serveConn(nc net.Conn) error {
 		return err
 	}
 	c.exp = exp
+	if c.release != nil {
+		defer c.release()
+	}
 	nc.SetDeadline(time.Time{})
 	return c.transmit()
 }
@@ -217,12 +230,16 @@ func (s *Server) negotiate(c *conn) (Export, error) {
 			if !ok {
 				return nil, fmt.Errorf("no export %q", data) // the protocol's answer: hang up
 			}
+			exp, err := c.attach(exp)
+			if err != nil {
+				return nil, fmt.Errorf("export %q: %w", data, err)
+			}
 			out := binary.BigEndian.AppendUint64(nil, uint64(exp.Size()))
 			out = binary.BigEndian.AppendUint16(out, transmissionFlags)
 			if !c.noZeros {
 				out = append(out, make([]byte, 124)...)
 			}
-			_, err := c.c.Write(out)
+			_, err = c.c.Write(out)
 			return exp, err
 		case optAbort:
 			c.optReply(opt, repAck, nil)
@@ -280,6 +297,13 @@ func (s *Server) info(c *conn, opt uint32, data []byte) (Export, error) {
 	if !ok {
 		return nil, c.optReply(opt, repErrUnknown, []byte("no such export"))
 	}
+	if opt == optGo {
+		var err error
+		if exp, err = c.attach(exp); err != nil {
+			s.log.Warn("nbd: export refused", "export", name, "err", err)
+			return nil, c.optReply(opt, repErrPolicy, []byte(err.Error()))
+		}
+	}
 	for i := 0; i < nreq; i++ {
 		switch binary.BigEndian.Uint16(data[6+int(nameLen)+2*i:]) {
 		case infoName:
@@ -304,6 +328,20 @@ func (s *Server) info(c *conn, opt uint32, data []byte) (Export, error) {
 		return nil, err
 	}
 	return exp, c.optReply(opt, repAck, nil)
+}
+
+// attach attaches an Attacher export for this connection.
+func (c *conn) attach(exp Export) (Export, error) {
+	a, ok := exp.(Attacher)
+	if !ok {
+		return exp, nil
+	}
+	io, release, err := a.Attach()
+	if err != nil {
+		return nil, err
+	}
+	c.release = release
+	return io, nil
 }
 
 func (c *conn) optReply(opt, typ uint32, data []byte) error {
