@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/strata-storage/strata/blockpool/volumes"
 	"log/slog"
 	"sort"
 	"strings"
@@ -38,8 +39,10 @@ type NodeInfo struct {
 	S3Addr    string       `json:"s3_addr"`
 	AdminAddr string       `json:"admin_addr"`
 	Devices   []DeviceInfo `json:"devices"`
-	Started   time.Time    `json:"started"`
-	Heartbeat time.Time    `json:"last_heartbeat"`
+	// VolumePool is the node's block-volume pool.
+	VolumePool *volumes.PoolInfo `json:"volume_pool,omitempty"`
+	Started    time.Time         `json:"started"`
+	Heartbeat  time.Time         `json:"last_heartbeat"`
 	// State is "up" while the heartbeat lease lives, else "down" (filled
 	// in by ListMembers).
 	State string `json:"state,omitempty"`

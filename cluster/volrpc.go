@@ -20,7 +20,8 @@ import (
 // Volume replication over the RPC listener: a primary on one node reaches
 // the replicas of its volume on others.
 //
-//	POST /rpc/v1/vol/{name}/{op}   op: hello promote release write trim read
+//	POST /rpc/v1/vol/{name}/{op}   op: create delete (this node's replica),
+//	                               hello promote release write trim read
 //	                               sync setgen bitmap mergebitmap dropbitmap
 //
 // The request's parameters are JSON in the X-Strata-Vol header; a write's
@@ -28,9 +29,11 @@ import (
 // read's data and a bitmap answer. A refusal carries its kind in
 // X-Strata-Error so the primary sees the same error as in process.
 
-// VolumeReplicas finds this node's replicas by volume name.
+// VolumeReplicas finds, creates and deletes this node's replicas.
 type VolumeReplicas interface {
 	VolumeReplica(name string) *replicate.Replica
+	CreateLocal(name string, size int64) error
+	DeleteLocal(name string) error
 }
 
 type volParams struct {
@@ -80,6 +83,24 @@ func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string) {
 	name, op, ok := strings.Cut(rest, "/")
 	if !ok || r.Method != http.MethodPost || s.volumes == nil {
 		http.NotFound(w, r)
+		return
+	}
+	switch op {
+	case "create", "delete":
+		var p volParams
+		if err := json.Unmarshal([]byte(r.Header.Get(volHeader)), &p); err != nil {
+			http.Error(w, "bad parameters: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		var err error
+		if op == "create" {
+			err = s.volumes.CreateLocal(name, p.N)
+		} else {
+			err = s.volumes.DeleteLocal(name)
+		}
+		if err != nil {
+			writeVolErr(w, err)
+		}
 		return
 	}
 	rep := s.volumes.VolumeReplica(name)
@@ -242,6 +263,16 @@ func (l *RemoteReplica) status(ctx context.Context, op string, p volParams) (rep
 	var st replicate.Status
 	err := l.call(ctx, op, p, nil, func(r *http.Response) error { return json.NewDecoder(r.Body).Decode(&st) })
 	return st, err
+}
+
+// CreateReplica creates volume name's replica on the peer.
+func (p *Peer) CreateReplica(ctx context.Context, name string, size int64) error {
+	return p.VolumeLink(name).call(ctx, "create", volParams{N: size}, nil, nil)
+}
+
+// DeleteReplica deletes volume name's replica on the peer.
+func (p *Peer) DeleteReplica(ctx context.Context, name string) error {
+	return p.VolumeLink(name).call(ctx, "delete", volParams{}, nil, nil)
 }
 
 func (l *RemoteReplica) Hello(ctx context.Context, epoch uint64, primary string) (replicate.Status, error) {

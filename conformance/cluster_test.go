@@ -71,6 +71,7 @@ func startEtcd(t testing.TB) string {
 type clusterNode struct {
 	name, zone, dir string
 	s3, admin, rpc  string
+	nbd            string
 	proc            *process
 	mc              *minio.Client
 }
@@ -95,7 +96,7 @@ func startClusterWith(t testing.TB, c *testCluster, zones int) *testCluster {
 	c.meta = startEtcd(t)
 	for i := 0; i < c.size; i++ {
 		nd := &clusterNode{name: fmt.Sprintf("node%d", i+1), zone: fmt.Sprintf("zone%d", i%zones+1), dir: t.TempDir(),
-			s3: freeAddr(t), admin: freeAddr(t), rpc: freeAddr(t)}
+			s3: freeAddr(t), admin: freeAddr(t), rpc: freeAddr(t), nbd: freeAddr(t)}
 		opts := &minio.Options{Creds: miniocreds.NewStaticV4(testUser, testSecret, ""), Region: "us-east-1", MaxRetries: 1}
 		if c.https != nil {
 			opts.Secure, opts.Transport = true, c.https.Transport
@@ -118,7 +119,7 @@ func (c *testCluster) launch(t testing.TB, nd *clusterNode) {
 	t.Helper()
 	cmd := exec.Command(strataBinary(t), "server", "--data-dir", nd.dir, "--node-name", nd.name, "--zone", nd.zone,
 		"--meta", c.meta, "--ec", c.ec, "--pools", "1", "--cluster-size", fmt.Sprint(c.size), "--chunk-volume-size", "64GiB",
-		"--s3-addr", nd.s3, "--admin-addr", nd.admin, "--rpc-addr", nd.rpc, "--heartbeat-ttl", "3s", "--log-level", "warn")
+		"--s3-addr", nd.s3, "--admin-addr", nd.admin, "--rpc-addr", nd.rpc, "--nbd-addr", nd.nbd, "--heartbeat-ttl", "3s", "--log-level", "warn")
 	if c.cert != "" {
 		cmd.Args = append(cmd.Args, "--tls-cert", c.cert, "--tls-key", c.key, "--tls-ca", c.cert)
 	}

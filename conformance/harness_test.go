@@ -40,7 +40,7 @@ type server struct {
 func startNode(t testing.TB, dataDir string) *server {
 	t.Helper()
 	cfg := node.DefaultConfig()
-	cfg.DataDir, cfg.S3Addr, cfg.AdminAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir, cfg.S3Addr, cfg.AdminAddr, cfg.NBDAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ChunkVolume = 64 << 30
 	cfg.Root = node.Credentials{AccessKey: testUser, SecretKey: testSecret}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -112,7 +112,7 @@ type process struct {
 // waits until it answers /healthz.
 func startBinary(t testing.TB, dataDir, s3Addr, adminAddr string, extra ...string) *process {
 	t.Helper()
-	args := append([]string{"server", "--data-dir", dataDir, "--s3-addr", s3Addr, "--admin-addr", adminAddr, "--chunk-volume-size", "64GiB"}, extra...)
+	args := append([]string{"server", "--data-dir", dataDir, "--s3-addr", s3Addr, "--admin-addr", adminAddr, "--chunk-volume-size", "64GiB", "--nbd-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(strataBinary(t), args...)
 	cmd.Env = append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret)
 	p := &process{cmd: cmd, stderr: &strings.Builder{}, mu: &sync.Mutex{}}

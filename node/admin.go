@@ -34,6 +34,7 @@ import (
 //	GET    /admin/v1/nodes                     []cluster.NodeInfo (state, zone, capacity, heartbeat)
 //	POST   /admin/v1/cluster/verify            {"Repair": b} -> objectstore.RepairReport
 //	GET    /admin/v1/cluster/hints             {"pending": n}: keys this node still has to repair
+//	…/pools, …/volumes                         block volumes (volumes.go)
 
 // RebalanceAnswer is what a rebalance through the admin API returns.
 type RebalanceAnswer struct {
@@ -104,6 +105,9 @@ func (n *Node) adminAuth(r *http.Request) ([]byte, error) {
 func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) error {
 	path := strings.TrimPrefix(r.URL.Path, "/admin/v1/")
 	parts := strings.Split(path, "/")
+	if done, err := n.volumeRoute(w, r, path, body); done {
+		return err
+	}
 	switch {
 	case path == "ring" && r.Method == http.MethodGet:
 		return writeJSON(w, n.CurrentRing().Info())

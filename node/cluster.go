@@ -121,6 +121,10 @@ func (n *Node) nodeInfo() cluster.NodeInfo {
 		info.S3Addr = n.s3Ln.Addr().String()
 		info.AdminAddr = n.adminLn.Addr().String()
 	}
+	if n.volumes != nil {
+		pi := n.volumes.Pool()
+		info.VolumePool = &pi
+	}
 	n.ringMu.Lock()
 	defer n.ringMu.Unlock()
 	for i := 0; i < n.cfg.Pools; i++ {
@@ -337,7 +341,12 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	if n.rpcLn, err = listen(cfg.RPCAddr, serverTLS); err != nil {
 		return fmt.Errorf("RPC listener: %w", err)
 	}
-	n.rpcSrv = &http.Server{Handler: cluster.NewServer(cfg.NodeName, cfg.ClusterSecret, n, n.log), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if err := n.openVolumes(ctx, n.etcd.Sub("v/")); err != nil {
+		return err
+	}
+	rpc := cluster.NewServer(cfg.NodeName, cfg.ClusterSecret, n, n.log)
+	rpc.SetVolumes(n.volumes)
+	n.rpcSrv = &http.Server{Handler: rpc, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { n.errc <- n.rpcSrv.Serve(n.rpcLn) }()
 
 	member := cluster.NewMember(n.etcd, cfg.HeartbeatTTL, n.nodeInfo, n.log)

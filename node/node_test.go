@@ -12,7 +12,7 @@ import (
 
 func testConfig(dir string) Config {
 	cfg := DefaultConfig()
-	cfg.DataDir, cfg.S3Addr, cfg.AdminAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir, cfg.S3Addr, cfg.AdminAddr, cfg.NBDAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ChunkVolume = 1 << 30
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	return cfg

@@ -109,7 +109,7 @@ reported and the others keep running; Ctrl-C stops it all.`,
 					"--zone", fmt.Sprintf("zone%d", i%zones+1), "--meta", meta, "--ec", ec,
 					"--pools", strconv.Itoa(disks), "--cluster-size", strconv.Itoa(nodes),
 					"--s3-addr", fmt.Sprintf("127.0.0.1:%d", port), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", port+1),
-					"--rpc-addr", fmt.Sprintf("127.0.0.1:%d", port+2))
+					"--rpc-addr", fmt.Sprintf("127.0.0.1:%d", port+2), "--nbd-addr", fmt.Sprintf("127.0.0.1:%d", port+3))
 				p.Env, p.Stdout, p.Stderr = env, log, log
 				if err := p.Start(); err != nil {
 					log.Close()
@@ -127,7 +127,7 @@ reported and the others keep running; Ctrl-C stops it all.`,
 			fmt.Fprintf(out, "cluster of %d nodes in %d zones, EC %s, metadata %s\n", nodes, zones, ec, meta)
 			for i := 0; i < nodes; i++ {
 				port := basePort + 10*i
-				fmt.Fprintf(out, "  node%d  zone%d  S3 http://127.0.0.1:%d  admin http://127.0.0.1:%d\n", i+1, i%zones+1, port, port+1)
+				fmt.Fprintf(out, "  node%d  zone%d  S3 http://127.0.0.1:%d  admin http://127.0.0.1:%d  nbd://127.0.0.1:%d\n", i+1, i%zones+1, port, port+1, port+3)
 			}
 			fmt.Fprintf(out, "root credentials: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\nready; Ctrl-C stops the cluster\n",
 				envValue(env, "STRATA_ROOT_USER"), envValue(env, "STRATA_ROOT_PASSWORD"))

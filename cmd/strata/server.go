@@ -82,6 +82,8 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.IntVar(&cfg.ClusterSize, "cluster-size", 0, "build the cluster's first ring once this many nodes have joined")
 	f.StringVar(&secretFile, "cluster-secret-file", "", "file holding the cluster secret (default: $STRATA_CLUSTER_SECRET)")
 	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", cfg.HeartbeatTTL, "a node is down this long after its last heartbeat")
+	f.StringVar(&cfg.NBDAddr, "nbd-addr", cfg.NBDAddr, "NBD listen address for block volumes (\"off\" disables)")
+	f.DurationVar(&cfg.VolumeLease, "volume-lease", cfg.VolumeLease, "a volume's primary that stops answering blocks a takeover this long")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener: S3, admin and RPC")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) that signs other nodes' certificates (RPC client)")
@@ -100,6 +102,9 @@ func runServer(cmd *cobra.Command, cfg node.Config) error {
 		scheme = "https"
 	}
 	fmt.Fprintf(out, "S3 API:  %s://%s\nAdmin:   %s://%s/metrics, %s://%s/healthz\n", scheme, n.S3Addr(), scheme, n.AdminAddr(), scheme, n.AdminAddr())
+	if a := n.NBDAddr(); a != "" {
+		fmt.Fprintf(out, "NBD:     nbd://%s (block volumes: strata volume create NAME SIZE)\n", a)
+	}
 	if cfg.Meta != "" {
 		fmt.Fprintf(out, "Cluster: node %s in zone %s, RPC %s, metadata %s\n", cfg.NodeName, cfg.Zone, n.RPCAddr(), cfg.Meta)
 	}
@@ -131,7 +136,7 @@ func parseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string
 		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
 	for _, u := range units {
 		if num, ok := strings.CutSuffix(s, u.suffix); ok {
 			var n int64

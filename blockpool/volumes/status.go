@@ -1,0 +1,158 @@
+package volumes
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/strata-storage/strata/blockpool/replicate"
+)
+
+// ReplicaInfo is one replica in a volume listing (as `linstor resource
+// list` shows resources).
+type ReplicaInfo struct {
+	Node           string `json:"node"`
+	State          string `json:"state"` // UpToDate Outdated SyncTarget Inconsistent Unknown
+	Primary        bool   `json:"primary,omitempty"`
+	SyncSource     bool   `json:"sync_source,omitempty"`
+	OutOfSyncBytes int64  `json:"out_of_sync_bytes"`
+	SyncedBytes    int64  `json:"synced_bytes,omitempty"`
+	Corruptions    int64  `json:"corruptions,omitempty"`
+	Error          string `json:"error,omitempty"`
+}
+
+// VolumeInfo is a volume with its replicas' states.
+type VolumeInfo struct {
+	Record
+	Primary  string           `json:"primary,omitempty"` // node it is attached on
+	Replicas []ReplicaInfo    `json:"replicas"`
+	Stats    *replicate.Stats `json:"stats,omitempty"` // of the primary, when it is on this node
+}
+
+type replicaStatus struct {
+	st  replicate.Status
+	err error
+}
+
+// statuses asks every replica of a volume for its status, in parallel.
+func (m *Manager) statuses(ctx context.Context, rec Record) []replicaStatus {
+	out := make([]replicaStatus, len(rec.Nodes))
+	var wg sync.WaitGroup
+	for i, node := range rec.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			var link replicate.Link
+			if node == m.cfg.Node {
+				r := m.VolumeReplica(rec.Name)
+				if r == nil {
+					out[i].err = ErrNodeDown
+					return
+				}
+				link = replicate.LocalLink{R: r}
+			} else if m.cfg.Cluster != nil {
+				link = m.cfg.Cluster.Link(node, rec.Name)
+			} else {
+				out[i].err = ErrNodeDown
+				return
+			}
+			out[i].st, out[i].err = link.Hello(ctx, 0, "")
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Info reports a volume and its replicas. The primary's own view is exact
+// when it runs on this node; otherwise states are derived from what each
+// replica reports (its generation against the newest one seen).
+func (m *Manager) Info(ctx context.Context, name string) (VolumeInfo, error) {
+	rec, err := m.record(ctx, name)
+	if err != nil {
+		return VolumeInfo{}, err
+	}
+	return m.info(ctx, rec), nil
+}
+
+func (m *Manager) info(ctx context.Context, rec Record) VolumeInfo {
+	vi := VolumeInfo{Record: rec}
+	sts := m.statuses(ctx, rec)
+	var newest uint64
+	for _, s := range sts {
+		if s.err == nil {
+			newest = max(newest, s.st.Newest())
+			if s.st.Primary != "" {
+				vi.Primary = s.st.Primary
+			}
+		}
+	}
+	if p := m.Primary(rec.Name); p != nil {
+		vi.Primary = m.cfg.Node
+		st := p.Stats()
+		vi.Stats = &st
+		for i, mi := range p.Members() {
+			ri := ReplicaInfo{Node: mi.Node, State: mi.State, SyncSource: mi.SyncSource, OutOfSyncBytes: mi.OutOfSyncBytes, SyncedBytes: mi.SyncedBytes, Primary: mi.Node == m.cfg.Node}
+			if sts[i].err == nil {
+				ri.Corruptions = sts[i].st.Corruptions
+			} else {
+				ri.Error = sts[i].err.Error()
+			}
+			vi.Replicas = append(vi.Replicas, ri)
+		}
+		return vi
+	}
+	for i, node := range rec.Nodes {
+		ri := ReplicaInfo{Node: node, Primary: node == vi.Primary}
+		s := sts[i]
+		switch {
+		case s.err != nil:
+			ri.State, ri.Error = replicate.Unknown, s.err.Error()
+		case s.st.Inconsistent && s.st.SyncGen == newest && vi.Primary != "":
+			ri.State = replicate.SyncTarget
+		case s.st.Inconsistent:
+			ri.State = replicate.Inconsistent
+		case s.st.Gen == newest:
+			ri.State = replicate.UpToDate
+		default:
+			ri.State = replicate.Outdated
+		}
+		if s.err == nil {
+			ri.Corruptions = s.st.Corruptions
+		}
+		// What the others' bitmaps hold for it.
+		for _, o := range sts {
+			if o.err == nil {
+				if tr, ok := o.st.Tracking[node]; ok {
+					n := tr.Blocks * replicate.BlockSize
+					if tr.Full {
+						n = rec.Size
+					}
+					ri.OutOfSyncBytes = max(ri.OutOfSyncBytes, n)
+				}
+			}
+		}
+		vi.Replicas = append(vi.Replicas, ri)
+	}
+	return vi
+}
+
+// List reports every volume.
+func (m *Manager) List(ctx context.Context) ([]VolumeInfo, error) {
+	recs, err := m.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]VolumeInfo, len(recs))
+	var wg sync.WaitGroup
+	for i, rec := range recs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = m.info(ctx, rec)
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-storage/strata/blockpool/volumes"
+)
+
+// volumeClient is an admin client that defaults to the local node.
+func volumeClient(cmd *cobra.Command) *adminClient {
+	c := &adminClient{}
+	c.flags(cmd.PersistentFlags())
+	cmd.PersistentFlags().Lookup("server").DefValue = "http://127.0.0.1:9001"
+	cmd.PersistentFlags().Set("server", "http://127.0.0.1:9001")
+	return c
+}
+
+func poolCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "pool", Short: "Storage pools that block volumes are carved from"}
+	c := volumeClient(cmd)
+	var output string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List each node's volume pool: capacity, free, provisioned, over-subscription",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var pools []volumes.PoolInfo
+			if err := c.call(http.MethodGet, "pools", nil, &pools); err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(pools)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tPOOL\tDRIVER\tCAPACITY\tFREE\tPROVISIONED\tALLOCATED\tVOLUMES\tOVERSUB")
+			for _, p := range pools {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\n", p.Node, p.Name, p.Driver, formatBytes(p.Capacity), formatBytes(p.Free), formatBytes(p.Provisioned), formatBytes(p.Allocated), p.Volumes, p.OverSub)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func volumeCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "volume", Short: "Replicated block volumes, served over NBD"}
+	c := volumeClient(cmd)
+	var replicas int
+	var nodes string
+	create := &cobra.Command{
+		Use:   "create NAME SIZE",
+		Short: "Create a thin volume (SIZE like 10GiB or 512M) with --replicas copies in distinct zones",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			size, err := parseSize(args[1])
+			if err != nil {
+				return err
+			}
+			req := volumes.CreateRequest{Name: args[0], Size: size, Replicas: replicas}
+			if nodes != "" {
+				req.Nodes = strings.Split(nodes, ",")
+			}
+			var info volumes.VolumeInfo
+			if err := c.call(http.MethodPost, "volumes", req, &info); err != nil {
+				return err
+			}
+			printVolumes(cmd.OutOrStdout(), []volumes.VolumeInfo{info})
+			return nil
+		},
+	}
+	create.Flags().IntVar(&replicas, "replicas", 1, "number of replicas (placed in distinct zones)")
+	create.Flags().StringVar(&nodes, "nodes", "", "explicit placement: comma-separated node names")
+	var output string
+	list := &cobra.Command{
+		Use:   "list [NAME]",
+		Short: "List volumes with each replica's state (UpToDate, Outdated, SyncTarget, Inconsistent, Unknown)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var list []volumes.VolumeInfo
+			if len(args) == 1 {
+				var one volumes.VolumeInfo
+				if err := c.call(http.MethodGet, "volumes/"+url.PathEscape(args[0]), nil, &one); err != nil {
+					return err
+				}
+				list = append(list, one)
+			} else if err := c.call(http.MethodGet, "volumes", nil, &list); err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(list)
+			}
+			printVolumes(cmd.OutOrStdout(), list)
+			return nil
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a volume and its replicas (refused while an NBD client is attached)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw []byte
+			if err := c.call(http.MethodDelete, "volumes/"+url.PathEscape(args[0]), nil, &raw); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "volume %s deleted\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, del)
+	return cmd
+}
+
+func printVolumes(w io.Writer, list []volumes.VolumeInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VOLUME\tSIZE\tNODE\tROLE\tSTATE\tOUT OF SYNC\tSYNCED")
+	for _, v := range list {
+		for i, r := range v.Replicas {
+			name, size := "", ""
+			if i == 0 {
+				name, size = v.Name, formatBytes(v.Size)
+			}
+			role := "Secondary"
+			if r.Primary {
+				role = "Primary"
+			}
+			state := r.State
+			if r.SyncSource {
+				state += " (SyncSource)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, size, r.Node, role, state, formatBytes(r.OutOfSyncBytes), formatBytes(r.SyncedBytes))
+		}
+	}
+	tw.Flush()
+}

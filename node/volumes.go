@@ -1,0 +1,286 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-storage/strata/blockpool/nbd"
+	"github.com/strata-storage/strata/blockpool/replicate"
+	"github.com/strata-storage/strata/blockpool/volumes"
+	"github.com/strata-storage/strata/cluster"
+	"github.com/strata-storage/strata/metastore"
+)
+
+// Block volumes: the node's volume pool and replicas, the NBD listener,
+// the volume admin API and metrics.
+
+// openVolumes opens the volume manager on meta and, unless disabled,
+// the NBD listener.
+func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
+	var vc volumes.Cluster
+	if n.clustered() {
+		vc = nodeVolumes{n}
+	}
+	io := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "strata_volume_io_seconds", Help: "Latency of block-volume reads and writes served by this node's primaries.", Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}, []string{"op"})
+	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_volume_io_bytes_total", Help: "Bytes read and written through this node's volume primaries."}, []string{"volume", "op"})
+	n.Registry.MustRegister(io, bytes)
+	mgr, err := volumes.Open(volumes.Config{
+		Node: n.cfg.NodeName, Zone: n.cfg.Zone, Dir: filepath.Join(n.cfg.DataDir, "volumes"), Meta: meta, Cluster: vc,
+		Lease: n.cfg.VolumeLease, Log: n.log,
+		Observe: func(volume, op string, b int, d time.Duration) {
+			io.WithLabelValues(op).Observe(d.Seconds())
+			bytes.WithLabelValues(volume, op).Add(float64(b))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	n.volumes = mgr
+	n.Registry.MustRegister(volumeCollector{mgr})
+	if err := mgr.Reconcile(ctx); err != nil {
+		n.log.Warn("volume reconcile", "err", err)
+	}
+	if n.cfg.NBDAddr == "" || n.cfg.NBDAddr == "off" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.NBDAddr)
+	if err != nil {
+		return fmt.Errorf("NBD listener: %w", err)
+	}
+	n.nbdLn = ln
+	n.nbdSrv = nbd.NewServer(mgr, n.log)
+	go func() {
+		if err := n.nbdSrv.Serve(ln); err != nil {
+			n.errc <- err
+		}
+	}()
+	return nil
+}
+
+// NBDAddr is the bound NBD address ("" when disabled).
+func (n *Node) NBDAddr() string {
+	if n.nbdLn == nil {
+		return ""
+	}
+	return n.nbdLn.Addr().String()
+}
+
+// Volumes is the node's volume manager.
+func (n *Node) Volumes() *volumes.Manager { return n.volumes }
+
+func (n *Node) closeVolumes(ctx context.Context) error {
+	var errs []error
+	if n.nbdSrv != nil {
+		errs = append(errs, n.nbdSrv.Close(ctx))
+		n.nbdSrv = nil
+	}
+	if n.volumes != nil {
+		errs = append(errs, n.volumes.Close())
+		n.volumes = nil
+	}
+	return errors.Join(errs...)
+}
+
+// nodeVolumes lets the volume manager reach the cluster.
+type nodeVolumes struct{ n *Node }
+
+func (v nodeVolumes) Nodes(ctx context.Context) ([]volumes.NodeInfo, error) {
+	members, err := cluster.ListMembers(ctx, v.n.etcd)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]volumes.NodeInfo, 0, len(members))
+	for _, m := range members {
+		out = append(out, volumes.NodeInfo{Name: m.Name, Zone: m.Zone, Up: m.State == "up", Pool: m.VolumePool})
+	}
+	return out, nil
+}
+
+func (v nodeVolumes) peer(node string) (*cluster.Peer, error) {
+	if p := v.n.peers.Get(node); p != nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("%w: %s is not a known member", volumes.ErrNodeDown, node)
+}
+
+func (v nodeVolumes) Link(node, volume string) replicate.Link {
+	p, err := v.peer(node)
+	if err != nil {
+		return deadLink{node, err}
+	}
+	return p.VolumeLink(volume)
+}
+
+func (v nodeVolumes) CreateReplica(ctx context.Context, node, volume string, size int64) error {
+	p, err := v.peer(node)
+	if err != nil {
+		return err
+	}
+	return p.CreateReplica(ctx, volume, size)
+}
+
+func (v nodeVolumes) DeleteReplica(ctx context.Context, node, volume string) error {
+	p, err := v.peer(node)
+	if err != nil {
+		return err
+	}
+	return p.DeleteReplica(ctx, volume)
+}
+
+// deadLink stands for a replica on a node this one does not know (yet):
+// every call fails, as to a node that is down.
+type deadLink struct {
+	node string
+	err  error
+}
+
+func (d deadLink) Node() string { return d.node }
+func (d deadLink) Hello(context.Context, uint64, string) (replicate.Status, error) {
+	return replicate.Status{}, d.err
+}
+func (d deadLink) Promote(context.Context, uint64, string) (replicate.Status, error) {
+	return replicate.Status{}, d.err
+}
+func (d deadLink) Release(context.Context, uint64) error                        { return d.err }
+func (d deadLink) Write(context.Context, uint64, int64, []byte, []string) error { return d.err }
+func (d deadLink) Trim(context.Context, uint64, int64, int64, []string) error   { return d.err }
+func (d deadLink) Read(context.Context, uint64, int64, []byte) error            { return d.err }
+func (d deadLink) Sync(context.Context, uint64) error                           { return d.err }
+func (d deadLink) SetGen(context.Context, uint64, replicate.GenChange) error    { return d.err }
+func (d deadLink) DropBitmap(context.Context, uint64, string) error             { return d.err }
+func (d deadLink) MergeBitmap(context.Context, uint64, string, replicate.Track, []uint64) error {
+	return d.err
+}
+func (d deadLink) Bitmap(context.Context, uint64, string) (replicate.Track, []uint64, bool, error) {
+	return replicate.Track{}, nil, false, d.err
+}
+
+// volumeCollector exports the pool and the attached primaries' state.
+type volumeCollector struct{ m *volumes.Manager }
+
+var (
+	descPoolCapacity = prometheus.NewDesc("strata_volume_pool_capacity_bytes", "Capacity of the filesystem under the volume pool.", nil, nil)
+	descPoolFree     = prometheus.NewDesc("strata_volume_pool_free_bytes", "Free bytes under the volume pool.", nil, nil)
+	descPoolProv     = prometheus.NewDesc("strata_volume_pool_provisioned_bytes", "Sum of the sizes of the replicas in the volume pool (thin).", nil, nil)
+	descPoolAlloc    = prometheus.NewDesc("strata_volume_pool_allocated_bytes", "Bytes the replicas in the volume pool really use.", nil, nil)
+	descOutOfSync    = prometheus.NewDesc("strata_volume_out_of_sync_bytes", "Bytes a replica misses (to be resynced), as the volume's primary on this node sees it.", []string{"volume", "node"}, nil)
+	descSynced       = prometheus.NewDesc("strata_volume_resync_progress_bytes", "Bytes copied by the running or last resync of a replica.", []string{"volume", "node"}, nil)
+	descUpToDate     = prometheus.NewDesc("strata_volume_replica_up_to_date", "1 if the replica is UpToDate.", []string{"volume", "node"}, nil)
+	descRepaired     = prometheus.NewDesc("strata_volume_repaired_blocks_total", "Bad blocks rewritten from a good replica.", []string{"volume"}, nil)
+	descResynced     = prometheus.NewDesc("strata_volume_resynced_bytes_total", "Bytes copied by resyncs.", []string{"volume"}, nil)
+)
+
+func (c volumeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolFree, descPoolProv, descPoolAlloc, descOutOfSync, descSynced, descUpToDate, descRepaired, descResynced} {
+		ch <- d
+	}
+}
+
+func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
+	pi := c.m.Pool()
+	ch <- prometheus.MustNewConstMetric(descPoolCapacity, prometheus.GaugeValue, float64(pi.Capacity))
+	ch <- prometheus.MustNewConstMetric(descPoolFree, prometheus.GaugeValue, float64(pi.Free))
+	ch <- prometheus.MustNewConstMetric(descPoolProv, prometheus.GaugeValue, float64(pi.Provisioned))
+	ch <- prometheus.MustNewConstMetric(descPoolAlloc, prometheus.GaugeValue, float64(pi.Allocated))
+	for name, p := range c.m.Attached() {
+		st := p.Stats()
+		ch <- prometheus.MustNewConstMetric(descRepaired, prometheus.CounterValue, float64(st.RepairedBlocks), name)
+		ch <- prometheus.MustNewConstMetric(descResynced, prometheus.CounterValue, float64(st.ResyncedBytes), name)
+		for _, mi := range p.Members() {
+			up := 0.0
+			if mi.State == replicate.UpToDate {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descOutOfSync, prometheus.GaugeValue, float64(mi.OutOfSyncBytes), name, mi.Node)
+			ch <- prometheus.MustNewConstMetric(descSynced, prometheus.GaugeValue, float64(mi.SyncedBytes), name, mi.Node)
+			ch <- prometheus.MustNewConstMetric(descUpToDate, prometheus.GaugeValue, up, name, mi.Node)
+		}
+	}
+}
+
+// volumeRoute serves the volume admin API:
+//
+//	GET    /admin/v1/pools             []volumes.PoolInfo, one per node
+//	GET    /admin/v1/volumes           []volumes.VolumeInfo
+//	POST   /admin/v1/volumes           volumes.CreateRequest -> VolumeInfo (201)
+//	GET    /admin/v1/volumes/{name}    VolumeInfo
+//	DELETE /admin/v1/volumes/{name}    204
+func (n *Node) volumeRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
+	mgr := n.volumes
+	ctx := r.Context()
+	switch {
+	case path == "pools" && r.Method == http.MethodGet:
+		pools, err := mgr.Pools(ctx)
+		if err != nil {
+			return true, err
+		}
+		return true, writeJSON(w, pools)
+	case path == "volumes" && r.Method == http.MethodGet:
+		list, err := mgr.List(ctx)
+		if err != nil {
+			return true, err
+		}
+		return true, writeJSON(w, list)
+	case path == "volumes" && r.Method == http.MethodPost:
+		var req volumes.CreateRequest
+		if err := strictJSON(body, &req); err != nil {
+			return true, err
+		}
+		rec, err := mgr.Create(ctx, req)
+		if err != nil {
+			return true, volumeError(err)
+		}
+		info, err := mgr.Info(ctx, rec.Name)
+		if err != nil {
+			return true, volumeError(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		return true, writeJSON(w, info)
+	case strings.HasPrefix(path, "volumes/") && !strings.Contains(path[len("volumes/"):], "/"):
+		name := path[len("volumes/"):]
+		switch r.Method {
+		case http.MethodGet:
+			info, err := mgr.Info(ctx, name)
+			if err != nil {
+				return true, volumeError(err)
+			}
+			return true, writeJSON(w, info)
+		case http.MethodDelete:
+			if err := mgr.Delete(ctx, name); err != nil {
+				return true, volumeError(err)
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func volumeError(err error) error {
+	for _, e := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{volumes.ErrInvalid, http.StatusBadRequest, "InvalidArgument"},
+		{volumes.ErrExists, http.StatusConflict, "VolumeExists"},
+		{volumes.ErrNotFound, http.StatusNotFound, "NoSuchVolume"},
+		{volumes.ErrInUse, http.StatusConflict, "VolumeInUse"},
+		{volumes.ErrPlacement, http.StatusConflict, "PlacementFailed"},
+		{replicate.ErrNoQuorum, http.StatusServiceUnavailable, "NoQuorum"},
+	} {
+		if errors.Is(err, e.err) {
+			return &adminError{e.status, e.code, err.Error()}
+		}
+	}
+	return err
+}
