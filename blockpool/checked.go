@@ -414,8 +414,24 @@ func (c *Checked) flush() error {
 	return c.sums.Sync()
 }
 
-// Sync makes every completed write durable, data and sums.
-func (c *Checked) Sync() error { return c.flush() }
+// Sync makes every completed write durable, data and sums, and drops the
+// extents without writes in flight from the activity log: after a crash
+// only writes since the last Sync need recovering (and, for a replica,
+// copying from a peer).
+func (c *Checked) Sync() error {
+	c.alMu.Lock()
+	settled := 0
+	for _, e := range c.logged {
+		if c.active[e] == 0 {
+			settled++
+		}
+	}
+	c.alMu.Unlock()
+	if settled == 0 {
+		return c.flush()
+	}
+	return c.Settle()
+}
 
 // Trim discards whole blocks (they read as zeroes, sum "unwritten") and
 // zeroes the partial ones at the edges.

@@ -234,6 +234,13 @@ func (l *RemoteReplica) call(ctx context.Context, op string, p volParams, body [
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	req.Header.Set(volHeader, string(hdr))
+	if op != "create" {
+		// Every other call can be repeated safely (writes are to an
+		// offset, merges OR, the rest set state): marked so, the
+		// transport re-sends it when a pooled connection turns out to be
+		// dead (the peer restarted) instead of failing the call.
+		req.Header.Set("Idempotency-Key", "strata-vol")
+	}
 	signRequest(req, l.peer.t.Secret, l.peer.t.Self)
 	resp, err := l.peer.t.client.Do(req)
 	if err != nil {

@@ -431,17 +431,19 @@ func (p *Primary) mutate(off, n int64, fn func(context.Context, *member, []strin
 			return ErrFenced
 		}
 		if len(failed) == 0 {
-			if attempt == 0 || p.quorate(good) {
+			if p.quorate(good) {
 				return nil
 			}
 			break
 		}
 		p.drop(failed)
-		if len(good) < p.q || attempt == 2 {
+		if len(good) == 0 || attempt == 2 {
 			break
 		}
 		// Again on the survivors, now with the dropped replicas absent,
-		// so that their bitmaps hold this change.
+		// so that their bitmaps hold this change (even when too few are
+		// left to acknowledge it: it reached them, the others must get
+		// it or its overwrite when they return).
 		p.mu.Lock()
 		conn, absent = nil, nil
 		c, a := p.viewLocked()
