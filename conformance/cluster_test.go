@@ -71,7 +71,7 @@ func startEtcd(t testing.TB) string {
 type clusterNode struct {
 	name, zone, dir string
 	s3, admin, rpc  string
-	nbd            string
+	nbd             string
 	proc            *process
 	mc              *minio.Client
 }
