@@ -23,6 +23,8 @@ import (
 //	POST /rpc/v1/vol/{name}/{op}   op: create delete (this node's replica),
 //	                               hello promote release write trim read
 //	                               sync setgen bitmap mergebitmap dropbitmap
+//	                               snapshot restore resize deletesnapshot
+//	                               (Peer carries the snapshot's name)
 //
 // The request's parameters are JSON in the X-Strata-Vol header; a write's
 // data and a bitmap's words (u64 little endian) are the body, as are a
@@ -61,6 +63,8 @@ var volErrors = []struct {
 	{"corrupt", http.StatusUnprocessableEntity, blockpool.ErrCorrupt},
 	{"range", http.StatusRequestedRangeNotSatisfiable, blockpool.ErrOutOfRange},
 	{"noreplica", http.StatusNotFound, errNoReplica},
+	{"nosnapshot", http.StatusNotFound, replicate.ErrNoSnapshot},
+	{"snapshotexists", http.StatusConflict, replicate.ErrSnapshotExists},
 }
 
 var errNoReplica = errors.New("no replica of this volume on the node")
@@ -186,6 +190,14 @@ func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string) {
 		answer(nil, rep.MergeBitmap(p.Epoch, p.Peer, *p.Track, decodeWords(body)))
 	case "dropbitmap":
 		answer(nil, rep.DropBitmap(p.Epoch, p.Peer))
+	case "snapshot":
+		answer(nil, rep.Snapshot(p.Epoch, p.Peer))
+	case "restore":
+		answer(nil, rep.Restore(p.Epoch, p.Peer))
+	case "resize":
+		answer(nil, rep.Resize(p.Epoch, p.N))
+	case "deletesnapshot":
+		answer(nil, rep.DeleteSnapshot(p.Peer))
 	default:
 		http.NotFound(w, r)
 	}
@@ -345,4 +357,21 @@ func (l *RemoteReplica) MergeBitmap(ctx context.Context, epoch uint64, peer stri
 
 func (l *RemoteReplica) DropBitmap(ctx context.Context, epoch uint64, peer string) error {
 	return l.call(ctx, "dropbitmap", volParams{Epoch: epoch, Peer: peer}, nil, nil)
+}
+
+func (l *RemoteReplica) Snapshot(ctx context.Context, epoch uint64, name string) error {
+	return l.call(ctx, "snapshot", volParams{Epoch: epoch, Peer: name}, nil, nil)
+}
+
+func (l *RemoteReplica) Restore(ctx context.Context, epoch uint64, name string) error {
+	return l.call(ctx, "restore", volParams{Epoch: epoch, Peer: name}, nil, nil)
+}
+
+func (l *RemoteReplica) Resize(ctx context.Context, epoch uint64, size int64) error {
+	return l.call(ctx, "resize", volParams{Epoch: epoch, N: size}, nil, nil)
+}
+
+// DeleteSnapshot removes a snapshot of the replica.
+func (l *RemoteReplica) DeleteSnapshot(ctx context.Context, name string) error {
+	return l.call(ctx, "deletesnapshot", volParams{Peer: name}, nil, nil)
 }

@@ -156,6 +156,9 @@ func (d deadLink) Read(context.Context, uint64, int64, []byte) error            
 func (d deadLink) Sync(context.Context, uint64) error                           { return d.err }
 func (d deadLink) SetGen(context.Context, uint64, replicate.GenChange) error    { return d.err }
 func (d deadLink) DropBitmap(context.Context, uint64, string) error             { return d.err }
+func (d deadLink) Snapshot(context.Context, uint64, string) error               { return d.err }
+func (d deadLink) Restore(context.Context, uint64, string) error                { return d.err }
+func (d deadLink) Resize(context.Context, uint64, int64) error                  { return d.err }
 func (d deadLink) MergeBitmap(context.Context, uint64, string, replicate.Track, []uint64) error {
 	return d.err
 }

@@ -19,6 +19,10 @@ type Link interface {
 	Bitmap(ctx context.Context, epoch uint64, peer string) (Track, []uint64, bool, error)
 	MergeBitmap(ctx context.Context, epoch uint64, peer string, t Track, words []uint64) error
 	DropBitmap(ctx context.Context, epoch uint64, peer string) error
+	// Snapshot, Restore and Resize run while the primary holds all I/O.
+	Snapshot(ctx context.Context, epoch uint64, name string) error
+	Restore(ctx context.Context, epoch uint64, name string) error
+	Resize(ctx context.Context, epoch uint64, size int64) error
 }
 
 // LocalLink is the Link to a replica in this process.
@@ -53,4 +57,13 @@ func (l LocalLink) MergeBitmap(_ context.Context, epoch uint64, peer string, t T
 }
 func (l LocalLink) DropBitmap(_ context.Context, epoch uint64, peer string) error {
 	return l.R.DropBitmap(epoch, peer)
+}
+func (l LocalLink) Snapshot(_ context.Context, epoch uint64, name string) error {
+	return l.R.Snapshot(epoch, name)
+}
+func (l LocalLink) Restore(_ context.Context, epoch uint64, name string) error {
+	return l.R.Restore(epoch, name)
+}
+func (l LocalLink) Resize(_ context.Context, epoch uint64, size int64) error {
+	return l.R.Resize(epoch, size)
 }

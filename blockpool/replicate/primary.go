@@ -71,7 +71,7 @@ func (m *member) connected() bool { return m.state == UpToDate || m.state == Syn
 type Primary struct {
 	cfg   Config
 	log   *slog.Logger
-	size  int64
+	size  atomic.Int64
 	epoch uint64
 	q     int
 
@@ -148,7 +148,6 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	var newest uint64
 	for _, st := range sts {
 		newest = max(newest, st.Newest())
-		p.size = st.Size
 	}
 	var current []*member
 	var currentSt []Status
@@ -167,11 +166,12 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 		p.release(ok)
 		return nil, fmt.Errorf("volume %s: %w (newest generation %d is on no reachable consistent replica)", cfg.Name, ErrNoUpToDate, newest)
 	}
+	p.size.Store(currentSt[0].Size)
 	for i, m := range current {
 		m.state = UpToDate
-		if currentSt[i].Size != p.size {
+		if currentSt[i].Size != p.size.Load() {
 			p.release(ok)
-			return nil, fmt.Errorf("volume %s: replicas disagree on size (%d and %d)", cfg.Name, currentSt[i].Size, p.size)
+			return nil, fmt.Errorf("volume %s: replicas disagree on size (%d and %d)", cfg.Name, currentSt[i].Size, p.size.Load())
 		}
 	}
 	p.gen = max(p.epoch<<24, newest+1)
@@ -360,7 +360,7 @@ func (p *Primary) lockRegions(off, n int64) func() {
 }
 
 // Size is the volume size.
-func (p *Primary) Size() int64 { return p.size }
+func (p *Primary) Size() int64 { return p.size.Load() }
 
 // Epoch is this primary's epoch.
 func (p *Primary) Epoch() uint64 { return p.epoch }
@@ -369,8 +369,8 @@ func (p *Primary) check(off, n int64) error {
 	if p.fenced.Load() {
 		return ErrFenced
 	}
-	if off < 0 || n < 0 || off+n > p.size {
-		return fmt.Errorf("%w: offset %d length %d size %d", blockpool.ErrOutOfRange, off, n, p.size)
+	if off < 0 || n < 0 || off+n > p.size.Load() {
+		return fmt.Errorf("%w: offset %d length %d size %d", blockpool.ErrOutOfRange, off, n, p.size.Load())
 	}
 	return nil
 }
@@ -570,7 +570,7 @@ func (p *Primary) repair(bad, good *member, off, n int64) {
 	defer unlock()
 	buf := make([]byte, BlockSize)
 	for at := off / BlockSize * BlockSize; at < off+n; at += BlockSize {
-		l := min(BlockSize, p.size-at)
+		l := min(BlockSize, p.size.Load()-at)
 		err := p.call(p.bg(), func(ctx context.Context) error { return bad.link.Read(ctx, p.epoch, at, buf[:l]) })
 		if !errors.Is(err, blockpool.ErrCorrupt) {
 			continue
@@ -587,6 +587,57 @@ func (p *Primary) repair(bad, good *member, off, n int64) {
 		p.repaired.Add(1)
 		p.log.Warn("bad block rewritten from a good replica", "node", bad.link.Node(), "offset", at, "from", good.link.Node())
 	}
+}
+
+// ErrDegraded: an operation that needs every replica up to date found one
+// that is not.
+var ErrDegraded = errors.New("replicate: not every replica is up to date")
+
+// Exclusive runs fn with all I/O held and every connected replica flushed:
+// fn gets the epoch and the links of the up-to-date replicas. With
+// needAll, it refuses unless every replica is up to date.
+func (p *Primary) Exclusive(needAll bool, fn func(ctx context.Context, epoch uint64, upToDate []Link) error) error {
+	if p.fenced.Load() {
+		return ErrFenced
+	}
+	p.gate.Lock()
+	defer p.gate.Unlock()
+	p.mu.Lock()
+	var links []Link
+	for _, m := range p.ms {
+		if m.state == UpToDate {
+			links = append(links, m.link)
+		}
+	}
+	conn, _ := p.viewLocked()
+	p.mu.Unlock()
+	if needAll && len(links) != len(p.ms) {
+		return fmt.Errorf("volume %s: %w (%d of %d)", p.cfg.Name, ErrDegraded, len(links), len(p.ms))
+	}
+	if len(conn) < p.q {
+		return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrNoQuorum)
+	}
+	for _, r := range p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, m.link.Sync(ctx, p.epoch) }) {
+		if r.err != nil {
+			return fmt.Errorf("volume %s: flush before an exclusive operation: %w", p.cfg.Name, r.err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(p.bg(), 10*time.Minute)
+	defer cancel()
+	return fn(ctx, p.epoch, links)
+}
+
+// Resize grows the volume on every replica (all must be up to date).
+func (p *Primary) Resize(size int64) error {
+	return p.Exclusive(true, func(ctx context.Context, epoch uint64, links []Link) error {
+		for _, l := range links {
+			if err := l.Resize(ctx, epoch, size); err != nil {
+				return fmt.Errorf("resize on %s: %w", l.Node(), err)
+			}
+		}
+		p.size.Store(size)
+		return nil
+	})
 }
 
 // Members reports each replica's state.

@@ -87,8 +87,11 @@ type Replica struct {
 	st       state
 	lastSeen time.Time // last request of the current primary
 
-	vol  *blockpool.Checked
-	pool *blockpool.FilePool
+	// volMu: I/O holds it shared; resize and restore, which reopen the
+	// volume, exclusively.
+	volMu sync.RWMutex
+	vol   *blockpool.Checked
+	pool  *blockpool.FilePool
 
 	bmMu sync.Mutex
 	bms  map[string]*bitmap
@@ -138,19 +141,8 @@ func OpenReplica(dir, node string, lease time.Duration) (*Replica, error) {
 	if r.pool, err = blockpool.OpenFilePool(filepath.Base(dir), dir); err != nil {
 		return nil, err
 	}
-	data, err := r.pool.Open("data")
-	if err != nil {
+	if r.vol, err = r.openVolume(); err != nil {
 		return nil, err
-	}
-	sums, err := r.pool.Open("sums")
-	if err != nil {
-		data.Close()
-		return nil, err
-	}
-	if r.vol, err = blockpool.OpenChecked(data, sums); err != nil {
-		data.Close()
-		sums.Close()
-		return nil, fmt.Errorf("replica %s: %w", dir, err)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -166,6 +158,25 @@ func OpenReplica(dir, node string, lease time.Duration) (*Replica, error) {
 		r.bms[peer] = bm
 	}
 	return r, nil
+}
+
+func (r *Replica) openVolume() (*blockpool.Checked, error) {
+	data, err := r.pool.Open("data")
+	if err != nil {
+		return nil, err
+	}
+	sums, err := r.pool.Open("sums")
+	if err != nil {
+		data.Close()
+		return nil, err
+	}
+	vol, err := blockpool.OpenChecked(data, sums)
+	if err != nil {
+		data.Close()
+		sums.Close()
+		return nil, fmt.Errorf("replica %s: %w", r.dir, err)
+	}
+	return vol, nil
 }
 
 func writeState(dir string, st state) error {
@@ -198,13 +209,23 @@ func writeState(dir string, st state) error {
 func (r *Replica) Node() string { return r.node }
 
 // Size is the volume size.
-func (r *Replica) Size() int64 { return r.vol.Size() }
+func (r *Replica) Size() int64 {
+	r.volMu.RLock()
+	defer r.volMu.RUnlock()
+	return r.vol.Size()
+}
 
-// Volume is the checked volume underneath (for snapshots and scrubs).
-func (r *Replica) Volume() *blockpool.Checked { return r.vol }
+// Volume is the checked volume underneath (for scrubs and tests).
+func (r *Replica) Volume() *blockpool.Checked {
+	r.volMu.RLock()
+	defer r.volMu.RUnlock()
+	return r.vol
+}
 
 // Close closes the volume and bitmaps.
 func (r *Replica) Close() error {
+	r.volMu.Lock()
+	defer r.volMu.Unlock()
 	errs := []error{r.vol.Close()}
 	r.bmMu.Lock()
 	for _, bm := range r.bms {
@@ -217,10 +238,12 @@ func (r *Replica) Close() error {
 // Status reports the replica's state.
 func (r *Replica) Status() Status {
 	r.mu.Lock()
-	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent, Corruptions: r.vol.Corruptions()}
+	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent}
 	r.mu.Unlock()
-	st.Unsettled = extents(r.vol.UnsettledExtents(), st.Size)
-	st.Recovered = extents(r.vol.Recovered(), st.Size)
+	vol := r.Volume()
+	st.Corruptions = vol.Corruptions()
+	st.Unsettled = extents(vol.UnsettledExtents(), st.Size)
+	st.Recovered = extents(vol.Recovered(), st.Size)
 	r.bmMu.Lock()
 	st.Tracking = map[string]Track{}
 	for peer, bm := range r.bms {
@@ -291,7 +314,7 @@ func (r *Replica) Release(epoch uint64) error {
 	if epoch != r.st.Epoch {
 		return nil
 	}
-	if err := r.vol.Settle(); err != nil {
+	if err := r.Volume().Settle(); err != nil {
 		return err
 	}
 	st := r.st
@@ -363,6 +386,8 @@ func (r *Replica) Write(epoch uint64, off int64, p []byte, absent []string) erro
 	if err := r.markAbsent(off, int64(len(p)), absent); err != nil {
 		return err
 	}
+	r.volMu.RLock()
+	defer r.volMu.RUnlock()
 	_, err := r.vol.WriteAt(p, off)
 	return err
 }
@@ -375,6 +400,8 @@ func (r *Replica) Trim(epoch uint64, off, n int64, absent []string) error {
 	if err := r.markAbsent(off, n, absent); err != nil {
 		return err
 	}
+	r.volMu.RLock()
+	defer r.volMu.RUnlock()
 	return r.vol.Trim(off, n)
 }
 
@@ -383,6 +410,8 @@ func (r *Replica) Read(epoch uint64, off int64, p []byte) error {
 	if err := r.admit(epoch); err != nil {
 		return err
 	}
+	r.volMu.RLock()
+	defer r.volMu.RUnlock()
 	_, err := r.vol.ReadAt(p, off)
 	return err
 }
@@ -392,6 +421,8 @@ func (r *Replica) Sync(epoch uint64) error {
 	if err := r.admit(epoch); err != nil {
 		return err
 	}
+	r.volMu.RLock()
+	defer r.volMu.RUnlock()
 	return r.vol.Sync()
 }
 
@@ -416,11 +447,12 @@ func (r *Replica) SetGen(epoch uint64, g GenChange) error {
 	st := r.st
 	switch {
 	case g.EndSync:
-		if err := r.vol.Sync(); err != nil {
+		vol := r.Volume()
+		if err := vol.Sync(); err != nil {
 			return err
 		}
 		st.Gen, st.SyncGen, st.Inconsistent = g.Gen, 0, false
-		defer r.vol.ForgetRecovered()
+		defer vol.ForgetRecovered()
 	case g.BeginSync:
 		st.SyncGen, st.Inconsistent = g.Gen, true
 	case st.Inconsistent:

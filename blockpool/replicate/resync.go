@@ -106,8 +106,13 @@ func (p *Primary) resync(m *member) error {
 	if err != nil {
 		return err
 	}
-	if st.Size != p.size {
-		return fmt.Errorf("replica %s has size %d, volume %d", m.link.Node(), st.Size, p.size)
+	if st.Size < p.size.Load() {
+		// It missed a resize while away.
+		if err := m.link.Resize(ctx, p.epoch, p.size.Load()); err != nil {
+			return err
+		}
+	} else if st.Size != p.size.Load() {
+		return fmt.Errorf("replica %s has size %d, volume %d", m.link.Node(), st.Size, p.size.Load())
 	}
 	src := p.source()
 	if src == nil {
@@ -142,9 +147,9 @@ func (p *Primary) resync(m *member) error {
 	var todo []Extent
 	full := !ok || tr.Full || tr.Base != st.Gen
 	if full {
-		todo = []Extent{{0, p.size}}
+		todo = []Extent{{0, p.size.Load()}}
 	} else {
-		todo = Runs(words, p.size, regionSize)
+		todo = Runs(words, p.size.Load(), regionSize)
 	}
 	// After its own crash, m's recovered extents may hold writes the
 	// others never got.
