@@ -34,7 +34,7 @@ import (
 // VolumeReplicas finds, creates and deletes this node's replicas.
 type VolumeReplicas interface {
 	VolumeReplica(name string) *replicate.Replica
-	CreateLocal(name string, size int64) error
+	CreateLocal(name string, size int64, from, snapshot string) error
 	DeleteLocal(name string) error
 }
 
@@ -48,6 +48,7 @@ type volParams struct {
 	Gen     *replicate.GenChange `json:",omitempty"`
 	Track   *replicate.Track     `json:",omitempty"`
 	Found   bool                 `json:",omitempty"`
+	From    string               `json:",omitempty"`
 }
 
 const volHeader = "X-Strata-Vol"
@@ -98,7 +99,7 @@ func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string) {
 		}
 		var err error
 		if op == "create" {
-			err = s.volumes.CreateLocal(name, p.N)
+			err = s.volumes.CreateLocal(name, p.N, p.From, p.Peer)
 		} else {
 			err = s.volumes.DeleteLocal(name)
 		}
@@ -287,6 +288,12 @@ func (l *RemoteReplica) status(ctx context.Context, op string, p volParams) (rep
 // CreateReplica creates volume name's replica on the peer.
 func (p *Peer) CreateReplica(ctx context.Context, name string, size int64) error {
 	return p.VolumeLink(name).call(ctx, "create", volParams{N: size}, nil, nil)
+}
+
+// CloneReplica creates volume name's replica on the peer from a snapshot
+// of volume from's replica there.
+func (p *Peer) CloneReplica(ctx context.Context, name, from, snapshot string) error {
+	return p.VolumeLink(name).call(ctx, "create", volParams{From: from, Peer: snapshot}, nil, nil)
 }
 
 // DeleteReplica deletes volume name's replica on the peer.

@@ -19,9 +19,9 @@ import (
 
 type replicas map[string]*replicate.Replica
 
-func (r replicas) VolumeReplica(name string) *replicate.Replica { return r[name] }
-func (r replicas) CreateLocal(string, int64) error              { return errors.New("not here") }
-func (r replicas) DeleteLocal(string) error                     { return errors.New("not here") }
+func (r replicas) VolumeReplica(name string) *replicate.Replica    { return r[name] }
+func (r replicas) CreateLocal(string, int64, string, string) error { return errors.New("not here") }
+func (r replicas) DeleteLocal(string) error                        { return errors.New("not here") }
 
 // volNode is a node serving one replica of volume "v" over the RPC on a
 // 127.0.0.1 port that it keeps across restarts.

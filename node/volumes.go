@@ -127,6 +127,14 @@ func (v nodeVolumes) CreateReplica(ctx context.Context, node, volume string, siz
 	return p.CreateReplica(ctx, volume, size)
 }
 
+func (v nodeVolumes) CloneReplica(ctx context.Context, node, volume, from, snapshot string) error {
+	p, err := v.peer(node)
+	if err != nil {
+		return err
+	}
+	return p.CloneReplica(ctx, volume, from, snapshot)
+}
+
 func (v nodeVolumes) DeleteReplica(ctx context.Context, node, volume string) error {
 	p, err := v.peer(node)
 	if err != nil {
@@ -216,6 +224,12 @@ func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
 //	POST   /admin/v1/volumes           volumes.CreateRequest -> VolumeInfo (201)
 //	GET    /admin/v1/volumes/{name}    VolumeInfo
 //	DELETE /admin/v1/volumes/{name}    204
+//	PUT    /admin/v1/volumes/{name}/size                      {"size": n} -> VolumeInfo (grow online)
+//	POST   /admin/v1/volumes/{name}/clone                     {"name": new, "snapshot": s} -> VolumeInfo (201)
+//	GET    /admin/v1/volumes/{name}/snapshots                 []volumes.Snapshot
+//	POST   /admin/v1/volumes/{name}/snapshots                 {"name": s} -> Snapshot (201)
+//	DELETE /admin/v1/volumes/{name}/snapshots/{s}             204
+//	POST   /admin/v1/volumes/{name}/snapshots/{s}/restore     204
 func (n *Node) volumeRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
 	mgr := n.volumes
 	ctx := r.Context()
@@ -248,6 +262,8 @@ func (n *Node) volumeRoute(w http.ResponseWriter, r *http.Request, path string, 
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
 		return true, writeJSON(w, info)
+	case strings.HasPrefix(path, "volumes/") && strings.Count(path, "/") >= 2:
+		return true, n.volumeSubRoute(w, r, strings.Split(path, "/")[1:], body)
 	case strings.HasPrefix(path, "volumes/") && !strings.Contains(path[len("volumes/"):], "/"):
 		name := path[len("volumes/"):]
 		switch r.Method {
@@ -268,6 +284,83 @@ func (n *Node) volumeRoute(w http.ResponseWriter, r *http.Request, path string, 
 	return false, nil
 }
 
+// volumeSubRoute serves /volumes/{name}/… (parts: name, then the rest).
+func (n *Node) volumeSubRoute(w http.ResponseWriter, r *http.Request, parts []string, body []byte) error {
+	mgr, ctx, name := n.volumes, r.Context(), parts[0]
+	created := func(v any) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		return writeJSON(w, v)
+	}
+	switch {
+	case len(parts) == 2 && parts[1] == "size" && r.Method == http.MethodPut:
+		var req struct {
+			Size int64 `json:"size"`
+		}
+		if err := strictJSON(body, &req); err != nil {
+			return err
+		}
+		if _, err := mgr.Resize(ctx, name, req.Size); err != nil {
+			return volumeError(err)
+		}
+		info, err := mgr.Info(ctx, name)
+		if err != nil {
+			return volumeError(err)
+		}
+		return writeJSON(w, info)
+	case len(parts) == 2 && parts[1] == "clone" && r.Method == http.MethodPost:
+		var req struct {
+			Name     string `json:"name"`
+			Snapshot string `json:"snapshot"`
+		}
+		if err := strictJSON(body, &req); err != nil {
+			return err
+		}
+		if _, err := mgr.Clone(ctx, name, req.Snapshot, req.Name); err != nil {
+			return volumeError(err)
+		}
+		info, err := mgr.Info(ctx, req.Name)
+		if err != nil {
+			return volumeError(err)
+		}
+		return created(info)
+	case len(parts) == 2 && parts[1] == "snapshots" && r.Method == http.MethodGet:
+		info, err := mgr.Info(ctx, name)
+		if err != nil {
+			return volumeError(err)
+		}
+		if info.Snapshots == nil {
+			info.Snapshots = []volumes.Snapshot{}
+		}
+		return writeJSON(w, info.Snapshots)
+	case len(parts) == 2 && parts[1] == "snapshots" && r.Method == http.MethodPost:
+		var req struct {
+			Name string `json:"name"`
+		}
+		if err := strictJSON(body, &req); err != nil {
+			return err
+		}
+		snap, err := mgr.CreateSnapshot(ctx, name, req.Name)
+		if err != nil {
+			return volumeError(err)
+		}
+		return created(snap)
+	case len(parts) == 3 && parts[1] == "snapshots" && r.Method == http.MethodDelete:
+		if err := mgr.DeleteSnapshot(ctx, name, parts[2]); err != nil {
+			return volumeError(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case len(parts) == 4 && parts[1] == "snapshots" && parts[3] == "restore" && r.Method == http.MethodPost:
+		if err := mgr.RestoreSnapshot(ctx, name, parts[2]); err != nil {
+			return volumeError(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return &adminError{http.StatusNotFound, "NotFound", "no such admin operation"}
+}
+
 func volumeError(err error) error {
 	for _, e := range []struct {
 		err    error
@@ -280,6 +373,8 @@ func volumeError(err error) error {
 		{volumes.ErrInUse, http.StatusConflict, "VolumeInUse"},
 		{volumes.ErrPlacement, http.StatusConflict, "PlacementFailed"},
 		{replicate.ErrNoQuorum, http.StatusServiceUnavailable, "NoQuorum"},
+		{replicate.ErrDegraded, http.StatusConflict, "VolumeDegraded"},
+		{replicate.ErrPrimaryElsewhere, http.StatusConflict, "VolumeInUse"},
 	} {
 		if errors.Is(err, e.err) {
 			return &adminError{e.status, e.code, err.Error()}

@@ -39,6 +39,9 @@ type Record struct {
 	Size    int64     `json:"size"`
 	Nodes   []string  `json:"nodes"` // replica placement
 	Created time.Time `json:"created"`
+	// ClonedFrom is "volume@snapshot" for a clone.
+	ClonedFrom string     `json:"cloned_from,omitempty"`
+	Snapshots  []Snapshot `json:"snapshots,omitempty"`
 }
 
 // NodeInfo is what placement needs to know of a node.
@@ -67,6 +70,7 @@ type Cluster interface {
 	Nodes(ctx context.Context) ([]NodeInfo, error)
 	Link(node, volume string) replicate.Link
 	CreateReplica(ctx context.Context, node, volume string, size int64) error
+	CloneReplica(ctx context.Context, node, volume, from, snapshot string) error
 	DeleteReplica(ctx context.Context, node, volume string) error
 }
 
@@ -88,6 +92,7 @@ type Manager struct {
 	log  *slog.Logger
 	pool *blockpool.FilePool
 
+	recMu     sync.Mutex
 	mu        sync.Mutex
 	replicas  map[string]*replicate.Replica
 	primaries map[string]*attached
@@ -282,7 +287,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (Record, error)
 
 func (m *Manager) createOn(ctx context.Context, node, name string, size int64) error {
 	if node == m.cfg.Node {
-		return m.CreateLocal(name, size)
+		return m.CreateLocal(name, size, "", "")
 	}
 	return m.cfg.Cluster.CreateReplica(ctx, node, name, size)
 }
@@ -350,21 +355,32 @@ func (m *Manager) nodes(ctx context.Context) ([]NodeInfo, error) {
 	return m.cfg.Cluster.Nodes(ctx)
 }
 
-// CreateLocal creates this node's replica of a volume.
-func (m *Manager) CreateLocal(name string, size int64) error {
+// CreateLocal creates this node's replica of a volume: empty, or (from
+// set) a copy of a snapshot of another volume's replica here.
+func (m *Manager) CreateLocal(name string, size int64, from, snapshot string) error {
 	if !ValidName(name) {
 		return fmt.Errorf("%w: name %q", ErrInvalid, name)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.replicas[name] != nil {
+		m.mu.Unlock()
 		return fmt.Errorf("%w: replica of %s on %s", ErrExists, name, m.cfg.Node)
 	}
-	r, err := replicate.CreateReplica(filepath.Join(m.cfg.Dir, name), m.cfg.Node, size, m.cfg.Lease)
+	m.mu.Unlock()
+	var r *replicate.Replica
+	var err error
+	if from != "" {
+		r, err = m.cloneReplica(name, from, snapshot)
+	} else {
+		r, err = replicate.CreateReplica(filepath.Join(m.cfg.Dir, name), m.cfg.Node, size, m.cfg.Lease)
+	}
 	if err != nil {
+		os.RemoveAll(filepath.Join(m.cfg.Dir, name))
 		return err
 	}
+	m.mu.Lock()
 	m.replicas[name] = r
+	m.mu.Unlock()
 	return nil
 }
 

@@ -117,7 +117,110 @@ func volumeCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, del)
+	resize := &cobra.Command{
+		Use:   "resize NAME SIZE",
+		Short: "Grow a volume online (every replica must be up to date; NBD clients see the size on reconnect)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			size, err := parseSize(args[1])
+			if err != nil {
+				return err
+			}
+			var info volumes.VolumeInfo
+			if err := c.call(http.MethodPut, "volumes/"+url.PathEscape(args[0])+"/size", map[string]int64{"size": size}, &info); err != nil {
+				return err
+			}
+			printVolumes(cmd.OutOrStdout(), []volumes.VolumeInfo{info})
+			return nil
+		},
+	}
+	var fromSnap string
+	clone := &cobra.Command{
+		Use:   "clone SOURCE NEW --snapshot SNAP",
+		Short: "Create an independent, writable volume from a snapshot of SOURCE",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if fromSnap == "" {
+				return fmt.Errorf("--snapshot is required (strata snapshot create %s NAME makes one)", args[0])
+			}
+			var info volumes.VolumeInfo
+			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/clone", map[string]string{"name": args[1], "snapshot": fromSnap}, &info); err != nil {
+				return err
+			}
+			printVolumes(cmd.OutOrStdout(), []volumes.VolumeInfo{info})
+			return nil
+		},
+	}
+	clone.Flags().StringVar(&fromSnap, "snapshot", "", "snapshot of SOURCE to clone")
+	cmd.AddCommand(create, list, del, resize, clone)
+	return cmd
+}
+
+func snapshotCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "snapshot", Short: "Point-in-time snapshots of block volumes"}
+	c := volumeClient(cmd)
+	create := &cobra.Command{
+		Use:   "create VOLUME NAME",
+		Short: "Snapshot a volume (I/O is held for the copy; the snapshot is a point in time)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var s volumes.Snapshot
+			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/snapshots", map[string]string{"name": args[1]}, &s); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "snapshot %s of %s: %s on %s\n", s.Name, args[0], formatBytes(s.Size), strings.Join(s.Nodes, ","))
+			return nil
+		},
+	}
+	var output string
+	list := &cobra.Command{
+		Use:   "list VOLUME",
+		Short: "List a volume's snapshots",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var snaps []volumes.Snapshot
+			if err := c.call(http.MethodGet, "volumes/"+url.PathEscape(args[0])+"/snapshots", nil, &snaps); err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(snaps)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SNAPSHOT\tSIZE\tCREATED\tNODES")
+			for _, s := range snaps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, formatBytes(s.Size), s.Created.Format("2006-01-02 15:04:05"), strings.Join(s.Nodes, ","))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	restore := &cobra.Command{
+		Use:   "restore VOLUME NAME",
+		Short: "Roll a volume back to a snapshot (no NBD client may be attached)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw []byte
+			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/snapshots/"+url.PathEscape(args[1])+"/restore", nil, &raw); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "volume %s restored to snapshot %s\n", args[0], args[1])
+			return nil
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete VOLUME NAME",
+		Short: "Delete a snapshot",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw []byte
+			if err := c.call(http.MethodDelete, "volumes/"+url.PathEscape(args[0])+"/snapshots/"+url.PathEscape(args[1]), nil, &raw); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "snapshot %s of %s deleted\n", args[1], args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, restore, del)
 	return cmd
 }
 

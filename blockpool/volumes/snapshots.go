@@ -1,0 +1,310 @@
+package volumes
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/blockpool/replicate"
+)
+
+// Snapshot is a point-in-time copy of a volume, kept on its replica nodes.
+type Snapshot struct {
+	Name    string    `json:"name"`
+	Size    int64     `json:"size"`
+	Created time.Time `json:"created"`
+	Nodes   []string  `json:"nodes"` // replicas that hold it
+}
+
+// swapper is a metadata store with compare-and-swap (etcd).
+type swapper interface {
+	Swap(ctx context.Context, key string, old, value []byte) (bool, error)
+}
+
+// updateRecord applies fn to a volume's record: with compare-and-swap
+// where the store has it (a cluster's admins race), else under the
+// manager's lock (one process).
+func (m *Manager) updateRecord(ctx context.Context, name string, fn func(*Record) error) (Record, error) {
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	for attempt := 0; attempt < 10; attempt++ {
+		old, err := m.cfg.Meta.Get(ctx, recordPrefix+name)
+		if err != nil {
+			if _, nf := m.record(ctx, name); errors.Is(nf, ErrNotFound) {
+				return Record{}, nf
+			}
+			return Record{}, err
+		}
+		var rec Record
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return Record{}, err
+		}
+		if err := fn(&rec); err != nil {
+			return Record{}, err
+		}
+		b, _ := json.Marshal(rec)
+		if bytes.Equal(b, old) {
+			return rec, nil
+		}
+		if sw, ok := m.cfg.Meta.(swapper); ok {
+			done, err := sw.Swap(ctx, recordPrefix+name, old, b)
+			if err != nil {
+				return Record{}, err
+			}
+			if !done {
+				continue
+			}
+		} else if err := m.cfg.Meta.Put(ctx, recordPrefix+name, b); err != nil {
+			return Record{}, err
+		}
+		return rec, nil
+	}
+	return Record{}, fmt.Errorf("volume %s: record changed under every attempt", name)
+}
+
+// withPrimary runs fn on the volume's primary on this node, attaching one
+// for the call if none is. exclusiveUse refuses while an NBD client is
+// attached here. A volume attached on another node is refused: the
+// request belongs to that node.
+func (m *Manager) withPrimary(ctx context.Context, name string, exclusiveUse bool, fn func(*replicate.Primary) error) error {
+	m.mu.Lock()
+	if a := m.primaries[name]; a != nil && exclusiveUse {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %s has NBD clients on %s; disconnect them first", ErrInUse, name, m.cfg.Node)
+	}
+	m.mu.Unlock()
+	p, err := m.Attach(ctx, name)
+	if errors.Is(err, replicate.ErrPrimaryElsewhere) {
+		return fmt.Errorf("%w: %v; send the request to that node", ErrInUse, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer m.Detach(name)
+	return fn(p)
+}
+
+// CreateSnapshot takes a snapshot on every up-to-date replica while the
+// volume's I/O is held: a point in time, even during writes.
+func (m *Manager) CreateSnapshot(ctx context.Context, volume, name string) (Snapshot, error) {
+	if !ValidName(name) {
+		return Snapshot{}, fmt.Errorf("%w: snapshot name %q", ErrInvalid, name)
+	}
+	rec, err := m.record(ctx, volume)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	for _, s := range rec.Snapshots {
+		if s.Name == name {
+			return Snapshot{}, fmt.Errorf("%w: snapshot %s of %s", ErrExists, name, volume)
+		}
+	}
+	snap := Snapshot{Name: name, Created: time.Now().UTC()}
+	err = m.withPrimary(ctx, volume, false, func(p *replicate.Primary) error {
+		snap.Size = p.Size()
+		return p.Exclusive(false, func(ctx context.Context, epoch uint64, links []replicate.Link) error {
+			for _, l := range links {
+				if err := l.Snapshot(ctx, epoch, name); err != nil {
+					return fmt.Errorf("snapshot on %s: %w", l.Node(), err)
+				}
+				snap.Nodes = append(snap.Nodes, l.Node())
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		for _, node := range snap.Nodes {
+			m.deleteSnapshotOn(context.Background(), node, volume, name)
+		}
+		return Snapshot{}, err
+	}
+	_, err = m.updateRecord(ctx, volume, func(r *Record) error {
+		r.Snapshots = append(r.Snapshots, snap)
+		return nil
+	})
+	return snap, err
+}
+
+func (m *Manager) deleteSnapshotOn(ctx context.Context, node, volume, name string) error {
+	if node == m.cfg.Node {
+		r := m.VolumeReplica(volume)
+		if r == nil {
+			return nil
+		}
+		return r.DeleteSnapshot(name)
+	}
+	if m.cfg.Cluster == nil {
+		return ErrNodeDown
+	}
+	l, ok := m.cfg.Cluster.Link(node, volume).(interface {
+		DeleteSnapshot(context.Context, string) error
+	})
+	if !ok {
+		return ErrNodeDown
+	}
+	return l.DeleteSnapshot(ctx, name)
+}
+
+func findSnapshot(rec Record, name string) (Snapshot, error) {
+	for _, s := range rec.Snapshots {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return Snapshot{}, fmt.Errorf("%w: snapshot %s of %s", ErrNotFound, name, rec.Name)
+}
+
+// DeleteSnapshot removes a snapshot from its nodes and the record.
+func (m *Manager) DeleteSnapshot(ctx context.Context, volume, name string) error {
+	rec, err := m.record(ctx, volume)
+	if err != nil {
+		return err
+	}
+	snap, err := findSnapshot(rec, name)
+	if err != nil {
+		return err
+	}
+	for _, node := range snap.Nodes {
+		if err := m.deleteSnapshotOn(ctx, node, volume, name); err != nil && !errors.Is(err, replicate.ErrNoSnapshot) {
+			return fmt.Errorf("delete snapshot %s on %s: %w", name, node, err)
+		}
+	}
+	_, err = m.updateRecord(ctx, volume, func(r *Record) error {
+		kept := r.Snapshots[:0]
+		for _, s := range r.Snapshots {
+			if s.Name != name {
+				kept = append(kept, s)
+			}
+		}
+		r.Snapshots = kept
+		return nil
+	})
+	return err
+}
+
+// RestoreSnapshot rolls the volume back to a snapshot on every replica.
+// The volume must not be in use, and every replica must be up to date and
+// hold the snapshot (so that all end identical).
+func (m *Manager) RestoreSnapshot(ctx context.Context, volume, name string) error {
+	rec, err := m.record(ctx, volume)
+	if err != nil {
+		return err
+	}
+	snap, err := findSnapshot(rec, name)
+	if err != nil {
+		return err
+	}
+	for _, node := range rec.Nodes {
+		if !contains(snap.Nodes, node) {
+			return fmt.Errorf("%w: snapshot %s is not on %s (it was not up to date then)", ErrInvalid, name, node)
+		}
+	}
+	return m.withPrimary(ctx, volume, true, func(p *replicate.Primary) error {
+		return p.Exclusive(true, func(ctx context.Context, epoch uint64, links []replicate.Link) error {
+			for _, l := range links {
+				if err := l.Restore(ctx, epoch, name); err != nil {
+					return fmt.Errorf("restore on %s: %w", l.Node(), err)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// Resize grows a volume online (every replica must be up to date).
+func (m *Manager) Resize(ctx context.Context, volume string, size int64) (Record, error) {
+	rec, err := m.record(ctx, volume)
+	if err != nil {
+		return Record{}, err
+	}
+	size = (size + replicate.BlockSize - 1) / replicate.BlockSize * replicate.BlockSize
+	switch {
+	case size == rec.Size:
+		return rec, nil
+	case size < rec.Size:
+		return Record{}, fmt.Errorf("%w: %s is %d bytes; volumes grow, they do not shrink", ErrInvalid, volume, rec.Size)
+	case size > MaxSize:
+		return Record{}, fmt.Errorf("%w: size %d", ErrInvalid, size)
+	}
+	if err := m.withPrimary(ctx, volume, false, func(p *replicate.Primary) error { return p.Resize(size) }); err != nil {
+		return Record{}, err
+	}
+	return m.updateRecord(ctx, volume, func(r *Record) error {
+		r.Size = size
+		return nil
+	})
+}
+
+// Clone makes a new, independent volume from a snapshot, on the nodes that
+// hold it.
+func (m *Manager) Clone(ctx context.Context, volume, snapshot, name string) (Record, error) {
+	if !ValidName(name) {
+		return Record{}, fmt.Errorf("%w: name %q", ErrInvalid, name)
+	}
+	src, err := m.record(ctx, volume)
+	if err != nil {
+		return Record{}, err
+	}
+	snap, err := findSnapshot(src, snapshot)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{Name: name, Size: snap.Size, Nodes: snap.Nodes, Created: time.Now().UTC(), ClonedFrom: volume + "@" + snapshot}
+	b, _ := json.Marshal(rec)
+	ok, err := m.cfg.Meta.PutIfAbsent(ctx, recordPrefix+name, b)
+	if err != nil {
+		return Record{}, err
+	}
+	if !ok {
+		return Record{}, fmt.Errorf("%w: %s", ErrExists, name)
+	}
+	var made []string
+	for _, node := range rec.Nodes {
+		var err error
+		if node == m.cfg.Node {
+			err = m.CreateLocal(name, 0, volume, snapshot)
+		} else if m.cfg.Cluster != nil {
+			err = m.cfg.Cluster.CloneReplica(ctx, node, name, volume, snapshot)
+		} else {
+			err = ErrNodeDown
+		}
+		if err != nil {
+			for _, n := range made {
+				m.deleteOn(context.Background(), n, name)
+			}
+			m.cfg.Meta.Delete(context.Background(), recordPrefix+name)
+			return Record{}, fmt.Errorf("clone %s on %s: %w", name, node, err)
+		}
+		made = append(made, node)
+	}
+	m.log.Info("volume cloned", "volume", name, "from", rec.ClonedFrom, "nodes", rec.Nodes)
+	return rec, nil
+}
+
+// cloneReplica creates the files of a new replica from a snapshot of
+// another volume's replica on this node.
+func (m *Manager) cloneReplica(name, from, snapshot string) (*replicate.Replica, error) {
+	src := m.VolumeReplica(from)
+	if src == nil {
+		return nil, fmt.Errorf("%w: no replica of %s here", ErrNotFound, from)
+	}
+	data, sums, info, err := src.SnapshotFiles(snapshot)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(m.cfg.Dir, name)
+	r, err := replicate.CreateReplica(dir, m.cfg.Node, info.Size, m.cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	r.Close()
+	if err := errors.Join(blockpool.CopySparse(filepath.Join(dir, "data.vol"), data), blockpool.CopySparse(filepath.Join(dir, "sums.vol"), sums)); err != nil {
+		return nil, err
+	}
+	return replicate.OpenReplica(dir, m.cfg.Node, m.cfg.Lease)
+}
