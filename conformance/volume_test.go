@@ -290,6 +290,8 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		}
 	})
 
+	t.Run("Ext4SurvivesPrimaryLoss", func(t *testing.T) { testExt4SurvivesPrimaryLoss(t, c, restart) })
+
 	t.Run("PrimaryNodeDiesAnotherTakesOver", func(t *testing.T) {
 		c.cli(t, n1, "volume", "create", "ha", "64MiB", "--replicas", "3")
 		cl, err := dialNBD(n1.nbd, "ha")
@@ -331,6 +333,138 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 			t.Fatalf("dead old primary shows as %s", st["node1"])
 		}
 	})
+}
+
+// ext4OnVolume is a real filesystem on a volume: nbdfuse exposes the
+// export as a file, losetup makes it a block device, the kernel mounts it.
+type ext4OnVolume struct {
+	t                      *testing.T
+	fuseDir, file, loop    string
+	mnt                    string
+	fuse                   *exec.Cmd
+	mounted, looped, fused bool
+}
+
+// attachExt4 attaches export at addr through nbdfuse and a loop device,
+// retrying while the volume is still primary elsewhere.
+func attachExt4(t *testing.T, addr, export string, within time.Duration) *ext4OnVolume {
+	t.Helper()
+	e := &ext4OnVolume{t: t, fuseDir: t.TempDir(), mnt: t.TempDir()}
+	e.file = filepath.Join(e.fuseDir, "nbd")
+	deadline := time.Now().Add(within)
+	for {
+		pid := filepath.Join(t.TempDir(), "pid")
+		cmd := exec.Command("nbdfuse", "-P", pid, e.fuseDir, "nbd://"+addr+"/"+export)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		ready := false
+		for i := 0; i < 100 && !ready; i++ {
+			select {
+			case <-exited:
+				i = 100
+			case <-time.After(100 * time.Millisecond):
+				_, err := os.Stat(pid)
+				ready = err == nil
+			}
+		}
+		if ready {
+			e.fuse, e.fused = cmd, true
+			break
+		}
+		cmd.Process.Kill()
+		if time.Now().After(deadline) {
+			t.Fatalf("nbdfuse could not attach %s: %s", export, stderr.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Cleanup(e.detach)
+	e.loop = strings.TrimSpace(runTool(t, "losetup", "-f", "--show", e.file))
+	e.looped = true
+	return e
+}
+
+func (e *ext4OnVolume) mount() {
+	runTool(e.t, "mount", e.loop, e.mnt)
+	e.mounted = true
+}
+
+// detach tears down whatever is still attached (the backing node may be
+// dead: lazy unmount, and nbdfuse is killed if it does not go).
+func (e *ext4OnVolume) detach() {
+	if e.mounted {
+		exec.Command("fsfreeze", "-u", e.mnt).Run()
+		exec.Command("umount", "-l", e.mnt).Run()
+		e.mounted = false
+	}
+	if e.looped {
+		exec.Command("losetup", "-d", e.loop).Run()
+		e.looped = false
+	}
+	if e.fused {
+		exec.Command("fusermount3", "-u", "-z", e.fuseDir).Run()
+		done := make(chan struct{})
+		go func() { e.fuse.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			e.fuse.Process.Kill()
+		}
+		e.fused = false
+	}
+}
+
+func testExt4SurvivesPrimaryLoss(t *testing.T, c *testCluster, restart func(...*clusterNode)) {
+	if os.Geteuid() != 0 {
+		t.Skip("losetup and mount need root; this run is not root")
+	}
+	for _, tool := range []string{"nbdfuse", "fusermount3", "losetup", "mkfs.ext4", "e2fsck", "fsfreeze", "mount"} {
+		requireTool(t, tool)
+	}
+	n1, n2 := c.nodes[0], c.nodes[1]
+	c.cli(t, n1, "volume", "create", "fs", "256MiB", "--replicas", "3")
+	fs1 := attachExt4(t, n1.nbd, "fs", 10*time.Second)
+	runTool(t, "mkfs.ext4", "-q", fs1.loop)
+	fs1.mount()
+	rng := rand.New(rand.NewPCG(7, 7))
+	want := map[string][32]byte{}
+	for i := range 24 {
+		b := make([]byte, 1<<20+rng.IntN(2<<20))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		name := fmt.Sprintf("file%02d", i)
+		if err := os.WriteFile(filepath.Join(fs1.mnt, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = sha256.Sum256(b)
+	}
+	runTool(t, "sync")
+	// Quiesced as a snapshot or a crash-consistent stop would be, then
+	// the primary's node dies under the mounted filesystem.
+	runTool(t, "fsfreeze", "-f", fs1.mnt)
+	c.kill(n1)
+	defer restart(n1)
+	fs1.detach()
+
+	fs2 := attachExt4(t, n2.nbd, "fs", 30*time.Second)
+	if out, err := exec.Command("e2fsck", "-fn", fs2.loop).CombinedOutput(); err != nil {
+		t.Fatalf("e2fsck -fn on node2's copy: %v\n%s", err, out)
+	} else {
+		t.Logf("e2fsck -fn on node2 after node1 died: %s", strings.TrimSpace(string(out)))
+	}
+	fs2.mount()
+	for name, sum := range want {
+		b, err := os.ReadFile(filepath.Join(fs2.mnt, name))
+		if err != nil || sha256.Sum256(b) != sum {
+			t.Fatalf("%s differs after the takeover (%v)", name, err)
+		}
+	}
+	fs2.detach()
 }
 
 // metric reads one sample of a node's /metrics.
