@@ -105,6 +105,13 @@ func (p *Peer) Up() bool {
 	return !p.gone && time.Now().After(p.downUntil)
 }
 
+// Gone reports that the peer has no current heartbeat.
+func (p *Peer) Gone() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gone
+}
+
 // SetAlive records whether the peer's heartbeat is current.
 func (p *Peer) SetAlive(alive bool) {
 	p.mu.Lock()

@@ -233,8 +233,12 @@ func (l *RemoteReplica) Node() string { return l.peer.Name }
 
 // call sends one volume request; answer, if set, gets the 200 response.
 func (l *RemoteReplica) call(ctx context.Context, op string, p volParams, body []byte, answer func(*http.Response) error) error {
-	if !l.peer.Up() {
-		return fmt.Errorf("node %s: %w (%v)", l.peer.Name, errPeerDown, l.peer.LastError())
+	// Not the object layer's breaker: that skips a slow peer for a
+	// moment, which erasure coding absorbs, while dropping a replica
+	// costs a resync. A volume call gives up only on a node without a
+	// heartbeat, a refused connection or its own timeout.
+	if l.peer.Gone() {
+		return fmt.Errorf("node %s: %w (no heartbeat)", l.peer.Name, errPeerDown)
 	}
 	hdr, _ := json.Marshal(p)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.peer.url("vol/"+url.PathEscape(l.name)+"/"+op), nil)
@@ -257,9 +261,6 @@ func (l *RemoteReplica) call(ctx context.Context, op string, p volParams, body [
 	signRequest(req, l.peer.t.Secret, l.peer.t.Self)
 	resp, err := l.peer.t.client.Do(req)
 	if err != nil {
-		if ctx.Err() == nil {
-			l.peer.markDown(err)
-		}
 		return fmt.Errorf("node %s: %w", l.peer.Name, err)
 	}
 	defer resp.Body.Close()

@@ -304,7 +304,9 @@ func (p *Primary) drop(ms []*member) {
 		conn, absent := p.viewLocked()
 		p.mu.Unlock()
 		p.log.Warn("replica disconnected", "nodes", dropped, "gen", gen)
-		res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
+		// Not the primary's context: a drop noticed while closing must
+		// still be recorded.
+		res := p.each(context.Background(), conn, func(ctx context.Context, m *member) (Status, error) {
 			return Status{}, m.link.SetGen(ctx, p.epoch, GenChange{Gen: gen, Track: absent, Base: base})
 		})
 		p.bumpMu.Unlock()
@@ -422,6 +424,7 @@ func (p *Primary) mutate(off, n int64, fn func(context.Context, *member, []strin
 		for i, r := range res {
 			if r.err != nil {
 				p.noteFenced(r.err)
+				p.log.Warn("replica write failed", "node", conn[i].link.Node(), "err", r.err)
 				failed = append(failed, conn[i])
 			} else {
 				good = append(good, conn[i])

@@ -391,3 +391,24 @@ func TestPrimaryCrashThenAnotherNodeTakesOver(t *testing.T) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+func TestClosingLeavesEveryReplicaCurrent(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	for round := range 20 {
+		p, err := r.open(round % 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.WriteAt(bytes.Repeat([]byte{byte(round)}, 4096), 0)
+		time.Sleep(time.Duration(round%4) * 20 * time.Millisecond) // pings in flight
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		g := r.reps[0].Status().Gen
+		for i, rep := range r.reps {
+			if st := rep.Status(); st.Gen != g || st.Inconsistent || len(rep.Peers()) != 0 || st.Primary != "" {
+				t.Fatalf("round %d: replica %d after a clean close: %+v (bitmaps for %v)", round, i, st, rep.Peers())
+			}
+		}
+	}
+}

@@ -34,6 +34,9 @@ func (p *Primary) tick() {
 	res := p.each(p.ctx, all, func(ctx context.Context, m *member) (Status, error) {
 		return m.link.Hello(ctx, p.epoch, p.cfg.Self)
 	})
+	if p.ctx.Err() != nil {
+		return // closing: a cancelled ping says nothing about the replica
+	}
 	var dead []*member
 	for i, m := range all {
 		p.mu.Lock()
@@ -46,6 +49,7 @@ func (p *Primary) tick() {
 		}
 		switch {
 		case connected && r.err != nil:
+			p.log.Warn("replica does not answer", "node", m.link.Node(), "err", r.err)
 			dead = append(dead, m)
 		case connected:
 			// An up-to-date replica's bitmaps say how far behind the
