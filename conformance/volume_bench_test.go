@@ -21,8 +21,10 @@ func BenchmarkVolumes(b *testing.B) {
 	fio := requireTool(b, "fio")
 	c := startCluster(b, 3, 3, "2+1")
 	n1 := c.nodes[0]
-	for _, v := range []struct{ name, replicas string }{{"r1", "1"}, {"r3", "3"}} {
-		cmd := exec.Command(strataBinary(b), "volume", "create", v.name, "1GiB", "--replicas", v.replicas, "--server", "http://"+n1.admin)
+	// replicas=1 on node1 itself: the local path; replicas=3 adds two
+	// remote ones.
+	for _, v := range []struct{ name, placement string }{{"r1", "--nodes=node1"}, {"r3", "--replicas=3"}} {
+		cmd := exec.Command(strataBinary(b), "volume", "create", v.name, "1GiB", v.placement, "--server", "http://"+n1.admin)
 		cmd.Env = append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("%v: %s", err, out)

@@ -306,6 +306,11 @@ func (m *Manager) place(ctx context.Context, req CreateRequest) ([]string, error
 	if err != nil {
 		return nil, err
 	}
+	return pickNodes(all, req)
+}
+
+// pickNodes is placement proper (see place).
+func pickNodes(all []NodeInfo, req CreateRequest) ([]string, error) {
 	byName := map[string]NodeInfo{}
 	for _, n := range all {
 		byName[n.Name] = n
