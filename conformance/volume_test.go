@@ -290,6 +290,43 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		}
 	})
 
+	t.Run("DisklessAttach", func(t *testing.T) {
+		// Replicas on node2 and node3; node1 holds none and serves it.
+		c.cli(t, n1, "volume", "create", "thin2", "32MiB", "--nodes", "node2,node3")
+		cl, err := dialNBD(n1.nbd, "thin2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := bytes.Repeat([]byte("diskless"), 64<<10)
+		if err := cl.WriteAt(want, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := cl.ReadAt(len(want), 1<<20)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("read through a diskless primary: %v", err)
+		}
+		v := c.volumeInfo(t, n1, "thin2")
+		if v.Primary != "node1" || len(v.Replicas) != 2 || !allUpToDate(v) {
+			t.Fatalf("diskless primary's view: %+v", v)
+		}
+		if _, err := os.Stat(replicaFile(n1, "thin2")); err == nil {
+			t.Fatal("a replica file on the diskless node")
+		}
+		for _, nd := range []*clusterNode{n2, n3} {
+			f, _ := os.Open(replicaFile(nd, "thin2"))
+			onDisk := make([]byte, len(want))
+			f.ReadAt(onDisk, 1<<20)
+			f.Close()
+			if !bytes.Equal(onDisk, want) {
+				t.Fatalf("replica on %s misses the write", nd.name)
+			}
+		}
+		cl.Close()
+	})
+
 	t.Run("Ext4SurvivesPrimaryLoss", func(t *testing.T) { testExt4SurvivesPrimaryLoss(t, c, restart) })
 
 	t.Run("PrimaryNodeDiesAnotherTakesOver", func(t *testing.T) {

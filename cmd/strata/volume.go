@@ -69,6 +69,9 @@ func volumeCommand() *cobra.Command {
 			req := volumes.CreateRequest{Name: args[0], Size: size, Replicas: replicas}
 			if nodes != "" {
 				req.Nodes = strings.Split(nodes, ",")
+				if !cmd.Flags().Changed("replicas") {
+					req.Replicas = len(req.Nodes)
+				}
 			}
 			var info volumes.VolumeInfo
 			if err := c.call(http.MethodPost, "volumes", req, &info); err != nil {
