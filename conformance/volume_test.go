@@ -327,6 +327,34 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		cl.Close()
 	})
 
+	t.Run("ReplicaResyncsWithNoClientAttached", func(t *testing.T) {
+		c.cli(t, n1, "volume", "create", "idle", "64MiB", "--replicas", "3")
+		cl, err := dialNBD(n1.nbd, "idle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := int64(0); off < 8<<20; off += 1 << 20 {
+			cl.WriteAt(bytes.Repeat([]byte{1}, 1<<20), off)
+		}
+		cl.Flush()
+		c.kill(n3)
+		for off := int64(16 << 20); off < 20<<20; off += 1 << 20 {
+			if err := cl.WriteAt(bytes.Repeat([]byte{2}, 1<<20), off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cl.Flush()
+		cl.Close() // nobody has the volume attached from here on
+		restart(n3)
+		c.waitVolume(t, n2, "idle", 60*time.Second, func(v volumes.VolumeInfo) bool { return allUpToDate(v) && v.Primary == "" })
+		sum := fileSum(t, replicaFile(n1, "idle"), 64<<20)
+		for _, nd := range c.nodes[1:] {
+			if fileSum(t, replicaFile(nd, "idle"), 64<<20) != sum {
+				t.Fatalf("replica on %s differs", nd.name)
+			}
+		}
+	})
+
 	t.Run("Ext4SurvivesPrimaryLoss", func(t *testing.T) { testExt4SurvivesPrimaryLoss(t, c, restart) })
 
 	t.Run("PrimaryNodeDiesAnotherTakesOver", func(t *testing.T) {

@@ -70,6 +70,9 @@ type Config struct {
 	// VolumeLease: how long a volume primary that stopped answering keeps
 	// others from taking over.
 	VolumeLease time.Duration
+	// VolumeKeeperInterval: how often a node looks for replicas to
+	// resync on volumes no client has attached.
+	VolumeKeeperInterval time.Duration
 }
 
 // DefaultConfig is the embedded default.
@@ -78,7 +81,7 @@ func DefaultConfig() Config {
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
 		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
 		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour, NodeName: "node1",
-		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(),
+		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(),
 	}
 }
 
@@ -145,6 +148,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.HeartbeatTTL <= 0 {
 		cfg.HeartbeatTTL = DefaultConfig().HeartbeatTTL
 	}
+	if cfg.VolumeKeeperInterval <= 0 {
+		cfg.VolumeKeeperInterval = DefaultConfig().VolumeKeeperInterval
+	}
 	n := &Node{cfg: cfg, local: map[uint32]*localDevice{}, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 3), started: time.Now().UTC()}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.bgCancel = cancel
@@ -156,7 +162,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 		return n, nil
 	}
-	if err := n.start(); err != nil {
+	if err := n.start(ctx); err != nil {
 		n.stopBackground()
 		n.closeVolumes(context.Background())
 		n.closeStorage()
@@ -165,7 +171,7 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func (n *Node) start() (err error) {
+func (n *Node) start(ctx context.Context) (err error) {
 	cfg := n.cfg
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -183,7 +189,7 @@ func (n *Node) start() (err error) {
 	if err := n.openDevices(); err != nil {
 		return err
 	}
-	if err := n.openVolumes(context.Background(), metastore.NewPebble(n.db, "v/")); err != nil {
+	if err := n.openVolumes(ctx, metastore.NewPebble(n.db, "v/")); err != nil {
 		return err
 	}
 	ocfg := objectstore.DefaultConfig()

@@ -48,6 +48,7 @@ func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 	if err := mgr.Reconcile(ctx); err != nil {
 		n.log.Warn("volume reconcile", "err", err)
 	}
+	n.goBackground(func() { mgr.RunKeeper(ctx, n.cfg.VolumeKeeperInterval) })
 	if n.cfg.NBDAddr == "" || n.cfg.NBDAddr == "off" {
 		return nil
 	}

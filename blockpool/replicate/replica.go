@@ -41,6 +41,7 @@ type Status struct {
 	Size         int64
 	Epoch        uint64 // highest primary epoch promised
 	Primary      string // node of that primary ("" once released)
+	Leased       bool   // that primary has been heard from within the lease
 	Gen          uint64 // generation of the data it holds consistently
 	SyncGen      uint64 // while Inconsistent: the generation it is being brought to
 	Inconsistent bool
@@ -238,7 +239,8 @@ func (r *Replica) Close() error {
 // Status reports the replica's state.
 func (r *Replica) Status() Status {
 	r.mu.Lock()
-	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent}
+	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent,
+		Leased: r.st.Primary != "" && time.Since(r.lastSeen) < r.lease}
 	r.mu.Unlock()
 	vol := r.Volume()
 	st.Corruptions = vol.Corruptions()

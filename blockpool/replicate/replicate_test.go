@@ -306,23 +306,50 @@ func TestNewPrimaryFencesTheOld(t *testing.T) {
 	if _, err := p1.WriteAt(bytes.Repeat([]byte{1}, 4096), 0); err != nil {
 		t.Fatal(err)
 	}
-	// p1's node is cut off from n1 and n2 (it keeps its own replica):
-	// after the lease the other side promotes.
+	// A partition: p1's node (n0) on one side, n1 and n2 on the other.
+	// p1 reaches only its own replica; the other side's new primary
+	// reaches n1 and n2, once p1's lease on them has run out.
 	r.links[1].cut.Store(true)
 	r.links[2].cut.Store(true)
-	time.Sleep(2 * testLease)
-	r.links[1].cut.Store(false)
-	r.links[2].cut.Store(false)
-	links := []Link{r.links[0], r.links[1], r.links[2]}
-	r.links[0].cut.Store(true) // from the new primary, n0 is unreachable
-	p2, err := Open(context.Background(), Config{Name: "v", Self: "n1", Links: links, CallTimeout: time.Second, RetryInterval: time.Hour})
+	side := func(i int, cut bool) *cutLink {
+		l := &cutLink{LocalLink: LocalLink{r.reps[i]}}
+		l.cut.Store(cut)
+		return l
+	}
+	other := []Link{side(0, true), side(1, false), side(2, false)}
+	var p2 *Primary
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p2, err = Open(context.Background(), Config{Name: "v", Self: "n1", Links: other, CallTimeout: time.Second, RetryInterval: time.Hour, Log: quiet})
+		if err == nil || !errors.Is(err, ErrPrimaryElsewhere) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p2.Close()
-	r.links[0].cut.Store(false)
+	// The old primary, alone with its own replica, cannot write.
 	if _, err := p1.WriteAt(bytes.Repeat([]byte{2}, 4096), 0); err == nil {
-		t.Fatal("the old primary still accepts writes")
+		t.Fatal("the partitioned old primary accepted a write")
+	}
+	// The partition heals: n1 and n2 refuse the old epoch; p1 is fenced.
+	r.links[1].cut.Store(false)
+	r.links[2].cut.Store(false)
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		_, err := p1.WriteAt(bytes.Repeat([]byte{3}, 4096), 0)
+		if errors.Is(err, ErrFenced) {
+			break
+		}
+		if err == nil {
+			t.Fatal("the old primary wrote after a newer one took over")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("old primary not fenced: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	got := make([]byte, 4096)
 	if _, err := p2.ReadAt(got, 0); err != nil || got[0] != 1 {

@@ -96,6 +96,7 @@ type Manager struct {
 	mu        sync.Mutex
 	replicas  map[string]*replicate.Replica
 	primaries map[string]*attached
+	closed    bool
 }
 
 type attached struct {
@@ -172,6 +173,7 @@ func contains(list []string, s string) bool {
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closed = true
 	var errs []error
 	for name, a := range m.primaries {
 		errs = append(errs, a.p.Close())
@@ -425,7 +427,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	for _, st := range m.statuses(ctx, rec) {
-		if st.err == nil && st.st.Primary != "" {
+		if st.err == nil && st.st.Leased {
 			return fmt.Errorf("%w: %s is primary on %s; disconnect its NBD clients first", ErrInUse, name, st.st.Primary)
 		}
 	}
@@ -540,6 +542,9 @@ func (m *Manager) Attach(ctx context.Context, name string) (*replicate.Primary, 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("volume %s: the node is shutting down", name)
+	}
 	if a := m.primaries[name]; a != nil {
 		a.refs++
 		return a.p, nil

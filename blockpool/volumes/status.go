@@ -83,7 +83,7 @@ func (m *Manager) info(ctx context.Context, rec Record) VolumeInfo {
 	for _, s := range sts {
 		if s.err == nil {
 			newest = max(newest, s.st.Newest())
-			if s.st.Primary != "" {
+			if s.st.Leased {
 				vi.Primary = s.st.Primary
 			}
 		}
