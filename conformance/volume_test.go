@@ -357,6 +357,70 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 
 	t.Run("Ext4SurvivesPrimaryLoss", func(t *testing.T) { testExt4SurvivesPrimaryLoss(t, c, restart) })
 
+	t.Run("ForcedPrimarySplitBrainIsReportedAndResolved", func(t *testing.T) {
+		c.cli(t, n1, "volume", "create", "sb", "16MiB", "--replicas", "3")
+		// node2 and node3 are gone; node1's operator forces it primary.
+		c.kill(n2)
+		c.kill(n3)
+		if out, err := strataCLI(t, "volume", "primary", "sb", "--server", "http://"+n1.admin); err == nil {
+			t.Fatalf("primary without a quorum, unforced: %s", out)
+		}
+		c.cli(t, n1, "volume", "primary", "sb", "--force")
+		cl, err := dialNBD(n1.nbd, "sb")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.WriteAt(bytes.Repeat([]byte{0xaa}, 4096), 0); err != nil {
+			t.Fatalf("write on the forced primary: %v", err)
+		}
+		cl.Flush()
+		cl.Close()
+		// node1 goes away; the other side comes back and writes too.
+		c.kill(n1)
+		restart(n2, n3)
+		var cl2 *nbdConn
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if cl2, err = dialNBD(n2.nbd, "sb"); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("node2 never attached: %v", err)
+		}
+		defer cl2.Close()
+		if err := cl2.WriteAt(bytes.Repeat([]byte{0xbb}, 4096), 4096); err != nil {
+			t.Fatal(err)
+		}
+		cl2.Flush()
+		// The sides meet: node1's copy is reported, not overwritten.
+		restart(n1)
+		v := c.waitVolume(t, n2, "sb", 30*time.Second, func(v volumes.VolumeInfo) bool { return states(v)["node1"] == "SplitBrain" })
+		if st := states(v); st["node2"] != "UpToDate" || st["node3"] != "UpToDate" {
+			t.Fatalf("states: %v", st)
+		}
+		if m := nodeMetric(t, n2, `strata_volume_split_brain{node="node1",volume="sb"}`); m != "1" {
+			t.Fatalf("split-brain metric: %q", m)
+		}
+		f, _ := os.Open(replicaFile(n1, "sb"))
+		blk := make([]byte, 4096)
+		f.ReadAt(blk, 0)
+		f.Close()
+		if blk[0] != 0xaa {
+			t.Fatal("the forced side's write was overwritten before anyone decided")
+		}
+		// The operator keeps node2's side: node1 is resynced in full.
+		c.cli(t, n2, "volume", "discard", "sb", "node1")
+		c.waitVolume(t, n2, "sb", 30*time.Second, allUpToDate)
+		sum := fileSum(t, replicaFile(n2, "sb"), 16<<20)
+		for _, nd := range []*clusterNode{n1, n3} {
+			if fileSum(t, replicaFile(nd, "sb"), 16<<20) != sum {
+				t.Fatalf("replica on %s differs after the discard", nd.name)
+			}
+		}
+	})
+
 	t.Run("PrimaryNodeDiesAnotherTakesOver", func(t *testing.T) {
 		c.cli(t, n1, "volume", "create", "ha", "64MiB", "--replicas", "3")
 		cl, err := dialNBD(n1.nbd, "ha")

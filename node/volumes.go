@@ -155,7 +155,7 @@ func (d deadLink) Node() string { return d.node }
 func (d deadLink) Hello(context.Context, uint64, string) (replicate.Status, error) {
 	return replicate.Status{}, d.err
 }
-func (d deadLink) Promote(context.Context, uint64, string) (replicate.Status, error) {
+func (d deadLink) Promote(context.Context, uint64, string, bool) (replicate.Status, error) {
 	return replicate.Status{}, d.err
 }
 func (d deadLink) Release(context.Context, uint64) error                        { return d.err }
@@ -187,11 +187,12 @@ var (
 	descSynced       = prometheus.NewDesc("strata_volume_resync_progress_bytes", "Bytes copied by the running or last resync of a replica.", []string{"volume", "node"}, nil)
 	descUpToDate     = prometheus.NewDesc("strata_volume_replica_up_to_date", "1 if the replica is UpToDate.", []string{"volume", "node"}, nil)
 	descRepaired     = prometheus.NewDesc("strata_volume_repaired_blocks_total", "Bad blocks rewritten from a good replica.", []string{"volume"}, nil)
+	descSplitBrain   = prometheus.NewDesc("strata_volume_split_brain", "1 if the replica's data diverged under a forced primary (resolve with strata volume discard).", []string{"volume", "node"}, nil)
 	descResynced     = prometheus.NewDesc("strata_volume_resynced_bytes_total", "Bytes copied by resyncs.", []string{"volume"}, nil)
 )
 
 func (c volumeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolFree, descPoolProv, descPoolAlloc, descOutOfSync, descSynced, descUpToDate, descRepaired, descResynced} {
+	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolFree, descPoolProv, descPoolAlloc, descOutOfSync, descSynced, descUpToDate, descRepaired, descResynced, descSplitBrain} {
 		ch <- d
 	}
 }
@@ -214,6 +215,11 @@ func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descOutOfSync, prometheus.GaugeValue, float64(mi.OutOfSyncBytes), name, mi.Node)
 			ch <- prometheus.MustNewConstMetric(descSynced, prometheus.GaugeValue, float64(mi.SyncedBytes), name, mi.Node)
 			ch <- prometheus.MustNewConstMetric(descUpToDate, prometheus.GaugeValue, up, name, mi.Node)
+			split := 0.0
+			if mi.State == replicate.SplitBrain {
+				split = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descSplitBrain, prometheus.GaugeValue, split, name, mi.Node)
 		}
 	}
 }
@@ -231,6 +237,9 @@ func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
 //	POST   /admin/v1/volumes/{name}/snapshots                 {"name": s} -> Snapshot (201)
 //	DELETE /admin/v1/volumes/{name}/snapshots/{s}             204
 //	POST   /admin/v1/volumes/{name}/snapshots/{s}/restore     204
+//	POST   /admin/v1/volumes/{name}/primary                   {"force": b}: primary here until DELETE
+//	DELETE /admin/v1/volumes/{name}/primary                   204
+//	POST   /admin/v1/volumes/{name}/discard/{node}            204: resolve a split brain on node
 func (n *Node) volumeRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
 	mgr := n.volumes
 	ctx := r.Context()
@@ -325,6 +334,35 @@ func (n *Node) volumeSubRoute(w http.ResponseWriter, r *http.Request, parts []st
 			return volumeError(err)
 		}
 		return created(info)
+	case len(parts) == 2 && parts[1] == "primary" && r.Method == http.MethodPost:
+		var req struct {
+			Force bool `json:"force"`
+		}
+		if len(body) > 0 {
+			if err := strictJSON(body, &req); err != nil {
+				return err
+			}
+		}
+		if err := mgr.Promote(ctx, name, req.Force); err != nil {
+			return volumeError(err)
+		}
+		info, err := mgr.Info(ctx, name)
+		if err != nil {
+			return volumeError(err)
+		}
+		return writeJSON(w, info)
+	case len(parts) == 2 && parts[1] == "primary" && r.Method == http.MethodDelete:
+		if err := mgr.Demote(name); err != nil {
+			return volumeError(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case len(parts) == 3 && parts[1] == "discard" && r.Method == http.MethodPost:
+		if err := mgr.Discard(name, parts[2]); err != nil {
+			return volumeError(err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	case len(parts) == 2 && parts[1] == "snapshots" && r.Method == http.MethodGet:
 		info, err := mgr.Info(ctx, name)
 		if err != nil {

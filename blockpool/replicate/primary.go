@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ const (
 	UpToDate     = "UpToDate"
 	SyncTarget   = "SyncTarget"   // connected, being resynced; receives new writes
 	Outdated     = "Outdated"     // disconnected; its copy misses writes
+	SplitBrain   = "SplitBrain"   // its data diverged under a forced primary: left alone until discarded
 	Inconsistent = "Inconsistent" // disconnected in the middle of a resync
 	Unknown      = "Unknown"      // unreachable since this primary started
 )
@@ -30,6 +32,11 @@ type Config struct {
 	// CallTimeout bounds one call to a replica; RetryInterval is how often
 	// disconnected replicas are tried and connected ones pinged.
 	CallTimeout, RetryInterval time.Duration
+	// Force makes this primary without a quorum and over another's lease,
+	// as drbdadm primary --force: writes then need only one up-to-date
+	// replica. Its generations are marked forced, so that if the other
+	// side also wrote, the split brain is detected when they meet.
+	Force bool
 	// Observe, if set, is told of every read and write.
 	Observe func(op string, bytes int, d time.Duration)
 	Log     *slog.Logger
@@ -57,6 +64,7 @@ type member struct {
 	state   string
 	source  bool
 	syncing bool
+	discard bool // resolve a split brain: full sync over its data
 	oos     atomic.Int64
 	synced  atomic.Int64
 }
@@ -72,7 +80,7 @@ type Primary struct {
 	cfg   Config
 	log   *slog.Logger
 	size  atomic.Int64
-	epoch uint64
+	epoch atomic.Uint64 // changes only with all I/O held (repromote)
 	q     int
 
 	// gate: I/O holds it shared; adding a replica back holds it
@@ -110,23 +118,27 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 		cfg.Log = slog.Default()
 	}
 	p := &Primary{cfg: cfg, log: cfg.Log.With("volume", cfg.Name), q: len(cfg.Links)/2 + 1}
+	if cfg.Force {
+		p.q = 1
+	}
 	for _, l := range cfg.Links {
 		p.ms = append(p.ms, &member{link: l, state: Unknown})
 	}
 	hello := p.each(ctx, p.ms, func(ctx context.Context, m *member) (Status, error) { return m.link.Hello(ctx, 0, "") })
 	var reach []*member
+	var epoch uint64
 	for i, m := range p.ms {
 		if hello[i].err == nil {
 			reach = append(reach, m)
-			p.epoch = max(p.epoch, hello[i].st.Epoch)
+			epoch = max(epoch, hello[i].st.Epoch)
 		}
 	}
 	if len(reach) < p.q {
 		return nil, fmt.Errorf("volume %s: %w: %d of %d reachable", cfg.Name, ErrNoQuorum, len(reach), len(p.ms))
 	}
-	p.epoch++
+	p.epoch.Store(epoch + 1)
 	prom := p.each(ctx, reach, func(ctx context.Context, m *member) (Status, error) {
-		return m.link.Promote(ctx, p.epoch, cfg.Self)
+		return m.link.Promote(ctx, p.epoch.Load(), cfg.Self, cfg.Force)
 	})
 	var ok []*member
 	var sts []Status
@@ -152,13 +164,23 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	var current []*member
 	var currentSt []Status
 	var unsettled []Extent
-	for i, m := range ok {
-		unsettled = append(unsettled, sts[i].Unsettled...)
+	var src Status
+	for i := range ok {
 		if !sts[i].Inconsistent && sts[i].Gen == newest {
+			src = sts[i]
+		}
+	}
+	for i, m := range ok {
+		switch {
+		case !sts[i].Inconsistent && sts[i].Gen == newest:
 			current, currentSt = append(current, m), append(currentSt, sts[i])
-		} else if sts[i].Inconsistent {
+			unsettled = append(unsettled, sts[i].Unsettled...)
+		case sts[i].Inconsistent:
 			m.state = Inconsistent
-		} else {
+		case Diverged(src, sts[i]):
+			m.state = SplitBrain
+			p.log.Error("split brain: this replica's data diverged from the newest copy under a forced primary; it is left as it is until discarded", "node", m.link.Node(), "gen", sts[i].Gen, "newest", newest)
+		default:
 			m.state = Outdated
 		}
 	}
@@ -174,12 +196,22 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 			return nil, fmt.Errorf("volume %s: replicas disagree on size (%d and %d)", cfg.Name, currentSt[i].Size, p.size.Load())
 		}
 	}
-	p.gen = max(p.epoch<<24, newest+1)
+	// Generations: the epoch in the top bits (newer primaries win), a
+	// random part (two forced primaries of the same epoch differ), then a
+	// counter.
+	p.gen = max(p.epoch.Load()<<40|uint64(rand.Uint32()&0xffffff)<<16, newest+1)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	// Writes that were in flight when the last primary stopped may have
 	// reached some replicas and not others: make the up-to-date ones
 	// agree there before serving.
-	if err := p.settle(ctx, current, MergeExtents(unsettled)); err != nil {
+	// So may writes one of them took while another was away (a primary
+	// that lost its quorum): their bitmaps for each other name them.
+	diverging, err := p.mutualBitmaps(ctx, current)
+	if err != nil {
+		p.release(ok)
+		return nil, fmt.Errorf("volume %s: %w", cfg.Name, err)
+	}
+	if err := p.settle(ctx, current, MergeExtents(append(unsettled, diverging...))); err != nil {
 		p.release(ok)
 		return nil, fmt.Errorf("volume %s: %w", cfg.Name, err)
 	}
@@ -187,8 +219,15 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	p.mu.Lock()
 	conn, absent := p.viewLocked()
 	p.mu.Unlock()
+	for _, a := range current {
+		for _, b := range current {
+			if a != b {
+				a.link.DropBitmap(ctx, p.epoch.Load(), b.link.Node())
+			}
+		}
+	}
 	res := p.each(ctx, conn, func(ctx context.Context, m *member) (Status, error) {
-		return Status{}, m.link.SetGen(ctx, p.epoch, GenChange{Gen: p.gen, Track: absent, Base: newest})
+		return Status{}, m.link.SetGen(ctx, p.epoch.Load(), GenChange{Gen: p.gen, Track: absent, Base: newest, Forced: cfg.Force})
 	})
 	var failed []*member
 	for i, r := range res {
@@ -201,8 +240,51 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	}
 	p.wg.Add(1)
 	go p.run()
-	p.log.Info("volume primary", "epoch", p.epoch, "gen", p.gen, "members", p.Members())
+	p.log.Info("volume primary", "epoch", p.epoch.Load(), "gen", p.gen, "members", p.Members())
 	return p, nil
+}
+
+// Diverged reports a split brain between two consistent copies: neither
+// generation is in the other's history and a forced primary wrote one of
+// them. (Without forcing, generations only move on with a quorum, so one
+// copy is always the other's ancestor.)
+func Diverged(a, b Status) bool {
+	if a.Inconsistent || b.Inconsistent || a.Gen == b.Gen || !(a.Forced || b.Forced) {
+		return false
+	}
+	has := func(h []uint64, g uint64) bool {
+		for _, x := range h {
+			if x == g {
+				return true
+			}
+		}
+		return false
+	}
+	return !has(a.History, b.Gen) && !has(b.History, a.Gen)
+}
+
+// mutualBitmaps collects what current members' bitmaps hold for each
+// other.
+func (p *Primary) mutualBitmaps(ctx context.Context, ms []*member) ([]Extent, error) {
+	var out []Extent
+	for _, a := range ms {
+		for _, b := range ms {
+			if a == b {
+				continue
+			}
+			tr, words, ok, err := a.link.Bitmap(ctx, p.epoch.Load(), b.link.Node())
+			if err != nil {
+				return nil, err
+			}
+			if ok && tr.Full {
+				return []Extent{{0, p.size.Load()}}, nil
+			}
+			if ok {
+				out = append(out, Runs(words, p.size.Load(), regionSize)...)
+			}
+		}
+	}
+	return out, nil
 }
 
 // settle copies the extents from the first member to the others.
@@ -214,11 +296,11 @@ func (p *Primary) settle(ctx context.Context, ms []*member, ext []Extent) error 
 	for _, e := range ext {
 		for off := e.Off; off < e.Off+e.Len; off += regionSize {
 			n := min(regionSize, e.Off+e.Len-off)
-			if err := p.call(ctx, func(ctx context.Context) error { return ms[0].link.Read(ctx, p.epoch, off, buf[:n]) }); err != nil {
+			if err := p.call(ctx, func(ctx context.Context) error { return ms[0].link.Read(ctx, p.epoch.Load(), off, buf[:n]) }); err != nil {
 				return fmt.Errorf("settle from %s: %w", ms[0].link.Node(), err)
 			}
 			for _, m := range ms[1:] {
-				if err := p.call(ctx, func(ctx context.Context) error { return m.link.Write(ctx, p.epoch, off, buf[:n], nil) }); err != nil {
+				if err := p.call(ctx, func(ctx context.Context) error { return m.link.Write(ctx, p.epoch.Load(), off, buf[:n], nil) }); err != nil {
 					return fmt.Errorf("settle %s: %w", m.link.Node(), err)
 				}
 			}
@@ -257,7 +339,7 @@ func (p *Primary) call(ctx context.Context, fn func(context.Context) error) erro
 
 func (p *Primary) release(ms []*member) {
 	p.each(context.Background(), ms, func(ctx context.Context, m *member) (Status, error) {
-		return Status{}, m.link.Release(ctx, p.epoch)
+		return Status{}, m.link.Release(ctx, p.epoch.Load())
 	})
 }
 
@@ -280,41 +362,61 @@ func (p *Primary) drop(ms []*member) {
 	for len(ms) > 0 {
 		p.bumpMu.Lock()
 		p.mu.Lock()
+		going := map[*member]bool{}
 		var dropped []string
 		for _, m := range ms {
-			switch m.state {
-			case UpToDate:
-				m.state = Outdated
-			case SyncTarget:
-				m.state = Inconsistent
-			default:
-				continue
+			if m.connected() && !going[m] {
+				going[m] = true
+				dropped = append(dropped, m.link.Node())
 			}
-			m.source = false
-			dropped = append(dropped, m.link.Node())
 		}
 		if len(dropped) == 0 {
 			p.mu.Unlock()
 			p.bumpMu.Unlock()
 			return
 		}
-		base := p.gen
-		p.gen++
-		gen := p.gen
-		conn, absent := p.viewLocked()
+		var survivors []*member
+		var absent []string
+		for _, m := range p.ms {
+			if m.connected() && !going[m] {
+				survivors = append(survivors, m)
+			} else {
+				absent = append(absent, m.link.Node())
+			}
+		}
+		base, gen := p.gen, p.gen
+		if len(survivors) >= p.q {
+			// Writes go on: the dropped replicas must be known to be
+			// behind. Without a quorum nothing more is acknowledged, and
+			// the generation stays (so no copy looks newer than it is).
+			gen++
+		}
 		p.mu.Unlock()
 		p.log.Warn("replica disconnected", "nodes", dropped, "gen", gen)
-		// Not the primary's context: a drop noticed while closing must
-		// still be recorded.
-		res := p.each(context.Background(), conn, func(ctx context.Context, m *member) (Status, error) {
-			return Status{}, m.link.SetGen(ctx, p.epoch, GenChange{Gen: gen, Track: absent, Base: base})
+		// The survivors keep bitmaps for the dropped before any write
+		// treats them as absent (a write that found no bitmap would have
+		// to mark everything). Not the primary's context: a drop noticed
+		// while closing must still be recorded.
+		res := p.each(context.Background(), survivors, func(ctx context.Context, m *member) (Status, error) {
+			return Status{}, m.link.SetGen(ctx, p.epoch.Load(), GenChange{Gen: gen, Track: absent, Base: base, Forced: p.cfg.Force})
 		})
+		p.mu.Lock()
+		for m := range going {
+			switch m.state {
+			case UpToDate:
+				m.state = Outdated
+			case SyncTarget:
+				m.state = Inconsistent
+			}
+			m.source = false
+		}
+		p.gen = gen
+		p.mu.Unlock()
 		p.bumpMu.Unlock()
 		ms = nil
 		for i, r := range res {
 			if r.err != nil {
-				p.noteFenced(r.err)
-				ms = append(ms, conn[i])
+				ms = append(ms, survivors[i])
 			}
 		}
 	}
@@ -327,10 +429,13 @@ func (p *Primary) bg() context.Context {
 	return context.Background()
 }
 
-func (p *Primary) noteFenced(err error) {
-	if errors.Is(err, ErrFenced) && !p.fenced.Swap(true) {
+// fencedOut records that writes lost their quorum to replicas promised
+// to a newer primary: this one is deposed, and its I/O fails from now on.
+func (p *Primary) fencedOut(err error) error {
+	if !p.fenced.Swap(true) {
 		p.log.Error("this primary has been fenced by a newer one; I/O now fails", "err", err)
 	}
+	return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrFenced)
 }
 
 // lockRegions takes the stripes of the 1 MiB regions of [off, off+n).
@@ -365,7 +470,7 @@ func (p *Primary) lockRegions(off, n int64) func() {
 func (p *Primary) Size() int64 { return p.size.Load() }
 
 // Epoch is this primary's epoch.
-func (p *Primary) Epoch() uint64 { return p.epoch }
+func (p *Primary) Epoch() uint64 { return p.epoch.Load() }
 
 func (p *Primary) check(off, n int64) error {
 	if p.fenced.Load() {
@@ -381,7 +486,7 @@ func (p *Primary) check(off, n int64) error {
 func (p *Primary) WriteAt(b []byte, off int64) (int, error) {
 	start := time.Now()
 	err := p.mutate(off, int64(len(b)), func(ctx context.Context, m *member, absent []string) error {
-		return m.link.Write(ctx, p.epoch, off, b, absent)
+		return m.link.Write(ctx, p.epoch.Load(), off, b, absent)
 	})
 	if err != nil {
 		return 0, err
@@ -396,7 +501,7 @@ func (p *Primary) WriteAt(b []byte, off int64) (int, error) {
 // Trim discards a range on every connected replica.
 func (p *Primary) Trim(off, n int64) error {
 	return p.mutate(off, n, func(ctx context.Context, m *member, absent []string) error {
-		return m.link.Trim(ctx, p.epoch, off, n, absent)
+		return m.link.Trim(ctx, p.epoch.Load(), off, n, absent)
 	})
 }
 
@@ -418,20 +523,20 @@ func (p *Primary) mutate(off, n int64, fn func(context.Context, *member, []strin
 	if len(conn) < p.q {
 		return fmt.Errorf("volume %s: write refused: %w (%d of %d replicas connected)", p.cfg.Name, ErrNoQuorum, len(conn), len(p.ms))
 	}
+	var fenced error
 	for attempt := 0; ; attempt++ {
 		res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, fn(ctx, m, absent) })
 		var failed, good []*member
 		for i, r := range res {
 			if r.err != nil {
-				p.noteFenced(r.err)
+				if errors.Is(r.err, ErrFenced) {
+					fenced = r.err
+				}
 				p.log.Warn("replica write failed", "node", conn[i].link.Node(), "err", r.err)
 				failed = append(failed, conn[i])
 			} else {
 				good = append(good, conn[i])
 			}
-		}
-		if p.fenced.Load() {
-			return ErrFenced
 		}
 		if len(failed) == 0 {
 			if p.quorate(good) {
@@ -459,6 +564,9 @@ func (p *Primary) mutate(off, n int64, fn func(context.Context, *member, []strin
 		}
 		absent = a
 		p.mu.Unlock()
+	}
+	if fenced != nil {
+		return p.fencedOut(fenced)
 	}
 	return fmt.Errorf("volume %s: write failed: %w", p.cfg.Name, ErrNoQuorum)
 }
@@ -488,11 +596,14 @@ func (p *Primary) Sync() error {
 	if len(conn) < p.q {
 		return fmt.Errorf("volume %s: flush refused: %w", p.cfg.Name, ErrNoQuorum)
 	}
-	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, m.link.Sync(ctx, p.epoch) })
+	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, m.link.Sync(ctx, p.epoch.Load()) })
 	var failed, good []*member
+	var fenced error
 	for i, r := range res {
 		if r.err != nil {
-			p.noteFenced(r.err)
+			if errors.Is(r.err, ErrFenced) {
+				fenced = r.err
+			}
 			failed = append(failed, conn[i])
 		} else {
 			good = append(good, conn[i])
@@ -501,8 +612,8 @@ func (p *Primary) Sync() error {
 	if len(failed) > 0 {
 		p.drop(failed)
 	}
-	if p.fenced.Load() {
-		return ErrFenced
+	if !p.quorate(good) && fenced != nil {
+		return p.fencedOut(fenced)
 	}
 	if !p.quorate(good) {
 		return fmt.Errorf("volume %s: flush failed: %w", p.cfg.Name, ErrNoQuorum)
@@ -522,7 +633,7 @@ func (p *Primary) ReadAt(b []byte, off int64) (int, error) {
 	var bad []*member
 	var lastErr error
 	for _, m := range p.readOrder() {
-		err := p.call(p.bg(), func(ctx context.Context) error { return m.link.Read(ctx, p.epoch, off, b) })
+		err := p.call(p.bg(), func(ctx context.Context) error { return m.link.Read(ctx, p.epoch.Load(), off, b) })
 		switch {
 		case err == nil:
 			for _, badm := range bad {
@@ -536,10 +647,6 @@ func (p *Primary) ReadAt(b []byte, off int64) (int, error) {
 		case errors.Is(err, blockpool.ErrCorrupt):
 			bad = append(bad, m)
 		default:
-			p.noteFenced(err)
-			if p.fenced.Load() {
-				return 0, ErrFenced
-			}
 			p.drop([]*member{m})
 		}
 		lastErr = err
@@ -574,15 +681,15 @@ func (p *Primary) repair(bad, good *member, off, n int64) {
 	buf := make([]byte, BlockSize)
 	for at := off / BlockSize * BlockSize; at < off+n; at += BlockSize {
 		l := min(BlockSize, p.size.Load()-at)
-		err := p.call(p.bg(), func(ctx context.Context) error { return bad.link.Read(ctx, p.epoch, at, buf[:l]) })
+		err := p.call(p.bg(), func(ctx context.Context) error { return bad.link.Read(ctx, p.epoch.Load(), at, buf[:l]) })
 		if !errors.Is(err, blockpool.ErrCorrupt) {
 			continue
 		}
-		if err := p.call(p.bg(), func(ctx context.Context) error { return good.link.Read(ctx, p.epoch, at, buf[:l]) }); err != nil {
+		if err := p.call(p.bg(), func(ctx context.Context) error { return good.link.Read(ctx, p.epoch.Load(), at, buf[:l]) }); err != nil {
 			p.log.Warn("repair: good copy unreadable", "offset", at, "err", err)
 			return
 		}
-		if err := p.call(p.bg(), func(ctx context.Context) error { return bad.link.Write(ctx, p.epoch, at, buf[:l], nil) }); err != nil {
+		if err := p.call(p.bg(), func(ctx context.Context) error { return bad.link.Write(ctx, p.epoch.Load(), at, buf[:l], nil) }); err != nil {
 			p.log.Warn("repair: rewrite failed", "node", bad.link.Node(), "offset", at, "err", err)
 			p.drop([]*member{bad})
 			return
@@ -620,14 +727,14 @@ func (p *Primary) Exclusive(needAll bool, fn func(ctx context.Context, epoch uin
 	if len(conn) < p.q {
 		return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrNoQuorum)
 	}
-	for _, r := range p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, m.link.Sync(ctx, p.epoch) }) {
+	for _, r := range p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, m.link.Sync(ctx, p.epoch.Load()) }) {
 		if r.err != nil {
 			return fmt.Errorf("volume %s: flush before an exclusive operation: %w", p.cfg.Name, r.err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(p.bg(), 10*time.Minute)
 	defer cancel()
-	return fn(ctx, p.epoch, links)
+	return fn(ctx, p.epoch.Load(), links)
 }
 
 // Resize grows the volume on every replica (all must be up to date).
@@ -641,6 +748,22 @@ func (p *Primary) Resize(size int64) error {
 		p.size.Store(size)
 		return nil
 	})
+}
+
+// Discard resolves a split brain on node: its diverged data is thrown
+// away and replaced by a full resync from an up-to-date replica.
+func (p *Primary) Discard(node string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.member(node)
+	if m == nil {
+		return fmt.Errorf("volume %s: no replica on %s", p.cfg.Name, node)
+	}
+	if m.state != SplitBrain {
+		return fmt.Errorf("volume %s: the replica on %s is %s, not in split brain", p.cfg.Name, node, m.state)
+	}
+	m.state, m.discard = Outdated, true
+	return nil
 }
 
 // Members reports each replica's state.
@@ -671,10 +794,10 @@ func (p *Primary) Close() error {
 	p.mu.Unlock()
 	var errs []error
 	for _, r := range p.each(context.Background(), conn, func(ctx context.Context, m *member) (Status, error) {
-		if err := m.link.Sync(ctx, p.epoch); err != nil {
+		if err := m.link.Sync(ctx, p.epoch.Load()); err != nil {
 			return Status{}, err
 		}
-		return Status{}, m.link.Release(ctx, p.epoch)
+		return Status{}, m.link.Release(ctx, p.epoch.Load())
 	}) {
 		errs = append(errs, r.err)
 	}

@@ -45,6 +45,8 @@ type Status struct {
 	Gen          uint64 // generation of the data it holds consistently
 	SyncGen      uint64 // while Inconsistent: the generation it is being brought to
 	Inconsistent bool
+	History      []uint64         // earlier generations of its data, oldest first
+	Forced       bool             // written by a primary forced without quorum since its last resync
 	Unsettled    []Extent         // where it may differ from a peer written by the same primary
 	Recovered    []Extent         // extents recovered after its own unclean stop
 	Tracking     map[string]Track // out-of-sync bitmaps it keeps, by peer node
@@ -63,8 +65,12 @@ type GenChange struct {
 	Track []string
 	Base  uint64
 	// BeginSync makes the replica a sync target (Inconsistent); EndSync
-	// makes it consistent at Gen.
+	// makes it consistent at Gen, with the source's History (it now holds
+	// the source's data) and its Forced mark.
 	BeginSync, EndSync bool
+	History            []uint64
+	// Forced: the generation is a forced primary's.
+	Forced bool
 }
 
 // state is a replica's persistent state.
@@ -75,6 +81,28 @@ type state struct {
 	SyncGen      uint64
 	Inconsistent bool
 	Size         int64
+	History      []uint64
+	Forced       bool
+}
+
+// historyMax bounds the generations a replica remembers.
+const historyMax = 64
+
+func remember(h []uint64, gens ...uint64) []uint64 {
+	for _, g := range gens {
+		seen := false
+		for _, x := range h {
+			seen = seen || x == g
+		}
+		if !seen && g != 0 {
+			h = append(h, g)
+		}
+	}
+	sort.Slice(h, func(i, j int) bool { return h[i] < h[j] })
+	if len(h) > historyMax {
+		h = h[len(h)-historyMax:]
+	}
+	return h
 }
 
 // Replica is one node's copy of a replicated volume: a checked volume (data
@@ -240,7 +268,7 @@ func (r *Replica) Close() error {
 func (r *Replica) Status() Status {
 	r.mu.Lock()
 	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent,
-		Leased: r.st.Primary != "" && time.Since(r.lastSeen) < r.lease}
+		Leased: r.st.Primary != "" && time.Since(r.lastSeen) < r.lease, History: append([]uint64(nil), r.st.History...), Forced: r.st.Forced}
 	r.mu.Unlock()
 	vol := r.Volume()
 	st.Corruptions = vol.Corruptions()
@@ -281,14 +309,14 @@ func (r *Replica) Hello(epoch uint64, primary string) Status {
 // are served. It is refused for an epoch not newer than one promised before
 // (unless it is the same primary again), and while another node's primary
 // holds its lease.
-func (r *Replica) Promote(epoch uint64, primary string) (Status, error) {
+func (r *Replica) Promote(epoch uint64, primary string, force bool) (Status, error) {
 	r.mu.Lock()
 	same := epoch == r.st.Epoch && primary == r.st.Primary
 	switch {
 	case !same && epoch <= r.st.Epoch:
 		r.mu.Unlock()
 		return Status{}, fmt.Errorf("%w (epoch %d, promised %d to %s)", ErrFenced, epoch, r.st.Epoch, r.st.Primary)
-	case !same && r.st.Primary != "" && r.st.Primary != primary && time.Since(r.lastSeen) < r.lease:
+	case !same && !force && r.st.Primary != "" && r.st.Primary != primary && time.Since(r.lastSeen) < r.lease:
 		held := r.st.Primary
 		r.mu.Unlock()
 		return Status{}, fmt.Errorf("%w: %s", ErrPrimaryElsewhere, held)
@@ -453,14 +481,17 @@ func (r *Replica) SetGen(epoch uint64, g GenChange) error {
 		if err := vol.Sync(); err != nil {
 			return err
 		}
-		st.Gen, st.SyncGen, st.Inconsistent = g.Gen, 0, false
+		st.History = remember(append([]uint64(nil), st.History...), append(append([]uint64(nil), g.History...), st.Gen)...)
+		st.Gen, st.SyncGen, st.Inconsistent, st.Forced = g.Gen, 0, false, g.Forced
 		defer vol.ForgetRecovered()
 	case g.BeginSync:
 		st.SyncGen, st.Inconsistent = g.Gen, true
 	case st.Inconsistent:
 		st.SyncGen = g.Gen
-	default:
+	case g.Gen != st.Gen:
+		st.History = remember(append([]uint64(nil), st.History...), st.Gen)
 		st.Gen = g.Gen
+		st.Forced = st.Forced || g.Forced
 	}
 	if err := writeState(r.dir, st); err != nil {
 		return err

@@ -35,11 +35,11 @@ func (l *cutLink) Hello(ctx context.Context, e uint64, p string) (Status, error)
 	}
 	return l.LocalLink.Hello(ctx, e, p)
 }
-func (l *cutLink) Promote(ctx context.Context, e uint64, p string) (Status, error) {
+func (l *cutLink) Promote(ctx context.Context, e uint64, p string, f bool) (Status, error) {
 	if err := l.err(); err != nil {
 		return Status{}, err
 	}
-	return l.LocalLink.Promote(ctx, e, p)
+	return l.LocalLink.Promote(ctx, e, p, f)
 }
 func (l *cutLink) Release(ctx context.Context, e uint64) error {
 	return l.ifUp(func() error { return l.LocalLink.Release(ctx, e) })
@@ -334,22 +334,20 @@ func TestNewPrimaryFencesTheOld(t *testing.T) {
 	if _, err := p1.WriteAt(bytes.Repeat([]byte{2}, 4096), 0); err == nil {
 		t.Fatal("the partitioned old primary accepted a write")
 	}
-	// The partition heals: n1 and n2 refuse the old epoch; p1 is fenced.
+	// The partition heals: n1 and n2 hold the newer epoch; p1 never
+	// writes again (fenced, or without a quorum it could take back).
 	r.links[1].cut.Store(false)
 	r.links[2].cut.Store(false)
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		_, err := p1.WriteAt(bytes.Repeat([]byte{3}, 4096), 0)
-		if errors.Is(err, ErrFenced) {
-			break
-		}
-		if err == nil {
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		if _, err := p1.WriteAt(bytes.Repeat([]byte{3}, 4096), 0); err == nil {
 			t.Fatal("the old primary wrote after a newer one took over")
+		} else if !errors.Is(err, ErrFenced) && !errors.Is(err, ErrNoQuorum) {
+			t.Fatalf("old primary: %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("old primary not fenced: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := p2.WriteAt(bytes.Repeat([]byte{4}, 4096), 8192); err != nil {
+		t.Fatalf("the new primary lost its replicas to the old one: %v", err)
 	}
 	got := make([]byte, 4096)
 	if _, err := p2.ReadAt(got, 0); err != nil || got[0] != 1 {
@@ -437,5 +435,113 @@ func TestClosingLeavesEveryReplicaCurrent(t *testing.T) {
 				t.Fatalf("round %d: replica %d after a clean close: %+v (bitmaps for %v)", round, i, st, rep.Peers())
 			}
 		}
+	}
+}
+
+// crash stops a primary without releasing its replicas.
+func crash(p *Primary) {
+	p.cancel()
+	p.wg.Wait()
+}
+
+func TestIsolatedPrimarysUnacknowledgedWriteIsSettled(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	p1, err := r.open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p1.WriteAt(bytes.Repeat([]byte{1}, 8192), 0); err != nil {
+		t.Fatal(err)
+	}
+	p1.Sync()
+	r.links[1].cut.Store(true)
+	r.links[2].cut.Store(true)
+	// Reaches n0's copy only; not acknowledged.
+	if _, err := p1.WriteAt(bytes.Repeat([]byte{2}, 8192), 0); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("isolated write: %v", err)
+	}
+	p1.Sync() // settles n0's activity log: only its bitmaps remember
+	crash(p1)
+	r.links[1].cut.Store(false)
+	r.links[2].cut.Store(false)
+	if g0, g1 := r.reps[0].Status().Gen, r.reps[1].Status().Gen; g0 != g1 {
+		t.Fatalf("a primary without quorum moved the generation: %d vs %d", g0, g1)
+	}
+	time.Sleep(2 * testLease)
+	p2 := r.mustOpen(1)
+	for i := range r.reps {
+		if st := p2.Members()[i].State; st != UpToDate {
+			t.Fatalf("n%d is %s", i, st)
+		}
+	}
+	if !bytes.Equal(r.image(0), r.image(1)) || !bytes.Equal(r.image(0), r.image(2)) {
+		t.Fatal("replicas differ where an isolated primary wrote")
+	}
+}
+
+func TestForcedPrimariesOnBothSidesAreASplitBrain(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	side := func(i int, cut bool) *cutLink {
+		l := &cutLink{LocalLink: LocalLink{r.reps[i]}}
+		l.cut.Store(cut)
+		return l
+	}
+	// n0 alone: its operator forces it primary and writes.
+	pa, err := Open(context.Background(), Config{Name: "v", Self: "n0", Force: true, Links: []Link{side(0, false), side(1, true), side(2, true)}, CallTimeout: time.Second, RetryInterval: time.Hour, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pa.WriteAt(bytes.Repeat([]byte{0xaa}, 4096), 0); err != nil {
+		t.Fatalf("forced primary write: %v", err)
+	}
+	// The majority side writes too.
+	pb, err := Open(context.Background(), Config{Name: "v", Self: "n1", Links: []Link{side(0, true), side(1, false), side(2, false)}, CallTimeout: time.Second, RetryInterval: time.Hour, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pb.WriteAt(bytes.Repeat([]byte{0xbb}, 4096), 4096); err != nil {
+		t.Fatal(err)
+	}
+	pa.Close()
+	pb.Close()
+	// The sides meet: the split brain is found and reported, and the
+	// diverged copies are left alone.
+	p := r.mustOpen(1)
+	time.Sleep(200 * time.Millisecond) // ticks that must not resync a split copy
+	var split []string
+	for _, m := range p.Members() {
+		if m.State == SplitBrain {
+			split = append(split, m.Node)
+		}
+	}
+	if len(split) == 0 {
+		t.Fatalf("no split brain found: %+v", p.Members())
+	}
+	blk := make([]byte, 4096)
+	if split[0] == "n0" {
+		r.reps[0].Volume().ReadAt(blk, 0)
+		if blk[0] != 0xaa {
+			t.Fatal("the forced side's data was overwritten before anyone decided")
+		}
+	} else {
+		r.reps[1].Volume().ReadAt(blk, 4096)
+		if blk[0] != 0xbb {
+			t.Fatal("the majority side's data was overwritten before anyone decided")
+		}
+	}
+	// The operator discards the split copies: they are resynced in full.
+	for _, n := range split {
+		if err := p.Discard(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"n0", "n1", "n2"} {
+		r.waitState(p, n, UpToDate)
+	}
+	if !bytes.Equal(r.image(0), r.image(1)) || !bytes.Equal(r.image(0), r.image(2)) {
+		t.Fatal("replicas differ after the split brain was resolved")
+	}
+	if err := p.Discard("n0"); err == nil {
+		t.Fatal("discard of a replica that is not split")
 	}
 }

@@ -32,20 +32,27 @@ func (p *Primary) tick() {
 	all := append([]*member(nil), p.ms...)
 	p.mu.Unlock()
 	res := p.each(p.ctx, all, func(ctx context.Context, m *member) (Status, error) {
-		return m.link.Hello(ctx, p.epoch, p.cfg.Self)
+		return m.link.Hello(ctx, p.epoch.Load(), p.cfg.Self)
 	})
 	if p.ctx.Err() != nil {
 		return // closing: a cancelled ping says nothing about the replica
 	}
 	var dead []*member
+	var claimed uint64 // highest epoch a returning replica promised to a primary that is gone
 	for i, m := range all {
 		p.mu.Lock()
-		connected, syncing := m.connected(), m.syncing
+		connected, syncing, split := m.connected(), m.syncing, m.state == SplitBrain
 		p.mu.Unlock()
 		r := res[i]
-		if r.err == nil && r.st.Epoch > p.epoch {
-			p.noteFenced(fmt.Errorf("%w: %s promised epoch %d", ErrFenced, m.link.Node(), r.st.Epoch))
-			return
+		if r.err == nil && !connected && (r.st.Epoch > p.epoch.Load() || r.st.Epoch == p.epoch.Load() && r.st.Primary != p.cfg.Self) {
+			if r.st.Leased {
+				continue // another primary is alive there; our writes tell whether it deposed us
+			}
+			claimed = max(claimed, r.st.Epoch)
+			if !split && Diverged(p.sourceStatus(res, all), r.st) {
+				p.markSplit(m, r.st)
+			}
+			continue
 		}
 		switch {
 		case connected && r.err != nil:
@@ -61,7 +68,7 @@ func (p *Primary) tick() {
 				}
 			}
 			p.mu.Unlock()
-		case r.err == nil && !syncing && p.ctx.Err() == nil:
+		case r.err == nil && !syncing && !split && p.ctx.Err() == nil:
 			p.mu.Lock()
 			m.syncing = true
 			p.mu.Unlock()
@@ -80,6 +87,64 @@ func (p *Primary) tick() {
 	if len(dead) > 0 {
 		p.drop(dead)
 	}
+	if claimed > 0 {
+		if err := p.repromote(claimed); err != nil {
+			p.log.Warn("cannot move to a newer epoch to take back a replica", "err", err)
+		}
+	}
+}
+
+// sourceStatus is the status of an up-to-date member among res.
+func (p *Primary) sourceStatus(res []result, all []*member) Status {
+	src := p.source()
+	for i, m := range all {
+		if m == src && res[i].err == nil {
+			return res[i].st
+		}
+	}
+	return Status{}
+}
+
+func (p *Primary) markSplit(m *member, st Status) {
+	p.mu.Lock()
+	m.state = SplitBrain
+	p.mu.Unlock()
+	p.log.Error("split brain: this replica's data diverged from the primary's under a forced primary; it is left as it is until discarded", "node", m.link.Node(), "gen", st.Gen)
+}
+
+// repromote moves this primary to an epoch above seen, with all I/O held:
+// a replica that promised the current epoch (or a newer one) to a primary
+// that is gone, a forced one, can then be taken back.
+func (p *Primary) repromote(seen uint64) error {
+	p.gate.Lock()
+	defer p.gate.Unlock()
+	p.bumpMu.Lock()
+	p.mu.Lock()
+	conn, _ := p.viewLocked()
+	p.mu.Unlock()
+	next := max(p.epoch.Load(), seen) + 1
+	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
+		return m.link.Promote(ctx, next, p.cfg.Self, p.cfg.Force)
+	})
+	var failed []*member
+	for i, r := range res {
+		if r.err != nil {
+			failed = append(failed, conn[i])
+		}
+	}
+	ok := len(conn) - len(failed) >= p.q
+	if ok {
+		p.epoch.Store(next)
+	}
+	p.bumpMu.Unlock()
+	if len(failed) > 0 {
+		p.drop(failed)
+	}
+	if !ok {
+		return fmt.Errorf("epoch %d: %w", next, ErrNoQuorum)
+	}
+	p.log.Info("primary moved to a newer epoch", "epoch", next)
+	return nil
 }
 
 func (p *Primary) member(node string) *member {
@@ -106,13 +171,16 @@ func (p *Primary) source() *member {
 // consistent at the current generation and the bitmaps for it are dropped.
 func (p *Primary) resync(m *member) error {
 	ctx := p.ctx
-	st, err := m.link.Promote(ctx, p.epoch, p.cfg.Self)
+	st, err := m.link.Promote(ctx, p.epoch.Load(), p.cfg.Self, p.cfg.Force)
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	discard := m.discard
+	p.mu.Unlock()
 	if st.Size < p.size.Load() {
 		// It missed a resize while away.
-		if err := m.link.Resize(ctx, p.epoch, p.size.Load()); err != nil {
+		if err := m.link.Resize(ctx, p.epoch.Load(), p.size.Load()); err != nil {
 			return err
 		}
 	} else if st.Size != p.size.Load() {
@@ -123,14 +191,36 @@ func (p *Primary) resync(m *member) error {
 		return ErrNoUpToDate
 	}
 	node := m.link.Node()
+	sst, err := src.link.Hello(ctx, p.epoch.Load(), p.cfg.Self)
+	if err != nil {
+		return err
+	}
+	if !discard && Diverged(sst, st) {
+		p.markSplit(m, st)
+		return fmt.Errorf("%s: split brain", node)
+	}
+	// What m wrote while others were away (a primary of its side that
+	// lost its quorum) may be missing on the source: copied over too.
+	var own []Extent
+	for peer := range st.Tracking {
+		ptr, pw, ok, err := m.link.Bitmap(ctx, p.epoch.Load(), peer)
+		if err != nil {
+			return err
+		}
+		if ok && ptr.Full {
+			discard = true
+		} else if ok {
+			own = append(own, Runs(pw, min(st.Size, p.size.Load()), regionSize)...)
+		}
+	}
 	// Drain writes so that none in flight still treats m as absent: from
 	// here on m receives every write, and the bitmap read now holds every
 	// earlier one.
 	p.gate.Lock()
 	p.bumpMu.Lock()
-	tr, words, ok, err := src.link.Bitmap(ctx, p.epoch, node)
+	tr, words, ok, err := src.link.Bitmap(ctx, p.epoch.Load(), node)
 	if err == nil {
-		err = m.link.SetGen(ctx, p.epoch, GenChange{Gen: p.gen, BeginSync: true})
+		err = m.link.SetGen(ctx, p.epoch.Load(), GenChange{Gen: p.gen, BeginSync: true})
 	}
 	if err == nil {
 		p.mu.Lock()
@@ -149,7 +239,7 @@ func (p *Primary) resync(m *member) error {
 	}()
 
 	var todo []Extent
-	full := !ok || tr.Full || tr.Base != st.Gen
+	full := discard || !ok || tr.Full || tr.Base != st.Gen
 	if full {
 		todo = []Extent{{0, p.size.Load()}}
 	} else {
@@ -157,7 +247,7 @@ func (p *Primary) resync(m *member) error {
 	}
 	// After its own crash, m's recovered extents may hold writes the
 	// others never got.
-	todo = MergeExtents(append(todo, st.Recovered...))
+	todo = MergeExtents(append(append(todo, st.Recovered...), own...))
 	var total int64
 	for _, e := range todo {
 		total += e.Len
@@ -180,7 +270,7 @@ func (p *Primary) resync(m *member) error {
 			p.resynced.Add(n)
 		}
 	}
-	return p.finishResync(ctx, src, m, time.Since(started))
+	return p.finishResync(ctx, src, m, st, time.Since(started))
 }
 
 // copyRegion copies one range from src to the sync target under the
@@ -197,7 +287,7 @@ func (p *Primary) copyRegion(ctx context.Context, src, m *member, off int64, buf
 	if state != SyncTarget {
 		return fmt.Errorf("%s left during resync", m.link.Node())
 	}
-	if err := p.call(ctx, func(ctx context.Context) error { return src.link.Read(ctx, p.epoch, off, buf) }); err != nil {
+	if err := p.call(ctx, func(ctx context.Context) error { return src.link.Read(ctx, p.epoch.Load(), off, buf) }); err != nil {
 		if !errors.Is(err, ErrFenced) {
 			go p.drop([]*member{src})
 		}
@@ -205,9 +295,9 @@ func (p *Primary) copyRegion(ctx context.Context, src, m *member, off int64, buf
 	}
 	var err error
 	if isZero(buf) {
-		err = p.call(ctx, func(ctx context.Context) error { return m.link.Trim(ctx, p.epoch, off, int64(len(buf)), absent) })
+		err = p.call(ctx, func(ctx context.Context) error { return m.link.Trim(ctx, p.epoch.Load(), off, int64(len(buf)), absent) })
 	} else {
-		err = p.call(ctx, func(ctx context.Context) error { return m.link.Write(ctx, p.epoch, off, buf, absent) })
+		err = p.call(ctx, func(ctx context.Context) error { return m.link.Write(ctx, p.epoch.Load(), off, buf, absent) })
 	}
 	if err != nil {
 		go p.drop([]*member{m})
@@ -223,7 +313,7 @@ func isZero(b []byte) bool { return bytes.Equal(b, zeroRegion[:len(b)]) }
 // finishResync makes m consistent at the current generation: it inherits
 // the source's bitmaps for replicas still absent, and the bitmaps kept
 // for m are dropped.
-func (p *Primary) finishResync(ctx context.Context, src, m *member, took time.Duration) error {
+func (p *Primary) finishResync(ctx context.Context, src, m *member, st Status, took time.Duration) error {
 	node := m.link.Node()
 	p.bumpMu.Lock()
 	defer p.bumpMu.Unlock()
@@ -234,27 +324,37 @@ func (p *Primary) finishResync(ctx context.Context, src, m *member, took time.Du
 	if !still {
 		return fmt.Errorf("%s left during resync", node)
 	}
+	// m's own bitmaps described its old data; it now holds the source's.
+	for peer := range st.Tracking {
+		if err := m.link.DropBitmap(ctx, p.epoch.Load(), peer); err != nil {
+			return err
+		}
+	}
 	for _, peer := range absent {
-		tr, words, ok, err := src.link.Bitmap(ctx, p.epoch, peer)
+		tr, words, ok, err := src.link.Bitmap(ctx, p.epoch.Load(), peer)
 		if err == nil && ok {
-			err = m.link.MergeBitmap(ctx, p.epoch, peer, tr, words)
+			err = m.link.MergeBitmap(ctx, p.epoch.Load(), peer, tr, words)
 		}
 		if err != nil {
 			return fmt.Errorf("hand over bitmap for %s: %w", peer, err)
 		}
 	}
-	if err := m.link.Sync(ctx, p.epoch); err != nil {
+	if err := m.link.Sync(ctx, p.epoch.Load()); err != nil {
 		return err
 	}
-	if err := m.link.SetGen(ctx, p.epoch, GenChange{Gen: gen, EndSync: true}); err != nil {
+	sst, err := src.link.Hello(ctx, p.epoch.Load(), p.cfg.Self)
+	if err != nil {
+		return err
+	}
+	if err := m.link.SetGen(ctx, p.epoch.Load(), GenChange{Gen: gen, EndSync: true, History: sst.History, Forced: sst.Forced}); err != nil {
 		return err
 	}
 	p.mu.Lock()
-	m.state = UpToDate
+	m.state, m.discard = UpToDate, false
 	p.mu.Unlock()
 	for _, c := range conn {
 		if c != m {
-			if err := c.link.DropBitmap(ctx, p.epoch, node); err != nil {
+			if err := c.link.DropBitmap(ctx, p.epoch.Load(), node); err != nil {
 				p.log.Warn("drop bitmap", "on", c.link.Node(), "for", node, "err", err)
 			}
 		}

@@ -102,6 +102,7 @@ type Manager struct {
 type attached struct {
 	p    *replicate.Primary
 	refs int
+	held bool // made primary by the operator (volume primary), not a client
 }
 
 const recordPrefix = "volumes/"
@@ -536,6 +537,10 @@ func (e *export) Attach() (nbd.Export, func(), error) {
 
 // Attach opens (or shares) the primary of a volume on this node.
 func (m *Manager) Attach(ctx context.Context, name string) (*replicate.Primary, error) {
+	return m.attach(ctx, name, false)
+}
+
+func (m *Manager) attach(ctx context.Context, name string, force bool) (*replicate.Primary, error) {
 	rec, err := m.record(ctx, name)
 	if err != nil {
 		return nil, err
@@ -568,12 +573,68 @@ func (m *Manager) Attach(ctx context.Context, name string) (*replicate.Primary, 
 	if m.cfg.Observe != nil {
 		observe = func(op string, n int, d time.Duration) { m.cfg.Observe(name, op, n, d) }
 	}
-	p, err := replicate.Open(ctx, replicate.Config{Name: name, Self: m.cfg.Node, Links: links, Log: m.log, Observe: observe})
+	p, err := replicate.Open(ctx, replicate.Config{Name: name, Self: m.cfg.Node, Links: links, Log: m.log, Observe: observe, Force: force})
 	if err != nil {
 		return nil, err
 	}
 	m.primaries[name] = &attached{p: p, refs: 1}
 	return p, nil
+}
+
+// Promote makes this node the volume's primary until Demote, whether or
+// not clients are attached. force, the operator's last resort when a
+// majority of replicas is gone for good, works without a quorum and over
+// another node's lease; if the other side also writes, the split brain is
+// reported when they meet (see Discard).
+func (m *Manager) Promote(ctx context.Context, name string, force bool) error {
+	m.mu.Lock()
+	a := m.primaries[name]
+	m.mu.Unlock()
+	if a != nil && force {
+		return fmt.Errorf("%w: %s is already primary here", ErrInUse, name)
+	}
+	if _, err := m.attach(ctx, name, force); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a = m.primaries[name]
+	switch {
+	case a == nil:
+		return fmt.Errorf("volume %s: primary closed meanwhile", name)
+	case !a.held:
+		a.held = true
+	default:
+		a.refs-- // already held: one reference is enough
+	}
+	return nil
+}
+
+// Demote ends a Promote; the primary closes once no client is attached.
+func (m *Manager) Demote(name string) error {
+	m.mu.Lock()
+	a := m.primaries[name]
+	if a == nil || !a.held {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %s is not held primary on %s", ErrInvalid, name, m.cfg.Node)
+	}
+	a.held = false
+	m.mu.Unlock()
+	m.Detach(name)
+	return nil
+}
+
+// Discard resolves a split brain: the replica on node gives up its
+// diverged data for a full resync from the primary here.
+func (m *Manager) Discard(name, node string) error {
+	p := m.Primary(name)
+	if p == nil {
+		return fmt.Errorf("%w: %s is not primary on %s; make it primary here first (volume primary)", ErrInvalid, name, m.cfg.Node)
+	}
+	if err := p.Discard(node); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 // Detach drops one reference to the primary; the last closes it (the

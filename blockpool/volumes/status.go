@@ -12,7 +12,7 @@ import (
 // list` shows resources).
 type ReplicaInfo struct {
 	Node           string `json:"node"`
-	State          string `json:"state"` // UpToDate Outdated SyncTarget Inconsistent Unknown
+	State          string `json:"state"` // UpToDate Outdated SyncTarget Inconsistent SplitBrain Unknown
 	Primary        bool   `json:"primary,omitempty"`
 	SyncSource     bool   `json:"sync_source,omitempty"`
 	OutOfSyncBytes int64  `json:"out_of_sync_bytes"`
@@ -80,8 +80,12 @@ func (m *Manager) info(ctx context.Context, rec Record) VolumeInfo {
 	vi := VolumeInfo{Record: rec}
 	sts := m.statuses(ctx, rec)
 	var newest uint64
+	var newestSt replicate.Status
 	for _, s := range sts {
 		if s.err == nil {
+			if !s.st.Inconsistent && s.st.Gen >= newestSt.Gen {
+				newestSt = s.st
+			}
 			newest = max(newest, s.st.Newest())
 			if s.st.Leased {
 				vi.Primary = s.st.Primary
@@ -115,6 +119,8 @@ func (m *Manager) info(ctx context.Context, rec Record) VolumeInfo {
 			ri.State = replicate.Inconsistent
 		case s.st.Gen == newest:
 			ri.State = replicate.UpToDate
+		case replicate.Diverged(newestSt, s.st):
+			ri.State = replicate.SplitBrain
 		default:
 			ri.State = replicate.Outdated
 		}

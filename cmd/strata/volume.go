@@ -155,7 +155,44 @@ func volumeCommand() *cobra.Command {
 		},
 	}
 	clone.Flags().StringVar(&fromSnap, "snapshot", "", "snapshot of SOURCE to clone")
-	cmd.AddCommand(create, list, del, resize, clone)
+	var force bool
+	primary := &cobra.Command{
+		Use:   "primary NAME",
+		Short: "Make the --server node the volume's primary until 'volume secondary' (--force: without a quorum; risks a split brain)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var info volumes.VolumeInfo
+			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/primary", map[string]bool{"force": force}, &info); err != nil {
+				return err
+			}
+			printVolumes(cmd.OutOrStdout(), []volumes.VolumeInfo{info})
+			return nil
+		},
+	}
+	primary.Flags().BoolVar(&force, "force", false, "take over without a quorum of replicas and over another node's lease (last resort)")
+	secondary := &cobra.Command{
+		Use:   "secondary NAME",
+		Short: "End 'volume primary' on the --server node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw []byte
+			return c.call(http.MethodDelete, "volumes/"+url.PathEscape(args[0])+"/primary", nil, &raw)
+		},
+	}
+	discard := &cobra.Command{
+		Use:   "discard NAME NODE",
+		Short: "Resolve a split brain: NODE's replica drops its diverged data for a full resync (run on the primary's node)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw []byte
+			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/discard/"+url.PathEscape(args[1]), nil, &raw); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s on %s: diverged data discarded, full resync started\n", args[0], args[1])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, del, resize, clone, primary, secondary, discard)
 	return cmd
 }
 
