@@ -596,7 +596,9 @@ func (p *Primary) Sync() error {
 	if len(conn) < p.q {
 		return fmt.Errorf("volume %s: flush refused: %w", p.cfg.Name, ErrNoQuorum)
 	}
-	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, m.link.Sync(ctx, p.epoch.Load()) })
+	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
+		return Status{}, m.link.Sync(ctx, p.epoch.Load())
+	})
 	var failed, good []*member
 	var fenced error
 	for i, r := range res {
@@ -727,7 +729,9 @@ func (p *Primary) Exclusive(needAll bool, fn func(ctx context.Context, epoch uin
 	if len(conn) < p.q {
 		return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrNoQuorum)
 	}
-	for _, r := range p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, m.link.Sync(ctx, p.epoch.Load()) }) {
+	for _, r := range p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
+		return Status{}, m.link.Sync(ctx, p.epoch.Load())
+	}) {
 		if r.err != nil {
 			return fmt.Errorf("volume %s: flush before an exclusive operation: %w", p.cfg.Name, r.err)
 		}

@@ -132,7 +132,7 @@ func (p *Primary) repromote(seen uint64) error {
 			failed = append(failed, conn[i])
 		}
 	}
-	ok := len(conn) - len(failed) >= p.q
+	ok := len(conn)-len(failed) >= p.q
 	if ok {
 		p.epoch.Store(next)
 	}
