@@ -244,25 +244,6 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	return p, nil
 }
 
-// Diverged reports a split brain between two consistent copies: neither
-// generation is in the other's history and a forced primary wrote one of
-// them. (Without forcing, generations only move on with a quorum, so one
-// copy is always the other's ancestor.)
-func Diverged(a, b Status) bool {
-	if a.Inconsistent || b.Inconsistent || a.Gen == b.Gen || !(a.Forced || b.Forced) {
-		return false
-	}
-	has := func(h []uint64, g uint64) bool {
-		for _, x := range h {
-			if x == g {
-				return true
-			}
-		}
-		return false
-	}
-	return !has(a.History, b.Gen) && !has(b.History, a.Gen)
-}
-
 // mutualBitmaps collects what current members' bitmaps hold for each
 // other.
 func (p *Primary) mutualBitmaps(ctx context.Context, ms []*member) ([]Extent, error) {
@@ -427,15 +408,6 @@ func (p *Primary) bg() context.Context {
 		return p.ctx
 	}
 	return context.Background()
-}
-
-// fencedOut records that writes lost their quorum to replicas promised
-// to a newer primary: this one is deposed, and its I/O fails from now on.
-func (p *Primary) fencedOut(err error) error {
-	if !p.fenced.Swap(true) {
-		p.log.Error("this primary has been fenced by a newer one; I/O now fails", "err", err)
-	}
-	return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrFenced)
 }
 
 // lockRegions takes the stripes of the 1 MiB regions of [off, off+n).
@@ -752,22 +724,6 @@ func (p *Primary) Resize(size int64) error {
 		p.size.Store(size)
 		return nil
 	})
-}
-
-// Discard resolves a split brain on node: its diverged data is thrown
-// away and replaced by a full resync from an up-to-date replica.
-func (p *Primary) Discard(node string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m := p.member(node)
-	if m == nil {
-		return fmt.Errorf("volume %s: no replica on %s", p.cfg.Name, node)
-	}
-	if m.state != SplitBrain {
-		return fmt.Errorf("volume %s: the replica on %s is %s, not in split brain", p.cfg.Name, node, m.state)
-	}
-	m.state, m.discard = Outdated, true
-	return nil
 }
 
 // Members reports each replica's state.

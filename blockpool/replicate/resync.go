@@ -105,48 +105,6 @@ func (p *Primary) sourceStatus(res []result, all []*member) Status {
 	return Status{}
 }
 
-func (p *Primary) markSplit(m *member, st Status) {
-	p.mu.Lock()
-	m.state = SplitBrain
-	p.mu.Unlock()
-	p.log.Error("split brain: this replica's data diverged from the primary's under a forced primary; it is left as it is until discarded", "node", m.link.Node(), "gen", st.Gen)
-}
-
-// repromote moves this primary to an epoch above seen, with all I/O held:
-// a replica that promised the current epoch (or a newer one) to a primary
-// that is gone, a forced one, can then be taken back.
-func (p *Primary) repromote(seen uint64) error {
-	p.gate.Lock()
-	defer p.gate.Unlock()
-	p.bumpMu.Lock()
-	p.mu.Lock()
-	conn, _ := p.viewLocked()
-	p.mu.Unlock()
-	next := max(p.epoch.Load(), seen) + 1
-	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
-		return m.link.Promote(ctx, next, p.cfg.Self, p.cfg.Force)
-	})
-	var failed []*member
-	for i, r := range res {
-		if r.err != nil {
-			failed = append(failed, conn[i])
-		}
-	}
-	ok := len(conn)-len(failed) >= p.q
-	if ok {
-		p.epoch.Store(next)
-	}
-	p.bumpMu.Unlock()
-	if len(failed) > 0 {
-		p.drop(failed)
-	}
-	if !ok {
-		return fmt.Errorf("epoch %d: %w", next, ErrNoQuorum)
-	}
-	p.log.Info("primary moved to a newer epoch", "epoch", next)
-	return nil
-}
-
 func (p *Primary) member(node string) *member {
 	for _, m := range p.ms {
 		if m.link.Node() == node {
