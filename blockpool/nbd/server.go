@@ -6,6 +6,7 @@
 package nbd
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -367,9 +368,11 @@ func (c *conn) transmit() error {
 	sem := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Buffered: a request header is 28 bytes; one read takes many.
+	in := bufio.NewReaderSize(c.c, 256<<10)
 	var hdr [28]byte
 	for {
-		if _, err := io.ReadFull(c.c, hdr[:]); err != nil {
+		if _, err := io.ReadFull(in, hdr[:]); err != nil {
 			return err
 		}
 		if binary.BigEndian.Uint32(hdr[:]) != magicRequest {
@@ -389,7 +392,7 @@ func (c *conn) transmit() error {
 				return fmt.Errorf("write of %d bytes", r.length)
 			}
 			r.data = make([]byte, r.length)
-			if _, err := io.ReadFull(c.c, r.data); err != nil {
+			if _, err := io.ReadFull(in, r.data); err != nil {
 				return err
 			}
 		}
@@ -462,9 +465,11 @@ func (c *conn) serve(r request) {
 	b = binary.BigEndian.AppendUint64(b, r.handle)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if _, err := c.c.Write(b); err == nil && payload != nil {
-		c.c.Write(payload)
+	bufs := net.Buffers{b}
+	if payload != nil {
+		bufs = append(bufs, payload)
 	}
+	bufs.WriteTo(c.c) // one writev; if it fails the connection is gone and its reads end too
 }
 
 // writeZeroes punches a hole (reads back as zeroes) unless the client asks
