@@ -86,6 +86,18 @@ func fileSum(t *testing.T, path string, n int64) [32]byte {
 	return s
 }
 
+// sameReplicas fails unless every node's replica file of volume holds the
+// same first size bytes.
+func sameReplicas(t *testing.T, volume string, size int64, nodes ...*clusterNode) {
+	t.Helper()
+	sum := fileSum(t, replicaFile(nodes[0], volume), size)
+	for _, nd := range nodes[1:] {
+		if fileSum(t, replicaFile(nd, volume), size) != sum {
+			t.Fatalf("the replica of %s on %s differs from %s's", volume, nd.name, nodes[0].name)
+		}
+	}
+}
+
 func runTool(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
@@ -226,12 +238,7 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		if err := cl.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		sum := fileSum(t, replicaFile(n1, "rs"), 256<<20)
-		for _, nd := range c.nodes[1:] {
-			if fileSum(t, replicaFile(nd, "rs"), 256<<20) != sum {
-				t.Fatalf("replica on %s differs after resync", nd.name)
-			}
-		}
+		sameReplicas(t, "rs", 256<<20, c.nodes...)
 
 		// Rot on the replica the primary reads first: reads stay right,
 		// the block is rewritten, the counter shows it.
@@ -282,12 +289,7 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 			t.Fatalf("write once the quorum is back: %v", err)
 		}
 		cl.Flush()
-		sum = fileSum(t, replicaFile(n1, "rs"), 256<<20)
-		for _, nd := range c.nodes[1:] {
-			if fileSum(t, replicaFile(nd, "rs"), 256<<20) != sum {
-				t.Fatalf("replica on %s differs after the quorum loss", nd.name)
-			}
-		}
+		sameReplicas(t, "rs", 256<<20, c.nodes...)
 	})
 
 	t.Run("DisklessAttach", func(t *testing.T) {
@@ -347,12 +349,7 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		cl.Close() // nobody has the volume attached from here on
 		restart(n3)
 		c.waitVolume(t, n2, "idle", 60*time.Second, func(v volumes.VolumeInfo) bool { return allUpToDate(v) && v.Primary == "" })
-		sum := fileSum(t, replicaFile(n1, "idle"), 64<<20)
-		for _, nd := range c.nodes[1:] {
-			if fileSum(t, replicaFile(nd, "idle"), 64<<20) != sum {
-				t.Fatalf("replica on %s differs", nd.name)
-			}
-		}
+		sameReplicas(t, "idle", 64<<20, c.nodes...)
 	})
 
 	t.Run("Ext4SurvivesPrimaryLoss", func(t *testing.T) { testExt4SurvivesPrimaryLoss(t, c, restart) })
@@ -413,12 +410,7 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		// The operator keeps node2's side: node1 is resynced in full.
 		c.cli(t, n2, "volume", "discard", "sb", "node1")
 		c.waitVolume(t, n2, "sb", 30*time.Second, allUpToDate)
-		sum := fileSum(t, replicaFile(n2, "sb"), 16<<20)
-		for _, nd := range []*clusterNode{n1, n3} {
-			if fileSum(t, replicaFile(nd, "sb"), 16<<20) != sum {
-				t.Fatalf("replica on %s differs after the discard", nd.name)
-			}
-		}
+		sameReplicas(t, "sb", 16<<20, n2, n1, n3)
 	})
 
 	t.Run("PrimaryNodeDiesAnotherTakesOver", func(t *testing.T) {

@@ -150,22 +150,23 @@ func (m *Manager) deleteSnapshotOn(ctx context.Context, node, volume, name strin
 	return l.DeleteSnapshot(ctx, name)
 }
 
-func findSnapshot(rec Record, name string) (Snapshot, error) {
+// snapshotOf finds a volume's record and one of its snapshots.
+func (m *Manager) snapshotOf(ctx context.Context, volume, name string) (Record, Snapshot, error) {
+	rec, err := m.record(ctx, volume)
+	if err != nil {
+		return Record{}, Snapshot{}, err
+	}
 	for _, s := range rec.Snapshots {
 		if s.Name == name {
-			return s, nil
+			return rec, s, nil
 		}
 	}
-	return Snapshot{}, fmt.Errorf("%w: snapshot %s of %s", ErrNotFound, name, rec.Name)
+	return Record{}, Snapshot{}, fmt.Errorf("%w: snapshot %s of %s", ErrNotFound, name, volume)
 }
 
 // DeleteSnapshot removes a snapshot from its nodes and the record.
 func (m *Manager) DeleteSnapshot(ctx context.Context, volume, name string) error {
-	rec, err := m.record(ctx, volume)
-	if err != nil {
-		return err
-	}
-	snap, err := findSnapshot(rec, name)
+	_, snap, err := m.snapshotOf(ctx, volume, name)
 	if err != nil {
 		return err
 	}
@@ -191,11 +192,7 @@ func (m *Manager) DeleteSnapshot(ctx context.Context, volume, name string) error
 // The volume must not be in use, and every replica must be up to date and
 // hold the snapshot (so that all end identical).
 func (m *Manager) RestoreSnapshot(ctx context.Context, volume, name string) error {
-	rec, err := m.record(ctx, volume)
-	if err != nil {
-		return err
-	}
-	snap, err := findSnapshot(rec, name)
+	rec, snap, err := m.snapshotOf(ctx, volume, name)
 	if err != nil {
 		return err
 	}
@@ -246,11 +243,7 @@ func (m *Manager) Clone(ctx context.Context, volume, snapshot, name string) (Rec
 	if !ValidName(name) {
 		return Record{}, fmt.Errorf("%w: name %q", ErrInvalid, name)
 	}
-	src, err := m.record(ctx, volume)
-	if err != nil {
-		return Record{}, err
-	}
-	snap, err := findSnapshot(src, snapshot)
+	_, snap, err := m.snapshotOf(ctx, volume, snapshot)
 	if err != nil {
 		return Record{}, err
 	}
