@@ -409,6 +409,8 @@ func volumeError(err error) error {
 		{volumes.ErrInvalid, http.StatusBadRequest, "InvalidArgument"},
 		{volumes.ErrExists, http.StatusConflict, "VolumeExists"},
 		{volumes.ErrNotFound, http.StatusNotFound, "NoSuchVolume"},
+		{volumes.ErrNoSnapshot, http.StatusNotFound, "NoSuchSnapshot"},
+		{replicate.ErrNoSnapshot, http.StatusNotFound, "NoSuchSnapshot"},
 		{volumes.ErrInUse, http.StatusConflict, "VolumeInUse"},
 		{volumes.ErrPlacement, http.StatusConflict, "PlacementFailed"},
 		{replicate.ErrNoQuorum, http.StatusServiceUnavailable, "NoQuorum"},

@@ -25,12 +25,13 @@ import (
 
 // Errors of the volume API.
 var (
-	ErrExists    = errors.New("volume already exists")
-	ErrNotFound  = errors.New("no such volume")
-	ErrInUse     = errors.New("volume is attached (primary)")
-	ErrPlacement = errors.New("cannot place the replicas")
-	ErrInvalid   = errors.New("invalid volume request")
-	ErrNodeDown  = errors.New("replica node unreachable")
+	ErrExists     = errors.New("volume already exists")
+	ErrNotFound   = errors.New("no such volume")
+	ErrNoSnapshot = errors.New("no such snapshot")
+	ErrInUse      = errors.New("volume is attached (primary)")
+	ErrPlacement  = errors.New("cannot place the replicas")
+	ErrInvalid    = errors.New("invalid volume request")
+	ErrNodeDown   = errors.New("replica node unreachable")
 )
 
 // Record is a volume as the metadata store keeps it.

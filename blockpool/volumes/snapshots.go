@@ -161,7 +161,7 @@ func (m *Manager) snapshotOf(ctx context.Context, volume, name string) (Record, 
 			return rec, s, nil
 		}
 	}
-	return Record{}, Snapshot{}, fmt.Errorf("%w: snapshot %s of %s", ErrNotFound, name, volume)
+	return Record{}, Snapshot{}, fmt.Errorf("%w: %s of %s", ErrNoSnapshot, name, volume)
 }
 
 // DeleteSnapshot removes a snapshot from its nodes and the record.
