@@ -1,0 +1,187 @@
+package objectstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/strata-storage/strata/objectstore/shard"
+)
+
+// Scrubbing: a walk over one device's shard records that reads and
+// verifies every block of every record. A current object's bad shard is
+// rebuilt from the others (erasure decode) and rewritten at once; an object
+// that cannot be rebuilt is reported by name.
+
+// ScrubStats counts what a scrub walk saw.
+type ScrubStats struct {
+	Records  int64 `json:"records"`
+	Bytes    int64 `json:"bytes"`    // block bytes read and verified
+	Errors   int64 `json:"errors"`   // records with a block that failed verification
+	Repaired int64 `json:"repaired"` // of those, rebuilt from the other shards
+	// Unrecoverable: bad records that could not be rebuilt (more than M
+	// shards of the object are bad), and bad records scrub does not
+	// rebuild (noncurrent versions, parts of unfinished uploads).
+	Unrecoverable int64    `json:"unrecoverable"`
+	Damaged       []string `json:"damaged,omitempty"` // the first of them, by name
+}
+
+// Add sums o into st.
+func (st *ScrubStats) Add(o ScrubStats) {
+	st.Records += o.Records
+	st.Bytes += o.Bytes
+	st.Errors += o.Errors
+	st.Repaired += o.Repaired
+	st.Unrecoverable += o.Unrecoverable
+	for _, d := range o.Damaged {
+		if len(st.Damaged) < maxDamagedNames {
+			st.Damaged = append(st.Damaged, d)
+		}
+	}
+}
+
+const maxDamagedNames = 100
+
+// ScrubOptions bound one scrub walk.
+type ScrubOptions struct {
+	From       []byte // first key (nil: the start)
+	To         []byte // end, exclusive (nil: the end of the device)
+	MaxRecords int    // stop after this many records (0: at the end)
+	// Throttle is called before every block read with its size; it may
+	// sleep (rate limit, foreground I/O first) or fail (the walk stops).
+	Throttle func(ctx context.Context, n int) error
+}
+
+// ScrubDevice verifies the records of device d from opt.From. It returns
+// the key to resume from (nil when the device is done).
+func (s *Store) ScrubDevice(ctx context.Context, d Device, opt ScrubOptions) (ScrubStats, []byte, error) {
+	var st ScrubStats
+	it, err := d.Iter(opt.From, opt.To)
+	if err != nil {
+		return st, opt.From, fmt.Errorf("scrub %s: %w", d.Name(), err)
+	}
+	defer it.Close()
+	var buf []byte
+	for ; it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return st, bytes.Clone(it.Key()), err
+		}
+		if opt.MaxRecords > 0 && st.Records >= int64(opt.MaxRecords) {
+			return st, bytes.Clone(it.Key()), nil
+		}
+		key := bytes.Clone(it.Key())
+		rec, err := UnmarshalRecord(it.Value())
+		if err != nil {
+			continue // not an object record
+		}
+		st.Records++
+		bad := false
+		for pi := range rec.Parts {
+			p := &rec.Parts[pi]
+			if p.Missing {
+				continue
+			}
+			for i := 0; i < p.Loc.Blocks() && !bad; i++ {
+				n := shard.HeaderSize + p.Loc.DataLen(i)
+				if opt.Throttle != nil {
+					if err := opt.Throttle(ctx, n); err != nil {
+						return st, key, err
+					}
+				}
+				if cap(buf) < n {
+					buf = make([]byte, n)
+				}
+				_, err := d.ReadBlock(&p.Loc, i, buf[:n])
+				switch {
+				case err == nil:
+					st.Bytes += int64(n)
+				case errors.Is(err, shard.ErrCorrupt) || errors.Is(err, shard.ErrMissing):
+					bad = true
+				default:
+					return st, key, fmt.Errorf("scrub %s: %w", d.Name(), err)
+				}
+			}
+		}
+		if !bad {
+			continue
+		}
+		st.Errors++
+		name := recordName(key, rec)
+		if key[0] != nsObject {
+			st.Unrecoverable++
+			st.Damaged = appendName(st.Damaged, name+" (not rebuilt by scrub)")
+			s.log.Error("scrub: damaged shard record", "device", d.Name(), "record", name)
+			continue
+		}
+		bucket, objKey, _ := strings.Cut(string(key[1:]), "\x00")
+		n, err := s.healObject(ctx, healRequest{bucket: bucket, key: objKey, writeID: rec.WriteID, shards: []int{rec.ShardIndex}})
+		switch {
+		case err == nil && n > 0:
+			st.Repaired++
+		case err == nil:
+			// Overwritten or deleted meanwhile: the bad record is gone.
+		default:
+			st.Unrecoverable++
+			st.Damaged = appendName(st.Damaged, name)
+			s.log.Error("scrub: object cannot be rebuilt", "device", d.Name(), "object", name, "err", err)
+		}
+	}
+	return st, nil, nil
+}
+
+func appendName(list []string, name string) []string {
+	if len(list) < maxDamagedNames {
+		list = append(list, name)
+	}
+	return list
+}
+
+// recordName names a record for an operator: bucket/key, with the version
+// or upload it belongs to.
+func recordName(key []byte, rec *Record) string {
+	rest := string(key[1:])
+	switch key[0] {
+	case nsObject:
+		return strings.Replace(rest, "\x00", "/", 1)
+	case nsNoncurrent:
+		parts := strings.SplitN(rest, "\x00", 3)
+		if len(parts) == 3 {
+			return parts[0] + "/" + parts[1] + " (version " + parts[2] + ")"
+		}
+	case nsUpload:
+		parts := strings.SplitN(rest, "\x00", 3)
+		if len(parts) == 3 {
+			return parts[0] + "/" + parts[1] + " (upload " + parts[2] + ")"
+		}
+	case nsPart:
+		id, _, _ := strings.Cut(rest, "\x00")
+		return "part of upload " + id
+	}
+	return fmt.Sprintf("%q", key)
+}
+
+// ScrubObject verifies the current record of bucket/key on every device of
+// its placement here and rebuilds bad shards.
+func (s *Store) ScrubObject(ctx context.Context, bucket, key string) (ScrubStats, error) {
+	var total ScrubStats
+	okey := objectKey(bucket, key)
+	upper := append(bytes.Clone(okey), 0)
+	seen := false
+	for _, d := range s.placement(bucket, key) {
+		if d == nil || !online(d) {
+			continue
+		}
+		st, _, err := s.ScrubDevice(ctx, d, ScrubOptions{From: okey, To: upper})
+		if err != nil {
+			return total, err
+		}
+		seen = seen || st.Records > 0
+		total.Add(st)
+	}
+	if !seen {
+		return total, ErrNoSuchKey
+	}
+	return total, nil
+}

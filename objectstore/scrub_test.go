@@ -1,0 +1,116 @@
+package objectstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/strata-storage/strata/objectstore/shard"
+)
+
+// rot flips bytes inside the first block of shard i of bucket/key, on the
+// device's volume underneath the shard store.
+func (ts *testStore) rot(t *testing.T, key string, i int, rng *rand.Rand) {
+	t.Helper()
+	d := ts.placement("bucket", key)[i]
+	di := slices.Index(ts.devs, d)
+	raw, err := d.Get(objectKey("bucket", key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := UnmarshalRecord(raw)
+	if err != nil || len(rec.Parts) == 0 {
+		t.Fatalf("%s shard %d: no parts (%v)", key, i, err)
+	}
+	loc := rec.Parts[0].Loc
+	off := loc.Offsets[0] + shard.HeaderSize + int64(rng.IntN(loc.DataLen(0)))
+	b := make([]byte, 1)
+	ts.vols[di].ReadAt(b, off)
+	b[0] ^= byte(1 + rng.IntN(255))
+	ts.vols[di].WriteAt(b, off)
+}
+
+func (ts *testStore) scrubAll(t *testing.T) ScrubStats {
+	t.Helper()
+	var total ScrubStats
+	for _, d := range ts.devs {
+		st, next, err := ts.ScrubDevice(context.Background(), d, ScrubOptions{})
+		if err != nil || next != nil {
+			t.Fatalf("scrub %s: %v (next %q)", d.Name(), err, next)
+		}
+		total.Add(st)
+	}
+	return total
+}
+
+func TestScrubFindsAndRepairsRot(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const objects = 1000
+	data := make([][]byte, objects)
+	for i := range objects {
+		data[i] = randBytes(2000 + rng.IntN(150000))
+		if _, err := ts.PutObject(ctx, "bucket", fmt.Sprint("o", i), bytes.NewReader(data[i]), int64(len(data[i])), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 200 bad shard records spread over the devices, never more than M
+	// of one object.
+	perObject := map[int]int{}
+	shards := map[[2]int]bool{}
+	for len(shards) < 200 {
+		o, i := rng.IntN(objects), rng.IntN(4)
+		if shards[[2]int{o, i}] || perObject[o] == 2 {
+			continue
+		}
+		shards[[2]int{o, i}] = true
+		perObject[o]++
+		ts.rot(t, fmt.Sprint("o", o), i, rng)
+	}
+	st := ts.scrubAll(t)
+	if st.Records != objects*4 || st.Errors != 200 || st.Repaired != 200 || st.Unrecoverable != 0 {
+		t.Fatalf("first pass: %+v", st)
+	}
+	// The second pass runs before any read could heal anything.
+	if st := ts.scrubAll(t); st.Errors != 0 || st.Records != objects*4 {
+		t.Fatalf("second pass: %+v", st)
+	}
+	for i := range objects {
+		got, err := readAll(t, ts.Store, fmt.Sprint("o", i), 0, -1)
+		if err != nil || !bytes.Equal(got, data[i]) {
+			t.Fatalf("o%d after scrub: %v", i, err)
+		}
+	}
+}
+
+func TestScrubReportsWhatCannotBeRebuilt(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, key := range []string{"lost", "fine"} {
+		b := randBytes(100000)
+		if _, err := ts.PutObject(ctx, "bucket", key, bytes.NewReader(b), int64(len(b)), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 { // M+1 shards
+		ts.rot(t, "lost", i, rng)
+	}
+	st := ts.scrubAll(t)
+	if st.Errors != 3 || st.Repaired != 0 || st.Unrecoverable != 3 || !slices.Contains(st.Damaged, "bucket/lost") {
+		t.Fatalf("scrub of an object with M+1 bad shards: %+v", st)
+	}
+	if _, err := readAll(t, ts.Store, "lost", 0, -1); err == nil {
+		t.Fatal("GET of an unrecoverable object returned data")
+	}
+	if got, err := ts.ScrubObject(ctx, "bucket", "fine"); err != nil || got.Records != 4 || got.Errors != 0 {
+		t.Fatalf("scrub of one object: %+v %v", got, err)
+	}
+	if _, err := ts.ScrubObject(ctx, "bucket", "nope"); err == nil {
+		t.Fatal("scrub of a missing object")
+	}
+}
