@@ -545,3 +545,48 @@ func TestForcedPrimariesOnBothSidesAreASplitBrain(t *testing.T) {
 		t.Fatal("discard of a replica that is not split")
 	}
 }
+
+func TestVerifyRepairsRotAndDivergence(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	p := r.mustOpen(0)
+	if _, err := p.WriteAt(randBytes(rand.New(rand.NewPCG(5, 5)), 8<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	p.Sync()
+	flip := func(i int, off int64) {
+		f, err := os.OpenFile(filepath.Join(r.dirs[i], "data.vol"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1)
+		f.ReadAt(b, off)
+		b[0] ^= 0x5a
+		f.WriteAt(b, off)
+		f.Close()
+	}
+	flip(1, 100)
+	flip(1, 5<<20+7)
+	flip(2, 3<<20+4095)
+	// n2's copy of one block differs though its checksum holds.
+	r.reps[2].Volume().WriteAt(bytes.Repeat([]byte{9}, 4096), 6<<20)
+	st, err := p.Verify(context.Background(), 0, 8<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.BadBlocks != 3 || st.Repaired != 3 || st.Mismatched != 1 || st.Unrecoverable != 0 || st.Bytes != 3*(8<<20) {
+		t.Fatalf("verify: %+v", st)
+	}
+	if !bytes.Equal(r.image(0), r.image(1)) || !bytes.Equal(r.image(0), r.image(2)) {
+		t.Fatal("replicas differ after verify")
+	}
+	if st, _ := p.Verify(context.Background(), 0, 8<<20, nil); st.BadBlocks != 0 || st.Mismatched != 0 {
+		t.Fatalf("second verify: %+v", st)
+	}
+	// A block bad everywhere is reported, not invented.
+	for i := range 3 {
+		flip(i, 7<<20)
+	}
+	if st, _ := p.Verify(context.Background(), 7<<20, 4096, nil); st.Unrecoverable != 1 {
+		t.Fatalf("block bad on every replica: %+v", st)
+	}
+}
