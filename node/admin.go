@@ -35,6 +35,7 @@ import (
 //	POST   /admin/v1/cluster/verify            {"Repair": b} -> objectstore.RepairReport
 //	GET    /admin/v1/cluster/hints             {"pending": n}: keys this node still has to repair
 //	…/pools, …/volumes                         block volumes (volumes.go)
+//	…/scrub                                    scrubbing (scrub.go)
 
 // RebalanceAnswer is what a rebalance through the admin API returns.
 type RebalanceAnswer struct {
@@ -106,6 +107,9 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 	path := strings.TrimPrefix(r.URL.Path, "/admin/v1/")
 	parts := strings.Split(path, "/")
 	if done, err := n.volumeRoute(w, r, path, body); done {
+		return err
+	}
+	if done, err := n.scrubRoute(w, r, path, body); done {
 		return err
 	}
 	switch {

@@ -386,6 +386,8 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	n.goBackground(func() { n.followRing(ctx) })
 	n.goBackground(func() { n.store.RunHints(ctx, cfg.HintInterval) })
 	s3 := s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
+	n.s3 = s3
+	n.startScrub(ctx)
 	return n.listen(s3)
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/ring"
 	"github.com/strata-storage/strata/s3api"
+	"github.com/strata-storage/strata/scrub"
 )
 
 // Config is everything a node needs; cmd/strata fills it from flags.
@@ -73,6 +74,10 @@ type Config struct {
 	// VolumeKeeperInterval: how often a node looks for replicas to
 	// resync on volumes no client has attached.
 	VolumeKeeperInterval time.Duration
+	// ScrubRate is the scrub's read rate per device or volume, bytes/s
+	// (negative: no scrubbing); ScrubPeriod, how often a full pass starts.
+	ScrubRate   int64
+	ScrubPeriod time.Duration
 }
 
 // DefaultConfig is the embedded default.
@@ -81,7 +86,7 @@ func DefaultConfig() Config {
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
 		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
 		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour, NodeName: "node1",
-		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(),
+		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(),
 	}
 }
 
@@ -132,6 +137,8 @@ type Node struct {
 	volumes *volumes.Manager
 	nbdSrv  *nbd.Server
 	nbdLn   net.Listener
+	s3      *s3api.Server
+	scrub   *scrub.Runner
 }
 
 // Start opens (or creates) the data dir and starts serving.
@@ -201,6 +208,8 @@ func (n *Node) start(ctx context.Context) (err error) {
 	n.ring.Store(n.Ring)
 	n.registerPoolMetrics()
 	s3 := s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
+	n.s3 = s3
+	n.startScrub(ctx)
 	if err := n.listen(s3); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -42,7 +43,11 @@ type Server struct {
 	log     *slog.Logger
 	router  *mux.Router
 	metrics *serverMetrics
+	active  atomic.Int64 // requests being served (background work yields to them)
 }
+
+// InFlight is the number of S3 requests being served.
+func (s *Server) InFlight() int64 { return s.active.Load() }
 
 type serverMetrics struct {
 	requests *prometheus.CounterVec
@@ -118,9 +123,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusContinue)
 	}
 	s.metrics.inflight.Inc()
+	s.active.Add(1)
 	sw := &statusWriter{ResponseWriter: w, status: 200}
 	defer func() {
 		s.metrics.inflight.Dec()
+		s.active.Add(-1)
 		code := rc.code
 		if code == "" {
 			code = http.StatusText(sw.status)

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -105,11 +106,15 @@ type Server struct {
 	exports Exports
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	ln    net.Listener
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	ln     net.Listener
+	active atomic.Int64 // requests being served
 }
+
+// InFlight is the number of NBD requests being served.
+func (s *Server) InFlight() int64 { return s.active.Load() }
 
 // NewServer returns a server of exports.
 func NewServer(exports Exports, log *slog.Logger) *Server {
@@ -167,6 +172,7 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 type conn struct {
+	active  *atomic.Int64
 	c       net.Conn
 	exp     Export
 	release func()
@@ -175,7 +181,7 @@ type conn struct {
 }
 
 func (s *Server) serveConn(nc net.Conn) error {
-	c := &conn{c: nc}
+	c := &conn{c: nc, active: &s.active}
 	// Negotiation must not hang forever on a silent client.
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	hello := binary.BigEndian.AppendUint64(nil, magicNBD)
@@ -398,9 +404,11 @@ func (c *conn) transmit() error {
 		}
 		sem <- struct{}{}
 		wg.Add(1)
+		c.active.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer c.active.Add(-1)
 			c.serve(r)
 		}()
 	}

@@ -301,3 +301,27 @@ func (m *Manager) cloneReplica(name, from, snapshot string) (*replicate.Replica,
 	}
 	return replicate.OpenReplica(dir, m.cfg.Node, m.cfg.Lease)
 }
+
+// VerifyStep checks n bytes of a volume from off on every up-to-date
+// replica, through a primary on this node (one is attached for the call if
+// none is; a volume attached on another node is verified there). It
+// returns where the next step starts (-1: the end).
+func (m *Manager) VerifyStep(ctx context.Context, name string, off, n int64, throttle func(context.Context, int) error) (replicate.VerifyStats, int64, error) {
+	var st replicate.VerifyStats
+	next := int64(-1)
+	p, err := m.Attach(ctx, name)
+	if err != nil {
+		return st, -1, err
+	}
+	defer m.Detach(name)
+	size := p.Size()
+	if off >= size {
+		return st, -1, nil
+	}
+	n = min(n, size-off)
+	st, err = p.Verify(ctx, off, n, throttle)
+	if off+n < size {
+		next = off + n
+	}
+	return st, next, err
+}

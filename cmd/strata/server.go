@@ -16,6 +16,7 @@ import (
 )
 
 func serverCommand() *cobra.Command {
+	var scrubMiB float64
 	cfg := node.DefaultConfig()
 	var domains, logLevel, chunkSize, secretFile string
 	cmd := &cobra.Command{
@@ -59,6 +60,10 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 				}
 				cfg.ClusterSecret = strings.TrimSpace(string(b))
 			}
+			cfg.ScrubRate = int64(scrubMiB * (1 << 20))
+			if scrubMiB < 0 {
+				cfg.ScrubRate = -1
+			}
 			return runServer(cmd, cfg)
 		},
 	}
@@ -84,6 +89,8 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", cfg.HeartbeatTTL, "a node is down this long after its last heartbeat")
 	f.StringVar(&cfg.NBDAddr, "nbd-addr", cfg.NBDAddr, "NBD listen address for block volumes (\"off\" disables)")
 	f.DurationVar(&cfg.VolumeLease, "volume-lease", cfg.VolumeLease, "a volume's primary that stops answering blocks a takeover this long")
+	f.Float64Var(&scrubMiB, "scrub-rate", 64, "background scrub read rate per device or volume, MiB/s (-1: no scrubbing)")
+	f.DurationVar(&cfg.ScrubPeriod, "scrub-period", cfg.ScrubPeriod, "start a full scrub pass of every device and volume at least this often")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener: S3, admin and RPC")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) that signs other nodes' certificates (RPC client)")

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-storage/strata/blockpool/replicate"
+	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/scrub"
+)
+
+func scrubCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "scrub", Short: "Background verification of shards and volumes (bit rot found and repaired)"}
+	c := volumeClient(cmd)
+	var device, volume, output string
+	target := func() string {
+		switch {
+		case device != "":
+			return "device/" + device
+		case volume != "":
+			return "volume/" + volume
+		}
+		return ""
+	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Per device and volume: state, last full pass, progress, bytes verified, errors found/repaired/unrecoverable",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var list []scrub.Status
+			if err := c.call(http.MethodGet, "scrub", nil, &list); err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(list)
+			}
+			printScrub(cmd, list)
+			return nil
+		},
+	}
+	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	action := func(use, short, path string) *cobra.Command {
+		a := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				var list []scrub.Status
+				for _, p := range strings.Split(path, ",") {
+					if err := c.call(http.MethodPost, "scrub/"+p, map[string]string{"target": target()}, &list); err != nil {
+						return err
+					}
+				}
+				printScrub(cmd, list)
+				return nil
+			},
+		}
+		a.Flags().StringVar(&device, "device", "", "only this device (default: every device and volume of the node)")
+		a.Flags().StringVar(&volume, "volume", "", "only this volume")
+		return a
+	}
+	now := &cobra.Command{
+		Use:   "now BUCKET/KEY | VOLUME",
+		Short: "Check one object (every shard of its placement) or one volume (every replica) at once, repairing what fails",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			if bucket, key, ok := strings.Cut(args[0], "/"); ok {
+				var st objectstore.ScrubStats
+				if err := c.call(http.MethodPost, "scrub/object", map[string]string{"Bucket": bucket, "Key": key}, &st); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s: %d shard records, %s verified, %d bad, %d repaired, %d unrecoverable\n", args[0], st.Records, formatBytes(st.Bytes), st.Errors, st.Repaired, st.Unrecoverable)
+				return nil
+			}
+			var st replicate.VerifyStats
+			if err := c.call(http.MethodPost, "scrub/volume/"+url.PathEscape(args[0]), nil, &st); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "volume %s: %s verified, %d bad blocks, %d repaired, %d differing copies rewritten, %d unrecoverable\n", args[0], formatBytes(st.Bytes), st.BadBlocks, st.Repaired, st.Mismatched, st.Unrecoverable)
+			return nil
+		},
+	}
+	cmd.AddCommand(status,
+		action("start", "Resume scrubbing and start a pass now", "resume,now"),
+		action("pause", "Pause scrubbing (it resumes where it stopped)", "pause"),
+		now)
+	return cmd
+}
+
+func printScrub(cmd *cobra.Command, list []scrub.Status) {
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tSTATE\tPROGRESS\tLAST FULL PASS\tVERIFIED\tERRORS\tREPAIRED\tUNRECOVERABLE")
+	for _, s := range list {
+		last := "never"
+		if s.LastFullPass != nil {
+			last = time.Since(*s.LastFullPass).Round(time.Second).String() + " ago"
+		}
+		state := s.State
+		if s.BehindSchedule {
+			state += " (behind schedule)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%s\t%s\t%d\t%d\t%d\n", s.Target, state, 100*s.Progress, last, formatBytes(s.Total.Bytes), s.Total.Errors, s.Total.Repaired, s.Total.Unrecoverable)
+		for _, d := range s.Total.Damaged {
+			fmt.Fprintf(tw, "  damaged: %s\t\t\t\t\t\t\t\n", d)
+		}
+	}
+	tw.Flush()
+}

@@ -1,0 +1,222 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-storage/strata/blockpool/replicate"
+	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/scrub"
+)
+
+// Scrubbing on a node: each local shard store is a target, and so is each
+// volume this node answers for (attached here, or the first of its replica
+// nodes by name when attached nowhere).
+
+func (n *Node) startScrub(ctx context.Context) {
+	if n.cfg.ScrubRate < 0 {
+		return // disabled
+	}
+	n.scrub = scrub.New(scrub.Config{
+		State:   metastore.NewPebble(n.db, "x/"),
+		Targets: n.scrubTargets,
+		Rate:    n.cfg.ScrubRate,
+		Period:  n.cfg.ScrubPeriod,
+		Busy: func() bool {
+			busy := n.s3 != nil && n.s3.InFlight() > 0
+			return busy || n.nbdSrv != nil && n.nbdSrv.InFlight() > 0
+		},
+		Log: n.log,
+	})
+	n.Registry.MustRegister(scrubCollector{n.scrub})
+	n.goBackground(func() { n.scrub.Run(ctx) })
+}
+
+func (n *Node) scrubTargets() []scrub.Target {
+	var out []scrub.Target
+	n.ringMu.Lock()
+	for _, ld := range n.local {
+		if ld.store != nil {
+			out = append(out, deviceTarget{n: n, ld: ld})
+		}
+	}
+	n.ringMu.Unlock()
+	if n.volumes == nil {
+		return out
+	}
+	recs, err := n.volumes.Records(context.Background())
+	if err != nil {
+		return out
+	}
+	attached := n.volumes.Attached()
+	for _, rec := range recs {
+		nodes := append([]string(nil), rec.Nodes...)
+		sort.Strings(nodes)
+		if attached[rec.Name] != nil || len(nodes) > 0 && nodes[0] == n.cfg.NodeName {
+			out = append(out, volumeTarget{n: n, name: rec.Name, size: rec.Size * int64(len(rec.Nodes))})
+		}
+	}
+	return out
+}
+
+// deviceTarget scrubs one local shard store.
+type deviceTarget struct {
+	n  *Node
+	ld *localDevice
+}
+
+func (t deviceTarget) Name() string { return "device/" + t.ld.name }
+func (t deviceTarget) Size() int64  { return t.ld.store.Head() }
+
+func (t deviceTarget) Step(ctx context.Context, cursor []byte, throttle func(context.Context, int) error) (scrub.Stats, []byte, error) {
+	st, next, err := t.n.store.ScrubDevice(ctx, t.ld.store, objectstore.ScrubOptions{From: cursor, MaxRecords: 256, Throttle: throttle})
+	return scrub.Stats{Bytes: st.Bytes, Errors: st.Errors, Repaired: st.Repaired, Unrecoverable: st.Unrecoverable, Damaged: st.Damaged}, next, err
+}
+
+// volumeTarget verifies a volume's replicas through a primary on this node.
+type volumeTarget struct {
+	n    *Node
+	name string
+	size int64 // bytes read by a pass: the volume on each replica
+}
+
+func (t volumeTarget) Name() string { return "volume/" + t.name }
+func (t volumeTarget) Size() int64  { return t.size }
+
+const volumeScrubStep = 64 << 20
+
+func (t volumeTarget) Step(ctx context.Context, cursor []byte, throttle func(context.Context, int) error) (scrub.Stats, []byte, error) {
+	var off int64
+	if len(cursor) == 8 {
+		off = int64(binary.BigEndian.Uint64(cursor))
+	}
+	st, next, err := t.n.volumes.VerifyStep(ctx, t.name, off, volumeScrubStep, throttle)
+	if errors.Is(err, replicate.ErrPrimaryElsewhere) {
+		err = scrub.ErrSkip
+	}
+	out := scrub.Stats{Bytes: st.Bytes, Errors: st.BadBlocks + st.Mismatched, Repaired: st.Repaired + st.Mismatched, Unrecoverable: st.Unrecoverable}
+	if st.Unrecoverable > 0 {
+		out.Damaged = []string{fmt.Sprintf("volume %s: %d blocks bad on every replica between %d and %d", t.name, st.Unrecoverable, off, off+volumeScrubStep)}
+	}
+	if err != nil || next < 0 {
+		return out, nil, err
+	}
+	return out, binary.BigEndian.AppendUint64(nil, uint64(next)), nil
+}
+
+// scrubCollector exports the runner's books.
+type scrubCollector struct{ r *scrub.Runner }
+
+var (
+	descScrubBytes    = prometheus.NewDesc("strata_scrub_bytes_total", "Bytes read and verified by scrubbing.", []string{"target"}, nil)
+	descScrubErrors   = prometheus.NewDesc("strata_scrub_errors_total", "Checksum errors (bad shard records, bad or mismatched volume blocks) found by scrubbing.", []string{"target"}, nil)
+	descScrubRepaired = prometheus.NewDesc("strata_scrub_repaired_total", "Errors found by scrubbing and repaired from redundancy.", []string{"target"}, nil)
+	descScrubLost     = prometheus.NewDesc("strata_scrub_unrecoverable_total", "Errors found by scrubbing that redundancy could not repair.", []string{"target"}, nil)
+	descScrubSince    = prometheus.NewDesc("strata_scrub_seconds_since_full_pass", "Seconds since the target's last complete pass (absent before the first).", []string{"target"}, nil)
+	descScrubBehind   = prometheus.NewDesc("strata_scrub_behind_schedule", "1 while a pass has run longer than the scrub period.", []string{"target"}, nil)
+	descScrubProgress = prometheus.NewDesc("strata_scrub_progress_ratio", "Progress of the pass in progress (estimate).", []string{"target"}, nil)
+)
+
+func (c scrubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descScrubBytes, descScrubErrors, descScrubRepaired, descScrubLost, descScrubSince, descScrubBehind, descScrubProgress} {
+		ch <- d
+	}
+}
+
+func (c scrubCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.r.Status() {
+		ch <- prometheus.MustNewConstMetric(descScrubBytes, prometheus.CounterValue, float64(s.Total.Bytes), s.Target)
+		ch <- prometheus.MustNewConstMetric(descScrubErrors, prometheus.CounterValue, float64(s.Total.Errors), s.Target)
+		ch <- prometheus.MustNewConstMetric(descScrubRepaired, prometheus.CounterValue, float64(s.Total.Repaired), s.Target)
+		ch <- prometheus.MustNewConstMetric(descScrubLost, prometheus.CounterValue, float64(s.Total.Unrecoverable), s.Target)
+		if s.LastFullPass != nil {
+			ch <- prometheus.MustNewConstMetric(descScrubSince, prometheus.GaugeValue, time.Since(*s.LastFullPass).Seconds(), s.Target)
+		}
+		behind := 0.0
+		if s.BehindSchedule {
+			behind = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descScrubBehind, prometheus.GaugeValue, behind, s.Target)
+		ch <- prometheus.MustNewConstMetric(descScrubProgress, prometheus.GaugeValue, s.Progress, s.Target)
+	}
+}
+
+// scrubRoute serves the scrub admin API:
+//
+//	GET  /admin/v1/scrub                       []scrub.Status of this node's targets
+//	POST /admin/v1/scrub/{pause|resume|now}    {"target": name} ("" or absent: all)
+//	POST /admin/v1/scrub/object                {"bucket": b, "key": k} -> objectstore.ScrubStats
+//	POST /admin/v1/scrub/volume/{name}         replicate.VerifyStats of a whole volume, now
+func (n *Node) scrubRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
+	if path != "scrub" && !strings.HasPrefix(path, "scrub/") {
+		return false, nil
+	}
+	if n.scrub == nil {
+		return true, &adminError{http.StatusConflict, "ScrubDisabled", "scrubbing is off on this node (--scrub-rate -1)"}
+	}
+	ctx := r.Context()
+	switch {
+	case path == "scrub" && r.Method == http.MethodGet:
+		return true, writeJSON(w, n.scrub.Status())
+	case (path == "scrub/pause" || path == "scrub/resume" || path == "scrub/now") && r.Method == http.MethodPost:
+		var req struct {
+			Target string `json:"target"`
+		}
+		if len(body) > 0 {
+			if err := strictJSON(body, &req); err != nil {
+				return true, err
+			}
+		}
+		var err error
+		switch path {
+		case "scrub/pause":
+			err = n.scrub.Pause(req.Target)
+		case "scrub/resume":
+			err = n.scrub.Resume(req.Target)
+		default:
+			err = n.scrub.Now(req.Target)
+		}
+		if errors.Is(err, scrub.ErrNoTarget) {
+			return true, &adminError{http.StatusNotFound, "NoSuchTarget", err.Error()}
+		}
+		if err != nil {
+			return true, err
+		}
+		return true, writeJSON(w, n.scrub.Status())
+	case path == "scrub/object" && r.Method == http.MethodPost:
+		var req struct{ Bucket, Key string }
+		if err := strictJSON(body, &req); err != nil {
+			return true, err
+		}
+		st, err := n.store.ScrubObject(ctx, req.Bucket, req.Key)
+		if errors.Is(err, objectstore.ErrNoSuchKey) || errors.Is(err, objectstore.ErrNoSuchBucket) {
+			return true, &adminError{http.StatusNotFound, "NoSuchKey", fmt.Sprintf("%s/%s: %v", req.Bucket, req.Key, err)}
+		}
+		if err != nil {
+			return true, err
+		}
+		return true, writeJSON(w, st)
+	case strings.HasPrefix(path, "scrub/volume/") && r.Method == http.MethodPost:
+		name := strings.TrimPrefix(path, "scrub/volume/")
+		var total replicate.VerifyStats
+		for off := int64(0); off >= 0; {
+			st, next, err := n.volumes.VerifyStep(ctx, name, off, volumeScrubStep, nil)
+			total.Add(st)
+			if err != nil {
+				return true, volumeError(err)
+			}
+			off = next
+		}
+		return true, writeJSON(w, total)
+	}
+	return true, &adminError{http.StatusNotFound, "NotFound", "no such admin operation"}
+}
