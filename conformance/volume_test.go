@@ -352,6 +352,65 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		sameReplicas(t, "idle", 64<<20, c.nodes...)
 	})
 
+	t.Run("ScrubRepairsReplicas", func(t *testing.T) {
+		c.cli(t, n1, "volume", "create", "scr", "32MiB", "--replicas", "3")
+		cl, err := dialNBD(n1.nbd, "scr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(9, 1))
+		for off := int64(0); off < 32<<20; off += 1 << 20 {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			cl.WriteAt(b, off)
+		}
+		cl.Flush()
+		cl.Close()
+		// Rot in two replicas, in different blocks.
+		for i, nd := range []*clusterNode{n2, n3} {
+			f, err := os.OpenFile(replicaFile(nd, "scr"), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := int64(0); j < 5; j++ {
+				off := (int64(i)*5+j)*(1<<20) + 12345
+				b := make([]byte, 1)
+				f.ReadAt(b, off)
+				b[0] ^= 0xff
+				f.WriteAt(b, off)
+			}
+			f.Close()
+		}
+		var out string
+		deadline := time.Now().Add(20 * time.Second)
+		for { // the volume may still be held by its previous primary's lease
+			var err error
+			if out, err = strataCLI(t, "scrub", "now", "scr", "--server", "http://"+n1.admin); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if !strings.Contains(out, "10 bad blocks, 10 repaired") || !strings.Contains(out, "0 unrecoverable") {
+			t.Fatalf("scrub now of a volume: %s", out)
+		}
+		sameReplicas(t, "scr", 32<<20, c.nodes...)
+		if out := c.cli(t, n1, "scrub", "now", "scr"); !strings.Contains(out, "0 bad blocks") {
+			t.Fatalf("second scrub: %s", out)
+		}
+		// The node that answers for the volume scrubs it in the background.
+		for found, deadline := false, time.Now().Add(10*time.Second); !found; {
+			for _, s := range scrubStatus(t, n1.admin) {
+				found = found || s.Target == "volume/scr"
+			}
+			if !found && time.Now().After(deadline) {
+				t.Fatal("node1 does not scrub volume scr")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
 	t.Run("Ext4SurvivesPrimaryLoss", func(t *testing.T) { testExt4SurvivesPrimaryLoss(t, c, restart) })
 
 	t.Run("ForcedPrimarySplitBrainIsReportedAndResolved", func(t *testing.T) {
