@@ -50,6 +50,7 @@ type volParams struct {
 	Found   bool                 `json:",omitempty"`
 	From    string               `json:",omitempty"`
 	Force   bool                 `json:",omitempty"`
+	Weak    bool                 `json:",omitempty"`
 }
 
 const volHeader = "X-Strata-Vol"
@@ -137,7 +138,7 @@ func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string) {
 	case "hello":
 		answer(rep.Hello(p.Epoch, p.Primary), nil)
 	case "promote":
-		answer(rep.Promote(p.Epoch, p.Primary, p.Force))
+		answer(rep.Promote(p.Epoch, p.Primary, replicate.Mode{Force: p.Force, Weak: p.Weak}))
 	case "release":
 		answer(nil, rep.Release(p.Epoch))
 	case "write":
@@ -307,8 +308,8 @@ func (l *RemoteReplica) Hello(ctx context.Context, epoch uint64, primary string)
 	return l.status(ctx, "hello", volParams{Epoch: epoch, Primary: primary})
 }
 
-func (l *RemoteReplica) Promote(ctx context.Context, epoch uint64, primary string, force bool) (replicate.Status, error) {
-	return l.status(ctx, "promote", volParams{Epoch: epoch, Primary: primary, Force: force})
+func (l *RemoteReplica) Promote(ctx context.Context, epoch uint64, primary string, mode replicate.Mode) (replicate.Status, error) {
+	return l.status(ctx, "promote", volParams{Epoch: epoch, Primary: primary, Force: mode.Force, Weak: mode.Weak})
 }
 
 func (l *RemoteReplica) Release(ctx context.Context, epoch uint64) error {

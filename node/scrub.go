@@ -100,8 +100,8 @@ func (t volumeTarget) Step(ctx context.Context, cursor []byte, throttle func(con
 		off = int64(binary.BigEndian.Uint64(cursor))
 	}
 	st, next, err := t.n.volumes.VerifyStep(ctx, t.name, off, volumeScrubStep, throttle)
-	if errors.Is(err, replicate.ErrPrimaryElsewhere) {
-		err = scrub.ErrSkip
+	if errors.Is(err, replicate.ErrPrimaryElsewhere) || errors.Is(err, replicate.ErrFenced) {
+		err = scrub.ErrSkip // a client's primary elsewhere has it (or took it over)
 	}
 	out := scrub.Stats{Bytes: st.Bytes, Errors: st.BadBlocks + st.Mismatched, Repaired: st.Repaired + st.Mismatched, Unrecoverable: st.Unrecoverable}
 	if st.Unrecoverable > 0 {

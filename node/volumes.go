@@ -155,7 +155,7 @@ func (d deadLink) Node() string { return d.node }
 func (d deadLink) Hello(context.Context, uint64, string) (replicate.Status, error) {
 	return replicate.Status{}, d.err
 }
-func (d deadLink) Promote(context.Context, uint64, string, bool) (replicate.Status, error) {
+func (d deadLink) Promote(context.Context, uint64, string, replicate.Mode) (replicate.Status, error) {
 	return replicate.Status{}, d.err
 }
 func (d deadLink) Release(context.Context, uint64) error                        { return d.err }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -159,6 +160,11 @@ func (r *Runner) sync(ctx context.Context) {
 		w := &worker{t: t, wake: make(chan struct{}, 1)}
 		if b, err := r.cfg.State.Get(ctx, stateKey+name); err == nil {
 			json.Unmarshal(b, &w.st)
+		} else {
+			// A new target's first pass falls at a random point of the
+			// period, so that passes spread out instead of all starting
+			// together (as Ceph randomizes its scrubs).
+			w.st.PassStarted = time.Now().UTC().Add(-time.Duration(rand.Int64N(int64(r.cfg.Period))))
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		w.cancel = cancel

@@ -72,7 +72,7 @@ func (p *Primary) repromote(seen uint64) error {
 	p.mu.Unlock()
 	next := max(p.epoch.Load(), seen) + 1
 	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
-		return m.link.Promote(ctx, next, p.cfg.Self, p.cfg.Force)
+		return m.link.Promote(ctx, next, p.cfg.Self, p.mode())
 	})
 	var failed []*member
 	for i, r := range res {

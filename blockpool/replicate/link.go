@@ -9,9 +9,7 @@ import "context"
 type Link interface {
 	Node() string
 	Hello(ctx context.Context, epoch uint64, primary string) (Status, error)
-	// Promote with force takes over even while another primary's lease
-	// runs (an operator's decision, as drbdadm primary --force).
-	Promote(ctx context.Context, epoch uint64, primary string, force bool) (Status, error)
+	Promote(ctx context.Context, epoch uint64, primary string, mode Mode) (Status, error)
 	Release(ctx context.Context, epoch uint64) error
 	Write(ctx context.Context, epoch uint64, off int64, p []byte, absent []string) error
 	Trim(ctx context.Context, epoch uint64, off, n int64, absent []string) error
@@ -27,6 +25,12 @@ type Link interface {
 	Resize(ctx context.Context, epoch uint64, size int64) error
 }
 
+// Mode qualifies a promotion. Force takes over even while another
+// primary's lease runs (an operator's decision, as drbdadm primary
+// --force). Weak is a primary for background work (a resync, a scrub):
+// its lease does not keep a client's primary on another node out.
+type Mode struct{ Force, Weak bool }
+
 // LocalLink is the Link to a replica in this process.
 type LocalLink struct{ R *Replica }
 
@@ -34,8 +38,8 @@ func (l LocalLink) Node() string { return l.R.Node() }
 func (l LocalLink) Hello(_ context.Context, epoch uint64, primary string) (Status, error) {
 	return l.R.Hello(epoch, primary), nil
 }
-func (l LocalLink) Promote(_ context.Context, epoch uint64, primary string, force bool) (Status, error) {
-	return l.R.Promote(epoch, primary, force)
+func (l LocalLink) Promote(_ context.Context, epoch uint64, primary string, mode Mode) (Status, error) {
+	return l.R.Promote(epoch, primary, mode)
 }
 func (l LocalLink) Release(_ context.Context, epoch uint64) error { return l.R.Release(epoch) }
 func (l LocalLink) Write(_ context.Context, epoch uint64, off int64, p []byte, absent []string) error {

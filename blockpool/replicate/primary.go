@@ -37,6 +37,9 @@ type Config struct {
 	// replica. Its generations are marked forced, so that if the other
 	// side also wrote, the split brain is detected when they meet.
 	Force bool
+	// Weak: a primary for background work (resync, scrub) that a client's
+	// attach on another node may take over (see Mode).
+	Weak bool
 	// Observe, if set, is told of every read and write.
 	Observe func(op string, bytes int, d time.Duration)
 	Log     *slog.Logger
@@ -91,6 +94,7 @@ type Primary struct {
 	gen    uint64
 	ms     []*member
 	fenced atomic.Bool
+	weak   atomic.Bool
 
 	regions [256]sync.Mutex // 1 MiB regions (striped): writes against resync copies
 
@@ -121,6 +125,7 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	if cfg.Force {
 		p.q = 1
 	}
+	p.weak.Store(cfg.Weak)
 	for _, l := range cfg.Links {
 		p.ms = append(p.ms, &member{link: l, state: Unknown})
 	}
@@ -138,7 +143,7 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	}
 	p.epoch.Store(epoch + 1)
 	prom := p.each(ctx, reach, func(ctx context.Context, m *member) (Status, error) {
-		return m.link.Promote(ctx, p.epoch.Load(), cfg.Self, cfg.Force)
+		return m.link.Promote(ctx, p.epoch.Load(), cfg.Self, p.mode())
 	})
 	var ok []*member
 	var sts []Status
@@ -452,6 +457,37 @@ func (p *Primary) lockRegions(off, n int64) func() {
 			p.regions[i].Unlock()
 		}
 	}
+}
+
+func (p *Primary) mode() Mode { return Mode{Force: p.cfg.Force, Weak: p.weak.Load()} }
+
+// Weak reports whether this is a background primary.
+func (p *Primary) Weak() bool { return p.weak.Load() }
+
+// Strengthen turns a background primary into a client's: its replicas
+// stop yielding to an attach elsewhere.
+func (p *Primary) Strengthen() error {
+	if !p.weak.Load() {
+		return nil
+	}
+	p.gate.Lock()
+	defer p.gate.Unlock()
+	p.mu.Lock()
+	conn, _ := p.viewLocked()
+	p.mu.Unlock()
+	ok := 0
+	for _, r := range p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
+		return m.link.Promote(ctx, p.epoch.Load(), p.cfg.Self, Mode{Force: p.cfg.Force})
+	}) {
+		if r.err == nil {
+			ok++
+		}
+	}
+	if ok < p.q {
+		return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrNoQuorum)
+	}
+	p.weak.Store(false)
+	return nil
 }
 
 // Size is the volume size.

@@ -42,6 +42,7 @@ type Status struct {
 	Epoch        uint64 // highest primary epoch promised
 	Primary      string // node of that primary ("" once released)
 	Leased       bool   // that primary has been heard from within the lease
+	Weak         bool   // that primary is a background one
 	Gen          uint64 // generation of the data it holds consistently
 	SyncGen      uint64 // while Inconsistent: the generation it is being brought to
 	Inconsistent bool
@@ -83,6 +84,7 @@ type state struct {
 	Size         int64
 	History      []uint64
 	Forced       bool
+	Weak         bool // the primary is a background one (see Mode)
 }
 
 // historyMax bounds the generations a replica remembers.
@@ -268,7 +270,7 @@ func (r *Replica) Close() error {
 func (r *Replica) Status() Status {
 	r.mu.Lock()
 	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent,
-		Leased: r.st.Primary != "" && time.Since(r.lastSeen) < r.lease, History: append([]uint64(nil), r.st.History...), Forced: r.st.Forced}
+		Leased: r.st.Primary != "" && time.Since(r.lastSeen) < r.lease, History: append([]uint64(nil), r.st.History...), Forced: r.st.Forced, Weak: r.st.Weak}
 	r.mu.Unlock()
 	vol := r.Volume()
 	st.Corruptions = vol.Corruptions()
@@ -309,21 +311,21 @@ func (r *Replica) Hello(epoch uint64, primary string) Status {
 // are served. It is refused for an epoch not newer than one promised before
 // (unless it is the same primary again), and while another node's primary
 // holds its lease.
-func (r *Replica) Promote(epoch uint64, primary string, force bool) (Status, error) {
+func (r *Replica) Promote(epoch uint64, primary string, mode Mode) (Status, error) {
 	r.mu.Lock()
 	same := epoch == r.st.Epoch && primary == r.st.Primary
 	switch {
 	case !same && epoch <= r.st.Epoch:
 		r.mu.Unlock()
 		return Status{}, fmt.Errorf("%w (epoch %d, promised %d to %s)", ErrFenced, epoch, r.st.Epoch, r.st.Primary)
-	case !same && !force && r.st.Primary != "" && r.st.Primary != primary && time.Since(r.lastSeen) < r.lease:
+	case !same && !mode.Force && !r.st.Weak && r.st.Primary != "" && r.st.Primary != primary && time.Since(r.lastSeen) < r.lease:
 		held := r.st.Primary
 		r.mu.Unlock()
 		return Status{}, fmt.Errorf("%w: %s", ErrPrimaryElsewhere, held)
 	}
-	if !same {
+	if !same || r.st.Weak != mode.Weak {
 		st := r.st
-		st.Epoch, st.Primary = epoch, primary
+		st.Epoch, st.Primary, st.Weak = epoch, primary, mode.Weak
 		if err := writeState(r.dir, st); err != nil {
 			r.mu.Unlock()
 			return Status{}, err

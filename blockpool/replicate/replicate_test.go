@@ -35,7 +35,7 @@ func (l *cutLink) Hello(ctx context.Context, e uint64, p string) (Status, error)
 	}
 	return l.LocalLink.Hello(ctx, e, p)
 }
-func (l *cutLink) Promote(ctx context.Context, e uint64, p string, f bool) (Status, error) {
+func (l *cutLink) Promote(ctx context.Context, e uint64, p string, f Mode) (Status, error) {
 	if err := l.err(); err != nil {
 		return Status{}, err
 	}
@@ -588,5 +588,36 @@ func TestVerifyRepairsRotAndDivergence(t *testing.T) {
 	}
 	if st, _ := p.Verify(context.Background(), 7<<20, 4096, nil); st.Unrecoverable != 1 {
 		t.Fatalf("block bad on every replica: %+v", st)
+	}
+}
+
+func TestBackgroundPrimaryYieldsToAClient(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	links := []Link{r.links[0], r.links[1], r.links[2]}
+	bg, err := Open(context.Background(), Config{Name: "v", Self: "n0", Weak: true, Links: links, CallTimeout: time.Second, RetryInterval: 50 * time.Millisecond, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bg.Close()
+	// A client on n1 does not wait for the background primary's lease.
+	client := r.mustOpen(1)
+	if _, err := client.WriteAt(bytes.Repeat([]byte{1}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bg.WriteAt(bytes.Repeat([]byte{2}, 4096), 0); err == nil {
+		t.Fatal("the background primary still writes after a client took over")
+	}
+	client.Close()
+	// Strengthened, a background primary holds like a client's.
+	bg2, err := Open(context.Background(), Config{Name: "v", Self: "n2", Weak: true, Links: links, CallTimeout: time.Second, RetryInterval: 50 * time.Millisecond, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bg2.Close()
+	if err := bg2.Strengthen(); err != nil || bg2.Weak() {
+		t.Fatalf("strengthen: %v", err)
+	}
+	if _, err := r.open(0); !errors.Is(err, ErrPrimaryElsewhere) {
+		t.Fatalf("attach over a strengthened primary: %v", err)
 	}
 }

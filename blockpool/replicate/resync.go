@@ -129,7 +129,7 @@ func (p *Primary) source() *member {
 // consistent at the current generation and the bitmaps for it are dropped.
 func (p *Primary) resync(m *member) error {
 	ctx := p.ctx
-	st, err := m.link.Promote(ctx, p.epoch.Load(), p.cfg.Self, p.cfg.Force)
+	st, err := m.link.Promote(ctx, p.epoch.Load(), p.cfg.Self, p.mode())
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func (m *Manager) shouldKeep(ctx context.Context, rec Record) bool {
 // keep attaches the volume until every reachable replica is up to date
 // (bounded), then detaches.
 func (m *Manager) keep(ctx context.Context, name string) {
-	p, err := m.Attach(ctx, name)
+	p, err := m.attachBackground(ctx, name)
 	if err != nil {
 		m.log.Debug("keeper: cannot attach for a resync", "volume", name, "err", err)
 		return

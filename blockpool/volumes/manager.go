@@ -538,10 +538,16 @@ func (e *export) Attach() (nbd.Export, func(), error) {
 
 // Attach opens (or shares) the primary of a volume on this node.
 func (m *Manager) Attach(ctx context.Context, name string) (*replicate.Primary, error) {
-	return m.attach(ctx, name, false)
+	return m.attach(ctx, name, false, false)
 }
 
-func (m *Manager) attach(ctx context.Context, name string, force bool) (*replicate.Primary, error) {
+// attachBackground attaches for background work (resync, scrub): a weak
+// primary, which a client's attach on another node takes over.
+func (m *Manager) attachBackground(ctx context.Context, name string) (*replicate.Primary, error) {
+	return m.attach(ctx, name, false, true)
+}
+
+func (m *Manager) attach(ctx context.Context, name string, force, weak bool) (*replicate.Primary, error) {
 	rec, err := m.record(ctx, name)
 	if err != nil {
 		return nil, err
@@ -552,6 +558,12 @@ func (m *Manager) attach(ctx context.Context, name string, force bool) (*replica
 		return nil, fmt.Errorf("volume %s: the node is shutting down", name)
 	}
 	if a := m.primaries[name]; a != nil {
+		if !weak && a.p.Weak() {
+			// A client joins a background primary: it must hold.
+			if err := a.p.Strengthen(); err != nil {
+				return nil, err
+			}
+		}
 		a.refs++
 		return a.p, nil
 	}
@@ -574,7 +586,7 @@ func (m *Manager) attach(ctx context.Context, name string, force bool) (*replica
 	if m.cfg.Observe != nil {
 		observe = func(op string, n int, d time.Duration) { m.cfg.Observe(name, op, n, d) }
 	}
-	p, err := replicate.Open(ctx, replicate.Config{Name: name, Self: m.cfg.Node, Links: links, Log: m.log, Observe: observe, Force: force})
+	p, err := replicate.Open(ctx, replicate.Config{Name: name, Self: m.cfg.Node, Links: links, Log: m.log, Observe: observe, Force: force, Weak: weak})
 	if err != nil {
 		return nil, err
 	}
@@ -594,7 +606,7 @@ func (m *Manager) Promote(ctx context.Context, name string, force bool) error {
 	if a != nil && force {
 		return fmt.Errorf("%w: %s is already primary here", ErrInUse, name)
 	}
-	if _, err := m.attach(ctx, name, force); err != nil {
+	if _, err := m.attach(ctx, name, force, false); err != nil {
 		return err
 	}
 	m.mu.Lock()

@@ -309,7 +309,7 @@ func (m *Manager) cloneReplica(name, from, snapshot string) (*replicate.Replica,
 func (m *Manager) VerifyStep(ctx context.Context, name string, off, n int64, throttle func(context.Context, int) error) (replicate.VerifyStats, int64, error) {
 	var st replicate.VerifyStats
 	next := int64(-1)
-	p, err := m.Attach(ctx, name)
+	p, err := m.attachBackground(ctx, name)
 	if err != nil {
 		return st, -1, err
 	}
