@@ -67,9 +67,7 @@ func (p *Primary) repromote(seen uint64) error {
 	p.gate.Lock()
 	defer p.gate.Unlock()
 	p.bumpMu.Lock()
-	p.mu.Lock()
-	conn, _ := p.viewLocked()
-	p.mu.Unlock()
+	conn := p.connectedMembers()
 	next := max(p.epoch.Load(), seen) + 1
 	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
 		return m.link.Promote(ctx, next, p.cfg.Self, p.mode())

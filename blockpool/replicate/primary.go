@@ -345,6 +345,14 @@ func (p *Primary) release(ms []*member) {
 	})
 }
 
+// connectedMembers returns the members that get writes.
+func (p *Primary) connectedMembers() []*member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	conn, _ := p.viewLocked()
+	return conn
+}
+
 // viewLocked returns the connected members and the nodes of the others.
 func (p *Primary) viewLocked() (conn []*member, absent []string) {
 	for _, m := range p.ms {
@@ -472,9 +480,7 @@ func (p *Primary) Strengthen() error {
 	}
 	p.gate.Lock()
 	defer p.gate.Unlock()
-	p.mu.Lock()
-	conn, _ := p.viewLocked()
-	p.mu.Unlock()
+	conn := p.connectedMembers()
 	ok := 0
 	for _, r := range p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
 		return m.link.Promote(ctx, p.epoch.Load(), p.cfg.Self, Mode{Force: p.cfg.Force})
@@ -614,9 +620,7 @@ func (p *Primary) Sync() error {
 	}
 	p.gate.RLock()
 	defer p.gate.RUnlock()
-	p.mu.Lock()
-	conn, _ := p.viewLocked()
-	p.mu.Unlock()
+	conn := p.connectedMembers()
 	if len(conn) < p.q {
 		return fmt.Errorf("volume %s: flush refused: %w", p.cfg.Name, ErrNoQuorum)
 	}
@@ -801,9 +805,7 @@ func (p *Primary) Close() error {
 	p.wg.Wait()
 	p.gate.Lock()
 	defer p.gate.Unlock()
-	p.mu.Lock()
-	conn, _ := p.viewLocked()
-	p.mu.Unlock()
+	conn := p.connectedMembers()
 	var errs []error
 	for _, r := range p.each(context.Background(), conn, func(ctx context.Context, m *member) (Status, error) {
 		if err := m.link.Sync(ctx, p.epoch.Load()); err != nil {
