@@ -79,7 +79,7 @@ func (t deviceTarget) Size() int64  { return t.ld.store.Head() }
 
 func (t deviceTarget) Step(ctx context.Context, cursor []byte, throttle func(context.Context, int) error) (scrub.Stats, []byte, error) {
 	st, next, err := t.n.store.ScrubDevice(ctx, t.ld.store, objectstore.ScrubOptions{From: cursor, MaxRecords: 256, Throttle: throttle})
-	return scrub.Stats{Bytes: st.Bytes, Errors: st.Errors, Repaired: st.Repaired, Unrecoverable: st.Unrecoverable, Damaged: st.Damaged}, next, err
+	return scrub.Stats{Bytes: st.Bytes, Errors: st.Errors, Repaired: st.Repaired, Unrecoverable: st.Unrecoverable, Damaged: st.Damaged, Misplaced: st.Misplaced, Collected: st.Collected}, next, err
 }
 
 // volumeTarget verifies a volume's replicas through a primary on this node.
@@ -121,13 +121,14 @@ var (
 	descScrubErrors   = prometheus.NewDesc("strata_scrub_errors_total", "Checksum errors (bad shard records, bad or mismatched volume blocks) found by scrubbing.", []string{"target"}, nil)
 	descScrubRepaired = prometheus.NewDesc("strata_scrub_repaired_total", "Errors found by scrubbing and repaired from redundancy.", []string{"target"}, nil)
 	descScrubLost     = prometheus.NewDesc("strata_scrub_unrecoverable_total", "Errors found by scrubbing that redundancy could not repair.", []string{"target"}, nil)
+	descScrubOrphans  = prometheus.NewDesc("strata_scrub_collected_total", "Shard records off the ring's placement removed by scrubbing after the grace period.", []string{"target"}, nil)
 	descScrubSince    = prometheus.NewDesc("strata_scrub_seconds_since_full_pass", "Seconds since the target's last complete pass (absent before the first).", []string{"target"}, nil)
 	descScrubBehind   = prometheus.NewDesc("strata_scrub_behind_schedule", "1 while a pass has run longer than the scrub period.", []string{"target"}, nil)
 	descScrubProgress = prometheus.NewDesc("strata_scrub_progress_ratio", "Progress of the pass in progress (estimate).", []string{"target"}, nil)
 )
 
 func (c scrubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descScrubBytes, descScrubErrors, descScrubRepaired, descScrubLost, descScrubSince, descScrubBehind, descScrubProgress} {
+	for _, d := range []*prometheus.Desc{descScrubBytes, descScrubErrors, descScrubRepaired, descScrubLost, descScrubOrphans, descScrubSince, descScrubBehind, descScrubProgress} {
 		ch <- d
 	}
 }
@@ -138,6 +139,7 @@ func (c scrubCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descScrubErrors, prometheus.CounterValue, float64(s.Total.Errors), s.Target)
 		ch <- prometheus.MustNewConstMetric(descScrubRepaired, prometheus.CounterValue, float64(s.Total.Repaired), s.Target)
 		ch <- prometheus.MustNewConstMetric(descScrubLost, prometheus.CounterValue, float64(s.Total.Unrecoverable), s.Target)
+		ch <- prometheus.MustNewConstMetric(descScrubOrphans, prometheus.CounterValue, float64(s.Total.Collected), s.Target)
 		if s.LastFullPass != nil {
 			ch <- prometheus.MustNewConstMetric(descScrubSince, prometheus.GaugeValue, time.Since(*s.LastFullPass).Seconds(), s.Target)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/strata-storage/strata/objectstore/shard"
 )
@@ -26,6 +27,12 @@ type ScrubStats struct {
 	// rebuild (noncurrent versions, parts of unfinished uploads).
 	Unrecoverable int64    `json:"unrecoverable"`
 	Damaged       []string `json:"damaged,omitempty"` // the first of them, by name
+	// Misplaced: current-object records on a device the ring does not
+	// place them on (leftovers of a ring change or an interrupted
+	// repair); Collected: of those, removed because the object is
+	// readable from its placement and the record is older than the grace.
+	Misplaced int64 `json:"misplaced"`
+	Collected int64 `json:"collected"`
 }
 
 // Add sums o into st.
@@ -35,6 +42,8 @@ func (st *ScrubStats) Add(o ScrubStats) {
 	st.Errors += o.Errors
 	st.Repaired += o.Repaired
 	st.Unrecoverable += o.Unrecoverable
+	st.Misplaced += o.Misplaced
+	st.Collected += o.Collected
 	for _, d := range o.Damaged {
 		if len(st.Damaged) < maxDamagedNames {
 			st.Damaged = append(st.Damaged, d)
@@ -52,7 +61,13 @@ type ScrubOptions struct {
 	// Throttle is called before every block read with its size; it may
 	// sleep (rate limit, foreground I/O first) or fail (the walk stops).
 	Throttle func(ctx context.Context, n int) error
+	// OrphanGrace: a misplaced record younger than this is left alone (a
+	// rebalance or repair may still be moving it). Zero: DefaultOrphanGrace.
+	OrphanGrace time.Duration
 }
+
+// DefaultOrphanGrace is how old a misplaced record must be to be collected.
+const DefaultOrphanGrace = 24 * time.Hour
 
 // ScrubDevice verifies the records of device d from opt.From. It returns
 // the key to resume from (nil when the device is done).
@@ -105,6 +120,11 @@ func (s *Store) ScrubDevice(ctx context.Context, d Device, opt ScrubOptions) (Sc
 			}
 		}
 		if !bad {
+			if key[0] == nsObject {
+				if err := s.checkPlacement(ctx, d, key, it.Value(), rec, opt, &st); err != nil {
+					return st, key, err
+				}
+			}
 			continue
 		}
 		st.Errors++
@@ -184,4 +204,53 @@ func (s *Store) ScrubObject(ctx context.Context, bucket, key string) (ScrubStats
 		return total, ErrNoSuchKey
 	}
 	return total, nil
+}
+
+// checkPlacement counts a current-object record that the ring does not
+// place on d, and collects it once it is older than the grace and the
+// object has a read quorum in its placement without it.
+func (s *Store) checkPlacement(ctx context.Context, d Device, key, raw []byte, rec *Record, opt ScrubOptions, st *ScrubStats) error {
+	l := s.current.Load()
+	di := -1
+	for i, dev := range l.devices {
+		if dev == d {
+			di = i
+		}
+	}
+	if di < 0 {
+		return nil
+	}
+	bucket, objKey, _ := strings.Cut(string(key[1:]), "\x00")
+	for _, slot := range l.ring.Slots(l.ring.Partition(bucket, objKey)) {
+		if int(slot) == di {
+			return nil
+		}
+	}
+	st.Misplaced++
+	grace := opt.OrphanGrace
+	if grace == 0 {
+		grace = DefaultOrphanGrace
+	}
+	if time.Since(rec.ModTime) < grace {
+		return nil
+	}
+	unlock, err := s.lockKey(ctx, bucket, objKey)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if quorumRecord(s.readSet(s.placement(bucket, objKey), key).recs) < 0 {
+		s.log.Warn("scrub: misplaced record kept: its object has no quorum where the ring places it", "device", d.Name(), "object", bucket+"/"+objKey)
+		return nil
+	}
+	raw = bytes.Clone(raw)
+	if err := d.Commit(ctx, s.putIf(key, nil, raw)); err != nil {
+		if errors.Is(err, shard.ErrConflict) {
+			return nil // changed meanwhile
+		}
+		return err
+	}
+	s.freeLater(rec.WriteID, func() { s.freeRecordShards(d, rec) })
+	st.Collected++
+	return nil
 }

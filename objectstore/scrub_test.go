@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/strata-storage/strata/objectstore/shard"
+	"github.com/strata-storage/strata/ring"
 )
 
 // rot flips bytes inside the first block of shard i of bucket/key, on the
@@ -112,5 +114,55 @@ func TestScrubReportsWhatCannotBeRebuilt(t *testing.T) {
 	}
 	if _, err := ts.ScrubObject(ctx, "bucket", "nope"); err == nil {
 		t.Fatal("scrub of a missing object")
+	}
+}
+
+func TestScrubCollectsMisplacedRecords(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 5, 64<<10) // 4 of the 5 devices hold each object
+	b := randBytes(200000)
+	if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(b), int64(len(b)), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The ring moves shard slots off the device of shard 0: its record
+	// stays behind, whole, as a ring change leaves it.
+	old := ts.placement("bucket", "k")[0]
+	oldID := uint32(slices.Index(ts.devs, old))
+	l := ts.current.Load()
+	r, err := l.ring.SetState(oldID, ring.Failed)
+	if err == nil {
+		r, _, err = r.Rebalance(ring.RebalanceOptions{IgnoreMinPartHours: true})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.SetRing(r, ts.devs); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(ts.placement("bucket", "k"), old) {
+		t.Fatal("the rebalance kept the device in the placement")
+	}
+	if _, err := ts.RepairObject(ctx, "bucket", "k"); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := ts.ScrubDevice(ctx, old, ScrubOptions{})
+	if err != nil || st.Errors != 0 || st.Misplaced != 1 || st.Collected != 0 {
+		t.Fatalf("within the grace: %+v %v", st, err)
+	}
+	st, _, err = ts.ScrubDevice(ctx, old, ScrubOptions{OrphanGrace: time.Nanosecond})
+	if err != nil || st.Misplaced != 1 || st.Collected != 1 {
+		t.Fatalf("after the grace: %+v %v", st, err)
+	}
+	if _, err := old.Get(objectKey("bucket", "k")); err == nil {
+		t.Fatal("the misplaced record is still there")
+	}
+	if got, err := readAll(t, ts.Store, "k", 0, -1); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("object after collection: %v", err)
+	}
+	// Records in their placement are never collected.
+	for _, d := range ts.placement("bucket", "k") {
+		if st, _, _ := ts.ScrubDevice(ctx, d, ScrubOptions{OrphanGrace: time.Nanosecond}); st.Misplaced != 0 || st.Records != 1 {
+			t.Fatalf("%s: %+v", d.Name(), st)
+		}
 	}
 }

@@ -25,7 +25,9 @@ type Stats struct {
 	Errors        int64    `json:"errors"`
 	Repaired      int64    `json:"repaired"`
 	Unrecoverable int64    `json:"unrecoverable"`
-	Damaged       []string `json:"damaged,omitempty"` // what could not be repaired, by name
+	Damaged       []string `json:"damaged,omitempty"`   // what could not be repaired, by name
+	Misplaced     int64    `json:"misplaced,omitempty"` // records off the ring's placement
+	Collected     int64    `json:"collected,omitempty"` // of those, removed after the grace
 }
 
 func (s *Stats) add(o Stats) {
@@ -33,6 +35,8 @@ func (s *Stats) add(o Stats) {
 	s.Errors += o.Errors
 	s.Repaired += o.Repaired
 	s.Unrecoverable += o.Unrecoverable
+	s.Misplaced += o.Misplaced
+	s.Collected += o.Collected
 	for _, d := range o.Damaged {
 		if len(s.Damaged) < 100 {
 			s.Damaged = append(s.Damaged, d)
