@@ -201,13 +201,17 @@ func (r *Runner) work(ctx context.Context, w *worker) {
 			w.st.InPass, w.st.Now, w.st.Cursor, w.st.Pass, w.st.PassStarted = true, false, nil, Stats{}, time.Now().UTC()
 		}
 		cursor := w.st.Cursor
+		wait := time.Until(w.st.PassStarted.Add(r.cfg.Period))
 		w.mu.Unlock()
 		if paused || !due {
+			if paused || wait > time.Minute {
+				wait = time.Minute
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-w.wake:
-			case <-time.After(time.Minute):
+			case <-time.After(wait):
 			}
 			continue
 		}
