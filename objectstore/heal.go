@@ -22,6 +22,9 @@ type healRequest struct {
 	bucket, key string
 	writeID     [16]byte
 	shards      []int // shard indexes that failed
+	// version: a noncurrent version to heal (its API id; "" = the
+	// current version).
+	version string
 }
 
 type healer struct {
@@ -142,7 +145,15 @@ func (o *Object) queueHeal() {
 // healObject rewrites the requested shards of one object version and
 // returns how many it repaired.
 func (s *Store) healObject(ctx context.Context, req healRequest) (int, error) {
-	o, err := s.open(ctx, req.bucket, req.key, true)
+	recKey := objectKey(req.bucket, req.key)
+	var o *Object
+	var err error
+	if req.version != "" {
+		o, err = s.openVersion(ctx, req.bucket, req.key, req.version, true)
+		recKey = noncurrentKey(req.bucket, req.key, normVersion(req.version))
+	} else {
+		o, err = s.open(ctx, req.bucket, req.key, true)
+	}
 	if err != nil {
 		return 0, nil // deleted meanwhile: nothing to heal
 	}
@@ -185,7 +196,7 @@ func (s *Store) healObject(ctx context.Context, req healRequest) (int, error) {
 	} else if err := s.rebuildStreams(ctx, o, targets, recs); err != nil {
 		return 0, err
 	}
-	return s.commitHealed(ctx, o, recs)
+	return s.commitHealed(ctx, o, recs, recKey)
 }
 
 // rebuildStreams decodes every block and appends the target shards to new
@@ -245,8 +256,7 @@ func (s *Store) rebuildStreams(ctx context.Context, o *Object, targets []int, re
 
 // commitHealed writes the rebuilt records if the object is still the same
 // version, then frees what they replace.
-func (s *Store) commitHealed(ctx context.Context, o *Object, recs map[int]*Record) (int, error) {
-	okey := objectKey(o.Info.Bucket, o.Info.Key)
+func (s *Store) commitHealed(ctx context.Context, o *Object, recs map[int]*Record, okey []byte) (int, error) {
 	mu, err := s.lockKey(ctx, o.Info.Bucket, o.Info.Key)
 	if err != nil {
 		for i, r := range recs {

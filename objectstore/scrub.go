@@ -23,8 +23,8 @@ type ScrubStats struct {
 	Errors   int64 `json:"errors"`   // records with a block that failed verification
 	Repaired int64 `json:"repaired"` // of those, rebuilt from the other shards
 	// Unrecoverable: bad records that could not be rebuilt (more than M
-	// shards of the object are bad), and bad records scrub does not
-	// rebuild (noncurrent versions, parts of unfinished uploads).
+	// shards of the object are bad), and bad parts of unfinished uploads
+	// (the client sends them again).
 	Unrecoverable int64    `json:"unrecoverable"`
 	Damaged       []string `json:"damaged,omitempty"` // the first of them, by name
 	// Misplaced: current-object records on a device the ring does not
@@ -129,14 +129,24 @@ func (s *Store) ScrubDevice(ctx context.Context, d Device, opt ScrubOptions) (Sc
 		}
 		st.Errors++
 		name := recordName(key, rec)
-		if key[0] != nsObject {
+		req := healRequest{writeID: rec.WriteID, shards: []int{rec.ShardIndex}}
+		switch key[0] {
+		case nsObject:
+			req.bucket, req.key, _ = strings.Cut(string(key[1:]), "\x00")
+		case nsNoncurrent:
+			parts := strings.SplitN(string(key[1:]), "\x00", 3)
+			if len(parts) == 3 {
+				req.bucket, req.key, req.version = parts[0], parts[1], parts[2]
+			}
+		}
+		if req.bucket == "" {
+			// A part of an unfinished upload: the client uploads it again.
 			st.Unrecoverable++
 			st.Damaged = appendName(st.Damaged, name+" (not rebuilt by scrub)")
 			s.log.Error("scrub: damaged shard record", "device", d.Name(), "record", name)
 			continue
 		}
-		bucket, objKey, _ := strings.Cut(string(key[1:]), "\x00")
-		n, err := s.healObject(ctx, healRequest{bucket: bucket, key: objKey, writeID: rec.WriteID, shards: []int{rec.ShardIndex}})
+		n, err := s.healObject(ctx, req)
 		switch {
 		case err == nil && n > 0:
 			st.Repaired++

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -17,9 +18,15 @@ import (
 // device's volume underneath the shard store.
 func (ts *testStore) rot(t *testing.T, key string, i int, rng *rand.Rand) {
 	t.Helper()
+	ts.rotRecord(t, key, objectKey("bucket", key), i, rng)
+}
+
+// rotRecord damages shard i of the record stored under recKey.
+func (ts *testStore) rotRecord(t *testing.T, key string, recKey []byte, i int, rng *rand.Rand) {
+	t.Helper()
 	d := ts.placement("bucket", key)[i]
 	di := slices.Index(ts.devs, d)
-	raw, err := d.Get(objectKey("bucket", key))
+	raw, err := d.Get(recKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,5 +171,43 @@ func TestScrubCollectsMisplacedRecords(t *testing.T) {
 		if st, _, _ := ts.ScrubDevice(ctx, d, ScrubOptions{OrphanGrace: time.Nanosecond}); st.Misplaced != 0 || st.Records != 1 {
 			t.Fatalf("%s: %+v", d.Name(), st)
 		}
+	}
+}
+
+func TestScrubRepairsNoncurrentVersions(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 64<<10)
+	if err := ts.SetBucketVersioning(ctx, "bucket", "Enabled"); err != nil {
+		t.Fatal(err)
+	}
+	old, cur := randBytes(150000), randBytes(150000)
+	info, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(old), int64(len(old)), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(cur), int64(len(cur)), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	ts.rotRecord(t, "k", noncurrentKey("bucket", "k", info.VersionID), 1, rng)
+	ts.rotRecord(t, "k", noncurrentKey("bucket", "k", info.VersionID), 3, rng)
+	if st := ts.scrubAll(t); st.Errors != 2 || st.Repaired != 2 || st.Unrecoverable != 0 {
+		t.Fatalf("noncurrent version: %+v", st)
+	}
+	if st := ts.scrubAll(t); st.Errors != 0 {
+		t.Fatalf("second pass: %+v", st)
+	}
+	o, err := ts.GetObjectVersion(ctx, "bucket", "k", info.VersionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	r := o.Reader(ctx, 0, o.Info.Size)
+	defer r.Close()
+	if got, _ := io.ReadAll(r); !bytes.Equal(got, old) {
+		t.Fatal("noncurrent version differs after scrub")
+	}
+	if got, err := readAll(t, ts.Store, "k", 0, -1); err != nil || !bytes.Equal(got, cur) {
+		t.Fatalf("current version after scrub: %v", err)
 	}
 }
