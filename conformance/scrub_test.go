@@ -106,7 +106,13 @@ func TestScrubRepairsRotOnADevice(t *testing.T) {
 
 	first := scrubPass(t, srv.admin)
 	var total scrub.Stats
+	if st, ok := first["placement"]; !ok || st.Errors != 0 {
+		t.Fatalf("placement check: %+v (ran: %v)", st, ok)
+	}
 	for name, st := range first {
+		if name == "placement" {
+			continue
+		}
 		if !strings.HasPrefix(name, "device/") {
 			t.Fatalf("unexpected target %s", name)
 		}

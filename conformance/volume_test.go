@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/strata-storage/strata/blockpool/volumes"
+	"github.com/strata-storage/strata/scrub"
 )
 
 // Block volumes on a three-node, three-zone cluster, reached with Debian's
@@ -401,8 +402,10 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		}
 		// The node that answers for the volume scrubs it in the background.
 		for found, deadline := false, time.Now().Add(10*time.Second); !found; {
-			for _, s := range scrubStatus(t, n1.admin) {
-				found = found || s.Target == "volume/scr"
+			var all []scrub.Status
+			json.Unmarshal([]byte(c.cli(t, n2, "scrub", "status", "--all", "-o", "json")), &all)
+			for _, s := range all {
+				found = found || s.Target == "node1:volume/scr"
 			}
 			if !found && time.Now().After(deadline) {
 				t.Fatal("node1 does not scrub volume scr")

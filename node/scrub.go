@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-storage/strata/blockpool/replicate"
+	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/scrub"
 )
 
@@ -43,6 +45,9 @@ func (n *Node) startScrub(ctx context.Context) {
 
 func (n *Node) scrubTargets() []scrub.Target {
 	var out []scrub.Target
+	if n.placementChecker() {
+		out = append(out, placementTarget{n})
+	}
 	n.ringMu.Lock()
 	for _, ld := range n.local {
 		if ld.store != nil {
@@ -66,6 +71,43 @@ func (n *Node) scrubTargets() []scrub.Target {
 		}
 	}
 	return out
+}
+
+// placementChecker: the node that checks placement for the whole store
+// (the first up member by name; a single node always).
+func (n *Node) placementChecker() bool {
+	if !n.clustered() {
+		return true
+	}
+	members, err := cluster.ListMembers(context.Background(), n.etcd)
+	if err != nil {
+		return false
+	}
+	first := ""
+	for _, m := range members {
+		if m.State == "up" && (first == "" || m.Name < first) {
+			first = m.Name
+		}
+	}
+	return first == n.cfg.NodeName
+}
+
+// placementTarget is the deep check of placement: every current object's
+// shard records where the ring says (missing ones rebuilt), and records
+// off the placement or without a quorum removed (cluster verify --repair,
+// once a pass).
+type placementTarget struct{ n *Node }
+
+func (t placementTarget) Name() string { return "placement" }
+func (t placementTarget) Size() int64  { return 0 }
+
+func (t placementTarget) Step(ctx context.Context, _ []byte, _ func(context.Context, int) error) (scrub.Stats, []byte, error) {
+	rep, err := t.n.store.Verify(ctx, true)
+	if errors.Is(err, shard.ErrOffline) {
+		return scrub.Stats{}, nil, scrub.ErrSkip // a device is down: after it is back
+	}
+	st := scrub.Stats{Errors: int64(rep.Missing + rep.Extra), Repaired: int64(rep.Repaired), Unrecoverable: int64(rep.Unreadable), Damaged: rep.Problems}
+	return st, nil, err
 }
 
 // deviceTarget scrubs one local shard store.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/strata-storage/strata/objectstore/shard"
 )
 
 // Repair of what down devices missed. A write that commits without some of
@@ -275,7 +277,7 @@ func (s *Store) Verify(ctx context.Context, repair bool) (RepairReport, error) {
 	l := s.current.Load()
 	for i, d := range l.devices {
 		if d == nil || !online(d) {
-			return total, fmt.Errorf("device %s is offline; verify needs every device", l.ring.Devices[i].Name)
+			return total, fmt.Errorf("device %s: %w; verify needs every device", l.ring.Devices[i].Name, shard.ErrOffline)
 		}
 	}
 	for _, b := range s.ListBuckets(ctx) {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-storage/strata/blockpool/replicate"
+	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/scrub"
 )
@@ -20,6 +21,7 @@ func scrubCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "scrub", Short: "Background verification of shards and volumes (bit rot found and repaired)"}
 	c := volumeClient(cmd)
 	var device, volume, output string
+	var all bool
 	target := func() string {
 		switch {
 		case device != "":
@@ -35,8 +37,32 @@ func scrubCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var list []scrub.Status
-			if err := c.call(http.MethodGet, "scrub", nil, &list); err != nil {
-				return err
+			if !all {
+				if err := c.call(http.MethodGet, "scrub", nil, &list); err != nil {
+					return err
+				}
+			} else {
+				// Every up node's targets, through each node's admin address.
+				var nodes []cluster.NodeInfo
+				if err := c.call(http.MethodGet, "nodes", nil, &nodes); err != nil {
+					return err
+				}
+				scheme, _, _ := strings.Cut(c.server, "://")
+				for _, nd := range nodes {
+					if nd.State != "up" || nd.AdminAddr == "" {
+						continue
+					}
+					one := *c
+					one.server = scheme + "://" + nd.AdminAddr
+					var part []scrub.Status
+					if err := one.call(http.MethodGet, "scrub", nil, &part); err != nil {
+						return fmt.Errorf("node %s: %w", nd.Name, err)
+					}
+					for i := range part {
+						part[i].Target = nd.Name + ":" + part[i].Target
+					}
+					list = append(list, part...)
+				}
 			}
 			if output == "json" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(list)
@@ -46,6 +72,7 @@ func scrubCommand() *cobra.Command {
 		},
 	}
 	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	status.Flags().BoolVar(&all, "all", false, "every node of the cluster (targets shown as node:target)")
 	action := func(use, short, path string) *cobra.Command {
 		a := &cobra.Command{
 			Use:   use,
