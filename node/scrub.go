@@ -93,20 +93,20 @@ func (n *Node) placementChecker() bool {
 }
 
 // placementTarget is the deep check of placement: every current object's
-// shard records where the ring says (missing ones rebuilt), and records
-// off the placement or without a quorum removed (cluster verify --repair,
-// once a pass).
+// shard records where the ring says (missing ones rebuilt), records off the
+// placement counted (the device scrub collects them after its grace), once
+// a pass.
 type placementTarget struct{ n *Node }
 
 func (t placementTarget) Name() string { return "placement" }
 func (t placementTarget) Size() int64  { return 0 }
 
 func (t placementTarget) Step(ctx context.Context, _ []byte, _ func(context.Context, int) error) (scrub.Stats, []byte, error) {
-	rep, err := t.n.store.Verify(ctx, true)
+	rep, err := t.n.store.VerifyPlacement(ctx)
 	if errors.Is(err, shard.ErrOffline) {
 		return scrub.Stats{}, nil, scrub.ErrSkip // a device is down: after it is back
 	}
-	st := scrub.Stats{Errors: int64(rep.Missing + rep.Extra), Repaired: int64(rep.Repaired), Unrecoverable: int64(rep.Unreadable), Damaged: rep.Problems}
+	st := scrub.Stats{Errors: int64(rep.Missing), Repaired: int64(rep.Repaired), Unrecoverable: int64(rep.Unreadable), Damaged: rep.Problems, Misplaced: int64(rep.Extra)}
 	return st, nil, err
 }
 

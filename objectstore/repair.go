@@ -273,6 +273,17 @@ func (s *Store) copyMarker(ctx context.Context, bucket, key string, devs []Devic
 // the ring places elsewhere once the placement holds the object in full.
 // Every device must be reachable.
 func (s *Store) Verify(ctx context.Context, repair bool) (RepairReport, error) {
+	return s.verify(ctx, repair, true)
+}
+
+// VerifyPlacement is Verify that rebuilds what is missing but leaves
+// records off the placement to the device scrub, which collects them only
+// after a grace period (a rebalance may still be moving them).
+func (s *Store) VerifyPlacement(ctx context.Context) (RepairReport, error) {
+	return s.verify(ctx, true, false)
+}
+
+func (s *Store) verify(ctx context.Context, repair, dropExtra bool) (RepairReport, error) {
 	var total RepairReport
 	l := s.current.Load()
 	for i, d := range l.devices {
@@ -281,7 +292,7 @@ func (s *Store) Verify(ctx context.Context, repair bool) (RepairReport, error) {
 		}
 	}
 	for _, b := range s.ListBuckets(ctx) {
-		rep, err := s.verifyBucket(ctx, l, b.Name, repair)
+		rep, err := s.verifyBucket(ctx, l, b.Name, repair, dropExtra)
 		total.add(rep)
 		if err != nil {
 			return total, err
@@ -290,7 +301,7 @@ func (s *Store) Verify(ctx context.Context, repair bool) (RepairReport, error) {
 	return total, nil
 }
 
-func (s *Store) verifyBucket(ctx context.Context, l *layout, bucket string, repair bool) (RepairReport, error) {
+func (s *Store) verifyBucket(ctx context.Context, l *layout, bucket string, repair, dropExtra bool) (RepairReport, error) {
 	var rep RepairReport
 	lower := objectKey(bucket, "")
 	upper := append(bytes.Clone(lower[:len(lower)-1]), 1)
@@ -316,8 +327,12 @@ func (s *Store) verifyBucket(ctx context.Context, l *layout, bucket string, repa
 		}
 		key := string(k[len(lower):])
 		one := s.verifyKey(l, bucket, key, raw)
-		if repair && (one.Missing > 0 || one.Extra > 0) {
-			fixed, err := s.repairKey(ctx, l, bucket, key, raw, one)
+		if repair && (one.Missing > 0 || dropExtra && one.Extra > 0) {
+			found := one
+			if !dropExtra {
+				found.Extra = 0
+			}
+			fixed, err := s.repairKey(ctx, l, bucket, key, raw, found)
 			one.Repaired = fixed
 			if err != nil {
 				one.Problems = append(one.Problems, fmt.Sprintf("%s/%s: repair: %v", bucket, key, err))
