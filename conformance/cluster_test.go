@@ -40,27 +40,46 @@ func startEtcd(t testing.TB) string {
 		}
 		t.Skip(msg)
 	}
-	client, peer := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "--name", "test", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "test=http://"+peer)
+	// A port freeAddr found can be taken by another test before etcd
+	// binds it: then etcd exits at once, and it is started again on others.
 	var log bytes.Buffer
 	var mu sync.Mutex
-	cmd.Stdout, cmd.Stderr = lockedWriter{&log, &mu}, lockedWriter{&log, &mu}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + client + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return "etcd://" + client
+	for attempt := 0; ; attempt++ {
+		client, peer := freeAddr(t), freeAddr(t)
+		cmd := exec.Command(bin, "--name", "test", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+			"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+			"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+			"--initial-cluster", "test=http://"+peer)
+		mu.Lock()
+		log.Reset()
+		mu.Unlock()
+		cmd.Stdout, cmd.Stderr = lockedWriter{&log, &mu}, lockedWriter{&log, &mu}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if resp, err := http.Get("http://" + client + "/health"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return "etcd://" + client
+				}
+			}
+			select {
+			case <-exited:
+				deadline = time.Time{}
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		inUse := strings.Contains(log.String(), "address already in use")
+		mu.Unlock()
+		if !inUse || attempt == 4 {
+			break
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
