@@ -121,7 +121,7 @@ func (t deviceTarget) Size() int64  { return t.ld.store.Head() }
 
 func (t deviceTarget) Step(ctx context.Context, cursor []byte, throttle func(context.Context, int) error) (scrub.Stats, []byte, error) {
 	st, next, err := t.n.store.ScrubDevice(ctx, t.ld.store, objectstore.ScrubOptions{From: cursor, MaxRecords: 256, Throttle: throttle})
-	return scrub.Stats{Bytes: st.Bytes, Errors: st.Errors, Repaired: st.Repaired, Unrecoverable: st.Unrecoverable, Damaged: st.Damaged, Misplaced: st.Misplaced, Collected: st.Collected}, next, err
+	return st.Stats, next, err
 }
 
 // volumeTarget verifies a volume's replicas through a primary on this node.

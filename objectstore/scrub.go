@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-storage/strata/objectstore/shard"
+	"github.com/strata-storage/strata/scrub"
 )
 
 // Scrubbing: a walk over one device's shard records that reads and
@@ -16,42 +17,24 @@ import (
 // rebuilt from the others (erasure decode) and rewritten at once; an object
 // that cannot be rebuilt is reported by name.
 
-// ScrubStats counts what a scrub walk saw.
+// ScrubStats counts what a scrub walk saw: the records it read, and in
+// the embedded scrub.Stats the block bytes verified, the records with a
+// block that failed (Errors), those rebuilt from the other shards
+// (Repaired), those that could not be (more than M shards bad) or are not
+// (parts of unfinished uploads, which clients send again) (Unrecoverable,
+// Damaged by name), and current-object records on a device the ring does
+// not place them on (Misplaced) and of those the ones removed after the
+// grace (Collected).
 type ScrubStats struct {
-	Records  int64 `json:"records"`
-	Bytes    int64 `json:"bytes"`    // block bytes read and verified
-	Errors   int64 `json:"errors"`   // records with a block that failed verification
-	Repaired int64 `json:"repaired"` // of those, rebuilt from the other shards
-	// Unrecoverable: bad records that could not be rebuilt (more than M
-	// shards of the object are bad), and bad parts of unfinished uploads
-	// (the client sends them again).
-	Unrecoverable int64    `json:"unrecoverable"`
-	Damaged       []string `json:"damaged,omitempty"` // the first of them, by name
-	// Misplaced: current-object records on a device the ring does not
-	// place them on (leftovers of a ring change or an interrupted
-	// repair); Collected: of those, removed because the object is
-	// readable from its placement and the record is older than the grace.
-	Misplaced int64 `json:"misplaced"`
-	Collected int64 `json:"collected"`
+	Records int64 `json:"records"`
+	scrub.Stats
 }
 
 // Add sums o into st.
 func (st *ScrubStats) Add(o ScrubStats) {
 	st.Records += o.Records
-	st.Bytes += o.Bytes
-	st.Errors += o.Errors
-	st.Repaired += o.Repaired
-	st.Unrecoverable += o.Unrecoverable
-	st.Misplaced += o.Misplaced
-	st.Collected += o.Collected
-	for _, d := range o.Damaged {
-		if len(st.Damaged) < maxDamagedNames {
-			st.Damaged = append(st.Damaged, d)
-		}
-	}
+	st.Stats.Add(o.Stats)
 }
-
-const maxDamagedNames = 100
 
 // ScrubOptions bound one scrub walk.
 type ScrubOptions struct {
@@ -162,7 +145,7 @@ func (s *Store) ScrubDevice(ctx context.Context, d Device, opt ScrubOptions) (Sc
 }
 
 func appendName(list []string, name string) []string {
-	if len(list) < maxDamagedNames {
+	if len(list) < scrub.MaxDamaged {
 		list = append(list, name)
 	}
 	return list

@@ -30,7 +30,11 @@ type Stats struct {
 	Collected     int64    `json:"collected,omitempty"` // of those, removed after the grace
 }
 
-func (s *Stats) add(o Stats) {
+// MaxDamaged bounds the names a Stats keeps.
+const MaxDamaged = 100
+
+// Add sums o into s.
+func (s *Stats) Add(o Stats) {
 	s.Bytes += o.Bytes
 	s.Errors += o.Errors
 	s.Repaired += o.Repaired
@@ -38,7 +42,7 @@ func (s *Stats) add(o Stats) {
 	s.Misplaced += o.Misplaced
 	s.Collected += o.Collected
 	for _, d := range o.Damaged {
-		if len(s.Damaged) < 100 {
+		if len(s.Damaged) < MaxDamaged {
 			s.Damaged = append(s.Damaged, d)
 		}
 	}
@@ -217,8 +221,8 @@ func (r *Runner) work(ctx context.Context, w *worker) {
 		}
 		st, next, err := w.t.Step(ctx, cursor, limit.wait)
 		w.mu.Lock()
-		w.st.Pass.add(st)
-		w.st.Total.add(st)
+		w.st.Pass.Add(st)
+		w.st.Total.Add(st)
 		if err == nil {
 			w.st.Cursor = next
 			if next == nil {
