@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -172,16 +173,22 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// freeAddr returns a 127.0.0.1 address nobody listens on right now.
+// freeAddr returns a 127.0.0.1 address nobody listens on right now. The
+// port is drawn below the kernel's ephemeral range (32768 and up), so that
+// the many listeners the tests open on port 0, and outgoing connections,
+// cannot take it between now and the moment a process binds it; another
+// test drawing the same port is the only clash left, and unlikely.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // requireTool finds an outside program, skipping (or failing when
