@@ -200,14 +200,7 @@ func (c *Checked) Settle() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	var log []uint32
-	for e, n := range c.active {
-		if n > 0 {
-			log = append(log, e)
-		} else {
-			delete(c.active, e)
-		}
-	}
+	log := c.inFlightLocked()
 	if err := c.writeHeader(false, log); err != nil {
 		return err
 	}
@@ -324,13 +317,11 @@ func (c *Checked) WriteAt(p []byte, off int64) (int, error) {
 // [off, off+n)), or the blocks read back and changed by fill.
 func (c *Checked) write(off, n int64, whole []byte, fill func(buf []byte, at int64)) error {
 	first, last := off/CheckedBlock, (off+n-1)/CheckedBlock
-	done, err := c.enterLog(first, last)
+	release, err := c.guard(first, last)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := c.lockBlocks(first, last)
-	defer unlock()
+	defer release()
 	start := first * CheckedBlock
 	end := min((last+1)*CheckedBlock, c.size)
 	buf := whole
@@ -356,6 +347,17 @@ func (c *Checked) write(off, n int64, whole []byte, fill func(buf []byte, at int
 	return nil
 }
 
+// guard enters blocks [first, last] in the activity log and locks them
+// for a change; release undoes both.
+func (c *Checked) guard(first, last int64) (release func(), err error) {
+	done, err := c.enterLog(first, last)
+	if err != nil {
+		return nil, err
+	}
+	unlock := c.lockBlocks(first, last)
+	return func() { unlock(); done() }, nil
+}
+
 // enterLog makes sure the extents of blocks [first, last] are in the
 // persisted activity log before their data changes; done marks the write
 // finished.
@@ -377,14 +379,7 @@ func (c *Checked) enterLog(first, last int64) (func(), error) {
 			if err := c.flush(); err != nil {
 				return nil, err
 			}
-			log = nil
-			for e, n := range c.active {
-				if n > 0 {
-					log = append(log, e)
-				} else {
-					delete(c.active, e)
-				}
-			}
+			log = c.inFlightLocked()
 		}
 		log = append(append([]uint32(nil), log...), missing...)
 		if len(log) > alCapacity {
@@ -405,6 +400,20 @@ func (c *Checked) enterLog(first, last int64) (func(), error) {
 		}
 		c.alMu.Unlock()
 	}, nil
+}
+
+// inFlightLocked lists the extents with writes in flight and forgets the
+// others (alMu held; everything completed has been flushed).
+func (c *Checked) inFlightLocked() []uint32 {
+	var log []uint32
+	for e, n := range c.active {
+		if n > 0 {
+			log = append(log, e)
+		} else {
+			delete(c.active, e)
+		}
+	}
+	return log
 }
 
 func (c *Checked) flush() error {
@@ -475,13 +484,11 @@ func (c *Checked) Trim(off, length int64) error {
 // trimBlocks discards the whole blocks of [start, end).
 func (c *Checked) trimBlocks(start, end int64) error {
 	first, last := start/CheckedBlock, (end-1)/CheckedBlock
-	done, err := c.enterLog(first, last)
+	release, err := c.guard(first, last)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock := c.lockBlocks(first, last)
-	defer unlock()
+	defer release()
 	if err := c.data.Trim(start, end-start); err != nil {
 		return err
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/ring"
-	"github.com/strata-storage/strata/s3api"
 )
 
 // Cluster mode: the node's buckets, members, root credentials and ring live
@@ -385,10 +384,7 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	n.registerPoolMetrics()
 	n.goBackground(func() { n.followRing(ctx) })
 	n.goBackground(func() { n.store.RunHints(ctx, cfg.HintInterval) })
-	s3 := s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
-	n.s3 = s3
-	n.startScrub(ctx)
-	return n.listen(s3)
+	return n.serve(ctx)
 }
 
 func (n *Node) goBackground(f func()) {

@@ -207,10 +207,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	}
 	n.ring.Store(n.Ring)
 	n.registerPoolMetrics()
-	s3 := s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
-	n.s3 = s3
-	n.startScrub(ctx)
-	if err := n.listen(s3); err != nil {
+	if err := n.serve(ctx); err != nil {
 		return err
 	}
 	if n.NewRoot {
@@ -221,6 +218,15 @@ func (n *Node) start(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// serve builds the S3 API over the store, starts scrubbing and the
+// listeners.
+func (n *Node) serve(ctx context.Context) error {
+	cfg := n.cfg
+	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
+	n.startScrub(ctx)
+	return n.listen(n.s3)
 }
 
 // openRing loads the data dir's ring, or builds one for a new data dir.

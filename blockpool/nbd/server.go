@@ -200,13 +200,14 @@ func (s *Server) serveConn(nc net.Conn) error {
 	}
 	c.noZeros = f&flagNoZeroes != 0
 	exp, err := s.negotiate(c)
+	if c.release != nil {
+		// Attached, even if the final reply of the handshake failed.
+		defer c.release()
+	}
 	if err != nil || exp == nil {
 		return err
 	}
 	c.exp = exp
-	if c.release != nil {
-		defer c.release()
-	}
 	nc.SetDeadline(time.Time{})
 	return c.transmit()
 }
