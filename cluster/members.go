@@ -28,6 +28,9 @@ type DeviceInfo struct {
 	Name          string `json:"name"`
 	CapacityBytes int64  `json:"capacity_bytes"`
 	FreeBytes     int64  `json:"free_bytes"`
+	// UsedBytes is the shard data the device holds (its ring id: ID).
+	UsedBytes int64  `json:"used_bytes"`
+	ID        uint32 `json:"id"`
 }
 
 // NodeInfo is a member of the cluster.
@@ -39,6 +42,8 @@ type NodeInfo struct {
 	S3Addr    string       `json:"s3_addr"`
 	AdminAddr string       `json:"admin_addr"`
 	Devices   []DeviceInfo `json:"devices"`
+	// RingVersion is the ring version the node places by.
+	RingVersion uint64 `json:"ring_version"`
 	// VolumePool is the node's block-volume pool.
 	VolumePool *volumes.PoolInfo `json:"volume_pool,omitempty"`
 	Started    time.Time         `json:"started"`

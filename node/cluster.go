@@ -124,15 +124,21 @@ func (n *Node) nodeInfo() cluster.NodeInfo {
 		pi := n.volumes.Pool()
 		info.VolumePool = &pi
 	}
+	if r := n.ring.Load(); r != nil {
+		info.RingVersion = r.Version
+	}
 	n.ringMu.Lock()
 	defer n.ringMu.Unlock()
 	for i := 0; i < n.cfg.Pools; i++ {
 		name := fmt.Sprintf("disk%d", i)
 		di := cluster.DeviceInfo{Name: name}
-		for _, ld := range n.local {
+		for id, ld := range n.local {
 			if ld.name == name {
 				total, free, _ := ld.pool.Capacity()
-				di.CapacityBytes, di.FreeBytes = int64(total), int64(free)
+				di.CapacityBytes, di.FreeBytes, di.ID = int64(total), int64(free), id
+				if ld.store != nil {
+					di.UsedBytes = ld.store.Used()
+				}
 			}
 		}
 		info.Devices = append(info.Devices, di)

@@ -21,3 +21,7 @@ var (
 	ErrStorageFull       = errors.New("storage full")
 	ErrBadDigest         = errors.New("Content-MD5 does not match the body")
 )
+
+// ErrMoving refuses what would fight a rebalance under way (repairs that
+// place records by the ring in force while the rebalancer moves them).
+var ErrMoving = errors.New("objectstore: a rebalance is moving records")

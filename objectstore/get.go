@@ -47,6 +47,7 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 	}
 	lock()
 	set := s.readSet(devs, okey)
+	devs = s.withSources(bucket, key, okey, devs, set)
 	recs, answered := set.recs, set.answered
 	best = quorumRecord(recs)
 	if best >= 0 && hold {

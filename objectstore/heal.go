@@ -25,6 +25,8 @@ type healRequest struct {
 	// version: a noncurrent version to heal (its API id; "" = the
 	// current version).
 	version string
+	// throttle, if set, is called before each rebuilt block is written.
+	throttle func(ctx context.Context, n int) error
 }
 
 type healer struct {
@@ -166,8 +168,11 @@ func (s *Store) healObject(ctx context.Context, req healRequest) (int, error) {
 		return 0, fmt.Errorf("object layout %d+%d/%d differs from the store's; not healed here", o.ref.K, o.ref.M, o.ref.BlockSize)
 	}
 	var targets []int
+	place := s.placement(req.bucket, req.key)
 	for _, i := range req.shards {
-		if i >= 0 && i < len(o.devs) && o.devs[i] != nil {
+		// A slot read from a source ring's device (a rebalance under way)
+		// is the rebalancer's to move, not heal's to rewrite.
+		if i >= 0 && i < len(o.devs) && o.devs[i] != nil && o.devs[i] == place[i] {
 			targets = append(targets, i)
 		}
 	}
@@ -193,7 +198,7 @@ func (s *Store) healObject(ctx context.Context, req healRequest) (int, error) {
 		for _, i := range targets {
 			recs[i].Inline = shards[i]
 		}
-	} else if err := s.rebuildStreams(ctx, o, targets, recs); err != nil {
+	} else if err := s.rebuildStreams(ctx, o, targets, recs, req.throttle); err != nil {
 		return 0, err
 	}
 	return s.commitHealed(ctx, o, recs, recKey)
@@ -201,7 +206,7 @@ func (s *Store) healObject(ctx context.Context, req healRequest) (int, error) {
 
 // rebuildStreams decodes every block and appends the target shards to new
 // shard streams, filling recs[i].Parts.
-func (s *Store) rebuildStreams(ctx context.Context, o *Object, targets []int, recs map[int]*Record) error {
+func (s *Store) rebuildStreams(ctx context.Context, o *Object, targets []int, recs map[int]*Record, throttle func(context.Context, int) error) error {
 	bufs := make([][]byte, o.ref.K+o.ref.M)
 	out := s.getBuf(&s.blocks, s.cfg.BlockSize)
 	defer s.putBuf(&s.blocks, out, s.cfg.BlockSize)
@@ -224,6 +229,11 @@ func (s *Store) rebuildStreams(ctx context.Context, o *Object, targets []int, re
 			data, _, err := o.readBlock(pi, int(b), n, bufs, out)
 			if err != nil {
 				return err
+			}
+			if throttle != nil {
+				if err := throttle(ctx, shardLen(n, o.ref.K)*len(targets)); err != nil {
+					return err
+				}
 			}
 			j := s.getJob()
 			copy(j.staging, data)

@@ -286,8 +286,14 @@ func (s *Store) VerifyPlacement(ctx context.Context) (RepairReport, error) {
 func (s *Store) verify(ctx context.Context, repair, dropExtra bool) (RepairReport, error) {
 	var total RepairReport
 	l := s.current.Load()
+	if repair && len(l.sources) > 0 {
+		return total, ErrMoving
+	}
+	counts := l.ring.SlotCounts()
 	for i, d := range l.devices {
-		if d == nil || !online(d) {
+		// A device the ring gives no slots (failed and emptied, say) may
+		// be gone; every other one must answer.
+		if (d == nil || !online(d)) && counts[i] > 0 {
 			return total, fmt.Errorf("device %s: %w; verify needs every device", l.ring.Devices[i].Name, shard.ErrOffline)
 		}
 	}
@@ -307,6 +313,9 @@ func (s *Store) verifyBucket(ctx context.Context, l *layout, bucket string, repa
 	upper := append(bytes.Clone(lower[:len(lower)-1]), 1)
 	m := &mergeIter{n: len(l.devices)}
 	for i, d := range l.devices {
+		if d == nil || !online(d) {
+			continue // holds no slots (checked by verify)
+		}
 		it, err := d.Iter(lower, upper)
 		if err != nil {
 			m.close()

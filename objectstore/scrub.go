@@ -220,6 +220,9 @@ func (s *Store) checkPlacement(ctx context.Context, d Device, key, raw []byte, r
 		}
 	}
 	st.Misplaced++
+	if len(l.sources) > 0 {
+		return nil // a rebalance is under way: it moves or drops this record
+	}
 	grace := opt.OrphanGrace
 	if grace == 0 {
 		grace = DefaultOrphanGrace

@@ -120,6 +120,9 @@ type metrics struct {
 type layout struct {
 	ring    *ring.Ring
 	devices []Device
+	// sources: older rings whose placement may still hold records while
+	// a rebalance moves them (move.go), oldest first.
+	sources []*layout
 }
 
 // SetRing switches placement to a new ring (a rebalance or a device edit);
@@ -132,8 +135,19 @@ func (s *Store) SetRing(r *ring.Ring, devices []Device) error {
 	if r.K != s.ring.K || r.M != s.ring.M || !r.Built() {
 		return fmt.Errorf("objectstore: ring layout %d+%d cannot replace %d+%d", r.K, r.M, s.ring.K, s.ring.M)
 	}
-	s.current.Store(&layout{ring: r, devices: devices})
+	s.current.Store(&layout{ring: r, devices: devices, sources: s.current.Load().sources})
 	return nil
+}
+
+// Placements returns the ring in force and the source rings of a
+// rebalance under way, with the devices this store uses for them.
+func (s *Store) Placements() (Placement, []Placement) {
+	l := s.current.Load()
+	var src []Placement
+	for _, o := range l.sources {
+		src = append(src, Placement{Ring: o.ring, Devices: o.devices})
+	}
+	return Placement{Ring: l.ring, Devices: l.devices}, src
 }
 
 // allDevices returns the devices of the ring in force.

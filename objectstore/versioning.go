@@ -163,6 +163,27 @@ func (s *Store) readVersion(devs []Device, bucket, key, vid string) []*Record {
 	return cur
 }
 
+// versionFromSources fills the slots of recs that lack version vid from
+// the source rings of a rebalance under way (see withSources) and returns
+// the devices to read each slot from.
+func (s *Store) versionFromSources(bucket, key, vid string, devs []Device, recs []*Record) []Device {
+	if !s.Moving() {
+		return devs
+	}
+	out := append([]Device(nil), devs...)
+	for _, rkey := range [][]byte{noncurrentKey(bucket, key, vid), objectKey(bucket, key)} {
+		set := recordSet{recs: make([]*Record, len(recs)), raw: make([][]byte, len(recs)), answered: make([]bool, len(recs))}
+		copy(set.recs, recs)
+		got := s.withSources(bucket, key, rkey, devs, set)
+		for i, r := range set.recs {
+			if recs[i] == nil && r != nil && r.VersionID == vid {
+				recs[i], out[i] = r, got[i]
+			}
+		}
+	}
+	return out
+}
+
 // DeleteResult says what a delete did in S3 terms.
 type DeleteResult struct {
 	VersionID    string // of the marker created, or of the version removed
@@ -291,6 +312,7 @@ func (s *Store) openVersion(ctx context.Context, bucket, key, apiVid string, hol
 	mu := s.keyLock(bucket, key)
 	mu.Lock()
 	recs := s.readVersion(devs, bucket, key, vid)
+	devs = s.versionFromSources(bucket, key, vid, devs, recs)
 	best := quorumRecord(recs)
 	if best >= 0 && recs[best].VersionID == vid && hold && !recs[best].DeleteMarker {
 		s.acquireReader(recs[best].WriteID)

@@ -1,22 +1,14 @@
-// Package rebalancer will plan and move shards and volume replicas when the
-// ring or a failure domain changes: throttled, resumable, observable.
+// Package rebalancer moves shards when the ring changes: it plans the
+// moves from the rings data was placed by (sources) to the ring in force
+// (target), and runs them with a bandwidth and a concurrency limit,
+// keeping its progress in the metadata store so that a restart resumes
+// where it stopped.
 //
-// Nothing is implemented yet: the single-node embedded default never
-// changes its ring, so there is nothing to move. The types below fix the
-// vocabulary the planner and executor will use; no code path reaches them.
+// A move copies a record's shard streams to the target device, reads the
+// copy back, commits it there and only then removes the source (see
+// objectstore.MoveRecord). A shard whose device is dead is rebuilt by
+// erasure decoding instead. The ring builder moves at most M slots of a
+// partition per rebalance and every move is copy-then-delete, so each
+// partition keeps K readable shards throughout; readers find a record on
+// its source device until it has moved.
 package rebalancer
-
-// Move is one planned change of a shard's location.
-type Move struct {
-	Partition  uint32
-	ShardIndex int
-	From, To   uint32 // device ids; From is unreadable when Rebuild is set
-	Rebuild    bool   // rebuild by erasure decode instead of copying
-	Bytes      int64  // estimated
-}
-
-// Plan is the ordered list of moves between two ring versions.
-type Plan struct {
-	FromVersion, ToVersion uint64
-	Moves                  []Move
-}

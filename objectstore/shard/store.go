@@ -208,6 +208,15 @@ func (s *Store) Head() int64 {
 	return s.head
 }
 
+// Used is the bytes of shard data (with block headers) the device holds:
+// the append head less the ranges free for reuse. Records inlined in the
+// metadata are not counted.
+func (s *Store) Used() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.head - s.free.bytes
+}
+
 // DB is the metadata database the store keeps its records in.
 func (s *Store) DB() *pebble.DB { return s.db }
 
