@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-storage/strata/rebalancer"
 	"github.com/strata-storage/strata/ring"
 	"github.com/strata-storage/strata/s3api/sigv4"
 )
@@ -42,6 +43,8 @@ type RebalanceAnswer struct {
 	Version       uint64
 	Result        ring.RebalanceResult
 	BytesEstimate int64
+	// Job is the rebalance that moves the data (nil: nothing moves).
+	Job *rebalancer.Job `json:",omitempty"`
 }
 
 type adminError struct {
@@ -110,6 +113,9 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 		return err
 	}
 	if done, err := n.scrubRoute(w, r, path, body); done {
+		return err
+	}
+	if done, err := n.rebalanceRoute(w, r, path, body); done {
 		return err
 	}
 	switch {
@@ -186,20 +192,11 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 			}
 		}
 		var ans RebalanceAnswer
+		var job *rebalancer.Job
 		err := n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
-			next, res, err := rg.Rebalance(ring.RebalanceOptions{IgnoreMinPartHours: req.IgnoreMinPartHours})
-			if err != nil {
-				return nil, err
-			}
-			used := map[uint32]int64{}
-			for id, ld := range n.local {
-				if ld.store != nil {
-					used[id] = ld.store.Head()
-				}
-			}
-			ans = RebalanceAnswer{Version: next.Version, Result: *res, BytesEstimate: res.BytesEstimate(used)}
-			return next, nil
-		})
+			return n.rebalanceRing(rg, req.IgnoreMinPartHours, &ans)
+		}, jobOptions{}, &job)
+		ans.Job = job
 		if err != nil {
 			return err
 		}
@@ -240,29 +237,59 @@ func (n *Node) editRing(w http.ResponseWriter, edit func(*ring.Ring) (*ring.Ring
 			info = next.Info()
 		}
 		return next, err
-	})
+	}, jobOptions{}, nil)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, info)
 }
 
-// changeRing applies a ring change. On one node: save the ring file (the
-// old one kept as ring.prev), then switch placement. In a cluster: publish
-// it in etcd (if nobody changed the ring meanwhile); every node, this one
-// first, switches when it sees it. A failure before the switch leaves the
-// old ring in force.
-func (n *Node) changeRing(change func(*ring.Ring) (*ring.Ring, error)) error {
+// changeRing applies a ring change. The rebalance job the change needs
+// (moves from the old placement, or a job already running) is stored
+// first (prepareJob); then, on one node: save the ring file (the old one
+// kept as ring.prev) and switch placement; in a cluster: publish the ring
+// in etcd (if nobody changed it meanwhile) and switch; every other node
+// switches when it sees it. A failure before the switch leaves the old
+// ring and job in force. The job (if any) is returned in jobOut and
+// started here.
+func (n *Node) changeRing(change func(*ring.Ring) (*ring.Ring, error), opt jobOptions, jobOut **rebalancer.Job) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	job, err := n.changeRingLocked(ctx, change, opt)
+	if err != nil {
+		return err
+	}
+	if jobOut != nil {
+		*jobOut = job
+	}
+	if job != nil {
+		n.jobChanged(context.WithoutCancel(n.bgCtx))
+	}
+	return nil
+}
+
+func (n *Node) changeRingLocked(ctx context.Context, change func(*ring.Ring) (*ring.Ring, error), opt jobOptions) (*rebalancer.Job, error) {
 	n.ringMu.Lock()
 	defer n.ringMu.Unlock()
 	cur := n.ring.Load()
 	next, err := change(cur)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	job, undo, err := n.prepareJob(ctx, cur, next, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.switchRing(ctx, cur, next); err != nil {
+		undo()
+		return nil, err
+	}
+	return job, nil
+}
+
+// switchRing makes next the ring in force (ringMu held).
+func (n *Node) switchRing(ctx context.Context, cur, next *ring.Ring) error {
 	if n.clustered() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
 		if err := n.publishRing(ctx, cur, next); err != nil {
 			return err
 		}

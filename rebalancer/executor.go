@@ -30,6 +30,7 @@ type Executor struct {
 	prog   *Progress
 	paused bool
 	resume chan struct{} // closed when a pause ends
+	lim    *limiter
 }
 
 // Live returns the running job's status, or ok=false when none runs here.
@@ -73,6 +74,9 @@ func (e *Executor) Run(ctx context.Context, job *Job, prog *Progress, plan *Plan
 		e.mu.Unlock()
 	}()
 	lim := newLimiter(job.Limit)
+	e.mu.Lock()
+	e.lim = lim
+	e.mu.Unlock()
 	work := make(chan int, len(plan.Units))
 	for i := range p.Units {
 		if !p.Units[i].Done {
@@ -166,6 +170,9 @@ func (e *Executor) follow(ctx context.Context) (stop bool) {
 	case j.State == Running && e.paused:
 		e.paused = false
 		close(e.resume)
+	}
+	if j.Limit != e.job.Limit {
+		e.lim.setRate(j.Limit)
 	}
 	e.job.State, e.job.Limit = j.State, j.Limit
 	return false
@@ -450,11 +457,18 @@ type limiter struct {
 
 func newLimiter(rate int64) *limiter { return &limiter{rate: float64(rate)} }
 
+func (l *limiter) setRate(rate int64) {
+	l.mu.Lock()
+	l.rate = float64(rate)
+	l.mu.Unlock()
+}
+
 func (l *limiter) wait(ctx context.Context, n int) error {
+	l.mu.Lock()
 	if l.rate <= 0 || n <= 0 {
+		l.mu.Unlock()
 		return nil
 	}
-	l.mu.Lock()
 	now := time.Now()
 	if l.next.Before(now) {
 		l.next = now

@@ -214,14 +214,14 @@ func minimumMoves(old, target *ring.Ring) int {
 
 // DomainLoad is the moves and bytes of one device or zone.
 type DomainLoad struct {
-	Name      string `json:"name"`
-	Zone      string `json:"zone,omitempty"`
-	MovesOut  int    `json:"moves_out"`
-	MovesIn   int    `json:"moves_in"`
-	BytesOut  int64  `json:"bytes_out"`
-	BytesIn   int64  `json:"bytes_in"`
-	Rebuilds  int    `json:"rebuilds_in"`
-	DeviceID  uint32 `json:"device_id,omitempty"`
+	Name     string `json:"name"`
+	Zone     string `json:"zone,omitempty"`
+	MovesOut int    `json:"moves_out"`
+	MovesIn  int    `json:"moves_in"`
+	BytesOut int64  `json:"bytes_out"`
+	BytesIn  int64  `json:"bytes_in"`
+	Rebuilds int    `json:"rebuilds_in"`
+	DeviceID uint32 `json:"device_id,omitempty"`
 }
 
 // Summary is what `strata rebalance plan` shows: the moves and bytes per

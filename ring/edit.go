@@ -138,3 +138,11 @@ func (r *Ring) dropDevices(drop func(i int) bool) {
 		r.table = t
 	}
 }
+
+// WithVersion returns the ring renumbered as version v (a rollback puts an
+// older placement back under a newer version).
+func (r *Ring) WithVersion(v uint64) *Ring {
+	c := r.clone()
+	c.Version = v
+	return c
+}
