@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/rebalancer"
 	"github.com/strata-storage/strata/ring"
 	"github.com/strata-storage/strata/s3api/sigv4"
@@ -34,6 +35,7 @@ import (
 //	POST   /admin/v1/ring/rebalance            {"IgnoreMinPartHours": b} -> RebalanceAnswer
 //	GET    /admin/v1/nodes                     []cluster.NodeInfo (state, zone, capacity, heartbeat)
 //	POST   /admin/v1/cluster/verify            {"Repair": b} -> objectstore.RepairReport
+//	POST   /admin/v1/cluster/read-check        objectstore.ReadCheck: every object read back in full
 //	GET    /admin/v1/cluster/hints             {"pending": n}: keys this node still has to repair
 //	…/pools, …/volumes                         block volumes (volumes.go)
 //	…/scrub                                    scrubbing (scrub.go)
@@ -215,10 +217,19 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 			}
 		}
 		rep, err := n.store.Verify(r.Context(), req.Repair)
+		if errors.Is(err, objectstore.ErrMoving) {
+			return &adminError{http.StatusConflict, "RebalanceInProgress", "a rebalance is moving records: verify without --repair, or wait for it (strata rebalance status)"}
+		}
 		if err != nil {
 			return &adminError{http.StatusServiceUnavailable, "VerifyIncomplete", err.Error()}
 		}
 		return writeJSON(w, rep)
+	case path == "cluster/read-check" && r.Method == http.MethodPost:
+		rc, err := n.store.CheckReadable(r.Context(), 8)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, rc)
 	case path == "cluster/hints" && r.Method == http.MethodGet:
 		pending, err := n.store.PendingHints(r.Context())
 		if err != nil {

@@ -703,6 +703,7 @@ func (n *Node) rebalanceRoute(w http.ResponseWriter, r *http.Request, path strin
 		if err != nil {
 			return true, err
 		}
+		n.rb.exec.Refresh(ctx)
 		n.jobChanged(n.bgCtx)
 		return true, writeJSON(w, job)
 	case path == "rebalance/cancel" && post:
@@ -722,6 +723,7 @@ func (n *Node) rebalanceRoute(w http.ResponseWriter, r *http.Request, path strin
 		if err != nil {
 			return true, err
 		}
+		n.rb.exec.Refresh(ctx)
 		return true, writeJSON(w, job)
 	case len(parts) == 3 && parts[0] == "nodes" && parts[2] == "drain" && post:
 		if err := parse(); err != nil {

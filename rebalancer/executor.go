@@ -151,8 +151,20 @@ func (e *Executor) save(ctx context.Context) error {
 	return e.Jobs.SaveProgress(ctx, &p)
 }
 
+// Refresh makes a running executor read the job now (after a pause,
+// resume or limit change), not at its next checkpoint.
+func (e *Executor) Refresh(ctx context.Context) {
+	e.mu.Lock()
+	running := e.job != nil
+	e.mu.Unlock()
+	if running {
+		e.follow(ctx)
+	}
+}
+
 // follow re-reads the job: a pause holds the workers, a resume releases
-// them, anything else (cancelled, replaced) stops the run.
+// them, anything else (cancelled, replaced) stops the run (at the next
+// checkpoint).
 func (e *Executor) follow(ctx context.Context) (stop bool) {
 	j, _, err := e.Jobs.Load(ctx)
 	if err != nil {
@@ -160,7 +172,7 @@ func (e *Executor) follow(ctx context.Context) (stop bool) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if j.ID != e.job.ID || !j.Active() {
+	if e.job == nil || j.ID != e.job.ID || !j.Active() {
 		return true
 	}
 	switch {
@@ -448,7 +460,9 @@ func (e *Executor) moveOne(ctx context.Context, u *Unit, dr objectstore.DeviceRe
 }
 
 // limiter spaces writes so that bytes per second stay at rate over any
-// stretch of running time (no credit is saved while idle or paused).
+// stretch of running time: a write of n bytes waits until the end of the
+// n/rate seconds it reserves (so the rate is never exceeded, even at the
+// start), and no credit is saved while idle or paused.
 type limiter struct {
 	mu   sync.Mutex
 	rate float64
@@ -473,8 +487,8 @@ func (l *limiter) wait(ctx context.Context, n int) error {
 	if l.next.Before(now) {
 		l.next = now
 	}
-	at := l.next
 	l.next = l.next.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
+	at := l.next
 	l.mu.Unlock()
 	if d := time.Until(at); d > 0 {
 		select {

@@ -36,7 +36,7 @@ func nodeCommand() *cobra.Command {
 		},
 	}
 	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	cmd.AddCommand(list)
+	cmd.AddCommand(list, nodeDrainCommand(c))
 	return cmd
 }
 

@@ -109,7 +109,7 @@ reported and the others keep running; Ctrl-C stops it all.`,
 					"--zone", fmt.Sprintf("zone%d", i%zones+1), "--meta", meta, "--ec", ec,
 					"--pools", strconv.Itoa(disks), "--cluster-size", strconv.Itoa(nodes),
 					"--s3-addr", fmt.Sprintf("127.0.0.1:%d", port), "--admin-addr", fmt.Sprintf("127.0.0.1:%d", port+1),
-					"--rpc-addr", fmt.Sprintf("127.0.0.1:%d", port+2), "--nbd-addr", fmt.Sprintf("127.0.0.1:%d", port+3))
+					"--rpc-addr", fmt.Sprintf("127.0.0.1:%d", port+2), "--nbd-addr", fmt.Sprintf("127.0.0.1:%d", port+3), "--allow-halt")
 				p.Env, p.Stdout, p.Stderr = env, log, log
 				if err := p.Start(); err != nil {
 					log.Close()

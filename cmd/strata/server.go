@@ -18,7 +18,8 @@ import (
 func serverCommand() *cobra.Command {
 	var scrubMiB float64
 	cfg := node.DefaultConfig()
-	var domains, logLevel, chunkSize, secretFile string
+	var domains, logLevel, chunkSize, secretFile, rebalanceLimit string
+	var allowHalt bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Strata node (S3 gateway, storage node and controller in one process)",
@@ -64,6 +65,14 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 			if scrubMiB < 0 {
 				cfg.ScrubRate = -1
 			}
+			if cfg.RebalanceLimit, err = parseRate(rebalanceLimit); err != nil {
+				return fmt.Errorf("--rebalance-limit: %w", err)
+			}
+			if allowHalt {
+				// A drill's rack failure: gone at once, like a pulled plug
+				// (acknowledged writes are already durable).
+				cfg.Halt = func() { os.Exit(137) }
+			}
 			return runServer(cmd, cfg)
 		},
 	}
@@ -91,6 +100,9 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.DurationVar(&cfg.VolumeLease, "volume-lease", cfg.VolumeLease, "a volume's primary that stops answering blocks a takeover this long")
 	f.Float64Var(&scrubMiB, "scrub-rate", 64, "background scrub read rate per device or volume, MiB/s (-1: no scrubbing)")
 	f.DurationVar(&cfg.ScrubPeriod, "scrub-period", cfg.ScrubPeriod, "start a full scrub pass of every device and volume at least this often")
+	f.StringVar(&rebalanceLimit, "rebalance-limit", "128MiB", "default bandwidth limit of a rebalance, bytes per second (0: none)")
+	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", cfg.RebalanceConcurrency, "default number of devices a rebalance walks at once")
+	f.BoolVar(&allowHalt, "allow-halt", false, "let the admin API stop this process at once (for failure drills on test clusters)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener: S3, admin and RPC")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) that signs other nodes' certificates (RPC client)")
@@ -136,6 +148,15 @@ func runServer(cmd *cobra.Command, cfg node.Config) error {
 		runErr = err
 	}
 	return runErr
+}
+
+// parseRate parses a bandwidth like 50MiB (per second), "0" or "none".
+func parseRate(s string) (int64, error) {
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "/s"), "ps")
+	if s == "none" || s == "" || s == "0" {
+		return 0, nil
+	}
+	return parseSize(s)
 }
 
 // parseSize parses sizes like 1TiB, 512GiB, 1000000.

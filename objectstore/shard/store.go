@@ -214,7 +214,7 @@ func (s *Store) Head() int64 {
 func (s *Store) Used() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.head - s.free.bytes
+	return s.head - superblockSize - s.free.bytes
 }
 
 // DB is the metadata database the store keeps its records in.
