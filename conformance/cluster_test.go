@@ -98,6 +98,8 @@ type clusterNode struct {
 type testCluster struct {
 	meta, ec string
 	size     int
+	pools    int      // devices per node (default 1)
+	extra    []string // more server flags
 	nodes    []*clusterNode
 	// TLS on every listener: the PEM files, and a client that trusts them.
 	cert, key string
@@ -137,8 +139,9 @@ func startClusterWith(t testing.TB, c *testCluster, zones int) *testCluster {
 func (c *testCluster) launch(t testing.TB, nd *clusterNode) {
 	t.Helper()
 	cmd := exec.Command(strataBinary(t), "server", "--data-dir", nd.dir, "--node-name", nd.name, "--zone", nd.zone,
-		"--meta", c.meta, "--ec", c.ec, "--pools", "1", "--cluster-size", fmt.Sprint(c.size), "--chunk-volume-size", "64GiB",
+		"--meta", c.meta, "--ec", c.ec, "--pools", fmt.Sprint(max(c.pools, 1)), "--cluster-size", fmt.Sprint(c.size), "--chunk-volume-size", "64GiB",
 		"--s3-addr", nd.s3, "--admin-addr", nd.admin, "--rpc-addr", nd.rpc, "--nbd-addr", nd.nbd, "--heartbeat-ttl", "3s", "--log-level", "warn")
+	cmd.Args = append(cmd.Args, c.extra...)
 	if c.cert != "" {
 		cmd.Args = append(cmd.Args, "--tls-cert", c.cert, "--tls-key", c.key, "--tls-ca", c.cert)
 	}

@@ -74,7 +74,7 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 	o := &Object{Info: infoOf(bucket, key, ref), s: s, devs: devs, recs: agreeing, ref: ref, held: hold}
 	for i, r := range agreeing {
 		if r == nil {
-			if answered[i] {
+			if answered[i] && !s.awaitingMove(bucket, key, i) {
 				o.noteBadShard(i) // missing, corrupt or stale record on this device
 			}
 			continue

@@ -82,6 +82,29 @@ func (s *Store) withSources(bucket, key string, rkey []byte, devs []Device, set 
 	return out
 }
 
+// awaitingMove reports whether slot i of bucket/key is still to come from
+// a source ring's device that cannot be read now (down, or failed): not
+// damage for heal-on-read to repair, but a move or rebuild the rebalancer
+// does.
+func (s *Store) awaitingMove(bucket, key string, i int) bool {
+	l := s.current.Load()
+	if len(l.sources) == 0 {
+		return false
+	}
+	tslots := l.ring.Slots(l.ring.Partition(bucket, key))
+	if i >= len(tslots) {
+		return false
+	}
+	tid := l.ring.Devices[tslots[i]].ID
+	for _, src := range l.sources {
+		d := src.ring.Slots(src.ring.Partition(bucket, key))[i]
+		if src.ring.Devices[d].ID != tid && !online(src.devices[d]) {
+			return true
+		}
+	}
+	return false
+}
+
 // MoveOutcome is what moving one record did.
 type MoveOutcome int
 

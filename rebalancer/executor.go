@@ -84,14 +84,17 @@ func (e *Executor) Run(ctx context.Context, job *Job, prog *Progress, plan *Plan
 		}
 	}
 	close(work)
+	// Concurrency bounds the records moving at once; as many devices are
+	// walked at once (a walk itself only reads keys).
 	workers := max(job.Concurrency, 1)
+	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				e.runUnit(ctx, i, plan.Units[i], devs, target, lim)
+				e.runUnit(ctx, i, plan.Units[i], devs, target, lim, sem)
 			}
 		}()
 	}
@@ -271,7 +274,7 @@ func (ds *deviceSet) name(id uint32) string {
 const batch = 64
 
 // runUnit walks a unit's device until a pass defers nothing.
-func (e *Executor) runUnit(ctx context.Context, ui int, u *Unit, devs *deviceSet, target *ring.Ring, lim *limiter) {
+func (e *Executor) runUnit(ctx context.Context, ui int, u *Unit, devs *deviceSet, target *ring.Ring, lim *limiter, sem chan struct{}) {
 	var walked objectstore.Device
 	if u.Kind == "copy" {
 		walked = lookup(devs.sources[u.Source], u.Device)
@@ -298,13 +301,18 @@ func (e *Executor) runUnit(ctx context.Context, ui int, u *Unit, devs *deviceSet
 		if cursor != nil {
 			// Parts are placed by their upload, whose record sorts
 			// earlier: read the uploads again before resuming past them.
-			if err := walk(walked, []byte("U"), minKey(cursor, []byte("V")), func(k, v []byte) bool { sc.Decode(k, v); return true }); err != nil {
+			if err := walk(walked, []byte("U"), minKey(cursor, []byte("V")), func(keys, vals [][]byte) bool {
+				for i := range keys {
+					sc.Decode(keys[i], vals[i])
+				}
+				return true
+			}); err != nil {
 				e.unitError(ui, err)
 				sleep(ctx, e.Retry)
 				continue
 			}
 		}
-		end, err := e.pass(ctx, ui, u, walked, sc, devs, target, opt)
+		end, err := e.pass(ctx, ui, u, walked, sc, devs, target, opt, sem)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.unitError(ui, err)
@@ -350,9 +358,9 @@ func minKey(a, b []byte) []byte {
 	return b
 }
 
-// walk reads [from, to) of a device in batches, calling fn for each record
-// until it returns false.
-func walk(d objectstore.Device, from, to []byte, fn func(k, v []byte) bool) error {
+// walk reads [from, to) of a device in batches, handing each to fn until
+// it returns false.
+func walk(d objectstore.Device, from, to []byte, fn func(keys, vals [][]byte) bool) error {
 	for {
 		it, err := d.Iter(from, to)
 		if err != nil {
@@ -366,10 +374,8 @@ func walk(d objectstore.Device, from, to []byte, fn func(k, v []byte) bool) erro
 		if err := it.Close(); err != nil {
 			return fmt.Errorf("walk %s: %w", d.Name(), err)
 		}
-		for i := range keys {
-			if !fn(keys[i], vals[i]) {
-				return nil
-			}
+		if len(keys) > 0 && !fn(keys, vals) {
+			return nil
 		}
 		if len(keys) < batch {
 			return nil
@@ -378,55 +384,47 @@ func walk(d objectstore.Device, from, to []byte, fn func(k, v []byte) bool) erro
 	}
 }
 
-// pass walks the unit's device from its cursor once. end reports that it
-// reached the end of the device.
-func (e *Executor) pass(ctx context.Context, ui int, u *Unit, walked objectstore.Device, sc *objectstore.RecordScanner, devs *deviceSet, target *ring.Ring, opt objectstore.MoveOptions) (end bool, err error) {
+// pass walks the unit's device from its cursor once, moving the records
+// of each batch in parallel (at most cap(sem) across all units) and
+// advancing the cursor past a batch once all of it is done. end reports
+// that it reached the end of the device.
+func (e *Executor) pass(ctx context.Context, ui int, u *Unit, walked objectstore.Device, sc *objectstore.RecordScanner, devs *deviceSet, target *ring.Ring, opt objectstore.MoveOptions, sem chan struct{}) (end bool, err error) {
 	e.mu.Lock()
 	from := e.prog.Units[ui].Cursor
 	e.mu.Unlock()
-	var failed error
-	err = walk(walked, from, nil, func(k, v []byte) bool {
+	err = walk(walked, from, nil, func(keys, vals [][]byte) bool {
 		if e.waitRunning(ctx) != nil {
 			return false
 		}
-		var one Stats
-		one.Records = 1
-		dr, ok := sc.Decode(k, v)
-		if ok {
-			out, n, err := e.moveOne(ctx, u, dr, walked, devs, target, opt)
-			if err != nil && ctx.Err() != nil {
+		var wg sync.WaitGroup
+		for i := range keys {
+			dr, ok := sc.Decode(keys[i], vals[i]) // in order: uploads before their parts
+			if !ok {
+				e.count(ui, Stats{Records: 1}, nil)
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				wg.Wait()
 				return false
 			}
-			if err != nil {
-				e.Log.Debug("rebalance move deferred", "record", string(k), "err", err)
-				failed = err
-			}
-			one.Bytes = n
-			switch out {
-			case objectstore.MoveCopied:
-				one.Copied = 1
-			case objectstore.MoveFound:
-				one.Found = 1
-			case objectstore.MoveStale:
-				one.Stale = 1
-			case objectstore.MoveRebuilt:
-				one.Rebuilt = 1
-			case objectstore.MoveLost:
-				one.Lost = 1
-			case objectstore.MoveDeferred:
-				one.Deferred = 1
-			case moveNone:
-				one = Stats{Records: 1}
-			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				out, n, err := e.moveOne(ctx, u, dr, walked, devs, target, opt)
+				if err != nil && ctx.Err() != nil {
+					return // stopped: the batch is walked again
+				}
+				e.count(ui, outcomeStats(out, n), err)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return false
 		}
 		e.mu.Lock()
-		st := &e.prog.Units[ui]
-		st.Stats.add(one)
-		st.DeferredPass += one.Deferred
-		st.Cursor = append(bytes.Clone(k), 0)
-		if failed != nil {
-			st.LastError = failed.Error()
-		}
+		e.prog.Units[ui].Cursor = append(bytes.Clone(keys[len(keys)-1]), 0)
 		e.mu.Unlock()
 		return true
 	})
@@ -434,6 +432,37 @@ func (e *Executor) pass(ctx context.Context, ui int, u *Unit, walked objectstore
 		return false, err
 	}
 	return ctx.Err() == nil, nil
+}
+
+func outcomeStats(out objectstore.MoveOutcome, n int64) Stats {
+	one := Stats{Records: 1, Bytes: n}
+	switch out {
+	case objectstore.MoveCopied:
+		one.Copied = 1
+	case objectstore.MoveFound:
+		one.Found = 1
+	case objectstore.MoveStale:
+		one.Stale = 1
+	case objectstore.MoveRebuilt:
+		one.Rebuilt = 1
+	case objectstore.MoveLost:
+		one.Lost = 1
+	case objectstore.MoveDeferred:
+		one.Deferred = 1
+	}
+	return one
+}
+
+// count adds one record's outcome to its unit.
+func (e *Executor) count(ui int, one Stats, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := &e.prog.Units[ui]
+	st.Stats.add(one)
+	st.DeferredPass += one.Deferred
+	if err != nil {
+		st.LastError = err.Error()
+	}
 }
 
 // moveNone: the record is not one the unit moves.
