@@ -178,10 +178,17 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 // the many listeners the tests open on port 0, and outgoing connections,
 // cannot take it between now and the moment a process binds it; another
 // test drawing the same port is the only clash left, and unlikely.
+// Ports handed out are never handed out again in this process (a port
+// given to a process that has not bound it yet is free to Listen).
+var handedOut sync.Map
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	for range 100 {
 		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if _, taken := handedOut.LoadOrStore(addr, true); taken {
+			continue
+		}
 		if l, err := net.Listen("tcp", addr); err == nil {
 			l.Close()
 			return addr

@@ -191,14 +191,15 @@ func TestRackFailureDrill(t *testing.T) {
 	}
 	load := startLoad(survivors, "drill", keys, sums, 4, 0, 10*time.Minute)
 	var rep struct {
-		NodesStopped   []string
-		Before, During struct{ Objects, Unreadable int64 }
-		After          struct{ Objects, Unreadable int64 }
-		RebuildSeconds float64 `json:"seconds_to_full_redundancy"`
-		BytesRebuilt   int64   `json:"bytes_rebuilt"`
-		RecordsRebuilt int64   `json:"records_rebuilt"`
-		FullRedundancy bool    `json:"full_redundancy"`
-		Records        rebalancer.Stats `json:"rebalance_records"`
+		NodesStopped   []string                            `json:"nodes_stopped"`
+		Before         struct{ Objects, Unreadable int64 } `json:"before"`
+		During         struct{ Objects, Unreadable int64 } `json:"during_outage"`
+		After          struct{ Objects, Unreadable int64 } `json:"after_rebuild"`
+		RebuildSeconds float64                             `json:"seconds_to_full_redundancy"`
+		BytesRebuilt   int64                               `json:"bytes_rebuilt"`
+		RecordsRebuilt int64                               `json:"records_rebuilt"`
+		FullRedundancy bool                                `json:"full_redundancy"`
+		Records        rebalancer.Stats                    `json:"rebalance_records"`
 	}
 	c.cliJSON(t, c.nodes[0], &rep, "drill", "rack-failure", "zone3")
 	load.finish(t)

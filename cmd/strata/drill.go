@@ -107,7 +107,8 @@ func rackFailureDrill(log io.Writer, c *adminClient, zone, limit string, timeout
 	for _, nd := range victims {
 		one := *c
 		one.server = scheme + "://" + nd.AdminAddr
-		if err := one.call(http.MethodPost, "node/halt", nil, nil); err != nil {
+		var ack map[string]string
+		if err := one.call(http.MethodPost, "node/halt", nil, &ack); err != nil {
 			return rep, fmt.Errorf("stopping %s: %w", nd.Name, err)
 		}
 		rep.NodesStopped = append(rep.NodesStopped, nd.Name)
