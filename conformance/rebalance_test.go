@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/rebalancer"
 )
 
@@ -169,11 +171,25 @@ func putMany(t *testing.T, c *testCluster, bucket string, n, workers int, size f
 // failed and waits for the rebuild; a reader loop of its own runs through
 // the surviving gateways all along and must see no error. Afterwards the
 // drill's verify and an independent one report full redundancy.
+//
+// A block volume with a replica in the failed zone gets a new replica on
+// a surviving node, fully synced, and the dead one is dropped.
 func TestRackFailureDrill(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "etcd", "etcd")
+	nbdcopy := requireTool(t, "nbdcopy")
 	c := startClusterWith(t, &testCluster{size: 6, ec: "4+2", pools: 2, extra: []string{"--allow-halt"}}, 3)
 	mc := c.nodes[0].mc
+	const volSize = 32 << 20
+	c.cli(t, c.nodes[0], "volume", "create", "db", fmt.Sprint(volSize), "--nodes", "node1,node2,node3") // zones 1, 2, 3
+	img := t.TempDir() + "/img"
+	volData := make([]byte, volSize)
+	binaryFill(volData, 77)
+	if err := os.WriteFile(img, volData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, nbdcopy, img, "nbd://"+c.nodes[0].nbd+"/db")
+	c.waitVolume(t, c.nodes[0], "db", time.Minute, allUpToDate)
 	if err := mc.MakeBucket(context.Background(), "drill", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +235,21 @@ func TestRackFailureDrill(t *testing.T) {
 	out := c.cli(t, c.nodes[0], "cluster", "verify")
 	if !strings.Contains(out, "objects 5000, missing 0, extra 0, unreadable 0") {
 		t.Fatalf("verify after the rebuild: %s", out)
+	}
+	// The volume's replica on node3 (zone3) is replaced and dropped.
+	v := c.waitVolume(t, c.nodes[0], "db", 2*time.Minute, func(v volumes.VolumeInfo) bool {
+		return len(v.Nodes) == 3 && !slices.Contains(v.Nodes, "node3") && len(v.Leaving) == 0 && allUpToDate(v)
+	})
+	t.Logf("volume db now on %v", v.Nodes)
+	var holders []*clusterNode
+	for _, nd := range c.nodes {
+		if slices.Contains(v.Nodes, nd.name) {
+			holders = append(holders, nd)
+		}
+	}
+	sameReplicas(t, "db", volSize, holders...)
+	if fileSum(t, replicaFile(holders[0], "db"), volSize) != sha256.Sum256(volData) {
+		t.Fatal("the volume's data changed")
 	}
 }
 

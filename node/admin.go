@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/rebalancer"
 	"github.com/strata-storage/strata/ring"
@@ -39,6 +40,7 @@ import (
 //	GET    /admin/v1/cluster/hints             {"pending": n}: keys this node still has to repair
 //	…/pools, …/volumes                         block volumes (volumes.go)
 //	…/scrub                                    scrubbing (scrub.go)
+//	…/rebalance, …/nodes/{n}/drain, …/zones/{z}/{drain,fail}, …/node/halt   rebalancing (rebalance.go)
 
 // RebalanceAnswer is what a rebalance through the admin API returns.
 type RebalanceAnswer struct {
@@ -47,6 +49,10 @@ type RebalanceAnswer struct {
 	BytesEstimate int64
 	// Job is the rebalance that moves the data (nil: nothing moves).
 	Job *rebalancer.Job `json:",omitempty"`
+	// VolumeMoves are the block volume replicas a drain or a failure
+	// started to replace; VolumeErrors those it could not.
+	VolumeMoves  []volumes.Evacuation `json:",omitempty"`
+	VolumeErrors string               `json:",omitempty"`
 }
 
 type adminError struct {

@@ -491,7 +491,51 @@ func (n *Node) deviceStateChange(what string, pick func(ring.Device) bool, state
 		return n.rebalanceRing(next, false, &ans)
 	}, opt, &job)
 	ans.Job = job
-	return ans, err
+	if err != nil {
+		return ans, err
+	}
+	// Block volume replicas on the nodes whose every device leaves.
+	if n.volumes != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var nodes []string
+		cur := n.ring.Load()
+		for _, d := range cur.Devices {
+			if pick(d) && !contains(nodes, d.Node) {
+				nodes = append(nodes, d.Node)
+			}
+		}
+		for _, d := range cur.Devices {
+			if !pick(d) && contains(nodes, d.Node) {
+				nodes = remove(nodes, d.Node) // the node keeps other devices
+			}
+		}
+		moves, verr := n.volumes.Evacuate(ctx, nodes)
+		ans.VolumeMoves = moves
+		if verr != nil {
+			ans.VolumeErrors = verr.Error()
+		}
+	}
+	return ans, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func remove(list []string, s string) []string {
+	var out []string
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // rebalanceRing rebalances rg and fills ans.

@@ -35,6 +35,9 @@ func (m *Manager) RunKeeper(ctx context.Context, interval time.Duration) {
 			if ctx.Err() != nil {
 				return
 			}
+			if len(rec.Leaving) > 0 {
+				m.finishMoves(ctx, rec)
+			}
 			if m.VolumeReplica(rec.Name) != nil && m.Primary(rec.Name) == nil && m.shouldKeep(ctx, rec) {
 				m.keep(ctx, rec.Name)
 			}

@@ -39,6 +39,9 @@ type Record struct {
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
 	Nodes   []string  `json:"nodes"` // replica placement
+	// Leaving: replicas being replaced (see Evacuate); still in Nodes
+	// until their replacements are up to date.
+	Leaving []string  `json:"leaving,omitempty"`
 	Created time.Time `json:"created"`
 	// ClonedFrom is "volume@snapshot" for a clone.
 	ClonedFrom string     `json:"cloned_from,omitempty"`

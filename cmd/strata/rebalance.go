@@ -172,6 +172,12 @@ func startJob(cmd *cobra.Command, c *adminClient, path string, jf *rebalanceFlag
 		fmt.Fprintf(out, "; %d held back by the per-partition limit or min-part-hours (start again when this one is done)", ans.Result.Held)
 	}
 	fmt.Fprintln(out)
+	for _, m := range ans.VolumeMoves {
+		fmt.Fprintf(out, "volume %s: replica on %s moves to %s (synced in full before the old one is dropped)\n", m.Volume, m.From, m.To)
+	}
+	if ans.VolumeErrors != "" {
+		fmt.Fprintf(out, "volumes not moved: %s\n", ans.VolumeErrors)
+	}
 	if ans.Job == nil {
 		fmt.Fprintln(out, "no data to move")
 		return nil
