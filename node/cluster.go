@@ -428,7 +428,10 @@ func (n *Node) refreshDevices() {
 	if err := n.store.SetRing(r, n.devicesFor(r)); err != nil {
 		n.log.Error("refresh devices", "err", err)
 	}
-	if n.rb.jobs != nil && n.bgCtx != nil {
+	n.rb.mu.Lock()
+	started := n.rb.started
+	n.rb.mu.Unlock()
+	if started {
 		// The source rings of a rebalance name the new peer's devices too.
 		n.goBackground(func() { n.jobChanged(n.bgCtx) })
 	}

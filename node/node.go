@@ -170,7 +170,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, local: map[uint32]*localDevice{}, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 3), started: time.Now().UTC()}
 	ctx, cancel := context.WithCancel(context.Background())
-	n.bgCancel = cancel
+	n.bgCancel, n.bgCtx = cancel, ctx
 	if cfg.Meta != "" {
 		if err := n.startClustered(ctx); err != nil {
 			n.stopBackground()
@@ -236,7 +236,6 @@ func (n *Node) serve(ctx context.Context) error {
 	cfg := n.cfg
 	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
 	n.startScrub(ctx)
-	n.bgCtx = ctx
 	n.startRebalancer(ctx)
 	return n.listen(n.s3)
 }

@@ -35,6 +35,7 @@ type rebalanceState struct {
 	exec *rebalancer.Executor
 
 	mu      sync.Mutex
+	started bool            // jobs and exec are set
 	job     *rebalancer.Job // last seen
 	running string          // id of the job the executor runs here
 	cancel  context.CancelFunc
@@ -60,6 +61,9 @@ func (n *Node) rebalanceMeta() metastore.Store {
 func (n *Node) startRebalancer(ctx context.Context) {
 	n.rb.jobs = &rebalancer.Jobs{Meta: n.rebalanceMeta()}
 	n.rb.exec = &rebalancer.Executor{Store: n.store, Jobs: n.rb.jobs, Log: n.log}
+	n.rb.mu.Lock()
+	n.rb.started = true
+	n.rb.mu.Unlock()
 	n.registerRebalanceMetrics()
 	n.jobChanged(ctx)
 	if w, ok := n.rb.jobs.Meta.(metastore.Watcher); ok {
