@@ -36,9 +36,9 @@ var (
 
 // Record is a volume as the metadata store keeps it.
 type Record struct {
-	Name    string    `json:"name"`
-	Size    int64     `json:"size"`
-	Nodes   []string  `json:"nodes"` // replica placement
+	Name  string   `json:"name"`
+	Size  int64    `json:"size"`
+	Nodes []string `json:"nodes"` // replica placement
 	// Leaving: replicas being replaced (see Evacuate); still in Nodes
 	// until their replacements are up to date.
 	Leaving []string  `json:"leaving,omitempty"`
