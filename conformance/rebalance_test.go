@@ -20,6 +20,7 @@ import (
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/strata-storage/strata/blockpool/volumes"
+	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/rebalancer"
 )
 
@@ -229,7 +230,8 @@ func TestRackFailureDrill(t *testing.T) {
 		t.Fatalf("drill report: %+v\n%s", rep, c.diagnose(t))
 	}
 	// Two of every object's six shards were in zone3.
-	if rep.RecordsRebuilt < 5000 || rep.Records.Lost != 0 || rep.BytesRebuilt <= 0 {
+	// (A record found already rebuilt was healed by a read meanwhile.)
+	if rep.RecordsRebuilt+rep.Records.Found != 5000 || rep.Records.Lost != 0 || rep.BytesRebuilt <= 0 {
 		t.Fatalf("rebuilt %d records (%d bytes), lost %d", rep.RecordsRebuilt, rep.BytesRebuilt, rep.Records.Lost)
 	}
 	out := c.cli(t, c.nodes[0], "cluster", "verify")
@@ -297,7 +299,7 @@ func TestRebalanceAddZoneUnderLoadSurvivesKill9(t *testing.T) {
 	if err := c.nodes[0].mc.MakeBucket(ctx, "move", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	keys, sums := putMany(t, c, "move", 600, 12, func(i int) int { return 160<<10 + (i*7919)%(160<<10) })
+	keys, sums := putMany(t, c, "move", 360, 12, func(i int) int { return 160<<10 + (i*7919)%(160<<10) })
 	// Two nodes of a new zone join; their devices enter the ring.
 	for _, name := range []string{"node7", "node8"} {
 		nd := &clusterNode{name: name, zone: "zone4", dir: t.TempDir(), s3: freeAddr(t), admin: freeAddr(t), rpc: freeAddr(t), nbd: freeAddr(t)}
@@ -327,10 +329,12 @@ func TestRebalanceAddZoneUnderLoadSurvivesKill9(t *testing.T) {
 		t.Fatalf("adding zone4 should move data into zone4 only: %d of %d bytes", zone4, plan.Bytes)
 	}
 
-	const limit = 3 << 20
+	// Well below what the executor manages on a loaded 2-core machine, so
+	// the limit, not the machine, sets the rate.
+	const limit = 3 << 19
 	gateways := c.nodes[1:] // node1 runs the executor and is killed
 	load := startLoad(gateways, "move", keys, sums, 3, 2, 10*time.Minute)
-	c.cli(t, c.nodes[0], "rebalance", "start", "--limit", fmt.Sprint(limit), "--concurrency", "8")
+	c.cli(t, c.nodes[0], "rebalance", "start", "--limit", fmt.Sprint(limit), "--concurrency", "16")
 	status := func(nd *clusterNode) rebalancer.Status {
 		var st rebalancer.Status
 		c.cliJSON(t, nd, &st, "rebalance", "status")
@@ -400,7 +404,7 @@ func TestRebalanceAddZoneUnderLoadSurvivesKill9(t *testing.T) {
 	}
 	// Records whose copy was committed when the executor died are found in
 	// place, not copied again; at most one per worker was in flight.
-	if tot.Found > 8 {
+	if tot.Found > 16 {
 		t.Fatalf("%d records found already moved after the restart: more than were in flight", tot.Found)
 	}
 	for _, r := range []float64{rate1, rate2, final.Rate} {
@@ -418,13 +422,25 @@ func TestRebalanceAddZoneUnderLoadSurvivesKill9(t *testing.T) {
 	if m := metricValue(t, c.nodes[0], `strata_rebalance_records{outcome="copied"}`); int64(m) != tot.Copied {
 		t.Fatalf("CLI %d copied, /metrics %v", tot.Copied, m)
 	}
-	// Moved bytes against the ring's minimum: the minimum number of slot
-	// moves at the plan's bytes per moved slot.
-	minimum := float64(plan.Bytes) / float64(plan.Moves) * float64(plan.Minimum)
-	ratio := float64(tot.Bytes) / minimum
-	t.Logf("moved %.3fx the ring's minimum bytes (%d slot moves for a minimum of %d)", ratio, plan.Moves, plan.Minimum)
-	if ratio > 1.1 {
-		t.Fatalf("moved %.2fx the minimum", ratio)
+	// Moved bytes against the minimum: what the new zone's devices hold
+	// now had to reach them (the load writes only small objects, kept in
+	// records, not in shard streams), so any rebalance moves at least
+	// that. Their usage comes with the heartbeats.
+	time.Sleep(3 * time.Second)
+	var members []cluster.NodeInfo
+	c.cliJSON(t, c.nodes[1], &members, "node", "list")
+	var landed int64
+	for _, m := range members {
+		if m.Zone == "zone4" {
+			for _, d := range m.Devices {
+				landed += d.UsedBytes
+			}
+		}
+	}
+	ratio := float64(tot.Bytes) / float64(landed)
+	t.Logf("moved %d bytes for %d bytes that had to reach zone4: %.3fx the minimum (ring: %d slot moves, minimum %d)", tot.Bytes, landed, ratio, plan.Moves, plan.Minimum)
+	if landed == 0 || ratio > 1.1 || plan.Moves > plan.Minimum*11/10 {
+		t.Fatalf("moved %.2fx the minimum bytes; %d slot moves for a minimum of %d", ratio, plan.Moves, plan.Minimum)
 	}
 	out := c.cli(t, c.nodes[1], "cluster", "verify")
 	if !strings.Contains(out, "missing 0, extra 0, unreadable 0") {
