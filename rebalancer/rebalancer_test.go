@@ -107,6 +107,22 @@ func (f *fixture) read(key string) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
+// addZoneAndRebalance adds devices 6 and 7 in zone z3 and rebalances.
+func addZoneAndRebalance(t *testing.T, r *ring.Ring) *ring.Ring {
+	t.Helper()
+	for i := 6; i < 8; i++ {
+		var err error
+		if r, err = r.AddDevice(ring.Device{ID: uint32(i), Zone: "z3", Node: fmt.Sprint("n", i), Name: "d", Weight: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	to, _, err := r.Rebalance(ring.RebalanceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return to
+}
+
 // recordsToMove counts the shard records whose slot differs between rings.
 func recordsToMove(f *fixture, from, to *ring.Ring, keys []string) int {
 	n := 0
@@ -134,17 +150,7 @@ func TestAddZoneMovesEachRecordOnceAcrossARestart(t *testing.T) {
 		f.put(t, i, 0)
 		keys = append(keys, fmt.Sprint("k", i))
 	}
-	next := from
-	for i := 6; i < 8; i++ {
-		var err error
-		if next, err = next.AddDevice(ring.Device{ID: uint32(i), Zone: "z3", Node: fmt.Sprint("n", i), Name: "d", Weight: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	to, _, err := next.Rebalance(ring.RebalanceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	to := addZoneAndRebalance(t, from)
 	want := recordsToMove(f, from, to, keys)
 	if want == 0 {
 		t.Fatal("the rebalance moves nothing")
@@ -276,16 +282,7 @@ func TestFailedZoneIsRebuilt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := 6; i < 8; i++ {
-		var err error
-		if next, err = next.AddDevice(ring.Device{ID: uint32(i), Zone: "z3", Node: fmt.Sprint("n", i), Name: "d", Weight: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	to, _, err := next.Rebalance(ring.RebalanceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	to := addZoneAndRebalance(t, next)
 	// The failed devices are gone: their volumes lose everything.
 	for _, id := range []uint32{0, 3} {
 		delete(f.devs, id)

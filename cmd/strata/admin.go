@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/strata-storage/strata/s3api/sigv4"
@@ -89,4 +90,13 @@ func (t *adminClient) call(method, path string, body, out any) error {
 		return nil
 	}
 	return json.Unmarshal(data, out)
+}
+
+// emit writes v as JSON with -o json, else as the table print writes.
+func emit(cmd *cobra.Command, output string, v any, print func(io.Writer)) error {
+	if output == "json" {
+		return json.NewEncoder(cmd.OutOrStdout()).Encode(v)
+	}
+	print(cmd.OutOrStdout())
+	return nil
 }

@@ -28,11 +28,7 @@ func nodeCommand() *cobra.Command {
 			if err := c.call(http.MethodGet, "nodes", nil, &nodes); err != nil {
 				return err
 			}
-			if output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(nodes)
-			}
-			printNodes(cmd.OutOrStdout(), nodes, time.Now())
-			return nil
+			return emit(cmd, output, nodes, func(w io.Writer) { printNodes(w, nodes, time.Now()) })
 		},
 	}
 	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,11 +70,7 @@ func rebalanceCommand() *cobra.Command {
 			if err := c.call(http.MethodPost, "rebalance/plan", body, &sum); err != nil {
 				return err
 			}
-			if output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(sum)
-			}
-			printPlan(cmd.OutOrStdout(), sum)
-			return nil
+			return emit(cmd, output, sum, func(w io.Writer) { printPlan(w, sum) })
 		},
 	}
 	plan.Flags().StringVarP(&output, "output", "o", "table", "table or json")
@@ -118,11 +113,7 @@ func rebalanceCommand() *cobra.Command {
 			if err := c.call(http.MethodGet, "rebalance", nil, &st); err != nil {
 				return err
 			}
-			if output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(st)
-			}
-			printStatus(cmd.OutOrStdout(), st, true)
-			return nil
+			return emit(cmd, output, st, func(w io.Writer) { printStatus(w, st, true) })
 		},
 	}
 	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")

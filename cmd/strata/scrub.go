@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -64,11 +64,7 @@ func scrubCommand() *cobra.Command {
 					list = append(list, part...)
 				}
 			}
-			if output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(list)
-			}
-			printScrub(cmd, list)
-			return nil
+			return emit(cmd, output, list, func(io.Writer) { printScrub(cmd, list) })
 		},
 	}
 	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")

@@ -99,11 +99,7 @@ func volumeCommand() *cobra.Command {
 			} else if err := c.call(http.MethodGet, "volumes", nil, &list); err != nil {
 				return err
 			}
-			if output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(list)
-			}
-			printVolumes(cmd.OutOrStdout(), list)
-			return nil
+			return emit(cmd, output, list, func(w io.Writer) { printVolumes(w, list) })
 		},
 	}
 	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
