@@ -174,7 +174,8 @@ func putMany(t *testing.T, c *testCluster, bucket string, n, workers int, size f
 // drill's verify and an independent one report full redundancy.
 //
 // A block volume with a replica in the failed zone gets a new replica on
-// a surviving node, fully synced, and the dead one is dropped.
+// a surviving node, fully synced, and the dead one is dropped, while a
+// client stays attached and writes.
 func TestRackFailureDrill(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "etcd", "etcd")
@@ -191,6 +192,24 @@ func TestRackFailureDrill(t *testing.T) {
 	}
 	runTool(t, nbdcopy, img, "nbd://"+c.nodes[0].nbd+"/db")
 	c.waitVolume(t, c.nodes[0], "db", time.Minute, allUpToDate)
+	// A client stays attached on node1 through the whole drill, writing a
+	// MiB every 4 s: the replacement replica joins under it.
+	qemuIO := requireTool(t, "qemu-io")
+	args := []string{"-f", "raw"}
+	const writes = 32
+	for i := 0; i < writes; i++ {
+		args = append(args, "-c", fmt.Sprintf("write -P %d %dM 1M", i+1, i), "-c", "sleep 4000")
+		copy(volData[i<<20:(i+1)<<20], bytes.Repeat([]byte{byte(i + 1)}, 1<<20))
+	}
+	client := exec.Command(qemuIO, append(args, "nbd://"+c.nodes[0].nbd+"/db")...)
+	var clientOut bytes.Buffer
+	client.Stdout, client.Stderr = &clientOut, &clientOut
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	clientDone := make(chan error, 1)
+	go func() { clientDone <- client.Wait() }()
+	t.Cleanup(func() { client.Process.Kill() })
 	if err := mc.MakeBucket(context.Background(), "drill", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -238,10 +257,20 @@ func TestRackFailureDrill(t *testing.T) {
 	if !strings.Contains(out, "objects 5000, missing 0, extra 0, unreadable 0") {
 		t.Fatalf("verify after the rebuild: %s", out)
 	}
-	// The volume's replica on node3 (zone3) is replaced and dropped.
+	// The volume's replica on node3 (zone3) is replaced and dropped while
+	// the client is still attached.
 	v := c.waitVolume(t, c.nodes[0], "db", 2*time.Minute, func(v volumes.VolumeInfo) bool {
 		return len(v.Nodes) == 3 && !slices.Contains(v.Nodes, "node3") && len(v.Leaving) == 0 && allUpToDate(v)
 	})
+	select {
+	case <-clientDone:
+		t.Fatalf("the client detached before the replica moved; the move was not done under it\n%s", clientOut.String())
+	default:
+	}
+	// The client wrote through the failure and the replacement.
+	if err := <-clientDone; err != nil || strings.Contains(clientOut.String(), "failed") || strings.Count(clientOut.String(), "wrote 1048576/1048576") != writes {
+		t.Fatalf("qemu-io attached through the drill: %v\n%s", err, clientOut.String())
+	}
 	t.Logf("volume db now on %v", v.Nodes)
 	var holders []*clusterNode
 	for _, nd := range c.nodes {

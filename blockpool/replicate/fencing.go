@@ -78,7 +78,7 @@ func (p *Primary) repromote(seen uint64) error {
 			failed = append(failed, conn[i])
 		}
 	}
-	ok := len(conn)-len(failed) >= p.q
+	ok := len(conn)-len(failed) >= p.quorum()
 	if ok {
 		p.epoch.Store(next)
 	}

@@ -84,7 +84,9 @@ type Primary struct {
 	log   *slog.Logger
 	size  atomic.Int64
 	epoch atomic.Uint64 // changes only with all I/O held (repromote)
-	q     int
+	// q is the quorum: a majority of the members (1 when forced). It
+	// changes when a member is added or removed (membership.go).
+	q atomic.Int32
 
 	// gate: I/O holds it shared; adding a replica back holds it
 	// exclusively, so no write with the old absent list is in flight.
@@ -121,10 +123,8 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	p := &Primary{cfg: cfg, log: cfg.Log.With("volume", cfg.Name), q: len(cfg.Links)/2 + 1}
-	if cfg.Force {
-		p.q = 1
-	}
+	p := &Primary{cfg: cfg, log: cfg.Log.With("volume", cfg.Name)}
+	p.setQuorum(len(cfg.Links))
 	p.weak.Store(cfg.Weak)
 	for _, l := range cfg.Links {
 		p.ms = append(p.ms, &member{link: l, state: Unknown})
@@ -138,7 +138,7 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 			epoch = max(epoch, hello[i].st.Epoch)
 		}
 	}
-	if len(reach) < p.q {
+	if len(reach) < p.quorum() {
 		return nil, fmt.Errorf("volume %s: %w: %d of %d reachable", cfg.Name, ErrNoQuorum, len(reach), len(p.ms))
 	}
 	p.epoch.Store(epoch + 1)
@@ -155,7 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 		}
 		ok, sts = append(ok, m), append(sts, prom[i].st)
 	}
-	if len(ok) < p.q {
+	if len(ok) < p.quorum() {
 		p.release(ok)
 		if refusal == nil {
 			refusal = ErrNoQuorum
@@ -395,7 +395,7 @@ func (p *Primary) drop(ms []*member) {
 			}
 		}
 		base, gen := p.gen, p.gen
-		if len(survivors) >= p.q {
+		if len(survivors) >= p.quorum() {
 			// Writes go on: the dropped replicas must be known to be
 			// behind. Without a quorum nothing more is acknowledged, and
 			// the generation stays (so no copy looks newer than it is).
@@ -489,7 +489,7 @@ func (p *Primary) Strengthen() error {
 			ok++
 		}
 	}
-	if ok < p.q {
+	if ok < p.quorum() {
 		return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrNoQuorum)
 	}
 	p.weak.Store(false)
@@ -550,7 +550,7 @@ func (p *Primary) mutate(off, n int64, fn func(context.Context, *member, []strin
 	p.mu.Lock()
 	conn, absent := p.viewLocked()
 	p.mu.Unlock()
-	if len(conn) < p.q {
+	if len(conn) < p.quorum() {
 		return fmt.Errorf("volume %s: write refused: %w (%d of %d replicas connected)", p.cfg.Name, ErrNoQuorum, len(conn), len(p.ms))
 	}
 	var fenced error
@@ -610,7 +610,7 @@ func (p *Primary) quorate(good []*member) bool {
 			up++
 		}
 	}
-	return up > 0 && len(good) >= p.q
+	return up > 0 && len(good) >= p.quorum()
 }
 
 // Sync flushes every connected replica.
@@ -621,7 +621,7 @@ func (p *Primary) Sync() error {
 	p.gate.RLock()
 	defer p.gate.RUnlock()
 	conn := p.connectedMembers()
-	if len(conn) < p.q {
+	if len(conn) < p.quorum() {
 		return fmt.Errorf("volume %s: flush refused: %w", p.cfg.Name, ErrNoQuorum)
 	}
 	res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
@@ -754,7 +754,7 @@ func (p *Primary) Exclusive(needAll bool, fn func(ctx context.Context, epoch uin
 	if needAll && len(links) != len(p.ms) {
 		return fmt.Errorf("volume %s: %w (%d of %d)", p.cfg.Name, ErrDegraded, len(links), len(p.ms))
 	}
-	if len(conn) < p.q {
+	if len(conn) < p.quorum() {
 		return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrNoQuorum)
 	}
 	for _, r := range p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/strata-storage/strata/blockpool/replicate"
 )
 
 // Moving replicas off nodes that leave (drained, or in a failed zone), as
@@ -116,6 +118,33 @@ func pickReplacement(all []NodeInfo, rec Record, leaving []string) (string, erro
 		return "", fmt.Errorf("%w: no up node without a replica of %s is left", ErrPlacement, rec.Name)
 	}
 	return cands[0].Name, nil
+}
+
+// reconcileMembers brings a primary attached here to the record's
+// replicas without detaching its clients: members no longer in the record
+// go, leaving members that are disconnected go (so the quorum counts only
+// replicas that can answer), and new replicas join (resynced in full).
+func (m *Manager) reconcileMembers(rec Record, p *replicate.Primary) {
+	members := p.MemberNodes()
+	for _, n := range members {
+		if !contains(rec.Nodes, n) || contains(rec.Leaving, n) && !p.Connected(n) {
+			p.RemoveMember(n)
+		}
+	}
+	for _, n := range rec.Nodes {
+		if contains(members, n) || contains(rec.Leaving, n) {
+			continue
+		}
+		if n == m.cfg.Node {
+			if r := m.VolumeReplica(rec.Name); r != nil {
+				p.AddMember(replicate.LocalLink{R: r})
+			}
+			continue
+		}
+		if m.cfg.Cluster != nil {
+			p.AddMember(m.cfg.Cluster.Link(n, rec.Name))
+		}
+	}
 }
 
 // finishMoves drops leaving replicas of rec once every staying one is

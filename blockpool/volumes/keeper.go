@@ -35,6 +35,9 @@ func (m *Manager) RunKeeper(ctx context.Context, interval time.Duration) {
 			if ctx.Err() != nil {
 				return
 			}
+			if p := m.Primary(rec.Name); p != nil {
+				m.reconcileMembers(rec, p)
+			}
 			if len(rec.Leaving) > 0 {
 				m.finishMoves(ctx, rec)
 			}
