@@ -284,6 +284,99 @@ func TestRackFailureDrill(t *testing.T) {
 	}
 }
 
+// joinZone starts nodes in a new zone and adds their devices to the ring
+// (through node1; nothing moves until a rebalance).
+func (c *testCluster) joinZone(t *testing.T, zone string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		nd := &clusterNode{name: name, zone: zone, dir: t.TempDir(), s3: freeAddr(t), admin: freeAddr(t), rpc: freeAddr(t), nbd: freeAddr(t)}
+		mc, err := minio.New(nd.s3, &minio.Options{Creds: miniocreds.NewStaticV4(testUser, testSecret, ""), Region: "us-east-1", MaxRetries: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd.mc = mc
+		c.nodes = append(c.nodes, nd)
+		c.launch(t, nd)
+		c.waitUp(t, nd)
+		c.cli(t, c.nodes[0], "ring", "add-device", "--node", name, "--zone", zone, "--name", "disk0", "--weight", "1")
+	}
+}
+
+// The node running a rebalance dies and stays down: after the takeover
+// delay another node resumes the job from its checkpoint; moves to the
+// dead node's device wait for it, and when it returns the job finishes
+// on its new owner.
+func TestRebalanceIsTakenOverFromADeadNode(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "etcd", "etcd")
+	c := startClusterWith(t, &testCluster{size: 6, ec: "4+2", extra: []string{"--rebalance-takeover", "4s"}}, 3)
+	ctx := context.Background()
+	if err := c.nodes[0].mc.MakeBucket(ctx, "takeover", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	keys, sums := putMany(t, c, "takeover", 150, 8, func(i int) int { return 160<<10 + (i*7919)%(160<<10) })
+	c.joinZone(t, "zone4", "node7", "node8")
+	node8 := c.nodes[7]
+	c.cli(t, node8, "rebalance", "start", "--limit", "1MiB")
+	status := func() rebalancer.Status {
+		var st rebalancer.Status
+		c.cliJSON(t, c.nodes[0], &st, "rebalance", "status")
+		return st
+	}
+	var atKill int64
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		st := status()
+		if st.Job.Owner != "node8" {
+			t.Fatalf("the job runs on %s, not on the node that started it", st.Job.Owner)
+		}
+		if st.Totals.Bytes > 2<<20 {
+			atKill = st.Totals.Bytes
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %+v", st)
+		}
+	}
+	c.kill(node8)
+	var taken rebalancer.Status
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		st := status()
+		if st.Job.Owner != "node8" && st.Progress != nil && st.Progress.Restarts >= 1 && st.Totals.Bytes > atKill+(1<<20) {
+			taken = st
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nobody took over: %+v\n%s", st, c.diagnose(t))
+		}
+	}
+	t.Logf("node8 killed at %d bytes; %s took over and moved on to %d bytes", atKill, taken.Job.Owner, taken.Totals.Bytes)
+	c.launch(t, node8)
+	c.waitUp(t, node8)
+	var final rebalancer.Status
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		final = status()
+		if final.Progress != nil && final.Progress.Done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rebalance did not finish: %+v\n%s", final, c.diagnose(t))
+		}
+	}
+	if final.Job.Owner != taken.Job.Owner || final.Totals.Lost != 0 {
+		t.Fatalf("finished on %s (took over: %s), lost %d", final.Job.Owner, taken.Job.Owner, final.Totals.Lost)
+	}
+	t.Logf("done on %s: %d bytes, %d copied, %d found, %d deferred along the way", final.Job.Owner, final.Totals.Bytes, final.Totals.Copied, final.Totals.Found, final.Totals.Deferred)
+	out := c.cli(t, c.nodes[1], "cluster", "verify")
+	if !strings.Contains(out, "objects 150, missing 0, extra 0, unreadable 0") {
+		t.Fatalf("verify: %s", out)
+	}
+	for _, k := range keys {
+		if err := readSum(ctx, c.nodes[2].mc, "takeover", k, sums[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // metricValue reads one series from a node's /metrics.
 func metricValue(t *testing.T, nd *clusterNode, series string) float64 {
 	t.Helper()
@@ -329,19 +422,7 @@ func TestRebalanceAddZoneUnderLoadSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, sums := putMany(t, c, "move", 360, 12, func(i int) int { return 160<<10 + (i*7919)%(160<<10) })
-	// Two nodes of a new zone join; their devices enter the ring.
-	for _, name := range []string{"node7", "node8"} {
-		nd := &clusterNode{name: name, zone: "zone4", dir: t.TempDir(), s3: freeAddr(t), admin: freeAddr(t), rpc: freeAddr(t), nbd: freeAddr(t)}
-		nd.mc = c.nodes[0].mc
-		mc, err := minio.New(nd.s3, &minio.Options{Creds: miniocreds.NewStaticV4(testUser, testSecret, ""), Region: "us-east-1", MaxRetries: 1})
-		if err == nil {
-			nd.mc = mc
-		}
-		c.nodes = append(c.nodes, nd)
-		c.launch(t, nd)
-		c.waitUp(t, nd)
-		c.cli(t, c.nodes[0], "ring", "add-device", "--node", name, "--zone", "zone4", "--name", "disk0", "--weight", "1")
-	}
+	c.joinZone(t, "zone4", "node7", "node8")
 	var plan rebalancer.Summary
 	c.cliJSON(t, c.nodes[0], &plan, "rebalance", "plan")
 	if plan.Moves == 0 || plan.Minimum == 0 || plan.Bytes == 0 {

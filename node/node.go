@@ -82,6 +82,9 @@ type Config struct {
 	// defaults of a rebalance job.
 	RebalanceLimit       int64
 	RebalanceConcurrency int
+	// RebalanceTakeover: how long the node running a rebalance may be
+	// down before another takes the job over.
+	RebalanceTakeover time.Duration
 	// Halt, if set, lets the admin API stop this process at once (a
 	// drill's rack failure, on test clusters).
 	Halt func()
@@ -93,7 +96,7 @@ func DefaultConfig() Config {
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
 		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
 		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour, NodeName: "node1",
-		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(),
+		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, RebalanceTakeover: 30 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(),
 	}
 }
 

@@ -25,10 +25,8 @@ import (
 // and a job naming them, before the new ring is published; every node
 // reads through the sources while the job is active, and the node that
 // made the change runs the executor (another takes over when that node
-// has been down for rebalanceTakeover). The job lives in the metadata
-// store: etcd in a cluster, pebble alone.
-
-const rebalanceTakeover = 30 * time.Second
+// has been down for Config.RebalanceTakeover). The job lives in the
+// metadata store: etcd in a cluster, pebble alone.
 
 type rebalanceState struct {
 	jobs *rebalancer.Jobs
@@ -261,7 +259,7 @@ func (n *Node) waitRingEverywhere(ctx context.Context, v uint64) error {
 }
 
 // takeOverRebalance runs an active job whose owner has been down for
-// rebalanceTakeover (its progress is in the metadata store).
+// RebalanceTakeover (its progress is in the metadata store).
 func (n *Node) takeOverRebalance(ctx context.Context) {
 	for {
 		select {
@@ -282,7 +280,7 @@ func (n *Node) takeOverRebalance(ctx context.Context) {
 		ownerDown := true
 		var first string
 		for _, m := range members {
-			if m.Name == job.Owner && (m.State == "up" || time.Since(m.Heartbeat) < rebalanceTakeover) {
+			if m.Name == job.Owner && (m.State == "up" || time.Since(m.Heartbeat) < n.cfg.RebalanceTakeover) {
 				ownerDown = false
 			}
 			if m.State == "up" && (first == "" || m.Name < first) {

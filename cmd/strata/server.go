@@ -102,6 +102,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.DurationVar(&cfg.ScrubPeriod, "scrub-period", cfg.ScrubPeriod, "start a full scrub pass of every device and volume at least this often")
 	f.StringVar(&rebalanceLimit, "rebalance-limit", "128MiB", "default bandwidth limit of a rebalance, bytes per second (0: none)")
 	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", cfg.RebalanceConcurrency, "default number of devices a rebalance walks at once")
+	f.DurationVar(&cfg.RebalanceTakeover, "rebalance-takeover", cfg.RebalanceTakeover, "another node takes over a rebalance whose node has been down this long")
 	f.BoolVar(&allowHalt, "allow-halt", false, "let the admin API stop this process at once (for failure drills on test clusters)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener: S3, admin and RPC")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
