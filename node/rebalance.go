@@ -58,7 +58,7 @@ func (n *Node) rebalanceMeta() metastore.Store {
 // it is this node's, and (in a cluster) follows changes to it.
 func (n *Node) startRebalancer(ctx context.Context) {
 	n.rb.jobs = &rebalancer.Jobs{Meta: n.rebalanceMeta()}
-	n.rb.exec = &rebalancer.Executor{Store: n.store, Jobs: n.rb.jobs, Log: n.log}
+	n.rb.exec = &rebalancer.Executor{Store: n.store, Jobs: n.rb.jobs, Log: n.log, Self: n.cfg.NodeName}
 	n.rb.mu.Lock()
 	n.rb.started = true
 	n.rb.mu.Unlock()
@@ -169,6 +169,11 @@ func (n *Node) runJob(ctx context.Context, job *rebalancer.Job) {
 // executeJob waits until every node places by the job's target ring, runs
 // the executor, and marks the job done when it finishes.
 func (n *Node) executeJob(ctx context.Context, job *rebalancer.Job) error {
+	if cur, _, err := n.rb.jobs.Load(ctx); err != nil {
+		return err
+	} else if cur.ID != job.ID || !cur.Active() || cur.Owner != n.cfg.NodeName {
+		return nil // replaced, ended or taken over meanwhile
+	}
 	if err := n.waitRingEverywhere(ctx, job.Target); err != nil {
 		return err
 	}
@@ -188,8 +193,8 @@ func (n *Node) executeJob(ctx context.Context, job *rebalancer.Job) error {
 	if err != nil {
 		return err
 	}
-	if cur.ID != job.ID || !cur.Active() {
-		return nil // replaced or cancelled meanwhile
+	if cur.ID != job.ID || !cur.Active() || cur.Owner != n.cfg.NodeName {
+		return nil // replaced, ended or taken over meanwhile
 	}
 	n.log.Info("rebalance running", "job", job.ID, "target", job.Target, "moves", len(plan.Moves), "units", len(plan.Units), "resumed", prog != nil)
 	if err := n.rb.exec.Run(ctx, cur, prog, plan, sources, target); err != nil {

@@ -103,8 +103,9 @@ func (t placementTarget) Size() int64  { return 0 }
 
 func (t placementTarget) Step(ctx context.Context, _ []byte, _ func(context.Context, int) error) (scrub.Stats, []byte, error) {
 	rep, err := t.n.store.VerifyPlacement(ctx)
-	if errors.Is(err, shard.ErrOffline) {
-		return scrub.Stats{}, nil, scrub.ErrSkip // a device is down: after it is back
+	if errors.Is(err, shard.ErrOffline) || errors.Is(err, objectstore.ErrMoving) {
+		// A device is down, or a rebalance is placing records: after.
+		return scrub.Stats{}, nil, scrub.ErrSkip
 	}
 	st := scrub.Stats{Errors: int64(rep.Missing), Repaired: int64(rep.Repaired), Unrecoverable: int64(rep.Unreadable), Damaged: rep.Problems, Misplaced: int64(rep.Extra)}
 	return st, nil, err

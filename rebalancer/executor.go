@@ -18,6 +18,9 @@ type Executor struct {
 	Store *objectstore.Store
 	Jobs  *Jobs
 	Log   *slog.Logger
+	// Self is this node's name: a job whose owner becomes another node
+	// (a takeover while this one was cut off) stops here. Empty: any.
+	Self string
 	// Checkpoint is how often progress is stored and the job re-read for
 	// pause and cancel (default 1s).
 	Checkpoint time.Duration
@@ -175,7 +178,7 @@ func (e *Executor) follow(ctx context.Context) (stop bool) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.job == nil || j.ID != e.job.ID || !j.Active() {
+	if e.job == nil || j.ID != e.job.ID || !j.Active() || e.Self != "" && j.Owner != e.Self {
 		return true
 	}
 	switch {
