@@ -208,8 +208,35 @@ func TestRackFailureDrill(t *testing.T) {
 		t.Fatal(err)
 	}
 	clientDone := make(chan error, 1)
-	go func() { clientDone <- client.Wait() }()
+	var clientExited atomic.Int64 // unix nanos
+	go func() {
+		err := client.Wait()
+		clientExited.Store(time.Now().UnixNano())
+		clientDone <- err
+	}()
 	t.Cleanup(func() { client.Process.Kill() })
+	// Watch for the moment the volume's replica has moved off zone3.
+	moved := func(v volumes.VolumeInfo) bool {
+		return len(v.Nodes) == 3 && !slices.Contains(v.Nodes, "node3") && len(v.Leaving) == 0 && allUpToDate(v)
+	}
+	var movedAt atomic.Int64
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			out, err := strataCLI(t, "volume", "list", "db", "-o", "json", "--server", "http://"+c.nodes[0].admin)
+			var list []volumes.VolumeInfo
+			if err == nil && json.Unmarshal([]byte(out), &list) == nil && len(list) == 1 && moved(list[0]) {
+				movedAt.Store(time.Now().UnixNano())
+				return
+			}
+		}
+	}()
 	if err := mc.MakeBucket(context.Background(), "drill", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -259,13 +286,12 @@ func TestRackFailureDrill(t *testing.T) {
 	}
 	// The volume's replica on node3 (zone3) is replaced and dropped while
 	// the client is still attached.
-	v := c.waitVolume(t, c.nodes[0], "db", 2*time.Minute, func(v volumes.VolumeInfo) bool {
-		return len(v.Nodes) == 3 && !slices.Contains(v.Nodes, "node3") && len(v.Leaving) == 0 && allUpToDate(v)
-	})
-	select {
-	case <-clientDone:
-		t.Fatalf("the client detached before the replica moved; the move was not done under it\n%s", clientOut.String())
-	default:
+	v := c.waitVolume(t, c.nodes[0], "db", 2*time.Minute, moved)
+	for deadline := time.Now().Add(10 * time.Second); movedAt.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if exited := clientExited.Load(); movedAt.Load() == 0 || exited != 0 && exited < movedAt.Load() {
+		t.Fatalf("the client detached before the replica moved (moved at %d, detached at %d); the move was not done under it", movedAt.Load(), exited)
 	}
 	// The client wrote through the failure and the replacement.
 	if err := <-clientDone; err != nil || strings.Contains(clientOut.String(), "failed") || strings.Count(clientOut.String(), "wrote 1048576/1048576") != writes {
