@@ -27,7 +27,7 @@ type fixture struct {
 	log   *slog.Logger
 }
 
-func (f *fixture) device(t *testing.T, id uint32) *shard.Store {
+func (f *fixture) device(t testing.TB, id uint32) *shard.Store {
 	if d := f.devs[id]; d != nil {
 		return d
 	}
@@ -39,7 +39,7 @@ func (f *fixture) device(t *testing.T, id uint32) *shard.Store {
 	return st
 }
 
-func (f *fixture) placement(t *testing.T, r *ring.Ring) []objectstore.Device {
+func (f *fixture) placement(t testing.TB, r *ring.Ring) []objectstore.Device {
 	out := make([]objectstore.Device, len(r.Devices))
 	for i, d := range r.Devices {
 		out[i] = f.device(t, d.ID)
@@ -48,7 +48,7 @@ func (f *fixture) placement(t *testing.T, r *ring.Ring) []objectstore.Device {
 }
 
 // newFixture is a store over 6 in-memory devices in 3 zones, EC 4+2.
-func newFixture(t *testing.T) (*fixture, *ring.Ring) {
+func newFixture(t testing.TB) (*fixture, *ring.Ring) {
 	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func body(i, gen int) []byte {
 	return b
 }
 
-func (f *fixture) put(t *testing.T, i, gen int) {
+func (f *fixture) put(t testing.TB, i, gen int) {
 	b := body(i, gen)
 	if _, err := f.store.PutObject(context.Background(), "bkt", fmt.Sprint("k", i), bytes.NewReader(b), int64(len(b)), objectstore.PutOptions{}); err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func (f *fixture) read(key string) ([]byte, error) {
 }
 
 // addZoneAndRebalance adds devices 6 and 7 in zone z3 and rebalances.
-func addZoneAndRebalance(t *testing.T, r *ring.Ring) *ring.Ring {
+func addZoneAndRebalance(t testing.TB, r *ring.Ring) *ring.Ring {
 	t.Helper()
 	for i := 6; i < 8; i++ {
 		var err error
