@@ -1,0 +1,383 @@
+// Package iam keeps users and their access keys in the metadata store.
+// A key's secret is sealed (AES-256-GCM, the access key as associated
+// data) with a master key only the servers hold: a file in a single
+// node's data dir, or one derived from the cluster secret, which is never
+// written to the metadata store. So the store's contents alone (an etcd
+// backup, say) reveal no secret.
+package iam
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-storage/strata/metastore"
+)
+
+// Errors callers map to API errors.
+var (
+	ErrNoSuchUser  = errors.New("iam: no such user")
+	ErrUserExists  = errors.New("iam: user exists")
+	ErrNoSuchKey   = errors.New("iam: no such access key")
+	ErrInvalidName = errors.New("iam: invalid user name")
+	ErrSealed      = errors.New("iam: a secret cannot be unsealed with this master key")
+)
+
+// User is an account that owns buckets and holds access keys.
+type User struct {
+	Name     string    `json:"name"`
+	Disabled bool      `json:"disabled,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+// Key is an access key of a user. Sealed is the encrypted secret; it is
+// never returned by the listing calls.
+type Key struct {
+	AccessKey string    `json:"access_key"`
+	User      string    `json:"user"`
+	Disabled  bool      `json:"disabled,omitempty"`
+	Created   time.Time `json:"created"`
+	Sealed    []byte    `json:"sealed,omitempty"`
+}
+
+// Keys under the store's prefix.
+const (
+	userPrefix = "users/"
+	keyPrefix  = "keys/"
+)
+
+// Store manages users and keys.
+type Store struct {
+	meta metastore.Store
+	aead cipher.AEAD
+	ttl  time.Duration
+
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
+	secret, user string
+	ok           bool
+	at           time.Time
+}
+
+// CacheTTL is how long a looked-up key is trusted before it is read
+// again: how long a disabled user or key may still sign on another node.
+const CacheTTL = 2 * time.Second
+
+// New returns a store sealing secrets with the 32-byte masterKey.
+func New(meta metastore.Store, masterKey []byte) (*Store, error) {
+	if len(masterKey) != 32 {
+		return nil, fmt.Errorf("iam: master key of %d bytes, want 32", len(masterKey))
+	}
+	block, err := aes.NewCipher(masterKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{meta: meta, aead: aead, ttl: CacheTTL, cache: map[string]cached{}}, nil
+}
+
+// MasterKeyFromSecret derives the master key every node of a cluster
+// shares from the cluster secret.
+func MasterKeyFromSecret(clusterSecret string) ([]byte, error) {
+	if clusterSecret == "" {
+		return nil, errors.New("iam: no cluster secret to derive the master key from")
+	}
+	return hkdf.Key(sha256.New, []byte(clusterSecret), []byte("strata"), "strata iam master key v1", 32)
+}
+
+// LoadOrCreateMasterKey reads a single node's master key file (hex),
+// creating it (mode 0600) with a random key the first time.
+func LoadOrCreateMasterKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("iam: master key file %s is not 32 hex-encoded bytes", path)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	rand.Read(k)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return k, f.Close()
+}
+
+// ValidUserName reports whether name can name a user (IAM's rules).
+func ValidUserName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("+=,.@_-", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) seal(access, secret string) []byte {
+	nonce := make([]byte, s.aead.NonceSize())
+	rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, []byte(secret), []byte(access))
+}
+
+func (s *Store) open(access string, sealed []byte) (string, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return "", ErrSealed
+	}
+	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(access))
+	if err != nil {
+		return "", ErrSealed
+	}
+	return string(plain), nil
+}
+
+func getJSON[T any](ctx context.Context, m metastore.Store, key string, notFound error) (T, error) {
+	var v T
+	b, err := m.Get(ctx, key)
+	if errors.Is(err, metastore.ErrNotFound) {
+		return v, notFound
+	}
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("iam: record %s: %w", key, err)
+	}
+	return v, nil
+}
+
+func putJSON(ctx context.Context, m metastore.Store, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return m.Put(ctx, key, b)
+}
+
+// CreateUser adds an enabled user.
+func (s *Store) CreateUser(ctx context.Context, name string) (User, error) {
+	if !ValidUserName(name) {
+		return User{}, fmt.Errorf("%w: %q (1-64 of A-Z a-z 0-9 +=,.@_-)", ErrInvalidName, name)
+	}
+	u := User{Name: name, Created: time.Now().UTC()}
+	b, _ := json.Marshal(u)
+	ok, err := s.meta.PutIfAbsent(ctx, userPrefix+name, b)
+	if err != nil {
+		return User{}, err
+	}
+	if !ok {
+		return User{}, fmt.Errorf("%w: %s", ErrUserExists, name)
+	}
+	return u, nil
+}
+
+// GetUser returns a user.
+func (s *Store) GetUser(ctx context.Context, name string) (User, error) {
+	return getJSON[User](ctx, s.meta, userPrefix+name, fmt.Errorf("%w: %s", ErrNoSuchUser, name))
+}
+
+// ListUsers returns every user, by name.
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	kvs, err := s.meta.List(ctx, userPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]User, 0, len(kvs))
+	for _, kv := range kvs {
+		var u User
+		if err := json.Unmarshal(kv.Value, &u); err != nil {
+			return nil, fmt.Errorf("iam: user record %s: %w", kv.Key, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// SetUserDisabled enables or disables a user (and so all its keys).
+func (s *Store) SetUserDisabled(ctx context.Context, name string, disabled bool) (User, error) {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
+		return User{}, err
+	}
+	u.Disabled = disabled
+	if err := putJSON(ctx, s.meta, userPrefix+name, u); err != nil {
+		return User{}, err
+	}
+	s.forget("")
+	return u, nil
+}
+
+// DeleteUser removes a user and its keys.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	if _, err := s.GetUser(ctx, name); err != nil {
+		return err
+	}
+	keys, err := s.ListKeys(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.meta.Delete(ctx, keyPrefix+k.AccessKey); err != nil {
+			return err
+		}
+	}
+	s.forget("")
+	return s.meta.Delete(ctx, userPrefix+name)
+}
+
+const (
+	accessAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+)
+
+func randomString(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// CreateKey makes a new access key for user and returns it with its
+// secret, which is not shown again.
+func (s *Store) CreateKey(ctx context.Context, user string) (Key, string, error) {
+	if _, err := s.GetUser(ctx, user); err != nil {
+		return Key{}, "", err
+	}
+	for range 5 {
+		k := Key{AccessKey: "STRK" + randomString(16, accessAlphabet), User: user, Created: time.Now().UTC()}
+		secret := randomString(40, secretAlphabet)
+		k.Sealed = s.seal(k.AccessKey, secret)
+		b, _ := json.Marshal(k)
+		ok, err := s.meta.PutIfAbsent(ctx, keyPrefix+k.AccessKey, b)
+		if err != nil {
+			return Key{}, "", err
+		}
+		if ok {
+			k.Sealed = nil
+			return k, secret, nil
+		}
+	}
+	return Key{}, "", errors.New("iam: no unused access key after 5 tries")
+}
+
+func (s *Store) getKey(ctx context.Context, access string) (Key, error) {
+	return getJSON[Key](ctx, s.meta, keyPrefix+access, fmt.Errorf("%w: %s", ErrNoSuchKey, access))
+}
+
+// ListKeys returns a user's keys (all keys when user is ""), without
+// their secrets.
+func (s *Store) ListKeys(ctx context.Context, user string) ([]Key, error) {
+	kvs, err := s.meta.List(ctx, keyPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []Key
+	for _, kv := range kvs {
+		var k Key
+		if err := json.Unmarshal(kv.Value, &k); err != nil {
+			return nil, fmt.Errorf("iam: key record %s: %w", kv.Key, err)
+		}
+		if user == "" || k.User == user {
+			k.Sealed = nil
+			out = append(out, k)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
+	return out, nil
+}
+
+// SetKeyDisabled enables or disables one key.
+func (s *Store) SetKeyDisabled(ctx context.Context, access string, disabled bool) (Key, error) {
+	k, err := s.getKey(ctx, access)
+	if err != nil {
+		return Key{}, err
+	}
+	k.Disabled = disabled
+	if err := putJSON(ctx, s.meta, keyPrefix+access, k); err != nil {
+		return Key{}, err
+	}
+	s.forget(access)
+	k.Sealed = nil
+	return k, nil
+}
+
+// DeleteKey removes one key.
+func (s *Store) DeleteKey(ctx context.Context, access string) error {
+	if _, err := s.getKey(ctx, access); err != nil {
+		return err
+	}
+	s.forget(access)
+	return s.meta.Delete(ctx, keyPrefix+access)
+}
+
+// forget drops a cached key (every key when access is "").
+func (s *Store) forget(access string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if access == "" {
+		clear(s.cache)
+		return
+	}
+	delete(s.cache, access)
+}
+
+// Lookup returns the secret and user of an enabled key of an enabled
+// user. Answers are cached for CacheTTL, misses included.
+func (s *Store) Lookup(ctx context.Context, access string) (secret, user string, ok bool) {
+	s.mu.Lock()
+	c, hit := s.cache[access]
+	s.mu.Unlock()
+	if hit && time.Since(c.at) < s.ttl {
+		return c.secret, c.user, c.ok
+	}
+	c = cached{at: time.Now()}
+	if k, err := s.getKey(ctx, access); err == nil && !k.Disabled {
+		if u, err := s.GetUser(ctx, k.User); err == nil && !u.Disabled {
+			if sec, err := s.open(access, k.Sealed); err == nil {
+				c.secret, c.user, c.ok = sec, k.User, true
+			}
+		}
+	} else if err != nil && !errors.Is(err, ErrNoSuchKey) {
+		return "", "", false // the store failed: do not cache
+	}
+	s.mu.Lock()
+	s.cache[access] = c
+	s.mu.Unlock()
+	return c.secret, c.user, c.ok
+}
