@@ -40,6 +40,7 @@ import (
 //	GET    /admin/v1/cluster/hints             {"pending": n}: keys this node still has to repair
 //	…/pools, …/volumes                         block volumes (volumes.go)
 //	…/scrub                                    scrubbing (scrub.go)
+//	…/users, …/keys                            users and access keys (users.go)
 //	…/rebalance, …/nodes/{n}/drain, …/zones/{z}/{drain,fail}, …/node/halt   rebalancing (rebalance.go)
 
 // RebalanceAnswer is what a rebalance through the admin API returns.
@@ -124,6 +125,9 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 		return err
 	}
 	if done, err := n.rebalanceRoute(w, r, path, body); done {
+		return err
+	}
+	if done, err := n.usersRoute(w, r, path, body); done {
 		return err
 	}
 	switch {

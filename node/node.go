@@ -26,6 +26,7 @@ import (
 	"github.com/strata-storage/strata/blockpool/nbd"
 	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/cluster"
+	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/objectstore/shard"
@@ -145,6 +146,7 @@ type Node struct {
 	NewRoot bool
 
 	rb    rebalanceState
+	iam   *iam.Store
 	bgCtx context.Context // ends with the node
 
 	volumes *volumes.Manager
@@ -237,7 +239,10 @@ func (n *Node) start(ctx context.Context) (err error) {
 // listeners.
 func (n *Node) serve(ctx context.Context) error {
 	cfg := n.cfg
-	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: rootOnly{n.Root.AccessKey, n.Root.SecretKey}, Logger: n.log, Registry: n.Registry}, n.store)
+	if err := n.openIAM(); err != nil {
+		return err
+	}
+	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: userCredentials{n}, Principal: n.principal, Logger: n.log, Registry: n.Registry}, n.store)
 	n.startScrub(ctx)
 	n.startRebalancer(ctx)
 	return n.listen(n.s3)

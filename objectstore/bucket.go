@@ -17,6 +17,8 @@ import (
 type BucketInfo struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Owner is the user that created it ("": the root user).
+	Owner string `json:"owner,omitempty"`
 	Tags    []Header  `json:"tags,omitempty"`
 	// Versioning is "", "Enabled" or "Suspended" (never back to "").
 	Versioning string `json:"versioning,omitempty"`
@@ -76,6 +78,11 @@ func (s *Store) loadBuckets(ctx context.Context) error {
 
 // CreateBucket makes a bucket.
 func (s *Store) CreateBucket(ctx context.Context, name string) error {
+	return s.CreateBucketFor(ctx, name, "")
+}
+
+// CreateBucketFor creates a bucket owned by user ("": the root user).
+func (s *Store) CreateBucketFor(ctx context.Context, name, user string) error {
 	if !ValidBucketName(name) {
 		return ErrInvalidBucketName
 	}
@@ -84,7 +91,7 @@ func (s *Store) CreateBucket(ctx context.Context, name string) error {
 	if _, ok := s.buckets[name]; ok {
 		return ErrBucketExists
 	}
-	b := BucketInfo{Name: name, Created: time.Now().UTC().Truncate(time.Millisecond)}
+	b := BucketInfo{Name: name, Created: time.Now().UTC().Truncate(time.Millisecond), Owner: user}
 	v, _ := json.Marshal(b)
 	ok, err := s.meta.PutIfAbsent(ctx, bucketPrefix+name, v)
 	if err != nil {

@@ -3,6 +3,7 @@ package s3api
 import (
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -17,7 +18,10 @@ type owner struct {
 	DisplayName string `xml:"DisplayName"`
 }
 
-func (s *Server) owner(*reqContext) owner {
+func (s *Server) owner(rc *reqContext) owner {
+	if rc != nil && !rc.root && rc.user != "" {
+		return owner{ID: rc.user, DisplayName: rc.user}
+	}
 	return owner{ID: s.cfg.OwnerID, DisplayName: s.cfg.OwnerID}
 }
 
@@ -34,6 +38,9 @@ func (s *Server) listBuckets(w http.ResponseWriter, r *http.Request, rc *reqCont
 	}
 	out.Owner = s.owner(rc)
 	for _, b := range s.store.ListBuckets(r.Context()) {
+		if !rc.root && b.Owner != rc.user {
+			continue // a user lists its own buckets
+		}
 		out.Buckets = append(out.Buckets, bucket{b.Name, isoTime(b.Created), s.cfg.Region})
 	}
 	return writeXML(w, http.StatusOK, out)
@@ -66,7 +73,16 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 				Message: "The " + c + " location constraint is incompatible for the region specific endpoint this request was sent to (" + s.cfg.Region + ")."}
 		}
 	}
-	if err := s.store.CreateBucket(r.Context(), rc.bucket); err != nil {
+	owner := ""
+	if !rc.root {
+		owner = rc.user
+	}
+	if err := s.store.CreateBucketFor(r.Context(), rc.bucket, owner); err != nil {
+		if errors.Is(err, objectstore.ErrBucketExists) {
+			if b, herr := s.store.HeadBucket(r.Context(), rc.bucket); herr == nil && b.Owner != owner {
+				return apiErr("BucketAlreadyExists")
+			}
+		}
 		return err
 	}
 	if acl != "" && acl != "private" {

@@ -111,5 +111,9 @@ func (s *Server) policyDecision(r *http.Request, rc *reqContext) (policy.Decisio
 			ctx["s3:max-keys"] = v
 		}
 	}
-	return p.Evaluate(policy.Request{Action: action, Resource: resource, Context: ctx}), nil
+	principal := ""
+	if !rc.anonymous {
+		principal = rc.user
+	}
+	return p.Evaluate(policy.Request{Principal: principal, Action: action, Resource: resource, Context: ctx}), nil
 }

@@ -169,8 +169,22 @@ func (s *Server) postObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	rc.key = key
 	minLen, maxLen := int64(0), int64(-1)
 	if fields["policy"] != "" || fields["x-amz-signature"] != "" {
-		if _, err := sigv4.VerifyPOSTPolicy(fields, s.cfg.Credentials, s.cfg.Now()); err != nil {
+		auth, err := sigv4.VerifyPOSTPolicy(fields, s.cfg.Credentials, s.cfg.Now())
+		if err != nil {
 			return err
+		}
+		// The form's signer, not the anonymous caller, is who writes.
+		rc.anonymous, rc.root = false, true
+		if s.cfg.Principal != nil {
+			rc.user, rc.root = s.cfg.Principal(auth.AccessKey)
+		}
+		if !rc.root {
+			rc.api = "PutObject"
+			err := s.authorizeUser(r, rc)
+			rc.api = "PostObject"
+			if err != nil {
+				return err
+			}
 		}
 		if minLen, maxLen, err = checkPostPolicy(fields["policy"], fields, s.cfg.Now()); err != nil {
 			return err

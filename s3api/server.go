@@ -31,6 +31,10 @@ type Config struct {
 	// "<bucket>.<domain>" addresses that bucket.
 	Domains     []string
 	Credentials sigv4.Credentials
+	// Principal names the user of an access key and says whether it is
+	// the root user (nil: every signed request is the root user's).
+	// Other users reach their own buckets and what bucket policies grant.
+	Principal func(accessKey string) (user string, root bool)
 	Logger      *slog.Logger
 	Registry    prometheus.Registerer
 	Now         func() time.Time // for tests; time.Now by default
@@ -93,6 +97,8 @@ type reqContext struct {
 	bucket, key string
 	auth        *sigv4.Auth
 	anonymous   bool
+	user        string // of a signed request ("" for the root user)
+	root        bool
 }
 
 func reqCtx(r *http.Request) *reqContext {
@@ -161,6 +167,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		rc.auth = auth
+		rc.root = true
+		if s.cfg.Principal != nil {
+			rc.user, rc.root = s.cfg.Principal(auth.AccessKey)
+		}
 	}
 	if bucket := s.hostBucket(r.Host); bucket != "" {
 		r.URL.Path = "/" + bucket + r.URL.Path
@@ -325,6 +335,11 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 		}
 		if rc.anonymous && api != "PostObject" { // a POST form carries its own signature
 			if err := s.authorizeAnonymous(r, rc); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		} else if !rc.anonymous && !rc.root {
+			if err := s.authorizeUser(r, rc); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

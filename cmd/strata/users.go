@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-storage/strata/iam"
+)
+
+func userCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Users: each owns buckets and holds access keys"}
+	c := volumeClient(cmd)
+	var output string
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a user (then: strata key create NAME)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u iam.User
+			if err := c.call(http.MethodPost, "users", map[string]string{"Name": args[0]}, &u); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "user %s created\n", u.Name)
+			return nil
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var users []iam.User
+			if err := c.call(http.MethodGet, "users", nil, &users); err != nil {
+				return err
+			}
+			return emit(cmd, output, users, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "USER\tSTATE\tCREATED")
+				for _, u := range users {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, enabled(u.Disabled), u.Created.Format(time.RFC3339))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	toggle := func(use, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var u iam.User
+				if err := c.call(http.MethodPost, "users/"+url.PathEscape(args[0])+"/"+use, nil, &u); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "user %s %s\n", u.Name, enabled(u.Disabled))
+				return nil
+			},
+		}
+	}
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a user and its keys (refused while it owns buckets)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var none []byte
+			if err := c.call(http.MethodDelete, "users/"+url.PathEscape(args[0]), nil, &none); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "user %s deleted\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, toggle("disable", "Disable a user: none of its keys signs"), toggle("enable", "Enable a user again"), del)
+	return cmd
+}
+
+func enabled(disabled bool) string {
+	if disabled {
+		return "disabled"
+	}
+	return "enabled"
+}
+
+func keyCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Access keys of users"}
+	c := volumeClient(cmd)
+	var output string
+	create := &cobra.Command{
+		Use:   "create USER",
+		Short: "Create an access key; its secret is shown this once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var k struct {
+				iam.Key
+				SecretKey string `json:"secret_key"`
+			}
+			if err := c.call(http.MethodPost, "users/"+url.PathEscape(args[0])+"/keys", nil, &k); err != nil {
+				return err
+			}
+			return emit(cmd, output, k, func(w io.Writer) {
+				fmt.Fprintf(w, "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", k.AccessKey, k.SecretKey)
+			})
+		},
+	}
+	create.Flags().StringVarP(&output, "output", "o", "env", "env or json")
+	var listOut string
+	list := &cobra.Command{
+		Use:   "list [USER]",
+		Short: "List access keys (of one user, or all)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "keys"
+			if len(args) == 1 {
+				path = "users/" + url.PathEscape(args[0]) + "/keys"
+			}
+			var keys []iam.Key
+			if err := c.call(http.MethodGet, path, nil, &keys); err != nil {
+				return err
+			}
+			return emit(cmd, listOut, keys, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ACCESS KEY\tUSER\tSTATE\tCREATED")
+				for _, k := range keys {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.AccessKey, k.User, enabled(k.Disabled), k.Created.Format(time.RFC3339))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVarP(&listOut, "output", "o", "table", "table or json")
+	toggle := func(use, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " ACCESS_KEY",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var k iam.Key
+				if err := c.call(http.MethodPost, "keys/"+url.PathEscape(args[0])+"/"+use, nil, &k); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "key %s %s\n", k.AccessKey, enabled(k.Disabled))
+				return nil
+			},
+		}
+	}
+	del := &cobra.Command{
+		Use:   "delete ACCESS_KEY",
+		Short: "Delete an access key",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var none []byte
+			if err := c.call(http.MethodDelete, "keys/"+url.PathEscape(args[0]), nil, &none); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "key %s deleted\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, toggle("disable", "Disable a key"), toggle("enable", "Enable a key again"), del)
+	return cmd
+}

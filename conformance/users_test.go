@@ -1,0 +1,175 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// userClient creates a user and a key through the CLI and returns a
+// minio-go client signing with it, and the key.
+func userClient(t *testing.T, s *server, name string) (*minio.Client, string) {
+	t.Helper()
+	mustCLI(t, "user", "create", name, "--server", "http://"+s.admin)
+	var k struct {
+		AccessKey string `json:"access_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "key", "create", name, "-o", "json", "--server", "http://"+s.admin)), &k); err != nil {
+		t.Fatal(err)
+	}
+	c, err := minio.New(s.s3, &minio.Options{Creds: miniocreds.NewStaticV4(k.AccessKey, k.SecretKey, ""), Region: "us-east-1", MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, k.AccessKey
+}
+
+func s3Code(err error) string { return minio.ToErrorResponse(err).Code }
+
+// Users see and touch only their own buckets unless a bucket policy
+// grants more; root sees everything; a disabled user's keys stop signing.
+func TestUsersOwnTheirBuckets(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, t.TempDir())
+	ctx := context.Background()
+	alice, _ := userClient(t, s, "alice")
+	bob, bobKey := userClient(t, s, "bob")
+	if err := alice.MakeBucket(ctx, "alice-data", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("alice's object")
+	if _, err := alice.PutObject(ctx, "alice-data", "k", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.MakeBucket(ctx, "bob-data", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(c *minio.Client) string {
+		bs, err := c.ListBuckets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, b := range bs {
+			out = append(out, b.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := names(alice); got != "alice-data" {
+		t.Fatalf("alice lists %q", got)
+	}
+	if got := names(bob); got != "bob-data" {
+		t.Fatalf("bob lists %q", got)
+	}
+	if got := names(minioClient(t, s, testSecret)); got != "alice-data,bob-data" {
+		t.Fatalf("root lists %q", got)
+	}
+	read := func(c *minio.Client, bucket, key string) ([]byte, error) {
+		o, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+		if err != nil {
+			return nil, err
+		}
+		defer o.Close()
+		return io.ReadAll(o)
+	}
+	// Bob may not read, write, list, copy from or take alice's bucket.
+	refusals := []struct {
+		what string
+		err  error
+		code string
+	}{
+		{"get", func() error { _, err := read(bob, "alice-data", "k"); return err }(), "AccessDenied"},
+		{"put", func() error {
+			_, err := bob.PutObject(ctx, "alice-data", "x", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+			return err
+		}(), "AccessDenied"},
+		{"list", func() error {
+			for o := range bob.ListObjects(ctx, "alice-data", minio.ListObjectsOptions{}) {
+				return o.Err
+			}
+			return nil
+		}(), "AccessDenied"},
+		{"copy out", func() error {
+			_, err := bob.CopyObject(ctx, minio.CopyDestOptions{Bucket: "bob-data", Object: "stolen"}, minio.CopySrcOptions{Bucket: "alice-data", Object: "k"})
+			return err
+		}(), "AccessDenied"},
+		{"delete bucket", bob.RemoveBucket(ctx, "alice-data"), "AccessDenied"},
+		{"create taken name", bob.MakeBucket(ctx, "alice-data", minio.MakeBucketOptions{}), "BucketAlreadyExists"},
+		{"create own again", alice.MakeBucket(ctx, "alice-data", minio.MakeBucketOptions{}), "BucketAlreadyOwnedByYou"},
+	}
+	for _, r := range refusals {
+		if s3Code(r.err) != r.code {
+			t.Errorf("bob %s: %v, want %s", r.what, r.err, r.code)
+		}
+	}
+	// A browser form bob signed cannot upload into alice's bucket either.
+	pp := minio.NewPostPolicy()
+	pp.SetBucket("alice-data")
+	pp.SetKey("from-bob")
+	pp.SetExpires(time.Now().UTC().Add(time.Hour))
+	u, fd, err := bob.PresignedPostPolicy(ctx, pp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for k := range fd {
+		order = append(order, k)
+	}
+	if resp, out := postForm(t, u.String(), fd, order, body); resp.StatusCode != 403 || !strings.Contains(out, "AccessDenied") {
+		t.Fatalf("bob's signed POST into alice's bucket: %d %s", resp.StatusCode, out)
+	}
+	// A bucket policy grants bob reads of alice's objects, nothing more.
+	pol := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/bob"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::alice-data/*"}]}`
+	if err := alice.SetBucketPolicy(ctx, "alice-data", pol); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(bob, "alice-data", "k"); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("bob reads with the policy: %v", err)
+	}
+	if _, err := bob.PutObject(ctx, "alice-data", "x", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); s3Code(err) != "AccessDenied" {
+		t.Fatalf("bob writes with a read-only policy: %v", err)
+	}
+	// Root reaches everything.
+	if got, err := read(minioClient(t, s, testSecret), "bob-data", "nothing"); err == nil || s3Code(err) != "NoSuchKey" {
+		t.Fatalf("root in bob's bucket: %q %v", got, err)
+	}
+	// A user that owns buckets cannot be deleted; a disabled one's keys
+	// stop signing within the cache's lifetime.
+	if out, err := strataCLI(t, "user", "delete", "alice", "--server", "http://"+s.admin); err == nil || !strings.Contains(out, "UserOwnsBuckets") {
+		t.Fatalf("deleting a user with buckets: %v %s", err, out)
+	}
+	mustCLI(t, "user", "disable", "bob", "--server", "http://"+s.admin)
+	time.Sleep(2100 * time.Millisecond)
+	if _, err := bob.ListBuckets(ctx); s3Code(err) != "InvalidAccessKeyId" {
+		t.Fatalf("a disabled user lists: %v", err)
+	}
+	mustCLI(t, "user", "enable", "bob", "--server", "http://"+s.admin)
+	mustCLI(t, "key", "disable", bobKey, "--server", "http://"+s.admin)
+	time.Sleep(2100 * time.Millisecond)
+	if _, err := bob.ListBuckets(ctx); s3Code(err) != "InvalidAccessKeyId" {
+		t.Fatalf("a disabled key lists: %v", err)
+	}
+	// Bad admin requests get their errors.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "create", "alice"}, "UserExists"},
+		{[]string{"user", "create", "no/slash"}, "InvalidArgument"},
+		{[]string{"key", "create", "nobody"}, "NoSuchUser"},
+		{[]string{"key", "delete", "STRKNOSUCHKEY0000000"}, "NoSuchKey"},
+		{[]string{"user", "disable", "nobody"}, "NoSuchUser"},
+	} {
+		if out, err := strataCLI(t, append(c.args, "--server", "http://"+s.admin)...); err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("strata %v: %v %s, want %s", c.args, err, out, c.want)
+		}
+	}
+}

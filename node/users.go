@@ -1,0 +1,164 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/strata-storage/strata/iam"
+	"github.com/strata-storage/strata/metastore"
+)
+
+// Users and access keys beside the root user: the iam store (in etcd in a
+// cluster, sealed with a key derived from the cluster secret; in pebble
+// alone, sealed with <data-dir>/master.key), the S3 credentials that look
+// keys up in it, and the admin API that manages it.
+
+const masterKeyFile = "master.key"
+
+func (n *Node) openIAM() error {
+	var meta metastore.Store
+	var key []byte
+	var err error
+	if n.clustered() {
+		meta = n.etcd.Sub("iam/")
+		key, err = iam.MasterKeyFromSecret(n.cfg.ClusterSecret)
+	} else {
+		meta = metastore.NewPebble(n.db, "iam/")
+		key, err = iam.LoadOrCreateMasterKey(filepath.Join(n.cfg.DataDir, masterKeyFile))
+	}
+	if err != nil {
+		return fmt.Errorf("iam master key: %w", err)
+	}
+	n.iam, err = iam.New(meta, key)
+	return err
+}
+
+// userCredentials finds the secret of the root key or of a user's key.
+type userCredentials struct{ n *Node }
+
+func (c userCredentials) SecretKey(access string) (string, bool) {
+	if access == c.n.Root.AccessKey {
+		return c.n.Root.SecretKey, true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	secret, _, ok := c.n.iam.Lookup(ctx, access)
+	return secret, ok
+}
+
+// principal names the user of a key that signed a request.
+func (n *Node) principal(access string) (string, bool) {
+	if access == n.Root.AccessKey {
+		return "", true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, user, _ := n.iam.Lookup(ctx, access)
+	return user, false
+}
+
+// usersRoute serves:
+//
+//	GET    /admin/v1/users                     []iam.User
+//	POST   /admin/v1/users                     {"name": n} -> iam.User (201)
+//	GET    /admin/v1/users/{name}              iam.User with its keys
+//	DELETE /admin/v1/users/{name}              (refused while it owns buckets)
+//	POST   /admin/v1/users/{name}/{disable,enable}
+//	GET    /admin/v1/users/{name}/keys         []iam.Key (no secrets)
+//	POST   /admin/v1/users/{name}/keys         {"access_key", "secret_key", ...} (201; the only time the secret is shown)
+//	GET    /admin/v1/keys                      every key
+//	DELETE /admin/v1/keys/{access}
+//	POST   /admin/v1/keys/{access}/{disable,enable}
+func (n *Node) usersRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
+	ctx := r.Context()
+	parts := strings.Split(path, "/")
+	get, post, del := r.Method == http.MethodGet, r.Method == http.MethodPost, r.Method == http.MethodDelete
+	switch {
+	case path == "users" && get:
+		users, err := n.iam.ListUsers(ctx)
+		return true, iamErr(err, func() error { return writeJSON(w, users) })
+	case path == "users" && post:
+		var req struct{ Name string }
+		if err := strictJSON(body, &req); err != nil {
+			return true, err
+		}
+		u, err := n.iam.CreateUser(ctx, req.Name)
+		return true, iamErr(err, func() error { return writeJSONStatus(w, http.StatusCreated, u) })
+	case len(parts) == 2 && parts[0] == "users" && get:
+		u, err := n.iam.GetUser(ctx, parts[1])
+		if err != nil {
+			return true, iamErr(err, nil)
+		}
+		keys, err := n.iam.ListKeys(ctx, parts[1])
+		return true, iamErr(err, func() error {
+			return writeJSON(w, struct {
+				iam.User
+				Keys []iam.Key `json:"keys"`
+			}{u, keys})
+		})
+	case len(parts) == 2 && parts[0] == "users" && del:
+		for _, b := range n.store.ListBuckets(ctx) {
+			if b.Owner == parts[1] {
+				return true, &adminError{http.StatusConflict, "UserOwnsBuckets", fmt.Sprintf("user %s owns bucket %s: delete its buckets first", parts[1], b.Name)}
+			}
+		}
+		return true, iamErr(n.iam.DeleteUser(ctx, parts[1]), func() error { w.WriteHeader(http.StatusNoContent); return nil })
+	case len(parts) == 3 && parts[0] == "users" && (parts[2] == "disable" || parts[2] == "enable") && post:
+		u, err := n.iam.SetUserDisabled(ctx, parts[1], parts[2] == "disable")
+		return true, iamErr(err, func() error { return writeJSON(w, u) })
+	case len(parts) == 3 && parts[0] == "users" && parts[2] == "keys" && get:
+		if _, err := n.iam.GetUser(ctx, parts[1]); err != nil {
+			return true, iamErr(err, nil)
+		}
+		keys, err := n.iam.ListKeys(ctx, parts[1])
+		return true, iamErr(err, func() error { return writeJSON(w, keys) })
+	case len(parts) == 3 && parts[0] == "users" && parts[2] == "keys" && post:
+		k, secret, err := n.iam.CreateKey(ctx, parts[1])
+		return true, iamErr(err, func() error {
+			return writeJSONStatus(w, http.StatusCreated, struct {
+				iam.Key
+				SecretKey string `json:"secret_key"`
+			}{k, secret})
+		})
+	case path == "keys" && get:
+		keys, err := n.iam.ListKeys(ctx, "")
+		return true, iamErr(err, func() error { return writeJSON(w, keys) })
+	case len(parts) == 2 && parts[0] == "keys" && del:
+		return true, iamErr(n.iam.DeleteKey(ctx, parts[1]), func() error { w.WriteHeader(http.StatusNoContent); return nil })
+	case len(parts) == 3 && parts[0] == "keys" && (parts[2] == "disable" || parts[2] == "enable") && post:
+		k, err := n.iam.SetKeyDisabled(ctx, parts[1], parts[2] == "disable")
+		return true, iamErr(err, func() error { return writeJSON(w, k) })
+	}
+	return false, nil
+}
+
+// iamErr maps iam errors to admin errors, or runs ok.
+func iamErr(err error, ok func() error) error {
+	switch {
+	case err == nil && ok != nil:
+		return ok()
+	case err == nil:
+		return nil
+	case errors.Is(err, iam.ErrNoSuchUser):
+		return &adminError{http.StatusNotFound, "NoSuchUser", err.Error()}
+	case errors.Is(err, iam.ErrNoSuchKey):
+		return &adminError{http.StatusNotFound, "NoSuchKey", err.Error()}
+	case errors.Is(err, iam.ErrUserExists):
+		return &adminError{http.StatusConflict, "UserExists", err.Error()}
+	case errors.Is(err, iam.ErrInvalidName):
+		return badRequest("%v", err)
+	}
+	return err
+}
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
