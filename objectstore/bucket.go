@@ -18,8 +18,8 @@ type BucketInfo struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
 	// Owner is the user that created it ("": the root user).
-	Owner string `json:"owner,omitempty"`
-	Tags    []Header  `json:"tags,omitempty"`
+	Owner string   `json:"owner,omitempty"`
+	Tags  []Header `json:"tags,omitempty"`
 	// Versioning is "", "Enabled" or "Suspended" (never back to "").
 	Versioning string `json:"versioning,omitempty"`
 	// Config holds per-bucket configuration documents the S3 layer owns

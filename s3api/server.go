@@ -35,9 +35,9 @@ type Config struct {
 	// the root user (nil: every signed request is the root user's).
 	// Other users reach their own buckets and what bucket policies grant.
 	Principal func(accessKey string) (user string, root bool)
-	Logger      *slog.Logger
-	Registry    prometheus.Registerer
-	Now         func() time.Time // for tests; time.Now by default
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+	Now       func() time.Time // for tests; time.Now by default
 }
 
 // Server serves the S3 API over an object store.
