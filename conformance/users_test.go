@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -136,6 +137,37 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 	}
 	if _, err := bob.PutObject(ctx, "alice-data", "x", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); s3Code(err) != "AccessDenied" {
 		t.Fatalf("bob writes with a read-only policy: %v", err)
+	}
+	// Quotas: a bucket's object count, and a user's bytes over all its
+	// buckets, refuse writes past them with QuotaExceeded.
+	mustCLI(t, "bucket", "quota", "alice-data", "--max-objects", "3", "--server", "http://"+s.admin)
+	for i, want := range []string{"", "", "QuotaExceeded"} { // k is there already
+		_, err := alice.PutObject(ctx, "alice-data", fmt.Sprint("q", i), bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		if s3Code(err) != want {
+			t.Fatalf("put %d into a 3-object bucket: %v, want %q", i, err, want)
+		}
+	}
+	mustCLI(t, "user", "quota", "bob", "--max-size", "100KiB", "--server", "http://"+s.admin)
+	big := bytes.Repeat([]byte("b"), 60<<10)
+	if _, err := bob.PutObject(ctx, "bob-data", "one", bytes.NewReader(big), int64(len(big)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.PutObject(ctx, "bob-data", "two", bytes.NewReader(big), int64(len(big)), minio.PutObjectOptions{}); s3Code(err) != "QuotaExceeded" {
+		t.Fatalf("bob past 100 KiB: %v", err)
+	}
+	var listing []struct {
+		Name, Owner string
+		Usage       struct{ Bytes, Objects int64 }
+		Quota       struct {
+			MaxObjects int64 `json:"max_objects"`
+		}
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "bucket", "list", "-o", "json", "--server", "http://"+s.admin)), &listing); err != nil {
+		t.Fatal(err)
+	}
+	if len(listing) != 2 || listing[0].Name != "alice-data" || listing[0].Owner != "alice" || listing[0].Usage.Objects != 3 || listing[0].Quota.MaxObjects != 3 ||
+		listing[1].Owner != "bob" || listing[1].Usage.Bytes != 60<<10 {
+		t.Fatalf("bucket list: %+v", listing)
 	}
 	// Root reaches everything.
 	if got, err := read(minioClient(t, s, testSecret), "bob-data", "nothing"); err == nil || s3Code(err) != "NoSuchKey" {

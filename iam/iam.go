@@ -40,6 +40,34 @@ type User struct {
 	Name     string    `json:"name"`
 	Disabled bool      `json:"disabled,omitempty"`
 	Created  time.Time `json:"created"`
+	Quota    Quota     `json:"quota,omitzero"`
+}
+
+// Quota bounds what a user's buckets (or one bucket) hold; 0 is no
+// bound.
+type Quota struct {
+	MaxBytes   int64 `json:"max_bytes,omitempty"`
+	MaxObjects int64 `json:"max_objects,omitempty"`
+}
+
+// Set reports whether the quota bounds anything.
+func (q Quota) Set() bool { return q.MaxBytes > 0 || q.MaxObjects > 0 }
+
+// Allows reports whether adding bytes and objects to what is held
+// (usage) stays within the quota.
+func (q Quota) Allows(usage interface{ Held() (int64, int64) }, bytes, objects int64) bool {
+	b, o := usage.Held()
+	return (q.MaxBytes <= 0 || b+bytes <= q.MaxBytes) && (q.MaxObjects <= 0 || o+objects <= q.MaxObjects)
+}
+
+// SetUserQuota sets (or, with a zero quota, clears) a user's quota.
+func (s *Store) SetUserQuota(ctx context.Context, name string, q Quota) (User, error) {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
+		return User{}, err
+	}
+	u.Quota = q
+	return u, putJSON(ctx, s.meta, userPrefix+name, u)
 }
 
 // Key is an access key of a user. Sealed is the encrypted secret; it is

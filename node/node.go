@@ -147,6 +147,7 @@ type Node struct {
 
 	rb    rebalanceState
 	iam   *iam.Store
+	usage *usageTracker
 	bgCtx context.Context // ends with the node
 
 	volumes *volumes.Manager
@@ -242,7 +243,9 @@ func (n *Node) serve(ctx context.Context) error {
 	if err := n.openIAM(); err != nil {
 		return err
 	}
-	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: userCredentials{n}, Principal: n.principal, Logger: n.log, Registry: n.Registry}, n.store)
+	n.usage = newUsageTracker()
+	n.goBackground(func() { n.runUsageScans(ctx) })
+	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: userCredentials{n}, Principal: n.principal, Admit: n.admit, Logger: n.log, Registry: n.Registry}, n.store)
 	n.startScrub(ctx)
 	n.startRebalancer(ctx)
 	return n.listen(n.s3)

@@ -68,6 +68,9 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, rc *reqConte
 	if cks != nil {
 		bodyHeaders = func() []objectstore.Header { return cks.stored()[:1] }
 	}
+	if err := s.admit(r, rc.bucket, size, 0); err != nil {
+		return err
+	}
 	etag, err := s.store.UploadPart(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), n, body, size, md, bodyHeaders)
 	if err != nil {
 		return err
@@ -83,6 +86,10 @@ func (s *Server) uploadPart(w http.ResponseWriter, r *http.Request, rc *reqConte
 func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
 	cond, err := writePrecondition(r.Header)
 	if err != nil {
+		return err
+	}
+	// The parts' bytes were admitted as they came; the object counts now.
+	if err := s.admit(r, rc.bucket, 0, 1); err != nil {
 		return err
 	}
 	body, err := readSmallBody(r, rc, 4<<20)

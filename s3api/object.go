@@ -151,6 +151,9 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if cks != nil {
 		opts.BodyHeaders = cks.stored
 	}
+	if err := s.admit(r, rc.bucket, size, 1); err != nil {
+		return err
+	}
 	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, body, size, opts)
 	if err != nil {
 		return err
@@ -482,6 +485,9 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	defer src.Close()
 	if src.Info.Size > objectstore.MaxPutSize {
 		return apiErr("InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120")
+	}
+	if err := s.admit(r, rc.bucket, src.Info.Size, 1); err != nil {
+		return err
 	}
 	acl, err := requestACL(r, objectACLs)
 	if err != nil {

@@ -35,9 +35,12 @@ type Config struct {
 	// the root user (nil: every signed request is the root user's).
 	// Other users reach their own buckets and what bucket policies grant.
 	Principal func(accessKey string) (user string, root bool)
-	Logger    *slog.Logger
-	Registry  prometheus.Registerer
-	Now       func() time.Time // for tests; time.Now by default
+	// Admit, if set, is asked before a write adds bytes and objects to a
+	// bucket; an error refuses it with QuotaExceeded.
+	Admit    func(ctx context.Context, bucket string, bytes, objects int64) error
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	Now      func() time.Time // for tests; time.Now by default
 }
 
 // Server serves the S3 API over an object store.
@@ -359,3 +362,14 @@ func writeXML(w http.ResponseWriter, status int, v any) error {
 
 // isoTime formats times as S3 does in XML.
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// admit asks the quota hook about a write.
+func (s *Server) admit(r *http.Request, bucket string, bytes, objects int64) error {
+	if s.cfg.Admit == nil {
+		return nil
+	}
+	if err := s.cfg.Admit(r.Context(), bucket, max(bytes, 0), objects); err != nil {
+		return apiErr("QuotaExceeded", "The bucket's or its owner's quota does not allow this write: "+err.Error()+".")
+	}
+	return nil
+}

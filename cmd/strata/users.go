@@ -78,7 +78,7 @@ func userCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, toggle("disable", "Disable a user: none of its keys signs"), toggle("enable", "Enable a user again"), del)
+	cmd.AddCommand(create, list, toggle("disable", "Disable a user: none of its keys signs"), toggle("enable", "Enable a user again"), del, userQuotaCommand(c))
 	return cmd
 }
 

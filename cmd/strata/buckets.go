@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-storage/strata/iam"
+	"github.com/strata-storage/strata/node"
+)
+
+// quotaFlags are --max-size and --max-objects (0 clears a bound).
+type quotaFlags struct {
+	size    string
+	objects int64
+}
+
+func (f *quotaFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.size, "max-size", "0", "most bytes held (e.g. 10GiB; 0: no bound)")
+	cmd.Flags().Int64Var(&f.objects, "max-objects", 0, "most objects held (0: no bound)")
+}
+
+func (f *quotaFlags) quota() (iam.Quota, error) {
+	size, err := parseSize(f.size)
+	if f.size == "0" {
+		size, err = 0, nil
+	}
+	if err != nil {
+		return iam.Quota{}, fmt.Errorf("--max-size: %w", err)
+	}
+	return iam.Quota{MaxBytes: size, MaxObjects: f.objects}, nil
+}
+
+func formatQuota(q iam.Quota) string {
+	if !q.Set() {
+		return "-"
+	}
+	size, objects := "-", "-"
+	if q.MaxBytes > 0 {
+		size = formatBytes(q.MaxBytes)
+	}
+	if q.MaxObjects > 0 {
+		objects = fmt.Sprint(q.MaxObjects)
+	}
+	return size + " / " + objects + " objects"
+}
+
+func bucketCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "bucket", Short: "Buckets: owners, usage and quotas"}
+	c := volumeClient(cmd)
+	var output string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List buckets with owner, usage (counted now) and quotas",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var list []node.BucketListing
+			if err := c.call(http.MethodGet, "buckets", nil, &list); err != nil {
+				return err
+			}
+			return emit(cmd, output, list, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "BUCKET\tOWNER\tOBJECTS\tSIZE\tQUOTA\tOWNER QUOTA")
+				for _, b := range list {
+					owner := b.Owner
+					if owner == "" {
+						owner = "(root)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", b.Name, owner, b.Usage.Objects, formatBytes(b.Usage.Bytes), formatQuota(b.Quota), formatQuota(b.OwnerQuota))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	var qf quotaFlags
+	quota := &cobra.Command{
+		Use:   "quota BUCKET",
+		Short: "Bound what a bucket holds; writes past it get QuotaExceeded",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q, err := qf.quota()
+			if err != nil {
+				return err
+			}
+			var b node.BucketListing
+			if err := c.call(http.MethodPut, "buckets/"+url.PathEscape(args[0])+"/quota", q, &b); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "bucket %s: quota %s, holding %d objects, %s\n", b.Name, formatQuota(b.Quota), b.Usage.Objects, formatBytes(b.Usage.Bytes))
+			return nil
+		},
+	}
+	qf.add(quota)
+	cmd.AddCommand(list, quota)
+	return cmd
+}
+
+func userQuotaCommand(c *adminClient) *cobra.Command {
+	var qf quotaFlags
+	quota := &cobra.Command{
+		Use:   "quota NAME",
+		Short: "Bound what all of a user's buckets hold together",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q, err := qf.quota()
+			if err != nil {
+				return err
+			}
+			var u iam.User
+			if err := c.call(http.MethodPut, "users/"+url.PathEscape(args[0])+"/quota", q, &u); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "user %s: quota %s\n", u.Name, formatQuota(u.Quota))
+			return nil
+		},
+	}
+	qf.add(quota)
+	return quota
+}
