@@ -41,6 +41,8 @@ type User struct {
 	Disabled bool      `json:"disabled,omitempty"`
 	Created  time.Time `json:"created"`
 	Quota    Quota     `json:"quota,omitzero"`
+	// MaxBuckets bounds how many buckets the user may own (0: no bound).
+	MaxBuckets int `json:"max_buckets,omitempty"`
 }
 
 // Quota bounds what a user's buckets (or one bucket) hold; 0 is no
@@ -218,10 +220,16 @@ func putJSON(ctx context.Context, m metastore.Store, key string, v any) error {
 
 // CreateUser adds an enabled user.
 func (s *Store) CreateUser(ctx context.Context, name string) (User, error) {
+	return s.CreateUserWith(ctx, User{Name: name})
+}
+
+// CreateUserWith adds an enabled user with u's quota and bucket limit.
+func (s *Store) CreateUserWith(ctx context.Context, u User) (User, error) {
+	name := u.Name
 	if !ValidUserName(name) {
 		return User{}, fmt.Errorf("%w: %q (1-64 of A-Z a-z 0-9 +=,.@_-)", ErrInvalidName, name)
 	}
-	u := User{Name: name, Created: time.Now().UTC()}
+	u.Disabled, u.Created = false, time.Now().UTC()
 	b, _ := json.Marshal(u)
 	ok, err := s.meta.PutIfAbsent(ctx, userPrefix+name, b)
 	if err != nil {

@@ -42,6 +42,7 @@ import (
 //	…/scrub                                    scrubbing (scrub.go)
 //	…/users, …/keys                            users and access keys (users.go)
 //	…/buckets, …/{buckets,users}/{n}/quota     usage and quotas (quota.go)
+//	…/storageclasses, …/claims                 ObjectBucketClaims (claims.go)
 //	…/rebalance, …/nodes/{n}/drain, …/zones/{z}/{drain,fail}, …/node/halt   rebalancing (rebalance.go)
 
 // RebalanceAnswer is what a rebalance through the admin API returns.
@@ -132,6 +133,9 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 		return err
 	}
 	if done, err := n.quotaRoute(w, r, path, body); done {
+		return err
+	}
+	if done, err := n.claimsRoute(w, r, path, body); done {
 		return err
 	}
 	switch {

@@ -162,3 +162,18 @@ func writeJSONStatus(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
 }
+
+// mayCreateBucket enforces a user's bucket limit.
+func (n *Node) mayCreateBucket(ctx context.Context, user string) bool {
+	u, err := n.iam.GetUser(ctx, user)
+	if err != nil || u.MaxBuckets <= 0 {
+		return err == nil
+	}
+	owned := 0
+	for _, b := range n.store.ListBuckets(ctx) {
+		if b.Owner == user {
+			owned++
+		}
+	}
+	return owned < u.MaxBuckets
+}

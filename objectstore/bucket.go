@@ -270,3 +270,45 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// PurgeBucket deletes every object version, delete marker and unfinished
+// upload of a bucket, then the bucket itself (what a claim with the Delete
+// reclaim policy does when it goes).
+func (s *Store) PurgeBucket(ctx context.Context, name string) error {
+	if _, err := s.HeadBucket(ctx, name); err != nil {
+		return err
+	}
+	for {
+		ups, err := s.ListUploads(ctx, name, 1000)
+		if err != nil {
+			return err
+		}
+		for _, u := range ups {
+			if err := s.AbortUpload(ctx, name, u.Key, u.UploadID); err != nil && !errors.Is(err, ErrNoSuchUpload) {
+				return fmt.Errorf("purge %s: abort upload of %s: %w", name, u.Key, err)
+			}
+		}
+		if len(ups) < 1000 {
+			break
+		}
+	}
+	for {
+		page, err := s.ListObjectVersions(ctx, name, VersionListOptions{MaxKeys: 1000})
+		if err != nil {
+			return err
+		}
+		for _, v := range page.Versions {
+			vid := v.VersionID
+			if vid == "" {
+				vid = "null"
+			}
+			if _, err := s.DeleteObject(ctx, name, v.Key, vid); err != nil {
+				return fmt.Errorf("purge %s: delete %s (version %s): %w", name, v.Key, vid, err)
+			}
+		}
+		if !page.Truncated {
+			break
+		}
+	}
+	return s.DeleteBucket(ctx, name)
+}

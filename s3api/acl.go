@@ -207,6 +207,9 @@ func (s *Server) authorizeAnonymous(r *http.Request, rc *reqContext) error {
 // allow; an explicit Deny in a policy binds the owner too. A copy needs
 // read access to its source as well.
 func (s *Server) authorizeUser(r *http.Request, rc *reqContext) error {
+	if rc.api == "CreateBucket" && s.cfg.MayCreateBucket != nil && !s.cfg.MayCreateBucket(r.Context(), rc.user) {
+		return apiErr("TooManyBuckets")
+	}
 	if rc.bucket == "" || rc.api == "CreateBucket" {
 		return nil // ListBuckets shows the user's own; a new bucket is theirs
 	}

@@ -27,6 +27,7 @@ var errorTable = map[string]APIError{
 	"BadDigest":                         {Status: 400, Message: "The Content-MD5 or checksum you specified did not match what we received."},
 	"BucketAlreadyOwnedByYou":           {Status: 409, Message: "Your previous request to create the named bucket succeeded and you already own it."},
 	"BucketAlreadyExists":               {Status: 409, Message: "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."},
+	"TooManyBuckets":                    {Status: 400, Message: "You have attempted to create more buckets than allowed."},
 	"QuotaExceeded":                     {Status: 403, Message: "Quota exceeded."},
 	"BucketNotEmpty":                    {Status: 409, Message: "The bucket you tried to delete is not empty."},
 	"EntityTooLarge":                    {Status: 400, Message: "Your proposed upload exceeds the maximum allowed size."},

@@ -35,6 +35,9 @@ type Config struct {
 	// the root user (nil: every signed request is the root user's).
 	// Other users reach their own buckets and what bucket policies grant.
 	Principal func(accessKey string) (user string, root bool)
+	// MayCreateBucket, if set, tells whether a user (not root) may create
+	// one more bucket.
+	MayCreateBucket func(ctx context.Context, user string) bool
 	// Admit, if set, is asked before a write adds bytes and objects to a
 	// bucket; an error refuses it with QuotaExceeded.
 	Admit    func(ctx context.Context, bucket string, bytes, objects int64) error
