@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,28 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 	if len(listing) != 2 || listing[0].Name != "alice-data" || listing[0].Owner != "alice" || listing[0].Usage.Objects != 3 || listing[0].Quota.MaxObjects != 3 ||
 		listing[1].Owner != "bob" || listing[1].Usage.Bytes != 60<<10 {
 		t.Fatalf("bucket list: %+v", listing)
+	}
+	// An IAM-style policy attached to a user grants (and denies) too.
+	carol, _ := userClient(t, s, "carol")
+	if _, err := read(carol, "alice-data", "k"); s3Code(err) != "AccessDenied" {
+		t.Fatalf("carol without a policy: %v", err)
+	}
+	polFile := t.TempDir() + "/carol.json"
+	os.WriteFile(polFile, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::alice-data/*"]}]}`), 0o600)
+	mustCLI(t, "user", "policy", "carol", "-f", polFile, "--server", "http://"+s.admin)
+	if got, err := read(carol, "alice-data", "k"); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("carol with a read policy: %v", err)
+	}
+	if _, err := carol.PutObject(ctx, "alice-data", "c", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); s3Code(err) != "AccessDenied" {
+		t.Fatalf("carol writes with a read policy: %v", err)
+	}
+	os.WriteFile(polFile, []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}`), 0o600)
+	if out, err := strataCLI(t, "user", "policy", "carol", "-f", polFile, "--server", "http://"+s.admin); err == nil || !strings.Contains(out, "MalformedPolicy") {
+		t.Fatalf("a user policy with a Principal: %v %s", err, out)
+	}
+	mustCLI(t, "user", "policy", "carol", "--detach", "--server", "http://"+s.admin)
+	if _, err := read(carol, "alice-data", "k"); s3Code(err) != "AccessDenied" {
+		t.Fatalf("carol after the policy was detached: %v", err)
 	}
 	// Root reaches everything.
 	if got, err := read(minioClient(t, s, testSecret), "bob-data", "nothing"); err == nil || s3Code(err) != "NoSuchKey" {

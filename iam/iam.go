@@ -43,6 +43,9 @@ type User struct {
 	Quota    Quota     `json:"quota,omitzero"`
 	// MaxBuckets bounds how many buckets the user may own (0: no bound).
 	MaxBuckets int `json:"max_buckets,omitempty"`
+	// Policy is an IAM-style policy attached to the user (the bucket
+	// policy language without Principal), or nil.
+	Policy json.RawMessage `json:"policy,omitempty"`
 }
 
 // Quota bounds what a user's buckets (or one bucket) hold; 0 is no
@@ -60,6 +63,20 @@ func (q Quota) Set() bool { return q.MaxBytes > 0 || q.MaxObjects > 0 }
 func (q Quota) Allows(usage interface{ Held() (int64, int64) }, bytes, objects int64) bool {
 	b, o := usage.Held()
 	return (q.MaxBytes <= 0 || b+bytes <= q.MaxBytes) && (q.MaxObjects <= 0 || o+objects <= q.MaxObjects)
+}
+
+// SetUserPolicy attaches a policy document to a user (nil detaches it);
+// the caller validates it.
+func (s *Store) SetUserPolicy(ctx context.Context, name string, doc []byte) (User, error) {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
+		return User{}, err
+	}
+	u.Policy = append(json.RawMessage(nil), doc...)
+	if doc == nil {
+		u.Policy = nil
+	}
+	return u, putJSON(ctx, s.meta, userPrefix+name, u)
 }
 
 // SetUserQuota sets (or, with a zero quota, clears) a user's quota.

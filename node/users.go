@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/s3api/policy"
 )
 
 // Users and access keys beside the root user: the iam store (in etcd in a
@@ -72,6 +74,8 @@ func (n *Node) principal(access string) (string, bool) {
 //	POST   /admin/v1/users/{name}/{disable,enable}
 //	GET    /admin/v1/users/{name}/keys         []iam.Key (no secrets)
 //	POST   /admin/v1/users/{name}/keys         {"access_key", "secret_key", ...} (201; the only time the secret is shown)
+//	PUT    /admin/v1/users/{name}/policy       an IAM-style policy (no Principal) -> iam.User
+//	DELETE /admin/v1/users/{name}/policy
 //	GET    /admin/v1/keys                      every key
 //	DELETE /admin/v1/keys/{access}
 //	POST   /admin/v1/keys/{access}/{disable,enable}
@@ -126,6 +130,17 @@ func (n *Node) usersRoute(w http.ResponseWriter, r *http.Request, path string, b
 				SecretKey string `json:"secret_key"`
 			}{k, secret})
 		})
+	case len(parts) == 3 && parts[0] == "users" && parts[2] == "policy" && (r.Method == http.MethodPut || del):
+		var doc []byte
+		if !del {
+			if _, err := policy.ParseIdentity(body); err != nil {
+				return true, &adminError{http.StatusBadRequest, "MalformedPolicy", err.Error()}
+			}
+			doc = body
+		}
+		u, err := n.iam.SetUserPolicy(ctx, parts[1], doc)
+		n.policies.forget(parts[1])
+		return true, iamErr(err, func() error { return writeJSON(w, u) })
 	case path == "keys" && get:
 		keys, err := n.iam.ListKeys(ctx, "")
 		return true, iamErr(err, func() error { return writeJSON(w, keys) })
@@ -176,4 +191,48 @@ func (n *Node) mayCreateBucket(ctx context.Context, user string) bool {
 		}
 	}
 	return owned < u.MaxBuckets
+}
+
+// policyCache holds users' parsed policies for iam.CacheTTL, so a request
+// does not read the metadata store.
+type policyCache struct {
+	mu      sync.Mutex
+	entries map[string]policyEntry
+}
+
+type policyEntry struct {
+	p  *policy.Policy
+	at time.Time
+}
+
+func (c *policyCache) forget(user string) {
+	c.mu.Lock()
+	delete(c.entries, user)
+	c.mu.Unlock()
+}
+
+// userPolicy is the parsed policy attached to user (nil: none).
+func (n *Node) userPolicy(ctx context.Context, user string) *policy.Policy {
+	c := &n.policies
+	c.mu.Lock()
+	e, ok := c.entries[user]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) < iam.CacheTTL {
+		return e.p
+	}
+	e = policyEntry{at: time.Now()}
+	if u, err := n.iam.GetUser(ctx, user); err == nil && len(u.Policy) > 0 {
+		if p, err := policy.ParseIdentity(u.Policy); err == nil {
+			e.p = p
+		}
+	} else if err != nil && !errors.Is(err, iam.ErrNoSuchUser) {
+		return nil // the store failed: no grant, and nothing cached
+	}
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = map[string]policyEntry{}
+	}
+	c.entries[user] = e
+	c.mu.Unlock()
+	return e.p
 }

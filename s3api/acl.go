@@ -233,12 +233,23 @@ func (s *Server) userMayUse(r *http.Request, rc *reqContext) error {
 		return nil // no such bucket: the handler says so
 	}
 	d, err := s.policyDecision(r, rc)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case d == policy.Denied:
+	}
+	// The user's own (IAM-style) policy is weighed with the bucket's:
+	// a Deny in either wins, then ownership or an Allow in either.
+	ud := policy.Undecided
+	if s.cfg.UserPolicy != nil {
+		if up := s.cfg.UserPolicy(r.Context(), rc.user); up != nil {
+			if req, ok := policyRequest(r, rc); ok {
+				ud = up.Evaluate(req)
+			}
+		}
+	}
+	switch {
+	case d == policy.Denied || ud == policy.Denied:
 		return apiErr("AccessDenied")
-	case b.Owner == rc.user || d == policy.Allowed:
+	case b.Owner == rc.user || d == policy.Allowed || ud == policy.Allowed:
 		return nil
 	}
 	return apiErr("AccessDenied")

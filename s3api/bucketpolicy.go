@@ -72,20 +72,32 @@ func (s *Server) deleteBucketPolicy(w http.ResponseWriter, r *http.Request, rc *
 	return nil
 }
 
-// policyDecision evaluates a bucket's policy for an anonymous request.
+// policyDecision evaluates a bucket's policy for a request (anonymous,
+// or of a user other than root).
 func (s *Server) policyDecision(r *http.Request, rc *reqContext) (policy.Decision, error) {
 	b, err := s.store.HeadBucket(r.Context(), rc.bucket)
 	if err != nil {
 		return policy.Undecided, err
 	}
 	doc, ok := b.Config[policyKind]
-	action := policyActions[rc.api]
-	if !ok || action == "" {
+	req, known := policyRequest(r, rc)
+	if !ok || !known {
 		return policy.Undecided, nil
 	}
 	p, err := policy.Parse(doc, rc.bucket)
 	if err != nil {
 		return policy.Undecided, errors.Join(errors.New("stored bucket policy no longer parses"), err)
+	}
+	return p.Evaluate(req), nil
+}
+
+// policyRequest is what policies are evaluated against: the action,
+// resource and condition keys of a request. known is false for requests
+// no policy action names.
+func policyRequest(r *http.Request, rc *reqContext) (policy.Request, bool) {
+	action := policyActions[rc.api]
+	if action == "" {
+		return policy.Request{}, false
 	}
 	resource := "arn:aws:s3:::" + rc.bucket
 	if rc.key != "" {
@@ -115,5 +127,5 @@ func (s *Server) policyDecision(r *http.Request, rc *reqContext) (policy.Decisio
 	if !rc.anonymous {
 		principal = rc.user
 	}
-	return p.Evaluate(policy.Request{Principal: principal, Action: action, Resource: resource, Context: ctx}), nil
+	return policy.Request{Principal: principal, Action: action, Resource: resource, Context: ctx}, true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/s3api/policy"
 	"github.com/strata-storage/strata/s3api/sigv4"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	// the root user (nil: every signed request is the root user's).
 	// Other users reach their own buckets and what bucket policies grant.
 	Principal func(accessKey string) (user string, root bool)
+	// UserPolicy, if set, returns the IAM-style policy attached to a user
+	// (nil: none).
+	UserPolicy func(ctx context.Context, user string) *policy.Policy
 	// MayCreateBucket, if set, tells whether a user (not root) may create
 	// one more bucket.
 	MayCreateBucket func(ctx context.Context, user string) bool

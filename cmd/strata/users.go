@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -78,7 +80,39 @@ func userCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, toggle("disable", "Disable a user: none of its keys signs"), toggle("enable", "Enable a user again"), del, userQuotaCommand(c))
+	var policyFile string
+	var detach bool
+	pol := &cobra.Command{
+		Use:   "policy NAME -f POLICY.json | --detach",
+		Short: "Attach an IAM-style policy to a user (the bucket policy language, no Principal), or detach it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "users/" + url.PathEscape(args[0]) + "/policy"
+			var u iam.User
+			if detach {
+				if err := c.call(http.MethodDelete, path, nil, &u); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "user %s: policy detached\n", u.Name)
+				return nil
+			}
+			if policyFile == "" {
+				return fmt.Errorf("give -f POLICY.json or --detach")
+			}
+			doc, err := os.ReadFile(policyFile)
+			if err != nil {
+				return err
+			}
+			if err := c.call(http.MethodPut, path, json.RawMessage(doc), &u); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "user %s: policy attached\n", u.Name)
+			return nil
+		},
+	}
+	pol.Flags().StringVarP(&policyFile, "filename", "f", "", "the policy document (JSON)")
+	pol.Flags().BoolVar(&detach, "detach", false, "detach the user's policy")
+	cmd.AddCommand(create, list, toggle("disable", "Disable a user: none of its keys signs"), toggle("enable", "Enable a user again"), del, userQuotaCommand(c), pol)
 	return cmd
 }
 

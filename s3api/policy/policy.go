@@ -85,7 +85,14 @@ var operators = map[string]bool{
 }
 
 // Parse parses and validates a bucket policy for bucket.
-func Parse(doc []byte, bucket string) (*Policy, error) {
+func Parse(doc []byte, bucket string) (*Policy, error) { return parse(doc, bucket, false) }
+
+// ParseIdentity parses an IAM-style policy attached to a user: the same
+// language with no Principal (it is the user) and resources in any
+// bucket.
+func ParseIdentity(doc []byte) (*Policy, error) { return parse(doc, "", true) }
+
+func parse(doc []byte, bucket string, identity bool) (*Policy, error) {
 	var raw struct {
 		Version   string          `json:"Version"`
 		ID        string          `json:"Id"`
@@ -114,7 +121,7 @@ func Parse(doc []byte, bucket string) (*Policy, error) {
 	}
 	p := &Policy{}
 	for i, rs := range stmts {
-		st, err := parseStatement(rs, bucket)
+		st, err := parseStatement(rs, bucket, identity)
 		if err != nil {
 			return nil, fmt.Errorf("statement %d: %w", i, err)
 		}
@@ -135,7 +142,7 @@ func strictUnmarshal(b []byte, v any) error {
 	return nil
 }
 
-func parseStatement(rs rawStatement, bucket string) (Statement, error) {
+func parseStatement(rs rawStatement, bucket string, identity bool) (Statement, error) {
 	st := Statement{Sid: rs.Sid}
 	switch rs.Effect {
 	case "Allow":
@@ -147,11 +154,18 @@ func parseStatement(rs rawStatement, bucket string) (Statement, error) {
 	if len(rs.NotPrincipal) > 0 {
 		return st, malformed("NotPrincipal is not supported")
 	}
-	principals, err := parsePrincipal(rs.Principal)
-	if err != nil {
-		return st, err
+	if identity {
+		if len(rs.Principal) > 0 {
+			return st, malformed("a user policy names no Principal: it applies to its user")
+		}
+		st.Principals = []string{"*"}
+	} else {
+		principals, err := parsePrincipal(rs.Principal)
+		if err != nil {
+			return st, err
+		}
+		st.Principals = principals
 	}
-	st.Principals = principals
 	if (len(rs.Action) == 0) == (len(rs.NotAction) == 0) {
 		return st, malformed("exactly one of Action and NotAction is required")
 	}
@@ -170,7 +184,7 @@ func parseStatement(rs rawStatement, bucket string) (Statement, error) {
 			return st, malformed("Policy has invalid resource %q", r)
 		}
 		b, _, _ := strings.Cut(name, "/")
-		if !wildcard(b, bucket) {
+		if !identity && !wildcard(b, bucket) {
 			return st, malformed("Policy has invalid resource: %q does not name bucket %s", r, bucket)
 		}
 	}
