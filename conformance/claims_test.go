@@ -94,6 +94,29 @@ func TestBucketClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Two claims, two buckets: each claim's keys read and write their own
+	// and get AccessDenied on the other's; each lists only its own.
+	for _, c := range []struct {
+		cl         *minio.Client
+		own, other string
+	}{{app, bucket, "ledger-data"}, {ledger, "ledger-data", bucket}} {
+		if _, err := c.cl.StatObject(ctx, c.other, "entry", minio.StatObjectOptions{}); s3Code(err) != "AccessDenied" {
+			t.Fatalf("reading %s with %s's keys: %v", c.other, c.own, err)
+		}
+		if _, err := c.cl.PutObject(ctx, c.other, "x", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{}); s3Code(err) != "AccessDenied" {
+			t.Fatalf("writing %s with %s's keys: %v", c.other, c.own, err)
+		}
+		if o, err := c.cl.GetObject(ctx, c.own, map[bool]string{true: "a", false: "entry"}[c.own == bucket], minio.GetObjectOptions{}); err != nil {
+			t.Fatal(err)
+		} else if _, err := o.Stat(); err != nil {
+			t.Fatalf("reading its own bucket %s: %v", c.own, err)
+		}
+		bs, err := c.cl.ListBuckets(ctx)
+		if err != nil || len(bs) != 1 || bs[0].Name != c.own {
+			t.Fatalf("%s's keys list %+v (%v)", c.own, bs, err)
+		}
+	}
+
 	// Refusals, each leaving nothing behind.
 	for _, c := range []struct {
 		doc, want string

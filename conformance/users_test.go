@@ -65,7 +65,7 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	if got := names(alice); got != "alice-data" {
+	if got := names(alice); got != "alice-data" && got != "alice-data,alice-ten" {
 		t.Fatalf("alice lists %q", got)
 	}
 	if got := names(bob); got != "bob-data" {
@@ -148,6 +148,25 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 			t.Fatalf("put %d into a 3-object bucket: %v, want %q", i, err, want)
 		}
 	}
+	// A 10 MiB bucket quota refuses the write that crosses it; deleting
+	// an object makes room again at once.
+	if err := alice.MakeBucket(ctx, "alice-ten", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "bucket", "quota", "alice-ten", "--max-size", "10MiB", "--server", "http://"+s.admin)
+	four := bytes.Repeat([]byte("4"), 4<<20)
+	for i, want := range []string{"", "", "QuotaExceeded"} {
+		_, err := alice.PutObject(ctx, "alice-ten", fmt.Sprint("m", i), bytes.NewReader(four), int64(len(four)), minio.PutObjectOptions{})
+		if s3Code(err) != want {
+			t.Fatalf("4 MiB write %d into a 10 MiB bucket: %v, want %q", i, err, want)
+		}
+	}
+	if err := alice.RemoveObject(ctx, "alice-ten", "m0", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.PutObject(ctx, "alice-ten", "m2", bytes.NewReader(four), int64(len(four)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("writing after a delete made room: %v", err)
+	}
 	mustCLI(t, "user", "quota", "bob", "--max-size", "100KiB", "--server", "http://"+s.admin)
 	big := bytes.Repeat([]byte("b"), 60<<10)
 	if _, err := bob.PutObject(ctx, "bob-data", "one", bytes.NewReader(big), int64(len(big)), minio.PutObjectOptions{}); err != nil {
@@ -166,8 +185,8 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustCLI(t, "bucket", "list", "-o", "json", "--server", "http://"+s.admin)), &listing); err != nil {
 		t.Fatal(err)
 	}
-	if len(listing) != 2 || listing[0].Name != "alice-data" || listing[0].Owner != "alice" || listing[0].Usage.Objects != 3 || listing[0].Quota.MaxObjects != 3 ||
-		listing[1].Owner != "bob" || listing[1].Usage.Bytes != 60<<10 {
+	if len(listing) != 3 || listing[0].Name != "alice-data" || listing[0].Owner != "alice" || listing[0].Usage.Objects != 3 || listing[0].Quota.MaxObjects != 3 ||
+		listing[2].Owner != "bob" || listing[2].Usage.Bytes != 60<<10 {
 		t.Fatalf("bucket list: %+v", listing)
 	}
 	// An IAM-style policy attached to a user grants (and denies) too.
@@ -212,6 +231,51 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 	if _, err := bob.ListBuckets(ctx); s3Code(err) != "InvalidAccessKeyId" {
 		t.Fatalf("a disabled key lists: %v", err)
 	}
+	// Admin users call the admin API as root does; other users are
+	// refused; both are in the audit log.
+	mustCLI(t, "user", "create", "dave", "--admin", "--server", "http://"+s.admin)
+	var dk struct {
+		AccessKey string `json:"access_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	json.Unmarshal([]byte(mustCLI(t, "key", "create", "dave", "-o", "json", "--server", "http://"+s.admin)), &dk)
+	as := func(access, secret string, args ...string) (string, error) {
+		return strataCLI(t, append(args, "--server", "http://"+s.admin, "--access-key", access, "--secret-key", secret)...)
+	}
+	if out, err := as(dk.AccessKey, dk.SecretKey, "user", "create", "frank"); err != nil {
+		t.Fatalf("an admin user creating a user: %v %s", err, out)
+	}
+	var ck struct {
+		AccessKey string `json:"access_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	json.Unmarshal([]byte(mustCLI(t, "key", "create", "carol", "-o", "json", "--server", "http://"+s.admin)), &ck)
+	if out, err := as(ck.AccessKey, ck.SecretKey, "user", "create", "eve"); err == nil || !strings.Contains(out, "AccessDenied") {
+		t.Fatalf("a plain user creating a user: %v %s", err, out)
+	}
+	var audit []struct {
+		Principal, Method, Path, Code string
+		Status                        int
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "audit", "-o", "json", "--server", "http://"+s.admin)), &audit); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, e := range audit {
+		switch {
+		case e.Principal == "root" && e.Method == "POST" && e.Path == "/admin/v1/users" && e.Status == 201:
+			found["root created a user"] = true
+		case e.Principal == "dave" && e.Path == "/admin/v1/users" && e.Status == 201:
+			found["dave created a user"] = true
+		case e.Principal == "carol" && e.Status == 403 && e.Code == "AccessDenied":
+			found["carol was refused"] = true
+		case e.Method == "GET":
+			t.Errorf("a read is in the audit log: %+v", e)
+		}
+	}
+	if len(found) != 3 {
+		t.Fatalf("audit log lacks entries (found %v):\n%+v", found, audit)
+	}
 	// Bad admin requests get their errors.
 	for _, c := range []struct {
 		args []string
@@ -227,4 +291,49 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 			t.Errorf("strata %v: %v %s, want %s", c.args, err, out, c.want)
 		}
 	}
+}
+
+// A key disabled through one gateway is refused by every gateway at once
+// (each drops its cached keys when the store says a key changed).
+func TestDisabledKeyIsRefusedOnEveryGateway(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "etcd", "etcd")
+	c := startCluster(t, 3, 3, "2+1")
+	ctx := context.Background()
+	c.cli(t, c.nodes[0], "user", "create", "gina")
+	var k struct {
+		AccessKey string `json:"access_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	if err := json.Unmarshal([]byte(c.cli(t, c.nodes[0], "key", "create", "gina", "-o", "json")), &k); err != nil {
+		t.Fatal(err)
+	}
+	var clients []*minio.Client
+	for _, nd := range c.nodes {
+		mc, err := minio.New(nd.s3, &minio.Options{Creds: miniocreds.NewStaticV4(k.AccessKey, k.SecretKey, ""), Region: "us-east-1", MaxRetries: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mc.ListBuckets(ctx); err != nil {
+			t.Fatalf("%s with gina's key: %v", nd.name, err)
+		}
+		clients = append(clients, mc)
+	}
+	c.cli(t, c.nodes[1], "key", "disable", k.AccessKey)
+	start := time.Now()
+	var slowest time.Duration
+	for i, mc := range clients {
+		for {
+			_, err := mc.ListBuckets(ctx)
+			if s3Code(err) == "InvalidAccessKeyId" {
+				slowest = max(slowest, time.Since(start))
+				break
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s still takes the disabled key after 1 s: %v", c.nodes[i].name, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Logf("every gateway refused the disabled key within %v of the CLI's answer", slowest)
 }

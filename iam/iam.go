@@ -41,6 +41,8 @@ type User struct {
 	Disabled bool      `json:"disabled,omitempty"`
 	Created  time.Time `json:"created"`
 	Quota    Quota     `json:"quota,omitzero"`
+	// Admin users may call the admin API, as root does.
+	Admin bool `json:"admin,omitempty"`
 	// MaxBuckets bounds how many buckets the user may own (0: no bound).
 	MaxBuckets int `json:"max_buckets,omitempty"`
 	// Policy is an IAM-style policy attached to the user (the bucket
@@ -63,6 +65,16 @@ func (q Quota) Set() bool { return q.MaxBytes > 0 || q.MaxObjects > 0 }
 func (q Quota) Allows(usage interface{ Held() (int64, int64) }, bytes, objects int64) bool {
 	b, o := usage.Held()
 	return (q.MaxBytes <= 0 || b+bytes <= q.MaxBytes) && (q.MaxObjects <= 0 || o+objects <= q.MaxObjects)
+}
+
+// SetUserAdmin grants or revokes admin rights.
+func (s *Store) SetUserAdmin(ctx context.Context, name string, admin bool) (User, error) {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
+		return User{}, err
+	}
+	u.Admin = admin
+	return u, putJSON(ctx, s.meta, userPrefix+name, u)
 }
 
 // SetUserPolicy attaches a policy document to a user (nil detaches it);
@@ -398,6 +410,10 @@ func (s *Store) DeleteKey(ctx context.Context, access string) error {
 	s.forget(access)
 	return s.meta.Delete(ctx, keyPrefix+access)
 }
+
+// Invalidate drops every cached lookup: another process changed a user or
+// key (a watch on the shared store calls it).
+func (s *Store) Invalidate() { s.forget("") }
 
 // forget drops a cached key (every key when access is "").
 func (s *Store) forget(access string) {

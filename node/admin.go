@@ -70,13 +70,18 @@ func badRequest(format string, args ...any) error {
 }
 
 func (n *Node) adminAPI() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := n.adminAuth(r)
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw}
+		principal, body, err := n.adminAuth(r)
 		if err == nil {
-			err = n.adminRoute(w, r, body)
+			if done, aerr := n.auditRoute(w, r, strings.TrimPrefix(r.URL.Path, "/admin/v1/")); done {
+				err = aerr
+			} else {
+				err = n.adminRoute(w, r, body)
+			}
 		}
+		var ae *adminError
 		if err != nil {
-			var ae *adminError
 			if !errors.As(err, &ae) {
 				ae = &adminError{http.StatusInternalServerError, "InternalError", err.Error()}
 				switch {
@@ -92,29 +97,49 @@ func (n *Node) adminAPI() http.Handler {
 			w.WriteHeader(ae.status)
 			json.NewEncoder(w).Encode(map[string]string{"code": ae.Code, "message": ae.Message})
 		}
+		if r.Method != http.MethodGet {
+			e := AuditEntry{Principal: principal, Remote: remoteHost(r), Method: r.Method, Path: r.URL.RequestURI(), Body: string(body), Status: w.status}
+			if e.Principal == "" {
+				e.Principal = "(unauthenticated)"
+			}
+			if ae != nil {
+				e.Code = ae.Code
+			}
+			n.record(e)
+		}
 	})
 }
 
-// adminAuth verifies the root signature and the body against it.
-func (n *Node) adminAuth(r *http.Request) ([]byte, error) {
-	auth, err := sigv4.Verify(r, rootOnly{n.Root.AccessKey, n.Root.SecretKey}, time.Now())
+// adminAuth verifies the signature (root, or a user with admin rights)
+// and the body against it, and names who signed.
+func (n *Node) adminAuth(r *http.Request) (string, []byte, error) {
+	auth, err := sigv4.Verify(r, userCredentials{n}, time.Now())
 	if err != nil {
 		code := "AccessDenied"
 		var se *sigv4.Error
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		return nil, &adminError{http.StatusForbidden, code, err.Error()}
+		return "", nil, &adminError{http.StatusForbidden, code, err.Error()}
+	}
+	principal := "root"
+	if auth.AccessKey != n.Root.AccessKey {
+		user, _ := n.principal(auth.AccessKey)
+		u, err := n.iam.GetUser(r.Context(), user)
+		if err != nil || !u.Admin {
+			return user, nil, &adminError{http.StatusForbidden, "AccessDenied", "the admin API answers root and admin users only"}
+		}
+		principal = user
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
-		return nil, badRequest("reading the body: %v", err)
+		return principal, nil, badRequest("reading the body: %v", err)
 	}
 	sum := sha256.Sum256(body)
 	if auth.PayloadHash != hex.EncodeToString(sum[:]) {
-		return nil, &adminError{http.StatusBadRequest, "XAmzContentSHA256Mismatch", "admin requests must sign their body's SHA-256"}
+		return principal, nil, &adminError{http.StatusBadRequest, "XAmzContentSHA256Mismatch", "admin requests must sign their body's SHA-256"}
 	}
-	return body, nil
+	return principal, body, nil
 }
 
 func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) error {

@@ -210,3 +210,14 @@ func (n *Node) quotaRoute(w http.ResponseWriter, r *http.Request, path string, b
 	}
 	return false, nil
 }
+
+// release counts what a delete took from a bucket since the last scan.
+func (n *Node) release(_ context.Context, bucket string, bytes, objects int64) {
+	t := n.usage
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.admitted[bucket]
+	a.Bytes -= bytes
+	a.Objects -= objects
+	t.admitted[bucket] = a
+}

@@ -37,8 +37,20 @@ func (n *Node) openIAM() error {
 	if err != nil {
 		return fmt.Errorf("iam master key: %w", err)
 	}
-	n.iam, err = iam.New(meta, key)
-	return err
+	if n.iam, err = iam.New(meta, key); err != nil {
+		return err
+	}
+	if w, ok := meta.(metastore.Watcher); ok {
+		// A key or user disabled on another node stops signing here at
+		// once, not when the cache entry ages out.
+		n.goBackground(func() {
+			w.Watch(n.bgCtx, "", func(string, []byte) {
+				n.iam.Invalidate()
+				n.policies.clear()
+			})
+		})
+	}
+	return nil
 }
 
 // userCredentials finds the secret of the root key or of a user's key.
@@ -68,7 +80,8 @@ func (n *Node) principal(access string) (string, bool) {
 // usersRoute serves:
 //
 //	GET    /admin/v1/users                     []iam.User
-//	POST   /admin/v1/users                     {"name": n} -> iam.User (201)
+//	POST   /admin/v1/users                     {"Name": n, "Admin": b} -> iam.User (201)
+//	PUT    /admin/v1/users/{name}/admin        {"Admin": b}: may it call this API?
 //	GET    /admin/v1/users/{name}              iam.User with its keys
 //	DELETE /admin/v1/users/{name}              (refused while it owns buckets)
 //	POST   /admin/v1/users/{name}/{disable,enable}
@@ -88,11 +101,14 @@ func (n *Node) usersRoute(w http.ResponseWriter, r *http.Request, path string, b
 		users, err := n.iam.ListUsers(ctx)
 		return true, iamErr(err, func() error { return writeJSON(w, users) })
 	case path == "users" && post:
-		var req struct{ Name string }
+		var req struct {
+			Name  string
+			Admin bool
+		}
 		if err := strictJSON(body, &req); err != nil {
 			return true, err
 		}
-		u, err := n.iam.CreateUser(ctx, req.Name)
+		u, err := n.iam.CreateUserWith(ctx, iam.User{Name: req.Name, Admin: req.Admin})
 		return true, iamErr(err, func() error { return writeJSONStatus(w, http.StatusCreated, u) })
 	case len(parts) == 2 && parts[0] == "users" && get:
 		u, err := n.iam.GetUser(ctx, parts[1])
@@ -140,6 +156,16 @@ func (n *Node) usersRoute(w http.ResponseWriter, r *http.Request, path string, b
 		}
 		u, err := n.iam.SetUserPolicy(ctx, parts[1], doc)
 		n.policies.forget(parts[1])
+		return true, iamErr(err, func() error { return writeJSON(w, u) })
+	case len(parts) == 3 && parts[0] == "users" && parts[2] == "admin" && r.Method == http.MethodPut:
+		var req struct{ Admin *bool }
+		if err := strictJSON(body, &req); err != nil {
+			return true, err
+		}
+		if req.Admin == nil {
+			return true, badRequest("missing Admin")
+		}
+		u, err := n.iam.SetUserAdmin(ctx, parts[1], *req.Admin)
 		return true, iamErr(err, func() error { return writeJSON(w, u) })
 	case path == "keys" && get:
 		keys, err := n.iam.ListKeys(ctx, "")
@@ -203,6 +229,12 @@ type policyCache struct {
 type policyEntry struct {
 	p  *policy.Policy
 	at time.Time
+}
+
+func (c *policyCache) clear() {
+	c.mu.Lock()
+	clear(c.entries)
+	c.mu.Unlock()
 }
 
 func (c *policyCache) forget(user string) {

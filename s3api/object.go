@@ -343,7 +343,7 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if q.Has("versionId") && q.Get("versionId") == "" {
 		return apiErr("InvalidArgument", "Version id cannot be the empty string")
 	}
-	res, err := s.store.DeleteObject(r.Context(), rc.bucket, rc.key, q.Get("versionId"))
+	res, err := s.deleteCounted(r, rc.bucket, rc.key, q.Get("versionId"))
 	if err != nil {
 		return err
 	}
@@ -397,7 +397,7 @@ func (s *Server) deleteObjects(w http.ResponseWriter, r *http.Request, rc *reqCo
 		if o.Key == "" || len(o.Key) > objectstore.MaxKeyLength {
 			err = apiErr("InvalidArgument", "Invalid object key")
 		} else {
-			res, err = s.store.DeleteObject(r.Context(), rc.bucket, o.Key, o.VersionID)
+			res, err = s.deleteCounted(r, rc.bucket, o.Key, o.VersionID)
 		}
 		if err != nil {
 			e := toAPIError(err)
@@ -530,4 +530,18 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 		LastModified string   `xml:"LastModified"`
 		ETag         string   `xml:"ETag"`
 	}{LastModified: isoTime(info.ModTime), ETag: `"` + info.ETag + `"`})
+}
+
+// deleteCounted deletes an object and tells the quota hook what the
+// bucket's current objects lost.
+func (s *Server) deleteCounted(r *http.Request, bucket, key, versionID string) (objectstore.DeleteResult, error) {
+	if s.cfg.Release == nil {
+		return s.store.DeleteObject(r.Context(), bucket, key, versionID)
+	}
+	cur, herr := s.store.HeadObject(r.Context(), bucket, key)
+	res, err := s.store.DeleteObject(r.Context(), bucket, key, versionID)
+	if err == nil && herr == nil && (versionID == "" || apiVersionID(cur.VersionID) == versionID) {
+		s.cfg.Release(r.Context(), bucket, cur.Size, 1)
+	}
+	return res, err
 }

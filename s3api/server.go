@@ -44,7 +44,10 @@ type Config struct {
 	MayCreateBucket func(ctx context.Context, user string) bool
 	// Admit, if set, is asked before a write adds bytes and objects to a
 	// bucket; an error refuses it with QuotaExceeded.
-	Admit    func(ctx context.Context, bucket string, bytes, objects int64) error
+	Admit func(ctx context.Context, bucket string, bytes, objects int64) error
+	// Release, if set, is told what a delete took from a bucket's current
+	// objects.
+	Release  func(ctx context.Context, bucket string, bytes, objects int64)
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	Now      func() time.Time // for tests; time.Now by default

@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCommand(), ringCommand(), nodeCommand(), clusterCommand(), devCommand(), poolCommand(), volumeCommand(), snapshotCommand(), scrubCommand(), rebalanceCommand(), zoneCommand(), drillCommand(), userCommand(), keyCommand(), bucketCommand(), storageClassCommand(), claimCommand(), &cobra.Command{
+	root.AddCommand(serverCommand(), ringCommand(), nodeCommand(), clusterCommand(), devCommand(), poolCommand(), volumeCommand(), snapshotCommand(), scrubCommand(), rebalanceCommand(), zoneCommand(), drillCommand(), userCommand(), keyCommand(), bucketCommand(), storageClassCommand(), claimCommand(), auditCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "strata", version) },

@@ -13,25 +13,42 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-storage/strata/iam"
+	"github.com/strata-storage/strata/node"
 )
 
 func userCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Users: each owns buckets and holds access keys"}
 	c := volumeClient(cmd)
 	var output string
+	var admin, revoke bool
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a user (then: strata key create NAME)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var u iam.User
-			if err := c.call(http.MethodPost, "users", map[string]string{"Name": args[0]}, &u); err != nil {
+			if err := c.call(http.MethodPost, "users", map[string]any{"Name": args[0], "Admin": admin}, &u); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "user %s created\n", u.Name)
 			return nil
 		},
 	}
+	create.Flags().BoolVar(&admin, "admin", false, "the user may call the admin API (these commands), as root")
+	adminCmd := &cobra.Command{
+		Use:   "admin NAME [--revoke]",
+		Short: "Let a user call the admin API (or, with --revoke, no longer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u iam.User
+			if err := c.call(http.MethodPut, "users/"+url.PathEscape(args[0])+"/admin", map[string]bool{"Admin": !revoke}, &u); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "user %s: admin %v\n", u.Name, u.Admin)
+			return nil
+		},
+	}
+	adminCmd.Flags().BoolVar(&revoke, "revoke", false, "take the admin right away")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List users",
@@ -43,9 +60,9 @@ func userCommand() *cobra.Command {
 			}
 			return emit(cmd, output, users, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "USER\tSTATE\tCREATED")
+				fmt.Fprintln(tw, "USER\tSTATE\tADMIN\tQUOTA\tPOLICY\tCREATED")
 				for _, u := range users {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, enabled(u.Disabled), u.Created.Format(time.RFC3339))
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%v\t%s\n", u.Name, enabled(u.Disabled), u.Admin, formatQuota(u.Quota), len(u.Policy) > 0, u.Created.Format(time.RFC3339))
 				}
 				tw.Flush()
 			})
@@ -112,7 +129,7 @@ func userCommand() *cobra.Command {
 	}
 	pol.Flags().StringVarP(&policyFile, "filename", "f", "", "the policy document (JSON)")
 	pol.Flags().BoolVar(&detach, "detach", false, "detach the user's policy")
-	cmd.AddCommand(create, list, toggle("disable", "Disable a user: none of its keys signs"), toggle("enable", "Enable a user again"), del, userQuotaCommand(c), pol)
+	cmd.AddCommand(create, list, toggle("disable", "Disable a user: none of its keys signs"), toggle("enable", "Enable a user again"), del, userQuotaCommand(c), pol, adminCmd)
 	return cmd
 }
 
@@ -199,5 +216,39 @@ func keyCommand() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(create, list, toggle("disable", "Disable a key"), toggle("enable", "Enable a key again"), del)
+	return cmd
+}
+
+func auditCommand() *cobra.Command {
+	c := &adminClient{}
+	var limit int
+	var output string
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "The admin actions taken (who, from where, what, how it ended), oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var list []node.AuditEntry
+			if err := c.call(http.MethodGet, "audit?limit="+fmt.Sprint(limit), nil, &list); err != nil {
+				return err
+			}
+			return emit(cmd, output, list, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TIME\tNODE\tPRINCIPAL\tREMOTE\tREQUEST\tSTATUS")
+				for _, e := range list {
+					status := fmt.Sprint(e.Status)
+					if e.Code != "" {
+						status += " " + e.Code
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %s\t%s\n", e.Time.Format(time.RFC3339), e.Node, e.Principal, e.Remote, e.Method, e.Path, status)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	c.flags(cmd.PersistentFlags())
+	cmd.PersistentFlags().Set("server", "http://127.0.0.1:9001")
+	cmd.Flags().IntVar(&limit, "limit", 100, "the newest this many")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }

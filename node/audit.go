@@ -1,0 +1,134 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-storage/strata/metastore"
+)
+
+// The audit log: every admin call that changes something (any method but
+// GET) is recorded with who made it, from where, what it asked and how it
+// ended, in the metadata store (so a cluster has one log). The newest
+// auditKeep entries are kept.
+
+const (
+	auditKeep    = 10000
+	auditBodyMax = 2048
+)
+
+// AuditEntry is one admin action.
+type AuditEntry struct {
+	Time      time.Time `json:"time"`
+	Node      string    `json:"node"`
+	Principal string    `json:"principal"` // "root" or the admin user
+	Remote    string    `json:"remote"`
+	Method    string    `json:"method"`
+	Path      string    `json:"path"`
+	Body      string    `json:"body,omitempty"` // the request, cut at 2 KiB
+	Status    int       `json:"status"`
+	Code      string    `json:"code,omitempty"` // the error code of a refusal
+}
+
+type auditLog struct {
+	writes atomic.Int64
+}
+
+func (n *Node) auditMeta() metastore.Store { return n.claimMeta("audit") }
+
+// statusWriter remembers the status an admin handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(s int) {
+	if w.status == 0 {
+		w.status = s
+	}
+	w.ResponseWriter.WriteHeader(s)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// record writes an audit entry; a failure is logged, not returned (the
+// action has happened).
+func (n *Node) record(e AuditEntry) {
+	if len(e.Body) > auditBodyMax {
+		e.Body = e.Body[:auditBodyMax] + "…"
+	}
+	e.Time, e.Node = time.Now().UTC(), n.cfg.NodeName
+	b, _ := json.Marshal(e)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	key := e.Time.Format("20060102T150405.000000000Z") + "-" + n.cfg.NodeName + "-" + randomLower(4)
+	meta := n.auditMeta()
+	if err := meta.Put(ctx, key, b); err != nil {
+		n.log.Error("audit log: cannot record an admin action", "path", e.Path, "principal", e.Principal, "err", err)
+		return
+	}
+	if n.audit.writes.Add(1)%100 == 0 {
+		kvs, err := meta.List(ctx, "")
+		if err == nil && len(kvs) > auditKeep {
+			for _, kv := range kvs[:len(kvs)-auditKeep] {
+				meta.Delete(ctx, kv.Key)
+			}
+		}
+	}
+}
+
+// auditRoute serves GET /admin/v1/audit[?limit=N]: the newest N entries
+// (default 100), oldest first.
+func (n *Node) auditRoute(w http.ResponseWriter, r *http.Request, path string) (bool, error) {
+	if path != "audit" || r.Method != http.MethodGet {
+		return false, nil
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		l, err := strconv.Atoi(v)
+		if err != nil || l < 1 || l > auditKeep {
+			return true, badRequest("limit %q: want 1 to %d", v, auditKeep)
+		}
+		limit = l
+	}
+	kvs, err := n.auditMeta().List(r.Context(), "")
+	if err != nil {
+		return true, err
+	}
+	if len(kvs) > limit {
+		kvs = kvs[len(kvs)-limit:]
+	}
+	out := make([]AuditEntry, 0, len(kvs))
+	for _, kv := range kvs {
+		var e AuditEntry
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			return true, fmt.Errorf("audit entry %s: %w", kv.Key, err)
+		}
+		out = append(out, e)
+	}
+	return true, writeJSON(w, out)
+}
+
+func remoteHost(r *http.Request) string {
+	if i := strings.LastIndex(r.RemoteAddr, ":"); i > 0 {
+		return r.RemoteAddr[:i]
+	}
+	return r.RemoteAddr
+}
