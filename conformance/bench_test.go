@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -37,6 +39,34 @@ type benchClient struct {
 
 func newBenchClient(s *server) *benchClient {
 	return &benchClient{base: "http://" + s.s3, signer: v4.NewSigner(), creds: aws.Credentials{AccessKeyID: testUser, SecretAccessKey: testSecret},
+		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+}
+
+// benchClientFor signs as root, or with STRATA_BENCH_USER=1 as a user
+// (created through the CLI), so the two paths compare in one sitting.
+func benchClientFor(b *testing.B, s *server) *benchClient {
+	creds := aws.Credentials{AccessKeyID: testUser, SecretAccessKey: testSecret}
+	if os.Getenv("STRATA_BENCH_USER") == "1" {
+		run := func(args ...string) []byte {
+			cmd := exec.Command(strataBinary(b), append(args, "--server", "http://"+s.admin)...)
+			cmd.Env = append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret)
+			out, err := cmd.Output()
+			if err != nil {
+				b.Fatalf("strata %v: %v", args, err)
+			}
+			return out
+		}
+		run("user", "create", "bench")
+		var k struct {
+			AccessKey string `json:"access_key"`
+			SecretKey string `json:"secret_key"`
+		}
+		if err := json.Unmarshal(run("key", "create", "bench", "-o", "json"), &k); err != nil {
+			b.Fatal(err)
+		}
+		creds = aws.Credentials{AccessKeyID: k.AccessKey, SecretAccessKey: k.SecretKey}
+	}
+	return &benchClient{base: "http://" + s.s3, signer: v4.NewSigner(), creds: creds,
 		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 
@@ -77,7 +107,7 @@ func benchTarget(b *testing.B) *server {
 
 func BenchmarkPut(b *testing.B) {
 	srv := benchTarget(b)
-	c := newBenchClient(srv)
+	c := benchClientFor(b, srv)
 	if _, err := c.do("PUT", "/bench", nil); err != nil {
 		b.Fatal(err)
 	}
@@ -106,7 +136,7 @@ func BenchmarkPut(b *testing.B) {
 
 func BenchmarkGet(b *testing.B) {
 	srv := benchTarget(b)
-	c := newBenchClient(srv)
+	c := benchClientFor(b, srv)
 	if _, err := c.do("PUT", "/bench", nil); err != nil {
 		b.Fatal(err)
 	}
