@@ -16,22 +16,26 @@ type Usage struct {
 // Held returns the bytes and objects (for quota checks).
 func (u Usage) Held() (int64, int64) { return u.Bytes, u.Objects }
 
-// ScanUsage counts a bucket's current objects and bytes by listing it.
+// ScanUsage counts what a bucket stores: every object version (current
+// and noncurrent; delete markers hold no data and are not counted) and
+// its bytes, by listing it.
 func (s *Store) ScanUsage(ctx context.Context, bucket string) (Usage, error) {
 	u := Usage{Scanned: time.Now().UTC()}
-	after := ""
+	opts := VersionListOptions{MaxKeys: 1000}
 	for {
-		page, err := s.ListObjects(ctx, bucket, ListOptions{After: after, MaxKeys: 1000})
+		page, err := s.ListObjectVersions(ctx, bucket, opts)
 		if err != nil {
 			return u, fmt.Errorf("usage of %s: %w", bucket, err)
 		}
-		for _, o := range page.Objects {
-			u.Objects++
-			u.Bytes += o.Size
+		for _, v := range page.Versions {
+			if !v.DeleteMarker {
+				u.Objects++
+				u.Bytes += v.Size
+			}
 		}
 		if !page.Truncated {
 			return u, nil
 		}
-		after = page.Next
+		opts.KeyMarker, opts.VersionIDMarker = page.NextKeyMarker, page.NextVersionIDMarker
 	}
 }

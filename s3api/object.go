@@ -532,16 +532,23 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	}{LastModified: isoTime(info.ModTime), ETag: `"` + info.ETag + `"`})
 }
 
-// deleteCounted deletes an object and tells the quota hook what the
-// bucket's current objects lost.
+// deleteCounted deletes an object and tells the quota hook what data the
+// bucket lost: the version removed (a delete that only adds a marker
+// removes none).
 func (s *Server) deleteCounted(r *http.Request, bucket, key, versionID string) (objectstore.DeleteResult, error) {
 	if s.cfg.Release == nil {
 		return s.store.DeleteObject(r.Context(), bucket, key, versionID)
 	}
-	cur, herr := s.store.HeadObject(r.Context(), bucket, key)
+	var gone objectstore.ObjectInfo
+	var herr error
+	if versionID != "" {
+		gone, herr = s.store.HeadObjectVersion(r.Context(), bucket, key, versionID)
+	} else {
+		gone, herr = s.store.HeadObject(r.Context(), bucket, key)
+	}
 	res, err := s.store.DeleteObject(r.Context(), bucket, key, versionID)
-	if err == nil && herr == nil && (versionID == "" || apiVersionID(cur.VersionID) == versionID) {
-		s.cfg.Release(r.Context(), bucket, cur.Size, 1)
+	if err == nil && herr == nil && !gone.DeleteMarker && (versionID != "" || !res.DeleteMarker) {
+		s.cfg.Release(r.Context(), bucket, gone.Size, 1)
 	}
 	return res, err
 }
