@@ -88,6 +88,11 @@ func (m *Member) beat(ctx context.Context, id clientv3.LeaseID) (clientv3.LeaseI
 	c := m.meta.c
 	if id != 0 {
 		if _, err := c.KeepAliveOnce(ctx, id); err != nil {
+			if ctx.Err() != nil {
+				// Stopping: keep the lease, so Run can revoke it and
+				// the node is down at once.
+				return id, err
+			}
 			id = 0
 		}
 	}

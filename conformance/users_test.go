@@ -199,6 +199,27 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 	if _, err := alice.PutObject(ctx, "alice-ver", "doc", bytes.NewReader(four), int64(len(four)), minio.PutObjectOptions{}); err != nil {
 		t.Fatalf("writing after a version was removed: %v", err)
 	}
+	// Parts of an unfinished upload count, also after a usage scan.
+	if err := alice.MakeBucket(ctx, "alice-mp", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "bucket", "quota", "alice-mp", "--max-size", "12MiB", "--server", "http://"+s.admin)
+	core := minio.Core{Client: alice}
+	upID, err := core.NewMultipartUpload(ctx, "alice-mp", "big", minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	five := bytes.Repeat([]byte("5"), 5<<20)
+	for n := 1; n <= 2; n++ {
+		if _, err := core.PutObjectPart(ctx, "alice-mp", "big", upID, n, bytes.NewReader(five), int64(len(five)), minio.PutObjectPartOptions{}); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	// Setting the quota again rescans the bucket: the parts are counted.
+	mustCLI(t, "bucket", "quota", "alice-mp", "--max-size", "12MiB", "--server", "http://"+s.admin)
+	if _, err := core.PutObjectPart(ctx, "alice-mp", "big", upID, 3, bytes.NewReader(five), int64(len(five)), minio.PutObjectPartOptions{}); s3Code(err) != "QuotaExceeded" {
+		t.Fatalf("a third 5 MiB part past 12 MiB: %v", err)
+	}
 	mustCLI(t, "user", "quota", "bob", "--max-size", "100KiB", "--server", "http://"+s.admin)
 	big := bytes.Repeat([]byte("b"), 60<<10)
 	if _, err := bob.PutObject(ctx, "bob-data", "one", bytes.NewReader(big), int64(len(big)), minio.PutObjectOptions{}); err != nil {
@@ -217,8 +238,8 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustCLI(t, "bucket", "list", "-o", "json", "--server", "http://"+s.admin)), &listing); err != nil {
 		t.Fatal(err)
 	}
-	if len(listing) != 4 || listing[0].Name != "alice-data" || listing[0].Owner != "alice" || listing[0].Usage.Objects != 3 || listing[0].Quota.MaxObjects != 3 ||
-		listing[3].Owner != "bob" || listing[3].Usage.Bytes != 60<<10 {
+	if len(listing) != 5 || listing[0].Name != "alice-data" || listing[0].Owner != "alice" || listing[0].Usage.Objects != 3 || listing[0].Quota.MaxObjects != 3 ||
+		listing[4].Owner != "bob" || listing[4].Usage.Bytes != 60<<10 {
 		t.Fatalf("bucket list: %+v", listing)
 	}
 	// An IAM-style policy attached to a user grants (and denies) too.

@@ -2,6 +2,7 @@ package objectstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -16,9 +17,9 @@ type Usage struct {
 // Held returns the bytes and objects (for quota checks).
 func (u Usage) Held() (int64, int64) { return u.Bytes, u.Objects }
 
-// ScanUsage counts what a bucket stores: every object version (current
-// and noncurrent; delete markers hold no data and are not counted) and
-// its bytes, by listing it.
+// ScanUsage counts what a bucket stores, by listing it: every object
+// version (current and noncurrent; delete markers hold no data and are
+// not counted) with its bytes, and the bytes of unfinished uploads' parts.
 func (s *Store) ScanUsage(ctx context.Context, bucket string) (Usage, error) {
 	u := Usage{Scanned: time.Now().UTC()}
 	opts := VersionListOptions{MaxKeys: 1000}
@@ -34,8 +35,34 @@ func (s *Store) ScanUsage(ctx context.Context, bucket string) (Usage, error) {
 			}
 		}
 		if !page.Truncated {
-			return u, nil
+			break
 		}
 		opts.KeyMarker, opts.VersionIDMarker = page.NextKeyMarker, page.NextVersionIDMarker
 	}
+	// Parts of unfinished uploads hold data too (they become one object,
+	// counted above, when the upload completes).
+	ups, err := s.ListUploads(ctx, bucket, 1<<20)
+	if err != nil {
+		return u, fmt.Errorf("usage of %s: %w", bucket, err)
+	}
+	for _, up := range ups {
+		marker := 0
+		for {
+			parts, more, err := s.ListParts(ctx, bucket, up.Key, up.UploadID, marker, 1000)
+			if errors.Is(err, ErrNoSuchUpload) {
+				break // completed or aborted meanwhile
+			}
+			if err != nil {
+				return u, fmt.Errorf("usage of %s: %w", bucket, err)
+			}
+			for _, p := range parts {
+				u.Bytes += p.Size
+				marker = p.Number
+			}
+			if !more || len(parts) == 0 {
+				break
+			}
+		}
+	}
+	return u, nil
 }
