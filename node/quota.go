@@ -211,6 +211,18 @@ func (n *Node) quotaRoute(w http.ResponseWriter, r *http.Request, path string, b
 	return false, nil
 }
 
+// tracked reports whether a bucket's usage matters: it or its owner has
+// a quota.
+func (n *Node) tracked(ctx context.Context, bucket string) bool {
+	b, err := n.store.HeadBucket(ctx, bucket)
+	if err != nil {
+		return false
+	}
+	n.usage.mu.Lock()
+	defer n.usage.mu.Unlock()
+	return bucketQuota(b).Set() || n.usage.userQuota[b.Owner].Set()
+}
+
 // release counts what a delete took from a bucket since the last scan.
 func (n *Node) release(_ context.Context, bucket string, bytes, objects int64) {
 	t := n.usage

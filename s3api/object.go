@@ -536,7 +536,7 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 // bucket lost: the version removed (a delete that only adds a marker
 // removes none).
 func (s *Server) deleteCounted(r *http.Request, bucket, key, versionID string) (objectstore.DeleteResult, error) {
-	if s.cfg.Release == nil {
+	if s.cfg.Release == nil || s.cfg.Tracked == nil || !s.cfg.Tracked(r.Context(), bucket) {
 		return s.store.DeleteObject(r.Context(), bucket, key, versionID)
 	}
 	var gone objectstore.ObjectInfo

@@ -45,8 +45,10 @@ type Config struct {
 	// Admit, if set, is asked before a write adds bytes and objects to a
 	// bucket; an error refuses it with QuotaExceeded.
 	Admit func(ctx context.Context, bucket string, bytes, objects int64) error
-	// Release, if set, is told what a delete took from a bucket's current
-	// objects.
+	// Release, if set, is told what a delete took from a bucket whose
+	// usage is tracked (Tracked says which; the delete then reads what it
+	// removes first, so untracked buckets pay nothing).
+	Tracked  func(ctx context.Context, bucket string) bool
 	Release  func(ctx context.Context, bucket string, bytes, objects int64)
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
