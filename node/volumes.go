@@ -57,9 +57,12 @@ func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 		return fmt.Errorf("NBD listener: %w", err)
 	}
 	n.nbdLn = ln
-	n.nbdSrv = nbd.NewServer(mgr, n.log)
+	srv := nbd.NewServer(mgr, n.log)
+	n.nbdSrv = srv
 	go func() {
-		if err := n.nbdSrv.Serve(ln); err != nil {
+		// The server itself, not the field: Close clears the field, maybe
+		// before this goroutine runs.
+		if err := srv.Serve(ln); err != nil {
 			n.errc <- err
 		}
 	}()

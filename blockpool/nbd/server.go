@@ -110,6 +110,7 @@ type Server struct {
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 	ln     net.Listener
+	closed bool         // Close was called: a later Serve closes its listener
 	active atomic.Int64 // requests being served
 }
 
@@ -124,6 +125,11 @@ func NewServer(exports Exports, log *slog.Logger) *Server {
 // Serve accepts connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	s.ln = ln
 	s.mu.Unlock()
 	for {
@@ -154,6 +160,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Close stops accepting, drops every connection and waits for them.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
+	s.closed = true
 	if s.ln != nil {
 		s.ln.Close()
 	}

@@ -383,3 +383,30 @@ func TestCheckedExportReportsRotAsEIO(t *testing.T) {
 		t.Fatalf("healthy blocks:\n%s", good)
 	}
 }
+
+// A server closed before Serve runs (a node stopping as it starts) does
+// not accept on the listener it is then given: Serve closes it and returns.
+func TestServeAfterCloseReturns(t *testing.T) {
+	s := NewServer(nil, slog.New(slog.DiscardHandler))
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		ln.Close()
+		t.Fatal("Serve after Close kept accepting")
+	}
+	if _, err := ln.Accept(); err == nil {
+		t.Fatal("the listener is still open")
+	}
+}
