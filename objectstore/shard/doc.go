@@ -8,8 +8,9 @@
 // Finish makes them durable with an fsync shared by every writer that
 // finished meanwhile (group commit) and returns a Locator. A Locator is
 // reachable only once a metadata record naming it is committed with Commit,
-// which also persists the append head; space reserved after the last
-// committed head is garbage after a crash and is trimmed on open.
+// which also persists the append head (commits are ordered so it never
+// goes backwards); space past the head and past every record is garbage
+// after a crash and is trimmed when the free space is rebuilt at start.
 //
 // Read path: ReadBlock verifies the record header checksum, the block index,
 // the writer id and the xxh3 of the data; any mismatch is ErrCorrupt and is

@@ -78,8 +78,17 @@ type Store struct {
 
 	checkLocks [checkStripes]sync.Mutex // conditional commits of one key, one at a time
 
+	// headMu orders commits: the head a batch carries is read, and the
+	// batch enters pebble's commit pipeline, under it, so the WAL never
+	// holds a later batch with a lower head than an earlier one.
+	headMu sync.Mutex
+	// beforeApply, when set (by tests), runs after a commit has read the
+	// head and before its batch is applied.
+	beforeApply func()
+
 	checksumErrors, written, read, syncs prometheus.Counter
 	headGauge, freeGauge                 prometheus.Gauge
+	log                                  *slog.Logger
 }
 
 // Open opens the device store of device id on vol, formatting the volume if
@@ -131,12 +140,7 @@ func Open(id uint32, name string, vol blockpool.Volume, db *pebble.DB, m *Metric
 		s.head = max(int64(head), superblockSize)
 	}
 	s.headGauge.Set(float64(s.head))
-	// Anything past the committed head was never acknowledged: give it back.
-	if s.head < vol.Size() {
-		if err := vol.Trim(s.head, vol.Size()-s.head); err != nil {
-			log.Warn("trim past head failed", "device", name, "err", err)
-		}
-	}
+	s.log = log
 	return s, nil
 }
 
@@ -278,6 +282,19 @@ func (s *Store) RebuildFreeSpace(walk func(yield func(*Locator)) error) error {
 	sort.Slice(used, func(i, j int) bool { return used[i].off < used[j].off })
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The head covers every referenced byte even where a stored head lags
+	// behind its records (data dirs written before commits were ordered by
+	// headMu); only what lies past it was never acknowledged, and goes back
+	// to the pool.
+	for _, u := range used {
+		s.head = max(s.head, u.end())
+	}
+	s.headGauge.Set(float64(s.head))
+	if size := s.vol.Size(); s.head < size {
+		if err := s.vol.Trim(s.head, size-s.head); err != nil {
+			s.log.Warn("trim past head failed", "device", s.name, "err", err)
+		}
+	}
 	var f freeSpace
 	pos := int64(superblockSize)
 	for _, u := range used {
@@ -563,7 +580,7 @@ func (s *Store) DeleteRange(lower, upper []byte) error {
 // (so reserved space that a committed record names is never reused).
 func (s *Store) Commit(_ context.Context, ops ...Op) error {
 	s.mu.Lock()
-	head, err := s.head, s.syncErr
+	err := s.syncErr
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -595,11 +612,37 @@ func (s *Store) Commit(_ context.Context, ops ...Op) error {
 			b.Set(s.key(nsRecord, op.Key), op.Value, nil)
 		}
 	}
-	b.Set(s.key(nsState, []byte("head")), binary.BigEndian.AppendUint64(nil, uint64(head)), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.applyWithHead(b); err != nil {
 		return fmt.Errorf("device %s: commit: %w", s.name, err)
 	}
 	return nil
+}
+
+// applyWithHead commits b durably together with the current append head.
+//
+// The head must only grow in the order batches are applied: Open trusts the
+// last committed head as the end of all referenced data and trims past it.
+// Two commits that read the head first and applied their batches later could
+// be applied crosswise (the one that read the lower head last), leaving a
+// head below the shards of the other, acknowledged, commit; the next start
+// trimmed them away, and later writes would have reused their space. So the
+// head is read and the batch enters the commit pipeline under headMu, and
+// only the WAL fsync, shared by every batch waiting on it, runs outside it.
+func (s *Store) applyWithHead(b *pebble.Batch) error {
+	s.headMu.Lock()
+	s.mu.Lock()
+	head := s.head
+	s.mu.Unlock()
+	b.Set(s.key(nsState, []byte("head")), binary.BigEndian.AppendUint64(nil, uint64(head)), nil)
+	if s.beforeApply != nil {
+		s.beforeApply()
+	}
+	err := s.db.ApplyNoSyncWait(b, pebble.Sync)
+	s.headMu.Unlock()
+	if err != nil {
+		return err
+	}
+	return b.SyncWait()
 }
 
 // lockChecked takes the key locks of a commit's conditional ops (in stripe

@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -371,6 +373,145 @@ func TestConditionalCommit(t *testing.T) {
 		wg.Wait()
 		if wins.Load() != 1 {
 			t.Fatalf("round %d: %d writers won", round, wins.Load())
+		}
+	}
+}
+
+func walkAll(s *Store) func(yield func(*Locator)) error {
+	return func(yield func(*Locator)) error {
+		it, err := s.Iter(nil, nil)
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ; it.Valid(); it.Next() {
+			l, _, err := DecodeLocator(it.Value())
+			if err != nil {
+				return err
+			}
+			yield(&l)
+		}
+		return nil
+	}
+}
+
+// TestCrosswiseCommitsNeverLowerTheHead is the power-loss finding of issue
+// 16 in its sharpest form: commit A reads the head, stalls, commit B (whose
+// stream lies past A's head) commits, then A applies. Before commits were
+// ordered, A's batch stored the lower head last; a power cut then left B's
+// acknowledged shards past the head, where the next start trimmed them.
+func TestCrosswiseCommitsNeverLowerTheHead(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewCrashableMem()
+	db := memDB(t, fs)
+	vol := blockpool.NewMemVolume(8 << 20)
+	s, err := Open(1, "d1", vol, db, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// B is larger than the unused tail of A's extent, so it grows the head.
+	blocksA, blocksB := randBlocks(2, 8192, 100), randBlocks(3, 120000, 500)
+	locA := writeStream(t, s, blocksA)
+
+	// A stalls after reading the head, before applying its batch.
+	stalled, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	s.beforeApply = func() {
+		if first.CompareAndSwap(false, true) {
+			close(stalled)
+			<-release
+		}
+	}
+	aDone := make(chan error, 1)
+	go func() { aDone <- s.Commit(ctx, Op{Key: []byte("a"), Value: locA.AppendBinary(nil)}) }()
+	<-stalled
+	// B's stream is reserved past the head A read, and B commits while A
+	// is stalled. With ordered commits it waits for A; the test lets A go
+	// once B is done or has had ample time to be.
+	locB := writeStream(t, s, blocksB)
+	endB := locB.Offsets[len(locB.Offsets)-1] + HeaderSize + int64(locB.LastLen)
+	bDone := make(chan error, 1)
+	go func() { bDone <- s.Commit(ctx, Op{Key: []byte("b"), Value: locB.AppendBinary(nil)}) }()
+	select {
+	case err := <-bDone:
+		bDone <- err
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bDone; err != nil {
+		t.Fatal(err)
+	}
+
+	// Power cut after both were acknowledged.
+	crashFS := fs.CrashClone(vfs.CrashCloneCfg{})
+	image := vol.CrashClone()
+	db2 := memDB(t, crashFS)
+	s2, err := Open(1, "d1", image, db2, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := s2.getState("head"); int64(head) < endB {
+		t.Fatalf("committed head %d lies below the end %d of an acknowledged stream", head, endB)
+	}
+	if err := s2.RebuildFreeSpace(walkAll(s2)); err != nil {
+		t.Fatal(err)
+	}
+	// New writes must not land on B either.
+	for i := 0; i < 4; i++ {
+		writeStream(t, s2, randBlocks(2, 8192, 8192))
+	}
+	buf := make([]byte, 120000+HeaderSize)
+	for _, c := range []struct {
+		key    string
+		blocks [][]byte
+	}{{"a", blocksA}, {"b", blocksB}} {
+		v, err := s2.Get([]byte(c.key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc, _, _ := DecodeLocator(v)
+		for i, b := range c.blocks {
+			if data, err := s2.ReadBlock(&loc, i, buf); err != nil || !bytes.Equal(data, b) {
+				t.Fatalf("acknowledged %s block %d after the cut: %v", c.key, i, err)
+			}
+		}
+	}
+}
+
+// TestLaggingHeadIsRaisedToTheRecords: a data dir whose stored head lags
+// behind a record (written before commits were ordered) keeps that
+// record's shards at start: nothing referenced is trimmed or reused.
+func TestLaggingHeadIsRaisedToTheRecords(t *testing.T) {
+	ctx := context.Background()
+	db := memDB(t, vfs.NewMem())
+	vol := blockpool.NewMemVolume(8 << 20)
+	s, _ := Open(1, "d1", vol, db, nil, slog.Default())
+	blocks := randBlocks(3, 8192, 700)
+	loc := writeStream(t, s, blocks)
+	if err := s.Commit(ctx, Op{Key: []byte("k"), Value: loc.AppendBinary(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	// Store the head as it was before the stream was reserved.
+	if err := db.Set(s.key(nsState, []byte("head")), binary.BigEndian.AppendUint64(nil, superblockSize), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(1, "d1", vol, db, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.RebuildFreeSpace(walkAll(s2)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		writeStream(t, s2, randBlocks(2, 8192, 8192))
+	}
+	buf := make([]byte, 8192+HeaderSize)
+	for i, b := range blocks {
+		if data, err := s2.ReadBlock(&loc, i, buf); err != nil || !bytes.Equal(data, b) {
+			t.Fatalf("block %d behind a lagging head: %v", i, err)
 		}
 	}
 }
