@@ -195,11 +195,7 @@ func (p *Peer) call(ctx context.Context, path string, body []byte) ([]byte, erro
 
 // do sends a request and reads the whole answer.
 func (p *Peer) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	resp, err := p.send(ctx, method, path, rd)
+	resp, err := p.send(ctx, method, path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -215,12 +211,16 @@ func (p *Peer) do(ctx context.Context, method, path string, body []byte) ([]byte
 // send signs and sends a request; the caller closes the body of a 200
 // answer. Transport failures mark the peer down and come back as
 // shard.ErrOffline; other answers as the error they carry.
-func (p *Peer) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, p.url(path), body)
+func (p *Peer) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.url(path), rd)
 	if err != nil {
 		return nil, err
 	}
-	signRequest(req, p.t.Secret, p.t.Self)
+	signRequest(req, p.t.Secret, p.t.Self, body)
 	resp, err := p.t.client.Do(req)
 	if err != nil {
 		p.markDown(err)

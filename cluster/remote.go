@@ -56,7 +56,7 @@ func (d *RemoteDevice) ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.t.Timeouts.Call)
 	defer cancel()
-	resp, err := p.send(ctx, http.MethodPost, d.path("read"), bytes.NewReader(blockBody(loc, i)))
+	resp, err := p.send(ctx, http.MethodPost, d.path("read"), blockBody(loc, i))
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +202,7 @@ func (d *RemoteDevice) NewWriter(sizeHint int64) shard.StreamWriter {
 		close(w.done)
 		return w
 	}
-	signRequest(req, p.t.Secret, p.t.Self)
+	w.mac = signStream(req, p.t.Secret, p.t.Self)
 	go func() {
 		defer close(w.done)
 		resp, err := p.t.client.Do(req)
@@ -247,6 +247,7 @@ type remoteWriter struct {
 	finished bool
 	aborted  atomic.Bool
 	frame    [4]byte
+	mac      *frameMAC
 }
 
 // write sends b, giving up (and marking the peer down) after d.
@@ -275,6 +276,10 @@ func (w *remoteWriter) Append(rec []byte) error {
 	if err == nil {
 		err = w.write(rec, w.d.peer.t.Timeouts.Block)
 	}
+	if err == nil {
+		sum := w.mac.next(rec)
+		err = w.write(sum[:], w.d.peer.t.Timeouts.Block)
+	}
 	if err != nil {
 		w.failed = w.streamErr(err)
 	}
@@ -301,7 +306,8 @@ func (w *remoteWriter) Finish() (shard.Locator, error) {
 		return shard.Locator{}, w.failed
 	}
 	binary.LittleEndian.PutUint32(w.frame[:], 0)
-	if err := w.write(w.frame[:], w.d.peer.t.Timeouts.Block); err != nil {
+	sum := w.mac.next(nil)
+	if err := w.write(append(w.frame[:], sum[:]...), w.d.peer.t.Timeouts.Block); err != nil {
 		w.failed = w.streamErr(err)
 		w.Abort()
 		return shard.Locator{}, w.failed

@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +12,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/metastore"
@@ -47,7 +53,7 @@ func rpcNodeTB(t testing.TB) (*httptest.Server, *shard.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(NewServer("n2", "s3cret", oneDevice{7, st}, quietLog))
+	srv := httptest.NewServer(NewServer("n2", "s3cret", oneDevice{7, st}, nil, quietLog))
 	t.Cleanup(srv.Close)
 	return srv, st
 }
@@ -57,15 +63,23 @@ func testTimeouts() Timeouts {
 		Probe: 200 * time.Millisecond, Backoff: time.Second, Interval: time.Second}
 }
 
+// resign sets r's date (skewed by skew) and MAC again as a sender with
+// secret would, keeping its nonce and body hash.
+func resign(r *http.Request, secret string, skew time.Duration) {
+	date := strconv.FormatInt(time.Now().Add(skew).UnixNano(), 10)
+	r.Header.Set(hdrDate, date)
+	sig := requestMAC(secret, canonical(r.Method, r.URL.RequestURI(), r.Header.Get(hdrNode), date, r.Header.Get(hdrNonce), r.Header.Get(hdrBody), r.Header.Get(volHeader)))
+	r.Header.Set(hdrAuth, hex.EncodeToString(sig))
+}
+
 func TestRPCRefusesRequestsWithoutTheClusterSecret(t *testing.T) {
 	srv, _ := rpcNode(t)
+	body := []byte("\x01k")
 	sign := func(secret string, skew time.Duration) func(*http.Request) {
 		return func(r *http.Request) {
-			signRequest(r, secret, "n1")
+			signRequest(r, secret, "n1", body)
 			if skew != 0 {
-				date := strconv.FormatInt(time.Now().Add(skew).UnixNano(), 10)
-				r.Header.Set(hdrDate, date)
-				r.Header.Set(hdrAuth, mac(secret, r.Method, r.URL.RequestURI(), date))
+				resign(r, secret, skew)
 			}
 		}
 	}
@@ -78,19 +92,35 @@ func TestRPCRefusesRequestsWithoutTheClusterSecret(t *testing.T) {
 		{"unsigned health", "health", func(*http.Request) {}, http.StatusUnauthorized},
 		{"unsigned record read", "dev/7/get", func(*http.Request) {}, http.StatusUnauthorized},
 		{"wrong secret", "dev/7/get", sign("guess", 0), http.StatusUnauthorized},
-		{"replayed an hour later", "dev/7/get", sign("s3cret", -time.Hour), http.StatusUnauthorized},
+		{"an hour old", "dev/7/get", sign("s3cret", -time.Hour), http.StatusUnauthorized},
+		{"a minute ahead", "dev/7/get", sign("s3cret", time.Minute), http.StatusUnauthorized},
+		{"signed before the node started", "dev/7/get", sign("s3cret", -2*time.Second), http.StatusUnauthorized},
 		{"signature of another path", "dev/7/get", func(r *http.Request) {
-			signRequest(r, "s3cret", "n1")
+			signRequest(r, "s3cret", "n1", body)
 			r.URL.Path = "/rpc/v1/dev/7/deleterange"
 		}, http.StatusUnauthorized},
+		{"signature of another body", "dev/7/get", func(r *http.Request) {
+			signRequest(r, "s3cret", "n1", []byte("\x01j"))
+		}, http.StatusUnauthorized},
+		{"another node name", "dev/7/get", func(r *http.Request) {
+			signRequest(r, "s3cret", "n1", body)
+			r.Header.Set(hdrNode, "n3")
+		}, http.StatusUnauthorized},
+		{"volume parameters added", "dev/7/get", func(r *http.Request) {
+			signRequest(r, "s3cret", "n1", body)
+			r.Header.Set(volHeader, `{"Off":4096}`)
+		}, http.StatusUnauthorized},
+		{"a whole body declared as a stream", "dev/7/get", func(r *http.Request) {
+			signStream(r, "s3cret", "n1")
+		}, http.StatusUnauthorized},
 		{"right secret", "dev/7/get", sign("s3cret", 0), http.StatusNotFound}, // signed: the key just is not there
-		{"right secret, health", "health", sign("s3cret", 0), http.StatusOK},
+		{"right secret, health", "health", func(r *http.Request) { signRequest(r, "s3cret", "n1", nil) }, http.StatusOK},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/"+tc.path, bytes.NewReader([]byte("\x01k")))
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/"+tc.path, bytes.NewReader(body))
 			if tc.path == "health" {
-				req.Method = http.MethodGet
+				req.Method, req.Body, req.ContentLength = http.MethodGet, nil, 0
 			}
 			tc.sign(req)
 			resp, err := http.DefaultClient.Do(req)
@@ -102,6 +132,164 @@ func TestRPCRefusesRequestsWithoutTheClusterSecret(t *testing.T) {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
 			}
 		})
+	}
+}
+
+// A request captured on the wire is refused when sent again as it was, and
+// when sent with another body; each refusal is counted.
+func TestRPCReplayIsRefused(t *testing.T) {
+	db, err := metastore.OpenPebble(t.TempDir(), quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, _ := shard.Open(7, "disk0", blockpool.NewMemVolume(1<<20), db, nil, quietLog)
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(NewServer("n2", "s3cret", oneDevice{7, st}, reg, quietLog))
+	defer srv.Close()
+	ctx := context.Background()
+	st.Commit(ctx, shard.Op{Key: []byte("victim"), Value: []byte("record")})
+
+	ops := encodeOps([]shard.Op{{Key: []byte("k1"), Value: []byte("v1")}})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/commit", bytes.NewReader(ops))
+	signRequest(req, "s3cret", "n1", ops)
+	captured := req.Header.Clone()
+	send := func(body []byte) int {
+		r, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/commit", bytes.NewReader(body))
+		r.Header = captured.Clone()
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send(ops); got != http.StatusOK {
+		t.Fatalf("original request: %d", got)
+	}
+	if got := send(ops); got != http.StatusUnauthorized {
+		t.Fatalf("replayed as it was: %d", got)
+	}
+	evil := encodeOps([]shard.Op{{Key: []byte("victim"), Delete: true}})
+	if got := send(evil); got != http.StatusUnauthorized {
+		t.Fatalf("replayed with another body: %d", got)
+	}
+	if _, err := st.Get([]byte("victim")); err != nil {
+		t.Fatalf("the victim's record: %v", err)
+	}
+	// A fresh nonce does not help without the secret: the MAC covers it.
+	captured.Set(hdrNonce, strings.Repeat("ab", 16))
+	if got := send(ops); got != http.StatusUnauthorized {
+		t.Fatalf("new nonce, old MAC: %d", got)
+	}
+	// The nonce is checked before the body, so the swapped body counts as
+	// a replay too.
+	refused := srv.Config.Handler.(*Server).auth.refused
+	for reason, want := range map[string]float64{reasonReplay: 2, reasonSignature: 1, reasonBody: 0} {
+		if got := testutil.ToFloat64(refused.WithLabelValues(reason)); got != want {
+			t.Errorf("refusals for %s: %v, want %v", reason, got, want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "strata_rpc_auth_failures_total"); err != nil || n != 5 {
+		t.Fatalf("series on the registry: %d, %v", n, err)
+	}
+}
+
+// Frames of a stream are sealed: a stream whose frame is altered, dropped or
+// taken from another stream is refused and nothing is written.
+func TestRPCStreamFramesAreAuthenticated(t *testing.T) {
+	srv, st := rpcNode(t)
+	rec := func(data string) []byte { return append(make([]byte, shard.HeaderSize), data...) }
+	frames := func(mac *frameMAC, recs [][]byte, tamper func(i int, b []byte) []byte) []byte {
+		var out []byte
+		for i, r := range append(recs, nil) {
+			sum := mac.next(r)
+			f := binary.LittleEndian.AppendUint32(nil, uint32(len(r)))
+			f = append(append(f, r...), sum[:]...)
+			if tamper != nil {
+				f = tamper(i, f)
+			}
+			out = append(out, f...)
+		}
+		return out
+	}
+	recs := [][]byte{rec("block zero"), rec("block one")}
+	cases := []struct {
+		name   string
+		tamper func(i int, b []byte) []byte
+		status int
+	}{
+		{"intact", nil, http.StatusOK},
+		{"a flipped data byte", func(i int, b []byte) []byte {
+			if i == 1 {
+				b[4+shard.HeaderSize] ^= 1
+			}
+			return b
+		}, http.StatusUnauthorized},
+		{"a frame dropped", func(i int, b []byte) []byte {
+			if i == 0 {
+				return nil
+			}
+			return b
+		}, http.StatusUnauthorized},
+		{"the final MAC wrong", func(i int, b []byte) []byte {
+			if i == 2 {
+				b[len(b)-1] ^= 1
+			}
+			return b
+		}, http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := st.Used()
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/stream?hint=20", nil)
+			mac := signStream(req, "s3cret", "n1")
+			body := frames(mac, recs, tc.tamper)
+			req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.status != http.StatusOK && st.Used() != before {
+				t.Fatalf("a refused stream kept space: %d -> %d bytes used", before, st.Used())
+			}
+		})
+	}
+	// A stream whose frames were sealed for another request.
+	other, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/stream?hint=20", nil)
+	body := frames(signStream(other, "s3cret", "n1"), recs, nil)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/stream?hint=20", bytes.NewReader(body))
+	signStream(req, "s3cret", "n1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("frames of another stream: %d", resp.StatusCode)
+	}
+}
+
+func TestNonceCacheForgetsOnlyAfterTheWindow(t *testing.T) {
+	var c nonceCache
+	t0 := time.Unix(1000, 0)
+	n := [16]byte{1}
+	if !c.spend(n, t0) || c.spend(n, t0) {
+		t.Fatal("a nonce is spent once")
+	}
+	// Still remembered for the whole time a request dated up to maxSkew
+	// ahead stays valid.
+	for d := time.Duration(0); d <= 2*maxSkew; d += maxSkew / 4 {
+		if c.spend(n, t0.Add(d)) {
+			t.Fatalf("nonce forgotten after %v", d)
+		}
+	}
+	if !c.spend([16]byte{2}, t0.Add(5*maxSkew)) || c.len() > 1 {
+		t.Fatalf("old nonces are kept: %d", c.len())
 	}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-storage/strata/objectstore/shard"
 )
@@ -57,6 +60,7 @@ type LocalDevices interface {
 type Server struct {
 	node    string
 	secret  string
+	auth    *authenticator
 	devices LocalDevices
 	volumes VolumeReplicas
 	log     *slog.Logger
@@ -71,9 +75,58 @@ func (s *Server) buffer(n int) *[]byte {
 	return &b
 }
 
-// NewServer returns the RPC handler of node name.
-func NewServer(name, secret string, devices LocalDevices, log *slog.Logger) *Server {
-	return &Server{node: name, secret: secret, devices: devices, log: log}
+// NewServer returns the RPC handler of node name; its refusals are counted
+// on reg (if not nil).
+func NewServer(name, secret string, devices LocalDevices, reg prometheus.Registerer, log *slog.Logger) *Server {
+	return &Server{node: name, secret: secret, auth: newAuthenticator(secret, reg), devices: devices, log: log}
+}
+
+// maxBody bounds a whole (not streamed) request body: a volume write or
+// bitmap, a commit's records.
+const maxBody = maxFrame + 1<<20
+
+// authenticate checks the request's signature and, for a whole body, reads
+// it (bounded) and checks it against its signed hash, so a handler never
+// acts on bytes the sender did not sign. The returned function gives the
+// body's buffer back.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (verified, []byte, func(), bool) {
+	v, err := s.auth.verify(r, time.Now())
+	if err == nil && v.body != streamBody {
+		var bp *[]byte
+		if bp, err = s.readBody(r, v); err == nil {
+			return v, (*bp)[:r.ContentLength], func() { s.bufs.Put(bp) }, true
+		}
+	}
+	if err != nil {
+		s.auth.count(err)
+		status := http.StatusUnauthorized
+		if !errors.Is(err, errUnauthenticated) {
+			status = http.StatusBadRequest
+		}
+		http.Error(w, err.Error(), status)
+		return v, nil, nil, false
+	}
+	return v, nil, func() {}, true
+}
+
+// readBody reads a whole body into a pooled buffer, checks its hash and
+// puts it back in front of the handler.
+func (s *Server) readBody(r *http.Request, v verified) (*[]byte, error) {
+	if r.ContentLength < 0 || r.ContentLength > maxBody {
+		return nil, fmt.Errorf("cluster: a signed body needs a Content-Length of at most %d", maxBody)
+	}
+	bp := s.buffer(int(r.ContentLength))
+	buf := (*bp)[:r.ContentLength]
+	if _, err := io.ReadFull(r.Body, buf); err != nil {
+		s.bufs.Put(bp)
+		return nil, fmt.Errorf("cluster: body cut short: %w", err)
+	}
+	if err := v.checkBody(buf); err != nil {
+		s.bufs.Put(bp)
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	return bp, nil
 }
 
 // SetVolumes makes the node's volume replicas reachable; call it before
@@ -81,10 +134,11 @@ func NewServer(name, secret string, devices LocalDevices, log *slog.Logger) *Ser
 func (s *Server) SetVolumes(v VolumeReplicas) { s.volumes = v }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := verifyRequest(r, s.secret, time.Now()); err != nil {
-		http.Error(w, err.Error(), http.StatusUnauthorized)
+	v, body, done, ok := s.authenticate(w, r)
+	if !ok {
 		return
 	}
+	defer done()
 	path, ok := strings.CutPrefix(r.URL.Path, "/rpc/v1/")
 	if !ok {
 		http.NotFound(w, r)
@@ -118,11 +172,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if op == "stream" {
-		s.stream(w, r, st)
+		if v.body != streamBody {
+			http.Error(w, "a stream needs a streamed body", http.StatusBadRequest)
+			return
+		}
+		s.stream(w, r, st, newFrameMAC(s.secret, v.sig))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxFrame+1))
-	if err != nil || len(body) > maxFrame {
+	if v.body == streamBody {
+		s.auth.count(refuse(reasonBody, "streamed body"))
+		http.Error(w, "only a stream has a streamed body", http.StatusUnauthorized)
+		return
+	}
+	if len(body) > maxFrame {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
 	}
@@ -229,11 +291,14 @@ func (s *Server) list(w http.ResponseWriter, st *shard.Store, d *decoder) {
 	w.Write(ans)
 }
 
-// stream appends the frames of the body to a new shard stream.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *shard.Store) {
+// stream appends the frames of the body to a new shard stream. Each frame
+// is u32 length, the record, and its chained MAC; nothing is written
+// before its MAC holds, and the final (empty) frame has one too.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *shard.Store, mac *frameMAC) {
 	hint, _ := strconv.ParseInt(r.URL.Query().Get("hint"), 10, 64)
 	sw := st.NewWriter(hint)
 	var lenBuf [4]byte
+	var sum [macSize]byte
 	var rec []byte
 	for {
 		if _, err := io.ReadFull(r.Body, lenBuf[:]); err != nil {
@@ -242,10 +307,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *shard.Store)
 			return
 		}
 		n := binary.LittleEndian.Uint32(lenBuf[:])
-		if n == 0 {
-			break
-		}
-		if n > maxFrame || n < shard.HeaderSize {
+		if n != 0 && (n > maxFrame || n < shard.HeaderSize) {
 			sw.Abort()
 			http.Error(w, "bad frame length", http.StatusBadRequest)
 			return
@@ -258,6 +320,20 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *shard.Store)
 			sw.Abort()
 			http.Error(w, "stream cut short", http.StatusBadRequest)
 			return
+		}
+		if _, err := io.ReadFull(r.Body, sum[:]); err != nil {
+			sw.Abort()
+			http.Error(w, "stream cut short", http.StatusBadRequest)
+			return
+		}
+		if err := mac.check(rec, sum[:]); err != nil {
+			sw.Abort()
+			s.auth.count(err)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if n == 0 {
+			break
 		}
 		if err := sw.Append(rec); err != nil {
 			sw.Abort()

@@ -260,7 +260,7 @@ func (l *RemoteReplica) call(ctx context.Context, op string, p volParams, body [
 		// dead (the peer restarted) instead of failing the call.
 		req.Header.Set("Idempotency-Key", "strata-vol")
 	}
-	signRequest(req, l.peer.t.Secret, l.peer.t.Self)
+	signRequest(req, l.peer.t.Secret, l.peer.t.Self, body)
 	resp, err := l.peer.t.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", l.peer.Name, err)

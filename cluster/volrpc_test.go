@@ -40,7 +40,7 @@ func (n *volNode) start() {
 		n.t.Fatal(err)
 	}
 	n.rep = rep
-	s := NewServer(n.name, "s3cret", oneDevice{}, quietLog)
+	s := NewServer(n.name, "s3cret", oneDevice{}, nil, quietLog)
 	s.SetVolumes(replicas{"v": rep})
 	srv := httptest.NewUnstartedServer(s)
 	addr := n.addr

@@ -4,63 +4,13 @@
 package cluster
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore/shard"
 )
-
-// RPC authentication: every request carries the sender's node name, a
-// timestamp and an HMAC-SHA256 over method, URI and timestamp keyed with
-// the cluster secret. Bodies are not covered (shard data streams); shard
-// records carry their own checksums and operators who need integrity and
-// secrecy on the wire turn on TLS.
-const (
-	hdrNode = "X-Strata-Node"
-	hdrDate = "X-Strata-Date"
-	hdrAuth = "X-Strata-Auth"
-	maxSkew = 5 * time.Minute
-)
-
-func mac(secret, method, uri, date string) string {
-	h := hmac.New(sha256.New, []byte(secret))
-	h.Write([]byte(method + "\n" + uri + "\n" + date))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func signRequest(r *http.Request, secret, node string) {
-	date := strconv.FormatInt(time.Now().UnixNano(), 10)
-	r.Header.Set(hdrNode, node)
-	r.Header.Set(hdrDate, date)
-	r.Header.Set(hdrAuth, mac(secret, r.Method, r.URL.RequestURI(), date))
-}
-
-// errUnauthenticated is what a request without a valid cluster signature gets.
-var errUnauthenticated = errors.New("cluster: request not signed with the cluster secret")
-
-func verifyRequest(r *http.Request, secret string, now time.Time) error {
-	date, sig := r.Header.Get(hdrDate), r.Header.Get(hdrAuth)
-	ns, err := strconv.ParseInt(date, 10, 64)
-	if err != nil || sig == "" {
-		return errUnauthenticated
-	}
-	if d := now.Sub(time.Unix(0, ns)); d > maxSkew || d < -maxSkew {
-		return fmt.Errorf("%w (clock skew %v)", errUnauthenticated, d.Round(time.Second))
-	}
-	want := mac(secret, r.Method, r.URL.RequestURI(), date)
-	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return errUnauthenticated
-	}
-	return nil
-}
 
 // Error statuses of the RPC: each carries one sentinel of the shard or
 // metadata layer across the wire.

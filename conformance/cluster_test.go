@@ -93,6 +93,7 @@ type clusterNode struct {
 	nbd             string
 	proc            *process
 	mc              *minio.Client
+	extra           []string // more server flags of this node alone
 }
 
 type testCluster struct {
@@ -104,6 +105,8 @@ type testCluster struct {
 	// TLS on every listener: the PEM files, and a client that trusts them.
 	cert, key string
 	https     *http.Client
+	// prepare, if set, sees each node before its first start.
+	prepare func(nd *clusterNode)
 }
 
 // startCluster starts n nodes over zones zones and waits until every one
@@ -127,6 +130,9 @@ func startClusterWith(t testing.TB, c *testCluster, zones int) *testCluster {
 			t.Fatal(err)
 		}
 		nd.mc = mc
+		if c.prepare != nil {
+			c.prepare(nd)
+		}
 		c.nodes = append(c.nodes, nd)
 		c.launch(t, nd)
 	}
@@ -141,7 +147,7 @@ func (c *testCluster) launch(t testing.TB, nd *clusterNode) {
 	cmd := exec.Command(strataBinary(t), "server", "--data-dir", nd.dir, "--node-name", nd.name, "--zone", nd.zone,
 		"--meta", c.meta, "--ec", c.ec, "--pools", fmt.Sprint(max(c.pools, 1)), "--cluster-size", fmt.Sprint(c.size), "--chunk-volume-size", "64GiB",
 		"--s3-addr", nd.s3, "--admin-addr", nd.admin, "--rpc-addr", nd.rpc, "--nbd-addr", nd.nbd, "--heartbeat-ttl", "3s", "--log-level", "warn")
-	cmd.Args = append(cmd.Args, c.extra...)
+	cmd.Args = append(append(cmd.Args, c.extra...), nd.extra...)
 	if c.cert != "" {
 		cmd.Args = append(cmd.Args, "--tls-cert", c.cert, "--tls-key", c.key, "--tls-ca", c.cert)
 	}

@@ -34,30 +34,52 @@ const (
 
 func (n *Node) clustered() bool { return n.cfg.Meta != "" }
 
-// tlsConfigs returns the server config of every listener and the RPC
-// client config (nil, nil without certificates).
-func (n *Node) tlsConfigs() (server, client *tls.Config, err error) {
+// tlsConfigs returns the server config of the S3, admin and NBD listeners,
+// the RPC client config and the RPC server config (all nil without
+// certificates). With certificates the RPC is mutual TLS: every node
+// presents its certificate as a client too, and the RPC listener accepts
+// only clients whose certificate the CA (--tls-ca, else the system roots)
+// signed.
+func (n *Node) tlsConfigs() (server, client, rpcServer *tls.Config, err error) {
 	if n.cfg.TLSCert == "" && n.cfg.TLSKey == "" {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	if n.clustered() && !clientAuthAllowed(cert.Leaf) {
+		return nil, nil, nil, fmt.Errorf("TLS certificate %s does not allow client authentication (extended key usage clientAuth), which nodes need for mutual TLS on the RPC", n.cfg.TLSCert)
 	}
 	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	client = &tls.Config{MinVersion: tls.VersionTLS12}
+	client = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	rpcServer = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequireAndVerifyClientCert}
 	if n.cfg.TLSCA != "" {
 		pem, err := os.ReadFile(n.cfg.TLSCA)
 		if err != nil {
-			return nil, nil, fmt.Errorf("TLS CA: %w", err)
+			return nil, nil, nil, fmt.Errorf("TLS CA: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("TLS CA %s: no certificates", n.cfg.TLSCA)
+			return nil, nil, nil, fmt.Errorf("TLS CA %s: no certificates", n.cfg.TLSCA)
 		}
-		client.RootCAs = pool
+		client.RootCAs, rpcServer.ClientCAs = pool, pool
 	}
-	return server, client, nil
+	return server, client, rpcServer, nil
+}
+
+// clientAuthAllowed reports whether a certificate may authenticate a TLS
+// client: no extended key usage at all, or one that names client auth.
+func clientAuthAllowed(leaf *x509.Certificate) bool {
+	if leaf == nil || len(leaf.ExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
 }
 
 // joinCluster connects to etcd, agrees on root credentials, starts the RPC
@@ -74,7 +96,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	if err := n.clusterRoot(ctx); err != nil {
 		return err
 	}
-	_, clientTLS, err := n.tlsConfigs()
+	_, clientTLS, _, err := n.tlsConfigs()
 	if err != nil {
 		return err
 	}
@@ -339,17 +361,17 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	if n.db, err = metastore.OpenPebble(filepath.Join(cfg.DataDir, "meta"), n.log); err != nil {
 		return err
 	}
-	serverTLS, _, err := n.tlsConfigs()
+	_, _, rpcTLS, err := n.tlsConfigs()
 	if err != nil {
 		return err
 	}
-	if n.rpcLn, err = listen(cfg.RPCAddr, serverTLS); err != nil {
+	if n.rpcLn, err = listen(cfg.RPCAddr, rpcTLS); err != nil {
 		return fmt.Errorf("RPC listener: %w", err)
 	}
 	if err := n.openVolumes(ctx, n.etcd.Sub("v/")); err != nil {
 		return err
 	}
-	rpc := cluster.NewServer(cfg.NodeName, cfg.ClusterSecret, n, n.log)
+	rpc := cluster.NewServer(cfg.NodeName, cfg.ClusterSecret, n, n.Registry, n.log)
 	rpc.SetVolumes(n.volumes)
 	n.rpcSrv = &http.Server{Handler: rpc, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { n.errc <- n.rpcSrv.Serve(n.rpcLn) }()

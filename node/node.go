@@ -401,7 +401,7 @@ func (n *Node) registerPoolMetrics() {
 }
 
 func (n *Node) listen(s3 http.Handler) (err error) {
-	serverTLS, _, err := n.tlsConfigs()
+	serverTLS, _, _, err := n.tlsConfigs()
 	if err != nil {
 		return err
 	}
