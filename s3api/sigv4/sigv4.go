@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -153,6 +154,9 @@ func verifyHeader(r *http.Request, h string, creds Credentials, now time.Time) (
 	if !ok {
 		return nil, fail("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
 	}
+	if err := allAmzSigned(r, strings.Split(signed, ";")); err != nil {
+		return nil, err
+	}
 	canon, err := canonicalRequest(r, strings.Split(signed, ";"), payload, "")
 	if err != nil {
 		return nil, err
@@ -210,6 +214,9 @@ func verifyPresigned(r *http.Request, q url.Values, creds Credentials, now time.
 	if payload == "" {
 		payload = UnsignedPayload
 	}
+	if err := allAmzSigned(r, strings.Split(signed, ";")); err != nil {
+		return nil, err
+	}
 	canon, err := canonicalRequest(r, strings.Split(signed, ";"), payload, "X-Amz-Signature")
 	if err != nil {
 		return nil, err
@@ -219,6 +226,27 @@ func verifyPresigned(r *http.Request, q url.Values, creds Credentials, now time.
 		return nil, err
 	}
 	return a, nil
+}
+
+// allAmzSigned refuses a request with an x-amz-* header its signature does
+// not cover, as S3 does: such a header (x-amz-acl, x-amz-copy-source, ...)
+// changes what the request means, so it could otherwise be added to a
+// captured request. x-amz-content-sha256 is covered by the payload line of
+// the canonical request and may go unsigned.
+func allAmzSigned(r *http.Request, signedHeaders []string) error {
+	var unsigned []string
+	for name := range r.Header {
+		lower := strings.ToLower(name)
+		if !strings.HasPrefix(lower, "x-amz-") || lower == "x-amz-content-sha256" || slices.Contains(signedHeaders, lower) {
+			continue
+		}
+		unsigned = append(unsigned, lower)
+	}
+	if len(unsigned) == 0 {
+		return nil
+	}
+	sort.Strings(unsigned)
+	return fail("AccessDenied", "There were headers present in the request which were not signed: %s", strings.Join(unsigned, ", "))
 }
 
 // SigningKey derives the SigV4 signing key.
@@ -400,7 +428,13 @@ func Sign(r *http.Request, accessKey, secret, region string, body []byte, now ti
 	if r.Host == "" {
 		r.Host = r.URL.Host
 	}
-	signed := []string{"host", "x-amz-content-sha256", "x-amz-date"}
+	signed := []string{"host"}
+	for name := range r.Header {
+		if lower := strings.ToLower(name); strings.HasPrefix(lower, "x-amz-") {
+			signed = append(signed, lower)
+		}
+	}
+	sort.Strings(signed)
 	canon, err := canonicalRequest(r, signed, payload, "")
 	if err != nil {
 		return err

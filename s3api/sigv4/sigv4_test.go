@@ -60,6 +60,10 @@ func TestHeaderSignature(t *testing.T) {
 			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/s3/", "/ec2/", 1))
 		}, awsCreds, awsTime, "AuthorizationHeaderMalformed"},
 		{"no payload hash", func(r *http.Request) { r.Header.Del("X-Amz-Content-Sha256") }, awsCreds, awsTime, "InvalidRequest"},
+		{"x-amz-acl added after signing", func(r *http.Request) { r.Header.Set("X-Amz-Acl", "public-read") }, awsCreds, awsTime, "AccessDenied"},
+		{"user metadata added after signing", func(r *http.Request) { r.Header.Set("X-Amz-Meta-Owner", "eve") }, awsCreds, awsTime, "AccessDenied"},
+		{"x-amzn-trace-id may go unsigned", func(r *http.Request) { r.Header.Set("X-Amzn-Trace-Id", "Root=1") }, awsCreds, awsTime, ""},
+		{"other headers may go unsigned", func(r *http.Request) { r.Header.Set("User-Agent", "curl") }, awsCreds, awsTime, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -88,6 +92,16 @@ func TestPresigned(t *testing.T) {
 	}
 	if _, err := Verify(httptest.NewRequest("PUT", u, nil), awsCreds, awsTime.Add(time.Hour)); code(err) != "SignatureDoesNotMatch" {
 		t.Fatalf("other method: %v", err)
+	}
+	withACL := httptest.NewRequest("GET", u, nil)
+	withACL.Header.Set("X-Amz-Acl", "public-read")
+	if _, err := Verify(withACL, awsCreds, awsTime.Add(time.Hour)); code(err) != "AccessDenied" || !strings.Contains(err.Error(), "x-amz-acl") {
+		t.Fatalf("presigned with an unsigned x-amz-acl: %v", err)
+	}
+	withHash := httptest.NewRequest("GET", u, nil)
+	withHash.Header.Set("X-Amz-Content-Sha256", UnsignedPayload)
+	if _, err := Verify(withHash, awsCreds, awsTime.Add(time.Hour)); err != nil {
+		t.Fatalf("presigned with x-amz-content-sha256: %v", err)
 	}
 	bad := strings.Replace(u, "X-Amz-Expires=86400", "X-Amz-Expires=999999", 1)
 	if _, err := Verify(httptest.NewRequest("GET", bad, nil), awsCreds, awsTime); code(err) != "AuthorizationQueryParametersError" {
