@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,14 @@ func (n *Node) adminAPI() http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw}
 		principal, body, err := n.adminAuth(r)
+		if principal == "" && err != nil && n.audit.throttled(remoteHost(r), time.Now()) {
+			// A signed request always goes through; one that is not, from
+			// an address that sent too many, gets no verdict.
+			n.audit.refused.WithLabelValues("SlowDown").Inc()
+			w.Header().Set("Retry-After", "60")
+			writeAdminError(w, &adminError{http.StatusServiceUnavailable, "SlowDown", "too many unauthenticated requests from this address; retry later"})
+			return
+		}
 		if err == nil {
 			if done, aerr := n.auditRoute(w, r, strings.TrimPrefix(r.URL.Path, "/admin/v1/")); done {
 				err = aerr
@@ -93,21 +102,53 @@ func (n *Node) adminAPI() http.Handler {
 					ae.status, ae.Code = http.StatusBadRequest, "InvalidArgument"
 				}
 			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(ae.status)
-			json.NewEncoder(w).Encode(map[string]string{"code": ae.Code, "message": ae.Message})
+			writeAdminError(w, ae)
+		}
+		if principal == "" && ae != nil {
+			// Nobody signed it: counted, never an audit entry.
+			if summary := n.audit.refusal(ae.Code, remoteHost(r), time.Now()); len(summary) > 0 {
+				n.logRefusals(summary)
+			}
+			return
 		}
 		if r.Method != http.MethodGet {
 			e := AuditEntry{Principal: principal, Remote: remoteHost(r), Method: r.Method, Path: r.URL.RequestURI(), Body: string(body), Status: w.status}
-			if e.Principal == "" {
-				e.Principal = "(unauthenticated)"
-			}
 			if ae != nil {
 				e.Code = ae.Code
 			}
 			n.record(e)
 		}
 	})
+}
+
+func writeAdminError(w http.ResponseWriter, ae *adminError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(ae.status)
+	json.NewEncoder(w).Encode(map[string]string{"code": ae.Code, "message": ae.Message})
+}
+
+// logRefusals writes one line for a minute of unauthenticated admin
+// requests: the total and the busiest addresses.
+func (n *Node) logRefusals(bySource map[string]int) {
+	total := 0
+	type src struct {
+		addr string
+		n    int
+	}
+	var top []src
+	for a, c := range bySource {
+		total += c
+		top = append(top, src{a, c})
+	}
+	sort.Slice(top, func(i, j int) bool { return top[i].n > top[j].n })
+	var parts []string
+	for i, s := range top {
+		if i == 5 {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d)", s.addr, s.n))
+	}
+	n.log.Warn("admin API: unauthenticated requests refused in the last minute", "count", total, "addresses", len(bySource), "top", strings.Join(parts, ", "))
 }
 
 // adminAuth verifies the signature (root, or a user with admin rights)

@@ -7,16 +7,23 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-storage/strata/metastore"
 )
 
 // The audit log: every admin call that changes something (any method but
-// GET) is recorded with who made it, from where, what it asked and how it
-// ended, in the metadata store (so a cluster has one log). The newest
-// auditKeep entries are kept.
+// GET) by someone who signed it is recorded with who made it, from where,
+// what it asked and how it ended, in the metadata store (so a cluster has
+// one log). The newest auditKeep entries are kept. Requests nobody signed
+// are not entries: they would let anyone who reaches the port evict the
+// real ones. They are counted (strata_admin_auth_failures_total{code}),
+// summed up in one log line per source per minute, and a source that keeps
+// failing is slowed down (SlowDown) for the rest of the minute.
 
 const (
 	auditKeep    = 10000
@@ -38,6 +45,52 @@ type AuditEntry struct {
 
 type auditLog struct {
 	writes atomic.Int64
+
+	refused *prometheus.CounterVec
+	mu      sync.Mutex
+	minute  time.Time      // start of the current counting window
+	sources map[string]int // refusals per remote address in the window
+}
+
+const (
+	// refusalsPerMinute is how many unauthenticated requests one address
+	// gets answered in full per minute; the rest get SlowDown at once.
+	refusalsPerMinute = 120
+	// maxSources bounds the addresses tracked in a window; the rest are
+	// counted together.
+	maxSources = 4096
+)
+
+func (a *auditLog) register(reg prometheus.Registerer) {
+	a.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_admin_auth_failures_total",
+		Help: "Admin API requests refused before anyone was identified (bad or missing signature), by error code.",
+	}, []string{"code"})
+	reg.MustRegister(a.refused)
+}
+
+// throttled reports whether remote has used up its unauthenticated
+// requests for this minute.
+func (a *auditLog) throttled(remote string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return now.Sub(a.minute) < time.Minute && a.sources[remote] >= refusalsPerMinute
+}
+
+// refusal counts one unauthenticated request from remote; at the turn of
+// a window it returns the previous window's counts for one log line.
+func (a *auditLog) refusal(code, remote string, now time.Time) (summary map[string]int) {
+	a.refused.WithLabelValues(code).Inc()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now.Sub(a.minute) >= time.Minute {
+		summary, a.sources, a.minute = a.sources, map[string]int{}, now
+	}
+	if _, ok := a.sources[remote]; !ok && len(a.sources) >= maxSources {
+		remote = "(other addresses)"
+	}
+	a.sources[remote]++
+	return summary
 }
 
 func (n *Node) auditMeta() metastore.Store { return n.claimMeta("audit") }

@@ -178,6 +178,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg.VolumeKeeperInterval = DefaultConfig().VolumeKeeperInterval
 	}
 	n := &Node{cfg: cfg, local: map[uint32]*localDevice{}, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 3), started: time.Now().UTC()}
+	n.audit.register(n.Registry)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.bgCancel, n.bgCtx = cancel, ctx
 	if cfg.Meta != "" {
