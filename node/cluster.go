@@ -373,6 +373,11 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	}
 	rpc := cluster.NewServer(cfg.NodeName, cfg.ClusterSecret, n, n.Registry, n.log)
 	rpc.SetVolumes(n.volumes)
+	// No body limits here: a peer relays a slow client's PUT block by block,
+	// so its stream may rightly pause for as long as a block takes to
+	// arrive; only peers that signed the request get as far as the body,
+	// and a peer that dies closes its connections (TCP keep-alive finds
+	// the ones that vanish).
 	n.rpcSrv = &http.Server{Handler: rpc, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { n.errc <- n.rpcSrv.Serve(n.rpcLn) }()
 

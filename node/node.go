@@ -33,6 +33,7 @@ import (
 	"github.com/strata-storage/strata/ring"
 	"github.com/strata-storage/strata/s3api"
 	"github.com/strata-storage/strata/scrub"
+	"github.com/strata-storage/strata/slowclient"
 )
 
 // Config is everything a node needs; cmd/strata fills it from flags.
@@ -64,6 +65,9 @@ type Config struct {
 	HeartbeatTTL  time.Duration
 	HintInterval  time.Duration // how often queued repairs for returned devices are tried
 	RPCTimeouts   cluster.Timeouts
+	// ClientLimits cut off clients that stall a request body or a
+	// response, on the S3 and admin listeners.
+	ClientLimits slowclient.Limits
 	// TLS for every listener (S3, admin, RPC); TLSCA verifies peers.
 	TLSCert, TLSKey, TLSCA string
 
@@ -97,7 +101,7 @@ func DefaultConfig() Config {
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
 		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
 		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour, NodeName: "node1",
-		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, RebalanceTakeover: 30 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(),
+		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, RebalanceTakeover: 30 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(), ClientLimits: slowclient.DefaultLimits(),
 	}
 }
 
@@ -167,6 +171,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = "node1"
+	}
+	if cfg.ClientLimits == (slowclient.Limits{}) {
+		cfg.ClientLimits = slowclient.DefaultLimits()
 	}
 	if cfg.RPCTimeouts == (cluster.Timeouts{}) {
 		cfg.RPCTimeouts = cluster.DefaultTimeouts()
@@ -413,12 +420,12 @@ func (n *Node) listen(s3 http.Handler) (err error) {
 		n.s3Ln.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	n.s3Srv = &http.Server{Handler: s3, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.s3Srv = &http.Server{Handler: slowclient.Handler(s3, n.cfg.ClientLimits), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	admin := http.NewServeMux()
 	admin.Handle("/metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
 	admin.HandleFunc("/healthz", n.health)
 	admin.Handle("/admin/v1/", n.adminAPI())
-	n.adminSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+	n.adminSrv = &http.Server{Handler: slowclient.Handler(admin, n.cfg.ClientLimits), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { n.errc <- n.s3Srv.Serve(n.s3Ln) }()
 	go func() { n.errc <- n.adminSrv.Serve(n.adminLn) }()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
+	"os"
 
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/s3api/sigv4"
@@ -121,6 +122,7 @@ func toAPIError(err error) *APIError {
 		{objectstore.ErrReadQuorum, "ServiceUnavailable"},
 		{objectstore.ErrStorageFull, "InsufficientStorage"},
 		{objectstore.ErrBadDigest, "BadDigest"},
+		{os.ErrDeadlineExceeded, "RequestTimeout"},
 		{context.Canceled, "RequestTimeout"},
 		{context.DeadlineExceeded, "RequestTimeout"},
 	} {
