@@ -73,6 +73,10 @@ type Config struct {
 
 	// NBDAddr serves block volumes over NBD ("" or "off": not served).
 	NBDAddr string
+	// NBDInsecure serves NBD without TLS on a non-loopback address.
+	NBDInsecure bool
+	// NBDClientCA verifies NBD clients' certificates (default TLSCA).
+	NBDClientCA string
 	// VolumeLease: how long a volume primary that stopped answering keeps
 	// others from taking over.
 	VolumeLease time.Duration

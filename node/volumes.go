@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -52,12 +55,21 @@ func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 	if n.cfg.NBDAddr == "" || n.cfg.NBDAddr == "off" {
 		return nil
 	}
+	opts, err := n.nbdOptions()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", n.cfg.NBDAddr)
 	if err != nil {
 		return fmt.Errorf("NBD listener: %w", err)
 	}
+	if opts.TLS == nil && !n.cfg.NBDInsecure && !isLoopback(ln.Addr()) {
+		ln.Close()
+		return fmt.Errorf("NBD listener %s: without TLS (--tls-cert) block volumes are served on loopback addresses only, since nobody can be told apart; give a certificate, or --nbd-insecure to serve plaintext there anyway", ln.Addr())
+	}
 	n.nbdLn = ln
-	srv := nbd.NewServer(mgr, n.log)
+	opts.Access = mgr
+	srv := nbd.NewServer(mgr, opts, n.log)
 	n.nbdSrv = srv
 	go func() {
 		// The server itself, not the field: Close clears the field, maybe
@@ -67,6 +79,39 @@ func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 		}
 	}()
 	return nil
+}
+
+// nbdOptions is the NBD server's TLS: with a certificate, every client must
+// use STARTTLS and present a certificate that --nbd-client-ca (else
+// --tls-ca) signed; its common name is what `strata volume access` grants.
+func (n *Node) nbdOptions() (nbd.Options, error) {
+	server, _, _, err := n.tlsConfigs()
+	if err != nil || server == nil {
+		return nbd.Options{}, err
+	}
+	caFile := n.cfg.NBDClientCA
+	if caFile == "" {
+		caFile = n.cfg.TLSCA
+	}
+	if caFile == "" {
+		return nbd.Options{}, errors.New("NBD over TLS needs the CA of its clients' certificates: --nbd-client-ca (or --tls-ca)")
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nbd.Options{}, fmt.Errorf("NBD client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nbd.Options{}, fmt.Errorf("NBD client CA %s: no certificates", caFile)
+	}
+	conf := server.Clone()
+	conf.ClientAuth, conf.ClientCAs = tls.RequireAndVerifyClientCert, pool
+	return nbd.Options{TLS: conf}, nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // NBDAddr is the bound NBD address ("" when disabled).
@@ -243,6 +288,8 @@ func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
 //	POST   /admin/v1/volumes/{name}/primary                   {"force": b}: primary here until DELETE
 //	DELETE /admin/v1/volumes/{name}/primary                   204
 //	POST   /admin/v1/volumes/{name}/discard/{node}            204: resolve a split brain on node
+//	GET    /admin/v1/volumes/{name}/access                    VolumeAccess: NBD clients that may attach it
+//	PUT    /admin/v1/volumes/{name}/access                    {"grant": [id...], "revoke": [id...]} -> VolumeAccess
 func (n *Node) volumeRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
 	mgr := n.volumes
 	ctx := r.Context()
@@ -306,6 +353,25 @@ func (n *Node) volumeSubRoute(w http.ResponseWriter, r *http.Request, parts []st
 		return writeJSON(w, v)
 	}
 	switch {
+	case len(parts) == 2 && parts[1] == "access" && r.Method == http.MethodGet:
+		info, err := mgr.Info(ctx, name)
+		if err != nil {
+			return volumeError(err)
+		}
+		return writeJSON(w, VolumeAccess{Volume: name, Access: nonNil(info.Access)})
+	case len(parts) == 2 && parts[1] == "access" && r.Method == http.MethodPut:
+		var req struct {
+			Grant  []string `json:"grant"`
+			Revoke []string `json:"revoke"`
+		}
+		if err := strictJSON(body, &req); err != nil {
+			return err
+		}
+		rec, err := mgr.SetAccess(ctx, name, req.Grant, req.Revoke)
+		if err != nil {
+			return volumeError(err)
+		}
+		return writeJSON(w, VolumeAccess{Volume: name, Access: nonNil(rec.Access)})
 	case len(parts) == 2 && parts[1] == "size" && r.Method == http.MethodPut:
 		var req struct {
 			Size int64 `json:"size"`
@@ -403,6 +469,20 @@ func (n *Node) volumeSubRoute(w http.ResponseWriter, r *http.Request, parts []st
 	return &adminError{http.StatusNotFound, "NotFound", "no such admin operation"}
 }
 
+// VolumeAccess is the answer of /admin/v1/volumes/{name}/access: the NBD
+// client identities that may attach the volume.
+type VolumeAccess struct {
+	Volume string   `json:"volume"`
+	Access []string `json:"access"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 func volumeError(err error) error {
 	for _, e := range []struct {
 		err    error
@@ -410,6 +490,7 @@ func volumeError(err error) error {
 		code   string
 	}{
 		{volumes.ErrInvalid, http.StatusBadRequest, "InvalidArgument"},
+		{volumes.ErrBadIdentity, http.StatusBadRequest, "InvalidArgument"},
 		{volumes.ErrExists, http.StatusConflict, "VolumeExists"},
 		{volumes.ErrNotFound, http.StatusNotFound, "NoSuchVolume"},
 		{volumes.ErrNoSnapshot, http.StatusNotFound, "NoSuchSnapshot"},

@@ -3,11 +3,20 @@
 // specification: export listing, NBD_OPT_INFO/GO with block sizes, read,
 // write, flush, trim and write-zeroes with FUA, several requests in flight
 // per connection and many connections.
+//
+// Security: with a TLS configuration the server requires NBD_OPT_STARTTLS
+// before anything else (the protocol's forced-TLS mode: other options get
+// NBD_REP_ERR_TLS_REQD) and takes the client certificate's common name as
+// the client's identity; an Access policy then decides which exports each
+// identity may list and attach. Memory is bounded per connection and per
+// server (buffers.go), replies that a client does not take within the
+// reply timeout end its connection, and a handshake has a deadline.
 package nbd
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,6 +52,30 @@ type Exports interface {
 	Names() []string
 }
 
+// Access decides which exports a TLS client may list and attach; identity
+// is the common name of its certificate.
+type Access interface {
+	MayAttach(identity, export string) bool
+}
+
+// Options configure a server; the zero value serves plaintext to anyone
+// with the default limits.
+type Options struct {
+	// TLS, if set, is required of every client (NBD_OPT_STARTTLS); set
+	// ClientAuth to require and verify client certificates.
+	TLS *tls.Config
+	// Access applies to TLS clients; nil lets every authenticated client
+	// attach every export.
+	Access Access
+	// ConnBuffers and ServerBuffers bound the request payloads held by
+	// one connection and by all (DefaultConnBuffers, DefaultServerBuffers).
+	ConnBuffers, ServerBuffers int64
+	// Handshake bounds the negotiation (30 s); ReplyTimeout is how long a
+	// reply may wait for the client to take it before the connection is
+	// dropped (60 s).
+	Handshake, ReplyTimeout time.Duration
+}
+
 // Wire constants of the protocol.
 const (
 	magicNBD       = 0x4e42444d41474943 // "NBDMAGIC"
@@ -57,6 +90,7 @@ const (
 	optExportName = 1
 	optAbort      = 2
 	optList       = 3
+	optStartTLS   = 5
 	optInfo       = 6
 	optGo         = 7
 
@@ -66,6 +100,7 @@ const (
 	repErrUnsup   = 1<<31 + 1
 	repErrPolicy  = 1<<31 + 2
 	repErrInvalid = 1<<31 + 3
+	repErrTLSReqd = 1<<31 + 5
 	repErrUnknown = 1<<31 + 6
 
 	infoExport    = 0
@@ -104,6 +139,9 @@ const maxInFlight = 16
 // Server accepts NBD clients.
 type Server struct {
 	exports Exports
+	opts    Options
+	bufs    *bufferPool
+	zeroes  []byte // read-only source of NO_HOLE write-zeroes
 	log     *slog.Logger
 
 	mu     sync.Mutex
@@ -118,9 +156,24 @@ type Server struct {
 func (s *Server) InFlight() int64 { return s.active.Load() }
 
 // NewServer returns a server of exports.
-func NewServer(exports Exports, log *slog.Logger) *Server {
-	return &Server{exports: exports, log: log, conns: map[net.Conn]struct{}{}}
+func NewServer(exports Exports, opts Options, log *slog.Logger) *Server {
+	if opts.ConnBuffers <= 0 {
+		opts.ConnBuffers = DefaultConnBuffers
+	}
+	if opts.ServerBuffers <= 0 {
+		opts.ServerBuffers = DefaultServerBuffers
+	}
+	if opts.Handshake <= 0 {
+		opts.Handshake = 30 * time.Second
+	}
+	if opts.ReplyTimeout <= 0 {
+		opts.ReplyTimeout = time.Minute
+	}
+	return &Server{exports: exports, opts: opts, bufs: newBufferPool(opts.ServerBuffers), zeroes: make([]byte, 1<<20), log: log, conns: map[net.Conn]struct{}{}}
 }
+
+// BuffersInUse is the bytes of request payloads the server holds now.
+func (s *Server) BuffersInUse() int64 { return s.bufs.server.inUse() }
 
 // Serve accepts connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
@@ -161,6 +214,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	s.bufs.server.close() // a connection waiting for buffers gives up
 	if s.ln != nil {
 		s.ln.Close()
 	}
@@ -179,18 +233,31 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 type conn struct {
-	active  *atomic.Int64
-	c       net.Conn
-	exp     Export
-	release func()
-	wmu     sync.Mutex // one reply at a time
-	noZeros bool
+	s        *Server
+	active   *atomic.Int64
+	c        net.Conn
+	exp      Export
+	release  func()
+	wmu      sync.Mutex // one reply at a time
+	noZeros  bool
+	tls      bool   // STARTTLS done
+	identity string // the client certificate's common name
+	budget   *budget
+}
+
+// may reports whether the client may see and attach export name.
+func (c *conn) may(name string) bool {
+	if c.s.opts.TLS == nil {
+		return true
+	}
+	return c.tls && (c.s.opts.Access == nil || c.s.opts.Access.MayAttach(c.identity, name))
 }
 
 func (s *Server) serveConn(nc net.Conn) error {
-	c := &conn{c: nc, active: &s.active}
+	c := &conn{s: s, c: nc, active: &s.active, budget: newBudget(s.opts.ConnBuffers)}
+	defer c.budget.close()
 	// Negotiation must not hang forever on a silent client.
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	nc.SetDeadline(time.Now().Add(s.opts.Handshake))
 	hello := binary.BigEndian.AppendUint64(nil, magicNBD)
 	hello = binary.BigEndian.AppendUint64(hello, magicOpt)
 	hello = binary.BigEndian.AppendUint16(hello, flagFixedNewstyle|flagNoZeroes)
@@ -239,10 +306,26 @@ func (s *Server) negotiate(c *conn) (Export, error) {
 		if _, err := io.ReadFull(c.c, data); err != nil {
 			return nil, err
 		}
+		if s.opts.TLS != nil && !c.tls {
+			switch opt {
+			case optStartTLS, optAbort:
+			case optExportName:
+				return nil, errors.New("NBD_OPT_EXPORT_NAME before TLS") // no way to answer but hanging up
+			default:
+				if err := c.optReply(opt, repErrTLSReqd, []byte("TLS is required: use NBD_OPT_STARTTLS")); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
 		switch opt {
+		case optStartTLS:
+			if err := s.startTLS(c, n); err != nil {
+				return nil, err
+			}
 		case optExportName:
 			exp, ok := s.exports.Export(string(data))
-			if !ok {
+			if !ok || !c.may(string(data)) {
 				return nil, fmt.Errorf("no export %q", data) // the protocol's answer: hang up
 			}
 			exp, err := c.attach(exp)
@@ -267,6 +350,9 @@ func (s *Server) negotiate(c *conn) (Export, error) {
 				continue
 			}
 			for _, name := range s.exports.Names() {
+				if !c.may(name) {
+					continue
+				}
 				b := binary.BigEndian.AppendUint32(nil, uint32(len(name)))
 				if err := c.optReply(opt, repServer, append(b, name...)); err != nil {
 					return nil, err
@@ -309,7 +395,8 @@ func (s *Server) info(c *conn, opt uint32, data []byte) (Export, error) {
 		return nil, c.optReply(opt, repErrInvalid, []byte("information request count does not match the length"))
 	}
 	exp, ok := s.exports.Export(name)
-	if !ok {
+	if !ok || !c.may(name) {
+		// An export this client may not attach is not there for it.
 		return nil, c.optReply(opt, repErrUnknown, []byte("no such export"))
 	}
 	if opt == optGo {
@@ -343,6 +430,32 @@ func (s *Server) info(c *conn, opt uint32, data []byte) (Export, error) {
 		return nil, err
 	}
 	return exp, c.optReply(opt, repAck, nil)
+}
+
+// startTLS answers NBD_OPT_STARTTLS and upgrades the connection; the
+// negotiation goes on inside TLS. A client certificate, when given (and
+// verified by the configuration), names the client.
+func (s *Server) startTLS(c *conn, n uint32) error {
+	switch {
+	case s.opts.TLS == nil:
+		return c.optReply(optStartTLS, repErrUnsup, []byte("this server has no TLS certificate"))
+	case c.tls:
+		return c.optReply(optStartTLS, repErrInvalid, []byte("TLS is already on"))
+	case n != 0:
+		return c.optReply(optStartTLS, repErrInvalid, []byte("NBD_OPT_STARTTLS takes no data"))
+	}
+	if err := c.optReply(optStartTLS, repAck, nil); err != nil {
+		return err
+	}
+	tc := tls.Server(c.c, s.opts.TLS)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	c.c, c.tls = tc, true
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		c.identity = certs[0].Subject.CommonName
+	}
+	return nil
 }
 
 // attach attaches an Attacher export for this connection.
@@ -405,9 +518,24 @@ func (c *conn) transmit() error {
 				// stream is no longer trustworthy.
 				return fmt.Errorf("write of %d bytes", r.length)
 			}
-			r.data = make([]byte, r.length)
-			if _, err := io.ReadFull(in, r.data); err != nil {
+			// Waits while the connection (or the server) holds its share:
+			// the client is then no longer read until replies go out.
+			buf, err := c.s.bufs.get(c.budget, int(r.length))
+			if err != nil {
 				return err
+			}
+			r.data = buf
+			if _, err := io.ReadFull(in, r.data); err != nil {
+				c.s.bufs.put(c.budget, buf)
+				return err
+			}
+		case cmdRead:
+			if r.length <= MaxPayload {
+				buf, err := c.s.bufs.get(c.budget, int(r.length))
+				if err != nil {
+					return err
+				}
+				r.data = buf
 			}
 		}
 		sem <- struct{}{}
@@ -437,7 +565,7 @@ func (c *conn) serve(r request) {
 		case beyond:
 			errno = errInval
 		default:
-			payload = make([]byte, r.length)
+			payload = r.data
 			if _, err := c.exp.ReadAt(payload, int64(r.off)); err != nil && !errors.Is(err, io.EOF) {
 				errno, payload = errIO, nil
 			}
@@ -480,12 +608,20 @@ func (c *conn) serve(r request) {
 	b = binary.BigEndian.AppendUint32(b, errno)
 	b = binary.BigEndian.AppendUint64(b, r.handle)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	bufs := net.Buffers{b}
 	if payload != nil {
 		bufs = append(bufs, payload)
 	}
-	bufs.WriteTo(c.c) // one writev; if it fails the connection is gone and its reads end too
+	// One writev. A client that does not take its reply within the reply
+	// timeout loses the connection, and with it what it holds.
+	c.c.SetWriteDeadline(time.Now().Add(c.s.opts.ReplyTimeout))
+	if _, err := bufs.WriteTo(c.c); err != nil {
+		c.c.Close()
+	}
+	c.wmu.Unlock()
+	if r.data != nil {
+		c.s.bufs.put(c.budget, r.data)
+	}
 }
 
 // writeZeroes punches a hole (reads back as zeroes) unless the client asks
@@ -496,7 +632,7 @@ func (c *conn) writeZeroes(r request) uint32 {
 			return errIO
 		}
 	} else {
-		zero := make([]byte, min(int(r.length), 1<<20))
+		zero := c.s.zeroes[:min(int(r.length), len(c.s.zeroes))]
 		for off := r.off; off < r.off+uint64(r.length); off += uint64(len(zero)) {
 			n := min(uint64(len(zero)), r.off+uint64(r.length)-off)
 			if _, err := c.exp.WriteAt(zero[:n], int64(off)); err != nil {

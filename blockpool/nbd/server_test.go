@@ -19,8 +19,12 @@ import (
 	"github.com/strata-storage/strata/blockpool"
 )
 
-// poolDir is the directory of the last test pool (for corrupting files).
-var poolDir string
+// poolDir is the directory of the last test pool (for corrupting files),
+// lastServer the last server startServer started.
+var (
+	poolDir    string
+	lastServer *Server
+)
 
 type poolExports struct {
 	vols map[string]blockpool.Volume
@@ -77,7 +81,8 @@ func startServer(t *testing.T) (addr string, vols map[string]blockpool.Volume) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(poolExports{vols}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := NewServer(poolExports{vols}, Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	lastServer = srv
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -387,7 +392,7 @@ func TestCheckedExportReportsRotAsEIO(t *testing.T) {
 // A server closed before Serve runs (a node stopping as it starts) does
 // not accept on the listener it is then given: Serve closes it and returns.
 func TestServeAfterCloseReturns(t *testing.T) {
-	s := NewServer(nil, slog.New(slog.DiscardHandler))
+	s := NewServer(nil, Options{}, slog.New(slog.DiscardHandler))
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

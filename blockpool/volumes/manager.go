@@ -46,6 +46,9 @@ type Record struct {
 	// ClonedFrom is "volume@snapshot" for a clone.
 	ClonedFrom string     `json:"cloned_from,omitempty"`
 	Snapshots  []Snapshot `json:"snapshots,omitempty"`
+	// Access names the NBD client identities (TLS certificate common
+	// names, "*" for any authenticated client) that may attach the volume.
+	Access []string `json:"access,omitempty"`
 }
 
 // NodeInfo is what placement needs to know of a node.

@@ -188,7 +188,7 @@ func volumeCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, del, resize, clone, primary, secondary, discard)
+	cmd.AddCommand(create, list, del, resize, clone, primary, secondary, discard, volumeAccessCommand(c))
 	return cmd
 }
 
@@ -281,4 +281,56 @@ func printVolumes(w io.Writer, list []volumes.VolumeInfo) {
 		}
 	}
 	tw.Flush()
+}
+
+// volumeAccessCommand manages which NBD clients (TLS certificate common
+// names) may attach a volume.
+func volumeAccessCommand(c *adminClient) *cobra.Command {
+	cmd := &cobra.Command{Use: "access", Short: "Which NBD clients (TLS certificate common names, or * for any) may attach a volume"}
+	var output string
+	show := func(cmd *cobra.Command, a volumeAccess) error {
+		return emit(cmd, output, a, func(w io.Writer) {
+			if len(a.Access) == 0 {
+				fmt.Fprintf(w, "volume %s: no NBD client may attach it over TLS\n", a.Volume)
+				return
+			}
+			fmt.Fprintf(w, "volume %s: %s\n", a.Volume, strings.Join(a.Access, ", "))
+		})
+	}
+	change := func(verb, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   verb + " VOLUME IDENTITY...",
+			Short: short,
+			Args:  cobra.MinimumNArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				req := map[string][]string{verb: args[1:]}
+				var a volumeAccess
+				if err := c.call(http.MethodPut, "volumes/"+url.PathEscape(args[0])+"/access", req, &a); err != nil {
+					return err
+				}
+				return show(cmd, a)
+			},
+		}
+	}
+	list := &cobra.Command{
+		Use:   "show VOLUME",
+		Short: "Show the NBD clients that may attach VOLUME",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var a volumeAccess
+			if err := c.call(http.MethodGet, "volumes/"+url.PathEscape(args[0])+"/access", nil, &a); err != nil {
+				return err
+			}
+			return show(cmd, a)
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.AddCommand(change("grant", "Let NBD clients (certificate common names, or *) attach VOLUME"),
+		change("revoke", "Take back NBD clients' right to attach VOLUME"), list)
+	return cmd
+}
+
+type volumeAccess struct {
+	Volume string   `json:"volume"`
+	Access []string `json:"access"`
 }
