@@ -83,7 +83,11 @@ func (d *RemoteDevice) Free(loc shard.Locator) error {
 
 // Commit applies record ops atomically and durably on the peer.
 func (d *RemoteDevice) Commit(ctx context.Context, ops ...shard.Op) error {
-	_, err := d.peer.call(ctx, d.path("commit"), encodeOps(ops))
+	path := d.path("commit")
+	if shard.MayUseReserve(ctx) {
+		path += "?reserve=1" // under the request's MAC, like the rest of the URI
+	}
+	_, err := d.peer.call(ctx, path, encodeOps(ops))
 	return err
 }
 

@@ -229,7 +229,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := st.Commit(r.Context(), ops...); err != nil {
+		ctx := r.Context()
+		if r.URL.Query().Get("reserve") == "1" {
+			ctx = shard.UseReserve(ctx)
+		}
+		if err := st.Commit(ctx, ops...); err != nil {
 			writeErr(w, err)
 		}
 	case "get":

@@ -26,6 +26,7 @@ import (
 	"github.com/strata-storage/strata/blockpool/nbd"
 	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/cluster"
+	"github.com/strata-storage/strata/diskspace"
 	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
@@ -73,6 +74,8 @@ type Config struct {
 
 	// NBDAddr serves block volumes over NBD ("" or "off": not served).
 	NBDAddr string
+	// DiskReserve is the free space writes leave on each filesystem.
+	DiskReserve diskspace.Reserve
 	// NBDInsecure serves NBD without TLS on a non-loopback address.
 	NBDInsecure bool
 	// NBDClientCA verifies NBD clients' certificates (default TLSCA).
@@ -105,7 +108,7 @@ func DefaultConfig() Config {
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
 		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
 		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour, NodeName: "node1",
-		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, RebalanceTakeover: 30 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(), ClientLimits: slowclient.DefaultLimits(),
+		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, RebalanceTakeover: 30 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(), ClientLimits: slowclient.DefaultLimits(), DiskReserve: diskspace.DefaultReserve(),
 	}
 }
 
@@ -159,6 +162,7 @@ type Node struct {
 	claims   claimState
 	policies policyCache
 	audit    auditLog
+	space    spaceGuards
 	bgCtx    context.Context // ends with the node
 
 	volumes *volumes.Manager
@@ -175,6 +179,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = "node1"
+	}
+	if cfg.DiskReserve == (diskspace.Reserve{}) {
+		cfg.DiskReserve = diskspace.DefaultReserve()
 	}
 	if cfg.ClientLimits == (slowclient.Limits{}) {
 		cfg.ClientLimits = slowclient.DefaultLimits()
@@ -333,6 +340,7 @@ type localDevice struct {
 	pool  *blockpool.FilePool
 	vol   blockpool.Volume
 	store *shard.Store // nil: offline
+	space *diskspace.Guard
 }
 
 // openDevice opens (creating if need be) the pool and chunk volume of a
@@ -363,6 +371,10 @@ func (n *Node) openDevice(d ring.Device) (*localDevice, error) {
 		vol.Close()
 		return ld, nil
 	}
+	dataGuard := n.guardFor(pool.Dir())
+	st.SetSpace(dataGuard, n.metaGuard())
+	ld.space = dataGuard
+	n.registerDeviceFull(d.Name, dataGuard)
 	ld.vol, ld.store = vol, st
 	if n.Registry != nil {
 		// Register, not MustRegister: a device re-added under a name it
@@ -450,6 +462,7 @@ func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 	type dev struct {
 		Name   string `json:"name"`
 		Online bool   `json:"online"`
+		Full   bool   `json:"full,omitempty"` // down to its space reserve: writes refused
 	}
 	out := struct {
 		Status  string `json:"status"`
@@ -457,13 +470,21 @@ func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 		Devices []dev  `json:"devices"`
 	}{EC: fmt.Sprintf("%d+%d", n.Ring.K, n.Ring.M)}
 	online := 0
+	var fullDevs []string
 	r := n.CurrentRing()
 	for i, d := range n.lockedDevices(r) {
 		up := d != nil
 		if o, ok := d.(interface{ Online() bool }); ok && up {
 			up = o.Online()
 		}
-		out.Devices = append(out.Devices, dev{r.Devices[i].Node + "/" + r.Devices[i].Name, up})
+		full := false
+		if g := n.localSpace(r.Devices[i].ID); g != nil {
+			full = g.Full()
+		}
+		if full {
+			fullDevs = append(fullDevs, r.Devices[i].Name)
+		}
+		out.Devices = append(out.Devices, dev{r.Devices[i].Node + "/" + r.Devices[i].Name, up, full})
 		if up {
 			online++
 		}
@@ -474,8 +495,13 @@ func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 	}
 	status := http.StatusOK
 	out.Status = "ok"
-	if online < need {
+	switch {
+	case online < need:
 		out.Status, status = "degraded: below write quorum", http.StatusServiceUnavailable
+	case len(fullDevs) > 0:
+		// Reads and deletes are served: the node is up, but says why
+		// writes fail.
+		out.Status = "degraded: disk space down to the reserve, writes refused on " + strings.Join(fullDevs, ", ")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/objectstore/shard"
 )
 
 // BucketInfo describes a bucket.
@@ -236,6 +237,7 @@ func (s *Store) SetBucketConfig(ctx context.Context, name, kind string, doc []by
 // DeleteBucket removes an empty bucket, and with it any record fragments
 // (below quorum) that crashed writes left in it.
 func (s *Store) DeleteBucket(ctx context.Context, name string) error {
+	ctx = shard.UseReserve(ctx)
 	if _, err := s.HeadBucket(ctx, name); err != nil {
 		return err
 	}
@@ -275,6 +277,7 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 // upload of a bucket, then the bucket itself (what a claim with the Delete
 // reclaim policy does when it goes).
 func (s *Store) PurgeBucket(ctx context.Context, name string) error {
+	ctx = shard.UseReserve(ctx)
 	if _, err := s.HeadBucket(ctx, name); err != nil {
 		return err
 	}

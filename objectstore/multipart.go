@@ -92,7 +92,7 @@ func (s *Store) CreateUpload(ctx context.Context, bucket, key string, opts PutOp
 		return d.Commit(ctx, shard.Op{Key: ukey, Value: r.MarshalBinary()})
 	})
 	if n < writeQuorum(s.ring.K, s.ring.M) {
-		return "", fmt.Errorf("%w: upload record on %d devices: %v", ErrWriteQuorum, n, err)
+		return "", fmt.Errorf("%w: upload record on %d devices: %v", quorumErr(err), n, err)
 	}
 	return uploadID, nil
 }
@@ -170,7 +170,7 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 		}
 		mu()
 		s.freeSet(devs, set)
-		return "", fmt.Errorf("%w: part record on %d devices: %v", ErrWriteQuorum, n, cerr)
+		return "", fmt.Errorf("%w: part record on %d devices: %v", quorumErr(cerr), n, cerr)
 	}
 	mu()
 	s.releaseOld(devs, old, recs)
@@ -357,6 +357,7 @@ func indexOf(parts []CompletePart, n int) int {
 
 // AbortUpload discards an upload and its parts.
 func (s *Store) AbortUpload(ctx context.Context, bucket, key, uploadID string) error {
+	ctx = shard.UseReserve(ctx)
 	devs, _, err := s.getUpload(ctx, bucket, key, uploadID)
 	if err != nil {
 		return err

@@ -241,7 +241,8 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 			if plan.undo != nil {
 				undo = append(undo, plan.undo(i)...)
 			}
-			if err := devs[i].Commit(ctx, undo...); errors.Is(err, shard.ErrConflict) {
+			// A rollback puts back what was there: it may use the reserve.
+			if err := devs[i].Commit(shard.UseReserve(ctx), undo...); errors.Is(err, shard.ErrConflict) {
 				continue // another write replaced ours there: nothing of ours remains
 			} else if err != nil {
 				stuck[i] = true
@@ -249,6 +250,9 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 			}
 		}
 		mu()
+		if anyFull(errs) {
+			return stuck, fmt.Errorf("%w: %d of %d records committed: %v", ErrStorageFull, n, len(devs), first)
+		}
 		return stuck, fmt.Errorf("%w: %d of %d records committed: %v", ErrWriteQuorum, n, len(devs), first)
 	}
 	mu()
@@ -342,7 +346,7 @@ func (s *Store) updateMeta(ctx context.Context, bucket, key string, update func(
 		return d.Commit(ctx, s.putIf(okey, r.MarshalBinary(), set.raw[i]))
 	})
 	if n < writeQuorum(s.ring.K, s.ring.M) {
-		return fmt.Errorf("%w: metadata updated on %d of %d devices: %v", ErrWriteQuorum, n, len(devs), err)
+		return fmt.Errorf("%w: metadata updated on %d of %d devices: %v", quorumErr(err), n, len(devs), err)
 	}
 	if n < len(devs) {
 		s.hint(ctx, bucket, key)
@@ -385,4 +389,24 @@ func (s *Store) deleteUnversioned(ctx context.Context, bucket, key string) error
 	}
 	s.releaseOld(devs, old, nil)
 	return nil
+}
+
+// anyFull reports whether a device refused for want of space.
+func anyFull(errs []error) bool {
+	for _, err := range errs {
+		if errors.Is(err, shard.ErrFull) {
+			return true
+		}
+	}
+	return false
+}
+
+// quorumErr is the error of a write short of quorum whose first refusal
+// was err: ErrStorageFull if the devices are out of space (a retry will
+// not help), else ErrWriteQuorum.
+func quorumErr(err error) error {
+	if errors.Is(err, shard.ErrFull) {
+		return ErrStorageFull
+	}
+	return ErrWriteQuorum
 }

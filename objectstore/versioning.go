@@ -340,6 +340,7 @@ func (s *Store) openVersion(ctx context.Context, bucket, key, apiVid string, hol
 // ones get a delete marker; with one, that version is removed for good.
 // Deleting what does not exist succeeds, as in S3.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key, versionID string) (DeleteResult, error) {
+	ctx = shard.UseReserve(ctx) // a delete frees space, so it works on a full disk
 	if _, err := s.HeadBucket(ctx, bucket); err != nil {
 		return DeleteResult{}, err
 	}

@@ -18,7 +18,7 @@ import (
 func serverCommand() *cobra.Command {
 	var scrubMiB float64
 	cfg := node.DefaultConfig()
-	var domains, logLevel, chunkSize, secretFile, rebalanceLimit, minBodyRate string
+	var domains, logLevel, chunkSize, secretFile, rebalanceLimit, minBodyRate, reserveMin string
 	var allowHalt bool
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -68,6 +68,12 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 			if cfg.RebalanceLimit, err = parseRate(rebalanceLimit); err != nil {
 				return fmt.Errorf("--rebalance-limit: %w", err)
 			}
+			if cfg.DiskReserve.Min, err = parseSize(reserveMin); err != nil {
+				return fmt.Errorf("--disk-reserve-min: %w", err)
+			}
+			if cfg.DiskReserve.Percent < 0 || cfg.DiskReserve.Percent >= 50 {
+				return fmt.Errorf("--disk-reserve must be a percentage from 0 to 50")
+			}
 			if cfg.ClientLimits.MinRate, err = parseRate(minBodyRate); err != nil {
 				return fmt.Errorf("--min-body-rate: %w", err)
 			}
@@ -111,6 +117,8 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&rebalanceLimit, "rebalance-limit", "128MiB", "default bandwidth limit of a rebalance, bytes per second (0: none)")
 	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", cfg.RebalanceConcurrency, "default number of devices a rebalance walks at once")
 	f.DurationVar(&cfg.RebalanceTakeover, "rebalance-takeover", cfg.RebalanceTakeover, "another node takes over a rebalance whose node has been down this long")
+	f.Float64Var(&cfg.DiskReserve.Percent, "disk-reserve", cfg.DiskReserve.Percent, "percent of each filesystem kept free: writes get 507 below it, deletes go on")
+	f.StringVar(&reserveMin, "disk-reserve-min", "64MiB", "least free space kept on each filesystem, whatever --disk-reserve says")
 	f.DurationVar(&cfg.ClientLimits.Idle, "client-timeout", cfg.ClientLimits.Idle, "longest a client may stall sending a request body or taking a response (S3 and admin); also the grace before --min-body-rate applies")
 	f.StringVar(&minBodyRate, "min-body-rate", "1KiB", "bytes per second a request body must average after --client-timeout (0: none)")
 	f.BoolVar(&allowHalt, "allow-halt", false, "let the admin API stop this process at once (for failure drills on test clusters)")

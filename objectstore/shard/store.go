@@ -12,11 +12,13 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/diskspace"
 	"github.com/strata-storage/strata/metastore"
 )
 
@@ -89,6 +91,50 @@ type Store struct {
 	checksumErrors, written, read, syncs prometheus.Counter
 	headGauge, freeGauge                 prometheus.Gauge
 	log                                  *slog.Logger
+
+	// space guards the filesystem of the chunk volume, metaSpace that of
+	// the metadata database (nil: unguarded).
+	space, metaSpace *diskspace.Guard
+}
+
+// SetSpace makes the store refuse shard data (ErrFull) once the volume's
+// filesystem is down to its reserve, and record writes once the metadata
+// database's filesystem is, unless the commit's context allows the
+// reserve (UseReserve: deletes and rollbacks, which the reserve is for).
+func (s *Store) SetSpace(data, meta *diskspace.Guard) { s.space, s.metaSpace = data, meta }
+
+type reserveKey struct{}
+
+// UseReserve marks ctx as that of an operation that frees space (a delete,
+// a delete marker): its commits may use the reserve.
+func UseReserve(ctx context.Context) context.Context {
+	return context.WithValue(ctx, reserveKey{}, true)
+}
+
+// MayUseReserve reports whether ctx was marked by UseReserve.
+func MayUseReserve(ctx context.Context) bool {
+	v, _ := ctx.Value(reserveKey{}).(bool)
+	return v
+}
+
+// claimRecords asks the metadata filesystem for room for ops.
+func (s *Store) claimRecords(ctx context.Context, ops []Op) error {
+	if s.metaSpace == nil || MayUseReserve(ctx) {
+		return nil
+	}
+	var n int64
+	for _, op := range ops {
+		if !op.Delete && op.Value != nil {
+			n += int64(len(op.Key) + len(op.Value))
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := s.metaSpace.Claim(n, 1); err != nil {
+		return fmt.Errorf("device %s: %w: %w", s.name, ErrFull, err)
+	}
+	return nil
 }
 
 // Open opens the device store of device id on vol, formatting the volume if
@@ -238,6 +284,12 @@ func (s *Store) reserve(n int64) (int64, int64, error) {
 	defer s.mu.Unlock()
 	if s.syncErr != nil {
 		return 0, 0, s.syncErr
+	}
+	if s.space != nil {
+		// Reused space was trimmed: writing it takes disk blocks again.
+		if err := s.space.Claim(n, 1); err != nil {
+			return 0, 0, fmt.Errorf("device %s: %w: %w", s.name, ErrFull, err)
+		}
 	}
 	if off, ok := s.free.take(n); ok {
 		s.freeGauge.Set(float64(s.free.bytes))
@@ -440,6 +492,12 @@ func (w *Writer) Append(rec []byte) error {
 	data := rec[HeaderSize:]
 	recordHeader{dataLen: uint32(dataLen), index: uint32(len(w.loc.Offsets)), writerID: w.loc.WriterID, dataSum: dataSum(data)}.put(rec)
 	if _, err := w.s.vol.WriteAt(rec, off); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			if w.s.space != nil {
+				w.s.space.Exhausted()
+			}
+			err = fmt.Errorf("%w: %w", ErrFull, err)
+		}
 		w.failed = fmt.Errorf("device %s: write shard: %w", w.s.name, err)
 		return w.failed
 	}
@@ -578,11 +636,14 @@ func (s *Store) DeleteRange(lower, upper []byte) error {
 
 // Commit applies ops atomically and durably, together with the append head
 // (so reserved space that a committed record names is never reused).
-func (s *Store) Commit(_ context.Context, ops ...Op) error {
+func (s *Store) Commit(ctx context.Context, ops ...Op) error {
 	s.mu.Lock()
 	err := s.syncErr
 	s.mu.Unlock()
 	if err != nil {
+		return err
+	}
+	if err := s.claimRecords(ctx, ops); err != nil {
 		return err
 	}
 	if unlock := s.lockChecked(ops); unlock != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/diskspace"
 	"github.com/strata-storage/strata/metastore"
 )
 
@@ -513,5 +514,33 @@ func TestLaggingHeadIsRaisedToTheRecords(t *testing.T) {
 		if data, err := s2.ReadBlock(&loc, i, buf); err != nil || !bytes.Equal(data, b) {
 			t.Fatalf("block %d behind a lagging head: %v", i, err)
 		}
+	}
+}
+
+// On a filesystem down to its reserve, shard data and record writes are
+// refused with ErrFull, and a commit marked UseReserve (a delete) goes on.
+func TestFullFilesystemRefusesWritesButNotDeletes(t *testing.T) {
+	ctx := context.Background()
+	db := memDB(t, vfs.NewMem())
+	s, _ := Open(1, "d1", blockpool.NewMemVolume(8<<20), db, nil, slog.Default())
+	loc := writeStream(t, s, randBlocks(1, 1000, 1000))
+	if err := s.Commit(ctx, Op{Key: []byte("k"), Value: loc.AppendBinary(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	full := diskspace.New("/", diskspace.Reserve{Min: 1 << 30}, func(string) (int64, int64, error) { return 2 << 30, 1 << 29, nil })
+	s.SetSpace(full, full)
+	w := s.NewWriter(-1)
+	if err := w.Append(record(make([]byte, 100))); !errors.Is(err, ErrFull) {
+		t.Fatalf("shard data on a full filesystem: %v", err)
+	}
+	w.Abort()
+	if err := s.Commit(ctx, Op{Key: []byte("new"), Value: []byte("v")}); !errors.Is(err, ErrFull) {
+		t.Fatalf("a record on a full filesystem: %v", err)
+	}
+	if err := s.Commit(UseReserve(ctx), Op{Key: []byte("marker"), Value: []byte("delete marker")}, Op{Key: []byte("k"), Delete: true}); err != nil {
+		t.Fatalf("a delete on a full filesystem: %v", err)
+	}
+	if err := s.Commit(ctx, Op{Key: []byte("marker"), Delete: true}); err != nil {
+		t.Fatalf("a pure delete on a full filesystem: %v", err)
 	}
 }
