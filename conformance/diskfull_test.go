@@ -155,4 +155,3 @@ func healthz(t *testing.T, s *server) string {
 	}
 	return readAllString(resp.Body)
 }
-
