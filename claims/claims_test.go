@@ -90,3 +90,25 @@ func TestGrantRendering(t *testing.T) {
 		t.Fatalf("env:\n%s", env)
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("apiVersion: objectbucket.io/v1alpha1\nkind: ObjectBucketClaim\nmetadata:\n  name: photos\n  namespace: app\nspec:\n  generateBucketName: photos\n  storageClassName: strata\n"))
+	f.Add([]byte(`{"kind":"ObjectBucketClaim","metadata":{"name":"a"}}`))
+	f.Add([]byte("a: &x [*x, *x]\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if c, err := Parse(doc); err == nil {
+			if _, err := Parse(mustYAML(t, c)); err != nil {
+				t.Fatalf("an accepted claim does not parse again: %v", err)
+			}
+		}
+	})
+}
+
+func mustYAML(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,6 +1,9 @@
 package objectstore
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors callers map to S3 error codes.
 var (
@@ -10,6 +13,7 @@ var (
 	ErrInvalidBucketName = errors.New("invalid bucket name")
 	ErrNoSuchKey         = errors.New("no such key")
 	ErrInvalidKey        = errors.New("invalid object key")
+	ErrKeyTooLong        = fmt.Errorf("%w: longer than 1024 bytes", ErrInvalidKey)
 	ErrNoSuchUpload      = errors.New("no such upload")
 	ErrInvalidPart       = errors.New("invalid part")
 	ErrInvalidPartOrder  = errors.New("parts not in ascending order")

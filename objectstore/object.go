@@ -60,7 +60,10 @@ type PutOptions struct {
 
 func validKey(key string) error {
 	// NUL would make the noncurrent-version key encoding ambiguous.
-	if key == "" || len(key) > MaxKeyLength || !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0 {
+	if len(key) > MaxKeyLength {
+		return ErrKeyTooLong
+	}
+	if key == "" || !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0 {
 		return ErrInvalidKey
 	}
 	return nil

@@ -1,8 +1,10 @@
 package ring
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"path/filepath"
 	"testing"
@@ -154,4 +156,35 @@ func BenchmarkLookup(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_ = r.Slots(r.Partition("bucket", "some/object/key"))
 	}
+}
+
+// FuzzRingFile feeds fuzzed ring files to the decoder: it refuses or
+// accepts without panicking, and an accepted ring encodes and places.
+func FuzzRingFile(f *testing.F) {
+	r, err := Build(devices(3, 2, 1), 6, 4, 2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, _ := r.MarshalBinary()
+	f.Add(b[:len(b)-4], true)
+	f.Add(b, false)
+	f.Fuzz(func(t *testing.T, b []byte, seal bool) {
+		if seal { // past the checksum, into the decoder
+			b = binary.LittleEndian.AppendUint32(append([]byte(nil), b...), crc32.Checksum(b, castagnoli))
+		}
+		var got Ring
+		if err := got.UnmarshalBinary(b); err != nil {
+			return
+		}
+		if _, err := got.MarshalBinary(); err != nil {
+			t.Fatalf("an accepted ring does not encode: %v", err)
+		}
+		if got.Built() {
+			for _, slot := range got.Slots(got.Partition("bucket", "key")) {
+				if int(slot) >= len(got.Devices) {
+					t.Fatalf("an accepted ring places on device index %d of %d", slot, len(got.Devices))
+				}
+			}
+		}
+	})
 }

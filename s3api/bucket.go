@@ -61,14 +61,12 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if err != nil {
 		return err
 	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		var conf struct {
-			LocationConstraint string `xml:"LocationConstraint"`
-		}
-		if err := xml.Unmarshal(body, &conf); err != nil {
-			return apiErr("MalformedXML")
-		}
-		if c := conf.LocationConstraint; c != "" && c != s.cfg.Region && !(c == "US" && s.cfg.Region == "us-east-1") {
+	location, err := parseLocation(body)
+	if err != nil {
+		return err
+	}
+	{
+		if c := location; c != "" && c != s.cfg.Region && !(c == "US" && s.cfg.Region == "us-east-1") {
 			return &APIError{Code: "IllegalLocationConstraintException", Status: 400,
 				Message: "The " + c + " location constraint is incompatible for the region specific endpoint this request was sent to (" + s.cfg.Region + ")."}
 		}

@@ -52,6 +52,9 @@ func validateCORS(c *corsConfig) error {
 				return apiErr("InvalidRequest", "Found unsupported HTTP method in CORS config. Unsupported method is "+m)
 			}
 		}
+		if r.MaxAgeSeconds != nil && *r.MaxAgeSeconds < 0 {
+			return apiErr("MalformedXML", "MaxAgeSeconds must not be negative.")
+		}
 		for _, p := range append(append([]string{}, r.AllowedOrigins...), r.AllowedHeaders...) {
 			if strings.Count(p, "*") > 1 {
 				return apiErr("InvalidRequest", "AllowedOrigin and AllowedHeader may contain at most one wildcard: "+p)
@@ -70,7 +73,7 @@ func (s *Server) putBucketCors(w http.ResponseWriter, r *http.Request, rc *reqCo
 		return err
 	}
 	var c corsConfig
-	if err := xml.Unmarshal(body, &c); err != nil || c.XMLName.Local != "CORSConfiguration" {
+	if err := decodeDocument(body, "CORSConfiguration", &c); err != nil {
 		return apiErr("MalformedXML")
 	}
 	if err := validateCORS(&c); err != nil {

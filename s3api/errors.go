@@ -110,7 +110,8 @@ func toAPIError(err error) *APIError {
 		{objectstore.ErrInvalidBucketName, "InvalidBucketName"},
 		{objectstore.ErrNoSuchKey, "NoSuchKey"},
 		{objectstore.ErrNoSuchVersion, "NoSuchVersion"},
-		{objectstore.ErrInvalidKey, "KeyTooLongError"},
+		{objectstore.ErrKeyTooLong, "KeyTooLongError"},
+		{objectstore.ErrInvalidKey, "InvalidArgument"},
 		{objectstore.ErrNoSuchUpload, "NoSuchUpload"},
 		{objectstore.ErrInvalidPart, "InvalidPart"},
 		{objectstore.ErrInvalidPartOrder, "InvalidPartOrder"},
@@ -129,6 +130,9 @@ func toAPIError(err error) *APIError {
 		if errors.Is(err, m.err) {
 			if m.err == objectstore.ErrInvalidPartNumber {
 				return apiErr(m.code, "Part number must be an integer between 1 and 10000, inclusive.")
+			}
+			if m.err == objectstore.ErrInvalidKey {
+				return apiErr(m.code, "Object keys must be valid UTF-8 and must not contain NUL.")
 			}
 			return apiErr(m.code)
 		}

@@ -96,18 +96,9 @@ func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Parts []struct {
-			PartNumber int    `xml:"PartNumber"`
-			ETag       string `xml:"ETag"`
-			CRC32      string `xml:"ChecksumCRC32"`
-			CRC32C     string `xml:"ChecksumCRC32C"`
-			SHA1       string `xml:"ChecksumSHA1"`
-			SHA256     string `xml:"ChecksumSHA256"`
-		} `xml:"Part"`
-	}
-	if err := xml.Unmarshal(body, &req); err != nil || len(req.Parts) == 0 || len(req.Parts) > objectstore.MaxPartNumber {
-		return apiErr("MalformedXML")
+	req, err := parseCompleteRequest(body)
+	if err != nil {
+		return err
 	}
 	parts := make([]objectstore.CompletePart, len(req.Parts))
 	listed := make([]map[string]string, len(req.Parts))

@@ -365,15 +365,9 @@ func (s *Server) deleteObjects(w http.ResponseWriter, r *http.Request, rc *reqCo
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Quiet   bool `xml:"Quiet"`
-		Objects []struct {
-			Key       string `xml:"Key"`
-			VersionID string `xml:"VersionId"`
-		} `xml:"Object"`
-	}
-	if err := xml.Unmarshal(body, &req); err != nil || len(req.Objects) == 0 || len(req.Objects) > 1000 {
-		return apiErr("MalformedXML")
+	req, err := parseDeleteRequest(body)
+	if err != nil {
+		return err
 	}
 	type deleted struct {
 		Key                   string `xml:"Key"`

@@ -274,3 +274,19 @@ func TestCheckPostPolicy(t *testing.T) {
 		t.Errorf("bad base64: %v", err)
 	}
 }
+
+// FuzzPostPolicy feeds fuzzed POST policies (base64 JSON: expiration and
+// conditions) and form fields to the policy check: nothing panics, and an
+// accepted policy's length range is well formed.
+func FuzzPostPolicy(f *testing.F) {
+	pol := `{"expiration":"2030-01-01T00:00:00Z","conditions":[{"bucket":"b"},["starts-with","$key","up/"],["content-length-range",1,1048576],{"x-amz-algorithm":"AWS4-HMAC-SHA256"}]}`
+	f.Add(base64.StdEncoding.EncodeToString([]byte(pol)), "b", "up/x")
+	f.Add(base64.StdEncoding.EncodeToString([]byte(`{"expiration":"x","conditions":[["eq"],[1,2,3],{"a":1}]}`)), "", "")
+	f.Fuzz(func(t *testing.T, b64, bucket, key string) {
+		fields := map[string]string{"bucket": bucket, "key": key, "x-amz-algorithm": "AWS4-HMAC-SHA256"}
+		minLen, maxLen, err := checkPostPolicy(b64, fields, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		if err == nil && maxLen >= 0 && minLen > maxLen {
+			t.Fatalf("accepted a length range %d..%d", minLen, maxLen)
+		}
+	})
+}

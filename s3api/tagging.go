@@ -73,7 +73,7 @@ func readTagSet(r *http.Request, rc *reqContext, max int) ([]objectstore.Header,
 		return nil, err
 	}
 	var ts tagSet
-	if err := xml.Unmarshal(body, &ts); err != nil || ts.XMLName.Local != "Tagging" {
+	if err := decodeDocument(body, "Tagging", &ts); err != nil {
 		return nil, apiErr("MalformedXML")
 	}
 	var tags []objectstore.Header

@@ -53,7 +53,7 @@ func (s *Server) putBucketVersioning(w http.ResponseWriter, r *http.Request, rc 
 		Status    string `xml:"Status"`
 		MfaDelete string `xml:"MfaDelete"`
 	}
-	if err := xml.Unmarshal(body, &conf); err != nil || conf.XMLName.Local != "VersioningConfiguration" {
+	if err := decodeDocument(body, "VersioningConfiguration", &conf); err != nil {
 		return apiErr("MalformedXML")
 	}
 	if conf.MfaDelete == "Enabled" {

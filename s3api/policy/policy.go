@@ -170,8 +170,8 @@ func parseStatement(rs rawStatement, bucket string, identity bool) (Statement, e
 		return st, malformed("exactly one of Action and NotAction is required")
 	}
 	for _, a := range append(append([]string{}, rs.Action...), rs.NotAction...) {
-		if a != "*" && !strings.HasPrefix(a, "s3:") {
-			return st, malformed("action %q is not an s3 action", a)
+		if !knownAction(a) {
+			return st, malformed("action %q is not an S3 action", a)
 		}
 	}
 	st.Actions, st.NotActions = rs.Action, rs.NotAction

@@ -98,3 +98,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestActionsMustBeS3Actions(t *testing.T) {
+	doc := func(action string) []byte {
+		return []byte(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"` + action + `","Resource":"arn:aws:s3:::b/*"}}`)
+	}
+	for action, ok := range map[string]bool{
+		"s3:GetObject": true, "s3:getobject": true, "s3:Get*": true, "s3:*": true, "*": true, "s3:?utObject": true,
+		"s3:Nope": false, "s3:": false, "ec2:RunInstances": false, "GetObject": false, "s3:Nope*": false,
+	} {
+		_, err := Parse(doc(action), "b")
+		if (err == nil) != ok {
+			t.Errorf("action %q: %v", action, err)
+		}
+	}
+}
