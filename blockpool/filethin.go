@@ -30,7 +30,7 @@ type FilePool struct {
 
 // OpenFilePool opens (creating if needed) the pool directory.
 func OpenFilePool(name, dir string) (*FilePool, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pool %s: %w", name, err)
 	}
 	return &FilePool{name: name, dir: dir}, nil
@@ -74,7 +74,7 @@ func (p *FilePool) Create(name string, size int64) (*FileVolume, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("pool %s: volume %s: size must be positive", p.name, name)
 	}
-	f, err := os.OpenFile(p.path(name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(p.path(name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("%w: %s/%s", ErrVolumeExists, p.name, name)
 	}

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // ErrNotFound is returned by Get for a missing key.
@@ -41,13 +44,46 @@ type Watcher interface {
 // OpenPebble opens the node's pebble database with its logging routed to
 // slog at error level only (pebble's default logger is chatty).
 func OpenPebble(dir string, log *slog.Logger) (*pebble.DB, error) {
-	opts := &pebble.Options{Logger: pebbleLogger{log}}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open metadata db %s: %w", dir, err)
+	}
+	opts := &pebble.Options{Logger: pebbleLogger{log}, FS: privateFS{vfs.Default}}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open metadata db %s: %w", dir, err)
 	}
 	return db, nil
 }
+
+// privateFS makes the database's files readable by this user only: they
+// hold object metadata and small objects' data.
+type privateFS struct{ vfs.FS }
+
+func (p privateFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := p.FS.Create(name, c)
+	if err == nil {
+		os.Chmod(name, 0o600)
+	}
+	return f, err
+}
+
+func (p privateFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := p.FS.OpenReadWrite(name, c, opts...)
+	if err == nil {
+		os.Chmod(name, 0o600)
+	}
+	return f, err
+}
+
+func (p privateFS) Lock(name string) (io.Closer, error) {
+	c, err := p.FS.Lock(name)
+	if err == nil {
+		os.Chmod(name, 0o600)
+	}
+	return c, err
+}
+
+func (p privateFS) MkdirAll(dir string, _ os.FileMode) error { return p.FS.MkdirAll(dir, 0o700) }
 
 type pebbleLogger struct{ log *slog.Logger }
 

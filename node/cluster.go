@@ -352,7 +352,7 @@ func decodeRing(b []byte) (*ring.Ring, error) {
 func (n *Node) startClustered(ctx context.Context) (err error) {
 	cfg := n.cfg
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := n.privateDataDir(); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	if err := n.joinCluster(ctx); err != nil {

@@ -219,7 +219,7 @@ func Start(cfg Config) (*Node, error) {
 func (n *Node) start(ctx context.Context) (err error) {
 	cfg := n.cfg
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := n.privateDataDir(); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	if n.Root, n.NewRoot, err = rootCredentials(cfg.DataDir, cfg.Root); err != nil {

@@ -69,7 +69,7 @@ func openBitmap(path string, size int64) (*bitmap, error) {
 
 // createBitmap makes an empty bitmap tracking a peer from generation base.
 func createBitmap(path string, size int64, base uint64, full bool) (*bitmap, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}

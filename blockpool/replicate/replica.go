@@ -136,7 +136,7 @@ func CreateReplica(dir, node string, size int64, lease time.Duration) (*Replica,
 	if size <= 0 || size%BlockSize != 0 {
 		return nil, fmt.Errorf("replicate: size %d is not a positive multiple of %d", size, BlockSize)
 	}
-	if err := os.Mkdir(dir, 0o750); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replica %s: %w", dir, err)
 	}
 	pool, err := blockpool.OpenFilePool(filepath.Base(dir), dir)

@@ -50,7 +50,7 @@ func (r *Replica) Snapshot(epoch uint64, name string) error {
 	}
 	tmp := dir + ".partial"
 	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o750); err != nil {
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
 	}
 	for _, f := range []string{"data.vol", "sums.vol"} {
@@ -60,7 +60,7 @@ func (r *Replica) Snapshot(epoch uint64, name string) error {
 		}
 	}
 	b, _ := json.Marshal(SnapshotInfo{Name: name, Size: r.vol.Size(), Created: time.Now().UTC()})
-	if err := os.WriteFile(filepath.Join(tmp, "info.json"), b, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "info.json"), b, 0o600); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}

@@ -43,7 +43,7 @@ reported and the others keep running; Ctrl-C stops it all.`,
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(dir, 0o750); err != nil {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
 			env := devEnv()
@@ -98,10 +98,10 @@ reported and the others keep running; Ctrl-C stops it all.`,
 				port := basePort + 10*i
 				name := fmt.Sprintf("node%d", i+1)
 				ndir := filepath.Join(dir, name)
-				if err := os.MkdirAll(ndir, 0o750); err != nil {
+				if err := os.MkdirAll(ndir, 0o700); err != nil {
 					return err
 				}
-				log, err := os.OpenFile(filepath.Join(ndir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+				log, err := os.OpenFile(filepath.Join(ndir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 				if err != nil {
 					return err
 				}
@@ -194,7 +194,7 @@ func startEtcd(bin, dir string, port int) (*exec.Cmd, error) {
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "dev="+peer)
-	log, err := os.OpenFile(dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	log, err := os.OpenFile(dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
