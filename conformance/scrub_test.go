@@ -1,9 +1,13 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,5 +156,58 @@ func TestScrubRepairsRotOnADevice(t *testing.T) {
 		if (s.Target == "device/pool1") != (s.State == "paused") {
 			t.Fatalf("after pause and restart: %s is %s", s.Target, s.State)
 		}
+	}
+}
+
+// Issue 16: an object with more rotten shards than parity covers is data
+// loss, and is reported as such: GET says the object is damaged (500, not
+// "503 retry"), `scrub now` exits non-zero, and the finding shows in
+// `scrub status` and the metrics.
+func TestUnrecoverableRotIsReportedAsDataLoss(t *testing.T) {
+	t.Parallel()
+	srv := startBinaryServer(t, t.TempDir(), "--scrub-rate", "512", "--scrub-period", "1h")
+	mc := minioClient(t, srv.server, testSecret)
+	ctx := context.Background()
+	if err := mc.MakeBucket(ctx, "lost", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Objects before it, so that it lies past the first MiB that
+	// flipInData leaves alone.
+	data := bytes.Repeat([]byte("precious"), 40000)
+	for i := 0; i < 20; i++ {
+		key := fmt.Sprintf("before-%02d", i)
+		if i == 19 {
+			key = "obj"
+		}
+		if _, err := mc.PutObject(ctx, "lost", key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, pool := range []string{"pool0", "pool1", "pool2"} { // 3 of 4 shards in EC 2+2
+		flipInData(t, filepath.Join(srv.dataDir, "pools", pool, "chunk.vol"), 5000, rng)
+	}
+	_, err := io.ReadAll(mustGet(t, mc, "lost", "obj"))
+	if r := minio.ToErrorResponse(err); r.StatusCode != http.StatusInternalServerError || !strings.Contains(r.Message, "damaged") {
+		t.Fatalf("GET of an object with 3 of 4 shards rotten: %v (%d %s)", err, r.StatusCode, r.Code)
+	}
+	out, err := strataCLI(t, "scrub", "now", "lost/obj", "--server", "http://"+srv.admin)
+	if err == nil || !strings.Contains(out, "damaged") {
+		t.Fatalf("scrub now of a damaged object exited 0 or said nothing: %v\n%s", err, out)
+	}
+	var found *scrub.Status
+	for _, s := range scrubStatus(t, srv.admin) {
+		if s.Target == scrub.OnDemand {
+			found = &s
+		}
+	}
+	if found == nil || found.Total.Unrecoverable == 0 || len(found.Total.Damaged) == 0 || found.Total.Damaged[0] != "lost/obj" {
+		t.Fatalf("scrub status after the check: %+v", found)
+	}
+	if v := metric(t, srv.server, "strata_scrub_unrecoverable_total"); v < 1 {
+		t.Fatalf("strata_scrub_unrecoverable_total %v", v)
+	}
+	if out := mustCLI(t, "scrub", "status", "--server", "http://"+srv.admin); !strings.Contains(out, scrub.OnDemand) {
+		t.Fatalf("scrub status lacks the on-demand check:\n%s", out)
 	}
 }

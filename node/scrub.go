@@ -249,6 +249,11 @@ func (n *Node) scrubRoute(w http.ResponseWriter, r *http.Request, path string, b
 		if err != nil {
 			return true, err
 		}
+		found := scrub.Stats{Bytes: st.Bytes, Errors: st.Errors, Repaired: st.Repaired, Unrecoverable: st.Unrecoverable}
+		if st.Unrecoverable > 0 {
+			found.Damaged = []string{req.Bucket + "/" + req.Key}
+		}
+		n.scrub.Record(ctx, found)
 		return true, writeJSON(w, st)
 	case strings.HasPrefix(path, "scrub/volume/") && r.Method == http.MethodPost:
 		name := strings.TrimPrefix(path, "scrub/volume/")
@@ -261,6 +266,11 @@ func (n *Node) scrubRoute(w http.ResponseWriter, r *http.Request, path string, b
 			}
 			off = next
 		}
+		found := scrub.Stats{Bytes: total.Bytes, Errors: total.BadBlocks + total.Mismatched, Repaired: total.Repaired + total.Mismatched, Unrecoverable: total.Unrecoverable}
+		if total.Unrecoverable > 0 {
+			found.Damaged = []string{"volume/" + name}
+		}
+		n.scrub.Record(ctx, found)
 		return true, writeJSON(w, total)
 	}
 	return true, &adminError{http.StatusNotFound, "NotFound", "no such admin operation"}

@@ -22,6 +22,7 @@ var (
 	ErrIncompleteBody    = errors.New("body shorter than its declared length")
 	ErrWriteQuorum       = errors.New("not enough devices accepted the write")
 	ErrReadQuorum        = errors.New("not enough devices could serve the read")
+	ErrDamaged           = errors.New("object data damaged beyond repair")
 	ErrStorageFull       = errors.New("storage full")
 	ErrBadDigest         = errors.New("Content-MD5 does not match the body")
 )

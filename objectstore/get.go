@@ -246,7 +246,9 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 	type result struct {
 		i    int
 		data []byte
+		lost bool // the shard is gone for good (checksum, missing), not just unreachable
 	}
+	lost := 0
 	results := make(chan result, k+m)
 	inFlight := make([]bool, k+m)
 	outstanding, next := 0, 0
@@ -259,7 +261,7 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 			}
 			next++
 			if pi < 0 {
-				results <- result{i, o.recs[i].Inline}
+				results <- result{i, o.recs[i].Inline, false}
 				outstanding++
 				return true
 			}
@@ -271,6 +273,7 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 			outstanding++
 			go func() {
 				data, err := dev.ReadBlock(loc, b, buf)
+				gone := errors.Is(err, shard.ErrCorrupt) || errors.Is(err, shard.ErrMissing)
 				if err != nil {
 					if !errors.Is(err, shard.ErrMissing) {
 						s.log.Debug("shard read failed; reconstructing", "bucket", o.Info.Bucket, "key", o.Info.Key, "err", err)
@@ -279,7 +282,7 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 					o.noteBadShard(i)
 					data = nil
 				}
-				results <- result{i, data}
+				results <- result{i, data, gone}
 			}()
 			return true
 		}
@@ -300,6 +303,9 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 			inFlight[r.i] = false
 			if r.data == nil {
 				failed++
+				if r.lost {
+					lost++
+				}
 				for have+outstanding < k && launch() {
 				}
 				continue
@@ -321,6 +327,11 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 		}
 	}
 	if have < k {
+		if lost > m {
+			// More shards failed their checksums (or are gone from devices
+			// that answered) than parity covers: no retry will bring it back.
+			return nil, out, fmt.Errorf("%w: %d of %d shards of block %d are corrupt or missing, %d are needed", ErrDamaged, lost, k+m, b, k)
+		}
 		return nil, out, fmt.Errorf("%w: %d of %d shards readable, need %d", ErrReadQuorum, have, k+m, k)
 	}
 	if failed > 0 {

@@ -121,6 +121,7 @@ func toAPIError(err error) *APIError {
 		{objectstore.ErrInvalidPartNumber, "InvalidArgument"},
 		{objectstore.ErrWriteQuorum, "ServiceUnavailable"},
 		{objectstore.ErrReadQuorum, "ServiceUnavailable"},
+		{objectstore.ErrDamaged, "InternalError"},
 		{objectstore.ErrStorageFull, "InsufficientStorage"},
 		{objectstore.ErrBadDigest, "BadDigest"},
 		{os.ErrDeadlineExceeded, "RequestTimeout"},
@@ -130,6 +131,9 @@ func toAPIError(err error) *APIError {
 		if errors.Is(err, m.err) {
 			if m.err == objectstore.ErrInvalidPartNumber {
 				return apiErr(m.code, "Part number must be an integer between 1 and 10000, inclusive.")
+			}
+			if m.err == objectstore.ErrDamaged {
+				return apiErr(m.code, "The object's data is damaged beyond repair (more shards fail their checksums than parity covers); restore it from another copy.")
 			}
 			if m.err == objectstore.ErrInvalidKey {
 				return apiErr(m.code, "Object keys must be valid UTF-8 and must not contain NUL.")

@@ -101,6 +101,9 @@ func scrubCommand() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(out, "%s: %d shard records, %s verified, %d bad, %d repaired, %d unrecoverable\n", args[0], st.Records, formatBytes(st.Bytes), st.Errors, st.Repaired, st.Unrecoverable)
+				if st.Unrecoverable > 0 {
+					return fmt.Errorf("%s is damaged: %d shard records could not be repaired", args[0], st.Unrecoverable)
+				}
 				return nil
 			}
 			var st replicate.VerifyStats
@@ -108,6 +111,9 @@ func scrubCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(out, "volume %s: %s verified, %d bad blocks, %d repaired, %d differing copies rewritten, %d unrecoverable\n", args[0], formatBytes(st.Bytes), st.BadBlocks, st.Repaired, st.Mismatched, st.Unrecoverable)
+			if st.Unrecoverable > 0 {
+				return fmt.Errorf("volume %s is damaged: %d blocks could not be repaired", args[0], st.Unrecoverable)
+			}
 			return nil
 		},
 	}
