@@ -290,16 +290,20 @@ func (w *remoteWriter) Append(rec []byte) error {
 	return w.failed
 }
 
-// streamErr prefers the server's answer to the pipe's "closed" error.
+// streamErr prefers the server's answer to the pipe's error: a write that
+// failed because the request ended carries no more than that. w.err is
+// read only once done is closed (the request goroutine's write happens
+// before), and a timed-out write is its own answer.
 func (w *remoteWriter) streamErr(err error) error {
-	if errors.Is(err, io.ErrClosedPipe) || errors.Is(err, w.err) {
-		select {
-		case <-w.done:
-			if w.err != nil {
-				return w.err
-			}
-		case <-time.After(w.d.peer.t.Timeouts.Call):
+	if errors.Is(err, errStreamTimeout) {
+		return err
+	}
+	select {
+	case <-w.done:
+		if w.err != nil {
+			return w.err
 		}
+	case <-time.After(w.d.peer.t.Timeouts.Call):
 	}
 	return err
 }

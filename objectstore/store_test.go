@@ -540,8 +540,7 @@ func TestSweepAbortsStaleUploads(t *testing.T) {
 	for i, d := range ts.devs {
 		headsBefore[i] = d.(*shard.Store).Head()
 	}
-	// A week and a day later only the first upload is stale.
-	ts.cfg.StaleUploadAge = 7 * 24 * time.Hour
+	// A week and a day later (the default age is a week) both are stale.
 	n, err := ts.SweepUploads(ctx, time.Now().Add(8*24*time.Hour))
 	if err != nil || n != 2 {
 		t.Fatalf("sweep a week later: %d %v (both are older than a week then)", n, err)
