@@ -289,6 +289,10 @@ func (s *Server) list(w http.ResponseWriter, st *shard.Store, d *decoder) {
 	more := byte(0)
 	if it.Valid() {
 		more = 1
+	} else if err := it.Close(); err != nil {
+		// The page ended on an error, not at the end of the records.
+		writeErr(w, fmt.Errorf("device %s: list: %w", st.Name(), err))
+		return
 	}
 	ans := append(append(binary.AppendUvarint(nil, n), out...), more)
 	w.Header().Set("Content-Length", strconv.Itoa(len(ans)))

@@ -47,7 +47,14 @@ func OpenPebble(dir string, log *slog.Logger) (*pebble.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open metadata db %s: %w", dir, err)
 	}
-	opts := &pebble.Options{Logger: pebbleLogger{log}, FS: privateFS{vfs.Default}}
+	opts := &pebble.Options{Logger: pebbleLogger{log}, FS: privateFS{vfs.Default}, EventListener: &pebble.EventListener{
+		// Pebble's default stops the process; a corrupt block is an error
+		// that reads of it return, and the node goes on with the rest.
+		DataCorruption: func(info pebble.DataCorruptionInfo) {
+			log.Error("metadata database: corrupt data on disk; reads of it fail", "file", info.Path, "err", info.Details.Error())
+		},
+		BackgroundError: func(err error) { log.Error("metadata database: background error", "err", err.Error()) },
+	}}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open metadata db %s: %w", dir, err)

@@ -60,7 +60,7 @@ func (s *Store) ScrubDevice(ctx context.Context, d Device, opt ScrubOptions) (Sc
 	if err != nil {
 		return st, opt.From, fmt.Errorf("scrub %s: %w", d.Name(), err)
 	}
-	defer it.Close()
+	defer it.Close() // closing twice is harmless
 	var buf []byte
 	for ; it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
@@ -140,6 +140,10 @@ func (s *Store) ScrubDevice(ctx context.Context, d Device, opt ScrubOptions) (Sc
 			st.Damaged = appendName(st.Damaged, name)
 			s.log.Error("scrub: object cannot be rebuilt", "device", d.Name(), "object", name, "err", err)
 		}
+	}
+	// A pass that ended on an iteration error is not complete.
+	if err := it.Close(); err != nil {
+		return st, opt.From, fmt.Errorf("scrub %s: reading the records: %w", d.Name(), err)
 	}
 	return st, nil, nil
 }

@@ -192,7 +192,10 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 			continue
 		}
 		if err := d.RebuildFreeSpace(func(yield func(*shard.Locator)) error { return walkLocators(d, yield) }); err != nil {
-			return nil, err
+			// The device still serves what it can read; with no free space
+			// known it only appends, so nothing a record it could not read
+			// names is ever overwritten. Erasure coding covers the rest.
+			s.log.Error("device records unreadable in part: freed space is not reused until the next start", "device", d.Name(), "err", err)
 		}
 	}
 	s.heal = newHealer(cfg.Registry)
@@ -287,7 +290,6 @@ func walkLocators(d Device, yield func(*shard.Locator)) error {
 	if err != nil {
 		return err
 	}
-	defer it.Close()
 	for ; it.Valid(); it.Next() {
 		r, err := UnmarshalRecord(it.Value())
 		if err != nil {
@@ -298,6 +300,12 @@ func walkLocators(d Device, yield func(*shard.Locator)) error {
 				yield(&r.Parts[i].Loc)
 			}
 		}
+	}
+	// A walk that ended on an error (a corrupt block of the database) has
+	// not seen every record: the space of those it missed must not be
+	// taken as free.
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("walk the records of %s: %w", d.Name(), err)
 	}
 	return nil
 }

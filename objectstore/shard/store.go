@@ -767,6 +767,8 @@ type Iter struct {
 	it     *pebble.Iterator
 	prefix []byte
 	seek   []byte
+	closed bool
+	err    error
 }
 
 // SeekGE moves to the first record with key >= k (within the bounds).
@@ -787,5 +789,12 @@ func (i *Iter) Value() []byte { return i.it.Value() }
 // Next moves to the next record.
 func (i *Iter) Next() { i.it.Next() }
 
-// Close releases the iterator.
-func (i *Iter) Close() error { return i.it.Close() }
+// Close releases the iterator and reports an error that ended the walk
+// early (it may be called again).
+func (i *Iter) Close() error {
+	if i.closed {
+		return i.err
+	}
+	i.closed, i.err = true, i.it.Close()
+	return i.err
+}
