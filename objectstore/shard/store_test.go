@@ -286,18 +286,7 @@ func TestSpaceIsReusedAndRebuiltOnOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s2.RebuildFreeSpace(func(yield func(*Locator)) error {
-		it, _ := s2.Iter(nil, nil)
-		defer it.Close()
-		for ; it.Valid(); it.Next() {
-			l, _, err := DecodeLocator(it.Value())
-			if err != nil {
-				return err
-			}
-			yield(&l)
-		}
-		return nil
-	})
+	err = s2.RebuildFreeSpace(walkAll(s2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,15 +373,15 @@ func walkAll(s *Store) func(yield func(*Locator)) error {
 		if err != nil {
 			return err
 		}
-		defer it.Close()
 		for ; it.Valid(); it.Next() {
 			l, _, err := DecodeLocator(it.Value())
 			if err != nil {
+				it.Close()
 				return err
 			}
 			yield(&l)
 		}
-		return nil
+		return it.Close()
 	}
 }
 
