@@ -101,8 +101,9 @@ func (g *Guard) Claim(n int64, share float64) error {
 		return nil // an unreadable filesystem is the writes' own business
 	}
 	want := int64(float64(g.reserve.bytes(g.total)) * share)
-	g.setFull(g.free < g.reserve.bytes(g.total))
+	g.judge()
 	if g.free-n < want {
+		g.setFull(true)
 		return fmt.Errorf("%w (%s: %d bytes free, %d kept in reserve)", ErrFull, g.dir, g.free, want)
 	}
 	g.free -= n
@@ -132,9 +133,22 @@ func (g *Guard) Full() bool {
 	defer g.mu.Unlock()
 	g.readLocked(time.Now())
 	if g.err == nil {
-		g.setFull(g.free < g.reserve.bytes(g.total))
+		g.judge()
 	}
 	return g.full
+}
+
+// judge updates the full state from the reading: full below the reserve,
+// not full again only with a margin above it (so a refused write is not
+// followed by a "not full" while the next one would be refused too).
+func (g *Guard) judge() {
+	r := g.reserve.bytes(g.total)
+	switch {
+	case g.free < r:
+		g.setFull(true)
+	case g.free >= r+max(r/8, 4<<20):
+		g.setFull(false)
+	}
 }
 
 // Space is the filesystem's size and free bytes at the last reading.

@@ -45,7 +45,13 @@ func Handler(h http.Handler, l Limits) http.Handler {
 		rc := http.NewResponseController(w)
 		now := time.Now()
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &body{ReadCloser: r.Body, rc: rc, l: l, start: now}
+			// A shallow copy: the server judges from its own request's
+			// body whether the handler left it unread (and then, with
+			// Expect: 100-continue, must not wait for it).
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.Body = &body{ReadCloser: r.Body, rc: rc, l: l, start: now}
+			r = r2
 		}
 		h.ServeHTTP(&writer{ResponseWriter: w, rc: rc, idle: l.Idle, bufs: bufs}, r)
 	})
