@@ -31,9 +31,10 @@ type Limits struct {
 // DefaultLimits suit clients on slow but working links.
 func DefaultLimits() Limits { return Limits{Idle: time.Minute, MinRate: 1 << 10} }
 
-// ErrTooSlow is what reading a body that broke the limits returns (it also
-// matches os.ErrDeadlineExceeded).
-var ErrTooSlow = errors.New("client sent the request body too slowly")
+// ErrTooSlow is what reading a body that broke the limits returns; it
+// matches os.ErrDeadlineExceeded too, whether the cut came from the
+// connection's deadline or from the rate check before a read.
+var ErrTooSlow = fmt.Errorf("client sent the request body too slowly (%w)", os.ErrDeadlineExceeded)
 
 // Handler enforces l on every request h serves.
 func Handler(h http.Handler, l Limits) http.Handler {
@@ -102,7 +103,7 @@ func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.received += int64(n)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		err = fmt.Errorf("%w: %d bytes in %v (%w)", ErrTooSlow, b.received, time.Since(b.start).Round(time.Millisecond), err)
+		err = fmt.Errorf("%w: %d bytes in %v", ErrTooSlow, b.received, time.Since(b.start).Round(time.Millisecond))
 		b.failed = err
 	}
 	return n, err

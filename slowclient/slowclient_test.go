@@ -124,3 +124,13 @@ func TestAResponseNobodyReadsIsCutOff(t *testing.T) {
 		t.Fatal("the handler is still writing after 10 s")
 	}
 }
+
+// Every way a body is cut off reads as a deadline (what the S3 layer maps
+// to RequestTimeout), including the rate check that fails before a read.
+func TestTooSlowIsADeadline(t *testing.T) {
+	b := &body{l: Limits{Idle: time.Second, MinRate: 1 << 20}, start: time.Now().Add(-time.Minute)}
+	_, err := b.Read(make([]byte, 10))
+	if !errors.Is(err, ErrTooSlow) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("rate check: %v", err)
+	}
+}
