@@ -33,6 +33,17 @@ func (quietLog) Infof(string, ...any)      {}
 func (quietLog) Errorf(string, ...any)     {}
 func (quietLog) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
 
+// editDevices swaps in an edited copy of the device list, as the node does
+// (the healer and readers may be using the old one meanwhile).
+func (ts *testStore) editDevices(t testing.TB, edit func([]Device)) {
+	t.Helper()
+	devs := append([]Device(nil), ts.allDevices()...)
+	edit(devs)
+	if err := ts.SetRing(ts.current.Load().ring, devs); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newTestStore(t testing.TB, k, m, n int, blockSize int) *testStore {
 	t.Helper()
 	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Logger: quietLog{}})
@@ -206,7 +217,7 @@ func TestDegradedReads(t *testing.T) {
 	}
 	// Two devices offline: reads and listings still work.
 	saved := append([]Device(nil), ts.allDevices()...)
-	ts.allDevices()[1], ts.allDevices()[2] = nil, nil
+	ts.editDevices(t, func(d []Device) { d[1], d[2] = nil, nil })
 	check("two devices offline")
 	res, err := ts.ListObjects(ctx, "bucket", ListOptions{MaxKeys: 1000})
 	if err != nil || len(res.Objects) != 20 {
@@ -216,7 +227,7 @@ func TestDegradedReads(t *testing.T) {
 	if _, err := ts.PutObject(ctx, "bucket", "new", bytes.NewReader(randBytes(5000)), 5000, PutOptions{}); !errors.Is(err, ErrWriteQuorum) {
 		t.Fatalf("write with 2 of 4 devices: %v", err)
 	}
-	ts.allDevices()[1] = saved[1]
+	ts.editDevices(t, func(d []Device) { d[1] = saved[1] })
 	if _, err := ts.PutObject(ctx, "bucket", "new", bytes.NewReader(randBytes(5000)), 5000, PutOptions{}); err != nil {
 		t.Fatalf("write with 3 of 4 devices: %v", err)
 	}
@@ -429,7 +440,7 @@ func TestHealOnRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.allDevices()[1] = fresh
+	ts.editDevices(t, func(d []Device) { d[1] = fresh })
 	for key, data := range objects {
 		if len(data) <= 1000 {
 			ts.allDevices()[3].Commit(ctx, shard.Op{Key: objectKey("bucket", key), Delete: true})
@@ -448,8 +459,10 @@ func TestHealOnRead(t *testing.T) {
 	// Now lose the two devices that carried the degraded reads.
 	saved := append([]Device(nil), ts.allDevices()...)
 	for _, pair := range [][2]int{{0, 2}, {2, 3}, {0, 3}} {
-		copy(ts.allDevices(), saved)
-		ts.allDevices()[pair[0]], ts.allDevices()[pair[1]] = nil, nil
+		ts.editDevices(t, func(d []Device) {
+			copy(d, saved)
+			d[pair[0]], d[pair[1]] = nil, nil
+		})
 		for key, data := range objects {
 			got, err := readAll(t, ts.Store, key, 0, -1)
 			if err != nil || !bytes.Equal(got, data) {
@@ -457,7 +470,7 @@ func TestHealOnRead(t *testing.T) {
 			}
 		}
 	}
-	copy(ts.allDevices(), saved)
+	ts.editDevices(t, func(d []Device) { copy(d, saved) })
 	// A second round of reads finds nothing to heal.
 	before := testutil.ToFloat64(ts.heal.queued)
 	for key := range objects {
@@ -645,10 +658,12 @@ func TestPartialCommitIsRolledBack(t *testing.T) {
 	ctx := context.Background()
 	ts := newTestStore(t, 2, 2, 4, 64<<10)
 	wrapped := make([]*commitFailing, 4)
-	for i := range ts.allDevices() {
-		wrapped[i] = &commitFailing{Store: ts.allDevices()[i].(*shard.Store)}
-		ts.allDevices()[i] = wrapped[i]
-	}
+	ts.editDevices(t, func(d []Device) {
+		for i := range d {
+			wrapped[i] = &commitFailing{Store: d[i].(*shard.Store)}
+			d[i] = wrapped[i]
+		}
+	})
 	v1 := randBytes(300000)
 	if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(v1), int64(len(v1)), PutOptions{}); err != nil {
 		t.Fatal(err)
