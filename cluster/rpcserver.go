@@ -156,7 +156,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rest, ok := strings.CutPrefix(path, "vol/"); ok {
-		s.volume(w, r, rest)
+		s.volume(w, r, rest, body)
 		return
 	}
 	rest, ok := strings.CutPrefix(path, "dev/")

@@ -86,7 +86,9 @@ func writeVolErr(w http.ResponseWriter, err error) {
 // maxVolIO bounds one read or write (the NBD server's largest request).
 const maxVolIO = 32 << 20
 
-func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string) {
+// volume serves one volume call; body is the request's whole body, already
+// checked against its signature.
+func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string, body []byte) {
 	name, op, ok := strings.Cut(rest, "/")
 	if !ok || r.Method != http.MethodPost || s.volumes == nil {
 		http.NotFound(w, r)
@@ -142,18 +144,11 @@ func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string) {
 	case "release":
 		answer(nil, rep.Release(p.Epoch))
 	case "write":
-		if r.ContentLength < 0 || r.ContentLength > maxVolIO {
+		if len(body) > maxVolIO {
 			http.Error(w, "bad length", http.StatusBadRequest)
 			return
 		}
-		bp := s.buffer(int(r.ContentLength))
-		defer s.bufs.Put(bp)
-		buf := (*bp)[:r.ContentLength]
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			http.Error(w, "short body", http.StatusBadRequest)
-			return
-		}
-		answer(nil, rep.Write(p.Epoch, p.Off, buf, p.Absent))
+		answer(nil, rep.Write(p.Epoch, p.Off, body, p.Absent))
 	case "trim":
 		answer(nil, rep.Trim(p.Epoch, p.Off, p.N, p.Absent))
 	case "read":

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/strata-storage/strata/objectstore"
@@ -61,4 +62,16 @@ func TestDataDirIsPrivate(t *testing.T) {
 	})
 	run()
 	check("open data dir after a restart")
+}
+
+// NBD flags that would do nothing are refused at start, not ignored.
+func TestNBDFlagsWithoutEffectAreRefused(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.NBDClientCA = "ca.pem"
+	if n, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "--nbd-client-ca") {
+		if n != nil {
+			n.Close(context.Background())
+		}
+		t.Fatalf("--nbd-client-ca without a certificate: %v", err)
+	}
 }

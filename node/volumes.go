@@ -86,8 +86,17 @@ func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 // --tls-ca) signed; its common name is what `strata volume access` grants.
 func (n *Node) nbdOptions() (nbd.Options, error) {
 	server, _, _, err := n.tlsConfigs()
-	if err != nil || server == nil {
+	if err != nil {
 		return nbd.Options{}, err
+	}
+	if server == nil {
+		if n.cfg.NBDClientCA != "" {
+			return nbd.Options{}, errors.New("--nbd-client-ca needs --tls-cert and --tls-key: without a certificate NBD has no TLS to check clients with")
+		}
+		return nbd.Options{}, nil
+	}
+	if n.cfg.NBDInsecure {
+		return nbd.Options{}, errors.New("--nbd-insecure serves plaintext NBD, but this node has a certificate and requires TLS: drop one of them")
 	}
 	caFile := n.cfg.NBDClientCA
 	if caFile == "" {
