@@ -6,5 +6,10 @@
 // Object metadata does not live here: it lives with the shards
 // (objectstore/shard).
 //
-// Invariant: a Put or Delete that returned nil is durable (fsync'd).
+// On a node the pebble database is Mirrored: every write also goes to a
+// copy in each local device's database, and a damaged primary is rebuilt
+// from the newest copy at start (docs/format/metadata-db.md).
+//
+// Invariant: a Put or Delete that returned nil is durable (fsync'd), on
+// the primary and on every copy in step.
 package metastore

@@ -104,13 +104,13 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 
 // Pebble is a Store in a key range of a pebble database.
 type Pebble struct {
-	db     *pebble.DB
+	db     DB
 	prefix []byte
 	mu     sync.Mutex // serialises PutIfAbsent
 }
 
 // NewPebble returns a store whose keys live under prefix in db.
-func NewPebble(db *pebble.DB, prefix string) *Pebble {
+func NewPebble(db DB, prefix string) *Pebble {
 	return &Pebble{db: db, prefix: []byte(prefix)}
 }
 
@@ -157,16 +157,18 @@ func (p *Pebble) Delete(_ context.Context, key string) error {
 
 func (p *Pebble) List(_ context.Context, prefix string) ([]KV, error) {
 	lower := p.key(prefix)
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: PrefixEnd(lower)})
+	var out []KV
+	var err error
+	if m, ok := p.db.(*Mirrored); ok {
+		out, err = m.list(lower, PrefixEnd(lower))
+	} else {
+		out, err = listRange(p.db, lower, PrefixEnd(lower), 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("metastore list %q: %w", prefix, err)
 	}
-	var out []KV
-	for it.First(); it.Valid(); it.Next() {
-		out = append(out, KV{Key: string(it.Key()[len(p.prefix):]), Value: bytes.Clone(it.Value())})
-	}
-	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("metastore list %q: %w", prefix, err)
+	for i := range out {
+		out[i].Key = out[i].Key[len(p.prefix):]
 	}
 	return out, nil
 }

@@ -260,6 +260,12 @@ func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) e
 				return badRequest("missing Weight")
 			}
 			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.SetWeight(uint32(id), *req.Weight) })
+		case len(parts) == 4 && parts[3] == "rebuild" && r.Method == http.MethodPost:
+			ans, err := n.rebuildDevice(uint32(id))
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, ans)
 		case len(parts) == 4 && parts[3] == "state" && r.Method == http.MethodPut:
 			var req struct{ State *ring.State }
 			if err := strictJSON(body, &req); err != nil {

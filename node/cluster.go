@@ -358,9 +358,7 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	if err := n.joinCluster(ctx); err != nil {
 		return err
 	}
-	if n.db, err = metastore.OpenPebble(filepath.Join(cfg.DataDir, "meta"), n.log); err != nil {
-		return err
-	}
+	n.db = metastore.OpenMirrored(filepath.Join(cfg.DataDir, "meta"), n.log)
 	_, _, rpcTLS, err := n.tlsConfigs()
 	if err != nil {
 		return err
@@ -399,7 +397,11 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	if err := n.openDevices(); err != nil {
 		return err
 	}
+	if err := n.db.Check(); err != nil {
+		return err
+	}
 	ocfg := objectstore.DefaultConfig()
+	ocfg.DeviceUnreadable = n.deviceUnreadable
 	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
 	ocfg.StaleUploadAge = cfg.StaleUploadAge
 	ocfg.Hints = metastore.NewPebble(n.db, "h/")

@@ -127,7 +127,7 @@ func ParseEC(s string) (k, m int, err error) {
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
-	db       *pebble.DB
+	db       *metastore.Mirrored // node metadata, copied into every device's database
 	shardMet *shard.Metrics
 	// ringMu serialises ring edits; local holds this node's devices by
 	// ring device id (store nil = offline).
@@ -228,10 +228,11 @@ func (n *Node) start(ctx context.Context) (err error) {
 	if err := n.openRing(); err != nil {
 		return err
 	}
-	if n.db, err = metastore.OpenPebble(filepath.Join(cfg.DataDir, "meta"), n.log); err != nil {
+	n.db = metastore.OpenMirrored(filepath.Join(cfg.DataDir, "meta"), n.log)
+	if err := n.openDevices(); err != nil {
 		return err
 	}
-	if err := n.openDevices(); err != nil {
+	if err := n.db.Check(); err != nil {
 		return err
 	}
 	if err := n.openVolumes(ctx, metastore.NewPebble(n.db, "v/")); err != nil {
@@ -240,6 +241,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	ocfg := objectstore.DefaultConfig()
 	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
 	ocfg.StaleUploadAge = cfg.StaleUploadAge
+	ocfg.DeviceUnreadable = n.deviceUnreadable
 	if n.store, err = objectstore.New(ocfg, n.Ring, n.devicesFor(n.Ring), metastore.NewPebble(n.db, "m/")); err != nil {
 		return err
 	}
@@ -339,7 +341,9 @@ type localDevice struct {
 	name  string
 	pool  *blockpool.FilePool
 	vol   blockpool.Volume
+	db    *pebble.DB   // the device's metadata database
 	store *shard.Store // nil: offline
+	fault string       // why it is offline
 	space *diskspace.Guard
 }
 
@@ -362,17 +366,28 @@ func (n *Node) openDevice(d ring.Device) (*localDevice, error) {
 		vol, err = pool.Create("chunk", n.cfg.ChunkVolume)
 	}
 	if err != nil {
-		n.log.Error("device offline: cannot open its chunk volume", "device", d.Name, "err", err)
+		n.deviceOffline(ld, "cannot open its chunk volume", err)
 		return ld, nil
 	}
-	st, err := shard.Open(d.ID, d.Name, vol, n.db, n.shardMet, n.log)
+	db, err := n.openDeviceDB(d, pool)
 	if err != nil {
-		n.log.Error("device offline", "device", d.Name, "err", err)
 		vol.Close()
+		n.deviceOffline(ld, "its metadata database is unreadable", err)
 		return ld, nil
 	}
+	st, err := shard.Open(d.ID, d.Name, vol, db, n.shardMet, n.log)
+	if err != nil {
+		vol.Close()
+		db.Close()
+		n.deviceOffline(ld, "its shard store does not open", err)
+		return ld, nil
+	}
+	if err := n.db.AddMirror(d.Name, db); err != nil {
+		n.log.Error("device holds no up-to-date copy of the node's metadata yet", "device", d.Name, "err", err)
+	}
+	ld.db = db
 	dataGuard := n.guardFor(pool.Dir())
-	st.SetSpace(dataGuard, n.metaGuard())
+	st.SetSpace(dataGuard, dataGuard) // the device's records live beside its shards
 	ld.space = dataGuard
 	n.registerDeviceFull(d.Name, dataGuard)
 	ld.vol, ld.store = vol, st
@@ -463,6 +478,7 @@ func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 		Name   string `json:"name"`
 		Online bool   `json:"online"`
 		Full   bool   `json:"full,omitempty"` // down to its space reserve: writes refused
+		Fault  string `json:"fault,omitempty"` // why a local device is offline
 	}
 	out := struct {
 		Status  string `json:"status"`
@@ -484,7 +500,7 @@ func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 		if full {
 			fullDevs = append(fullDevs, r.Devices[i].Name)
 		}
-		out.Devices = append(out.Devices, dev{r.Devices[i].Node + "/" + r.Devices[i].Name, up, full})
+		out.Devices = append(out.Devices, dev{r.Devices[i].Node + "/" + r.Devices[i].Name, up, full, n.localFault(r.Devices[i].ID)})
 		if up {
 			online++
 		}
@@ -541,19 +557,17 @@ func (n *Node) Close(ctx context.Context) error {
 
 func (n *Node) closeStorage() error {
 	var errs []error
+	if n.db != nil {
+		errs = append(errs, n.db.Close())
+		n.db = nil
+	}
 	for _, ld := range n.local {
-		if ld.vol != nil {
-			errs = append(errs, ld.vol.Close())
-		}
+		errs = append(errs, ld.close())
 	}
 	n.local = map[uint32]*localDevice{}
 	if n.etcd != nil {
 		errs = append(errs, n.etcd.Close())
 		n.etcd = nil
-	}
-	if n.db != nil {
-		errs = append(errs, n.db.Close())
-		n.db = nil
 	}
 	return errors.Join(errs...)
 }

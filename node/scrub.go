@@ -107,8 +107,11 @@ func (t placementTarget) Step(ctx context.Context, _ []byte, _ func(context.Cont
 		// A device is down, or a rebalance is placing records: after.
 		return scrub.Stats{}, nil, scrub.ErrSkip
 	}
-	st := scrub.Stats{Errors: int64(rep.Missing), Repaired: int64(rep.Repaired), Unrecoverable: int64(rep.Unreadable), Damaged: rep.Problems, Misplaced: int64(rep.Extra)}
-	return st, nil, err
+	return placementStats(rep), nil, err
+}
+
+func placementStats(rep objectstore.RepairReport) scrub.Stats {
+	return scrub.Stats{Errors: int64(rep.Missing), Repaired: int64(rep.Repaired), Unrecoverable: int64(rep.Unreadable), Damaged: rep.Problems, Misplaced: int64(rep.Extra)}
 }
 
 // deviceTarget scrubs one local shard store.

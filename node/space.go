@@ -1,7 +1,6 @@
 package node
 
 import (
-	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -58,10 +57,6 @@ func (n *Node) localSpace(id uint32) *diskspace.Guard {
 		return ld.space
 	}
 	return nil
-}
-
-func (n *Node) metaGuard() *diskspace.Guard {
-	return n.guardFor(filepath.Join(n.cfg.DataDir, "meta"))
 }
 
 // registerDeviceFull exports strata_device_full for one device.

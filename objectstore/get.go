@@ -172,6 +172,7 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 			send(chunk{err: err})
 			return
 		}
+		o.s.damaged.clear(o.ref.WriteID)
 		send(chunk{data: data[off:end], buf: out})
 		return
 	}
@@ -206,6 +207,11 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 			}
 		}
 		partStart = partEnd
+	}
+	if off == 0 && end >= o.Info.Size {
+		// Every block read back: a version thought lost is readable after
+		// all (a device it needed came back).
+		o.s.damaged.clear(o.ref.WriteID)
 	}
 }
 
@@ -330,7 +336,9 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 		if lost > m {
 			// More shards failed their checksums (or are gone from devices
 			// that answered) than parity covers: no retry will bring it back.
-			return nil, out, fmt.Errorf("%w: %d of %d shards of block %d are corrupt or missing, %d are needed", ErrDamaged, lost, k+m, b, k)
+			err := fmt.Errorf("%w: %d of %d shards of block %d are corrupt or missing, %d are needed", ErrDamaged, lost, k+m, b, k)
+			s.damaged.mark(o.ref.WriteID, err)
+			return nil, out, err
 		}
 		return nil, out, fmt.Errorf("%w: %d of %d shards readable, need %d", ErrReadQuorum, have, k+m, k)
 	}

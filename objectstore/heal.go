@@ -201,6 +201,8 @@ func (s *Store) healObject(ctx context.Context, req healRequest) (int, error) {
 	} else if err := s.rebuildStreams(ctx, o, targets, recs, req.throttle); err != nil {
 		return 0, err
 	}
+	// Every block decoded: whatever was lost before is back.
+	s.damaged.clear(o.ref.WriteID)
 	return s.commitHealed(ctx, o, recs, recKey)
 }
 

@@ -363,6 +363,9 @@ func (s *Store) HeadObject(ctx context.Context, bucket, key string) (ObjectInfo,
 	if err != nil {
 		return ObjectInfo{}, err
 	}
+	if err := s.damaged.check(o.ref.WriteID); err != nil {
+		return ObjectInfo{}, err
+	}
 	return o.Info, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,10 @@ type Config struct {
 	// HedgeDelay: a block read whose data shards have not all arrived
 	// after this long also reads parity and uses the first k (0: never).
 	HedgeDelay time.Duration
+	// DeviceUnreadable, when set, is told of each device whose records
+	// could not all be read at start; the store leaves such a device out
+	// (the caller takes it offline). Unset, the device serves what it can.
+	DeviceUnreadable func(device string, err error)
 	// Hints is the node-local, durable queue of keys whose write missed a
 	// device (nil: none are kept; reads still heal).
 	Hints metastore.Store
@@ -99,6 +104,8 @@ type Store struct {
 	buckets   map[string]BucketInfo
 
 	heal  *healer
+	// damaged: versions a read or the scrub found lost (HEAD says so too)
+	damaged damagedSet
 	sweep *sweeper
 	bg    sync.WaitGroup // background loops other than the healer
 
@@ -187,16 +194,33 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 	if err := s.loadBuckets(context.Background()); err != nil {
 		return nil, err
 	}
-	for _, d := range devices {
+	var unreadable []int
+	for i, d := range devices {
 		if d == nil {
 			continue
 		}
 		if err := d.RebuildFreeSpace(func(yield func(*shard.Locator)) error { return walkLocators(d, yield) }); err != nil {
+			if cfg.DeviceUnreadable != nil {
+				// A device whose records cannot all be read is failed as a
+				// whole: what it would answer is partial, and erasure
+				// coding covers it until it is rebuilt.
+				s.log.Error("device records unreadable: the device is offline until it is rebuilt", "device", d.Name(), "err", err)
+				unreadable = append(unreadable, i)
+				cfg.DeviceUnreadable(d.Name(), err)
+				continue
+			}
 			// The device still serves what it can read; with no free space
 			// known it only appends, so nothing a record it could not read
 			// names is ever overwritten. Erasure coding covers the rest.
 			s.log.Error("device records unreadable in part: freed space is not reused until the next start", "device", d.Name(), "err", err)
 		}
+	}
+	if len(unreadable) > 0 {
+		devices = slices.Clone(devices)
+		for _, i := range unreadable {
+			devices[i] = nil
+		}
+		s.current.Store(&layout{ring: r, devices: devices})
 	}
 	s.heal = newHealer(cfg.Registry)
 	s.sweep = newSweeper(cfg.Registry)

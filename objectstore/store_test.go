@@ -207,6 +207,10 @@ func TestDegradedReads(t *testing.T) {
 			// Data loss, not a busy store: no retry brings it back.
 			t.Fatalf("%s: error %v, want ErrDamaged", key, err)
 		}
+		// HEAD reads no data, but once the loss is known it says so too.
+		if _, err := ts.HeadObject(ctx, "bucket", key); !errors.Is(err, ErrDamaged) {
+			t.Fatalf("HEAD of %s after its GET found it damaged: %v", key, err)
+		}
 		failed++
 	}
 	if failed == 0 {
@@ -214,6 +218,14 @@ func TestDegradedReads(t *testing.T) {
 	}
 	for _, v := range ts.vols {
 		v.CorruptReads(false)
+	}
+	// The shards read right again (the fault was in the reads): a full
+	// read finds every object whole, and HEAD agrees once more.
+	check("corrupt reads over")
+	for key := range objects {
+		if _, err := ts.HeadObject(ctx, "bucket", key); err != nil {
+			t.Fatalf("HEAD of %s once it reads back whole: %v", key, err)
+		}
 	}
 	// Two devices offline: reads and listings still work.
 	saved := append([]Device(nil), ts.allDevices()...)

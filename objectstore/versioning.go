@@ -297,6 +297,9 @@ func (s *Store) HeadObjectVersion(ctx context.Context, bucket, key, versionID st
 	if err != nil {
 		return ObjectInfo{}, err
 	}
+	if err := s.damaged.check(o.ref.WriteID); err != nil {
+		return ObjectInfo{}, err
+	}
 	return o.Info, nil
 }
 

@@ -266,7 +266,39 @@ while it moves.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(create, add, setWeight, remove,
+	var rebuildOutput string
+	rebuild := &cobra.Command{
+		Use:   "rebuild-device ID",
+		Short: "Start an offline device anew (damaged metadata): its database is kept aside and its shards refilled from the others",
+		Long: `Rebuild a device that is offline because its metadata database is damaged
+(or its chunk volume belongs to another database). The damaged database is
+moved aside (pools/NAME/meta.damaged-TIME), the device starts empty with a
+new volume generation, and a placement repair rewrites its records and
+shards from the other devices in the background; the log and
+'strata scrub status' report when it is done. Needs --server.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			if t.server == "" {
+				return errors.New("rebuild-device works on a running node: give --server")
+			}
+			var ans node.RebuildAnswer
+			if err := t.call(http.MethodPost, fmt.Sprintf("ring/devices/%d/rebuild", id), nil, &ans); err != nil {
+				return err
+			}
+			return emit(cmd, rebuildOutput, ans, func(w io.Writer) {
+				fmt.Fprintf(w, "device %s rebuilt empty (generation %d); %s\n", ans.Device, ans.Generation, ans.Refill)
+				if ans.Kept != "" {
+					fmt.Fprintf(w, "damaged database kept at %s\n", ans.Kept)
+				}
+			})
+		},
+	}
+	rebuild.Flags().StringVarP(&rebuildOutput, "output", "o", "text", "text or json")
+	cmd.AddCommand(create, add, setWeight, remove, rebuild,
 		stateCmd("drain", "Drain a device: its slots move away over the next rebalances", ring.Draining),
 		stateCmd("fail", "Declare a device failed: the next rebalance moves all its slots", ring.Failed),
 		stateCmd("activate", "Make a draining or failed device active again", ring.Active),

@@ -1,7 +1,8 @@
 // Package shard is the store of one device: shard data appended as
 // checksummed block records to a chunk volume, and the device's metadata
 // records (object and multipart records, opaque to this package) in the
-// node's pebble database under the device's key prefix.
+// device's own pebble database (beside its volume) under the device's key
+// prefix, so a damaged database fails one device, not the node.
 //
 // Write path: a Writer reserves extents of the volume from an append head
 // and writes one record per erasure-coded block (header + data, one pwrite).
