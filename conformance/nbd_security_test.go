@@ -145,20 +145,109 @@ func TestNBDOverTLSWithExportPermissions(t *testing.T) {
 	}
 
 	// Plaintext beyond loopback is refused at start.
+	refusedAtStart(t, "loopback", "--nbd-addr", "0.0.0.0:0")
+}
+
+// refusedAtStart runs a node with args and wants it to stop at once,
+// saying want.
+func refusedAtStart(t *testing.T, want string, args ...string) {
+	t.Helper()
 	s3, admin := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(strataBinary(t), "server", "--data-dir", t.TempDir(), "--s3-addr", s3, "--admin-addr", admin, "--chunk-volume-size", "64GiB", "--nbd-addr", "0.0.0.0:0")
+	cmd := exec.Command(strataBinary(t), append([]string{"server", "--data-dir", t.TempDir(), "--s3-addr", s3, "--admin-addr", admin, "--chunk-volume-size", "64GiB"}, args...)...)
 	cmd.Env = append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret)
 	done := make(chan []byte, 1)
 	go func() { out, _ := cmd.CombinedOutput(); done <- out }()
 	select {
 	case out := <-done:
-		if !strings.Contains(string(out), "loopback") {
-			t.Fatalf("plaintext NBD on a wildcard address:\n%s", out)
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("strata server %s stopped without saying %q:\n%s", strings.Join(args, " "), want, out)
 		}
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("a node with plaintext NBD on a wildcard address started")
+		t.Fatalf("strata server %s started", strings.Join(args, " "))
 	}
+}
+
+// Must-show 2 of issue 16 (PSK), on the binary: with --nbd-psk-file the
+// node requires TLS on NBD and takes clients that prove a pre-shared key;
+// `strata volume access` grants PSK identities as it grants certificate
+// names; a key added to the file works without a restart; a key file that
+// others can read is refused at start.
+func TestNBDOverPSKWithExportPermissions(t *testing.T) {
+	t.Parallel()
+	nbdinfo := requireTool(t, "nbdinfo")
+	qemuIO := requireTool(t, "qemu-io")
+	keyDir := t.TempDir()
+	keyFile := filepath.Join(keyDir, "keys.psk")
+	keys := map[string]string{"alice": strings.Repeat("a1", 32), "bob": strings.Repeat("b0", 32), "carol": strings.Repeat("c4", 32)}
+	writeKeys := func(who ...string) {
+		var b strings.Builder
+		for _, w := range who {
+			b.WriteString(w + ":" + keys[w] + "\n")
+		}
+		if err := os.WriteFile(keyFile+".new", []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Rename(keyFile+".new", keyFile)
+	}
+	writeKeys("alice", "bob")
+	nbdAddr := freeAddr(t)
+	srv := startBinaryServer(t, t.TempDir(), "--nbd-addr", nbdAddr, "--nbd-psk-file", keyFile)
+	cli := func(args ...string) string { return mustCLI(t, append(args, "--server", "http://"+srv.admin)...) }
+	cli("volume", "create", "alice-db", "64MiB")
+	cli("volume", "create", "bob-db", "32MiB")
+	cli("volume", "access", "grant", "alice-db", "alice", "carol")
+	cli("volume", "access", "grant", "bob-db", "bob")
+	// Each client's own keys.psk, as qemu and libnbd read it.
+	clientKeys := func(who, key string) string {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "keys.psk"), []byte(who+":"+key+"\n"), 0o600)
+		return dir
+	}
+	uri := func(who, dir, export string) string {
+		return "nbds://" + who + "@" + nbdAddr + "/" + export + "?tls-psk-file=" + filepath.Join(dir, "keys.psk")
+	}
+	alice, bob := clientKeys("alice", keys["alice"]), clientKeys("bob", keys["bob"])
+	for _, c := range []struct{ who, dir, sees, not string }{{"alice", alice, "alice-db", "bob-db"}, {"bob", bob, "bob-db", "alice-db"}} {
+		out := runTool(t, nbdinfo, "--list", uri(c.who, c.dir, ""))
+		if !strings.Contains(out, c.sees) || strings.Contains(out, c.not) {
+			t.Fatalf("%s's list over PSK:\n%s", c.who, out)
+		}
+	}
+	port := nbdAddr[strings.LastIndex(nbdAddr, ":")+1:]
+	qemu := func(who, creds, export string, cmds ...string) (string, error) {
+		args := []string{"--object", "tls-creds-psk,id=tls0,endpoint=client,username=" + who + ",dir=" + creds, "--image-opts",
+			"driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + port + ",export=" + export + ",tls-creds=tls0"}
+		for _, c := range cmds {
+			args = append(args, "-c", c)
+		}
+		out, err := exec.Command(qemuIO, args...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := qemu("alice", alice, "alice-db", "write -P 0x4d 0 1M", "flush", "read -P 0x4d 0 1M")
+	if err != nil || strings.Contains(out, "Pattern verification failed") || strings.Count(out, "read ") != 1 {
+		t.Fatalf("qemu-io as alice over PSK: %v\n%s", err, out)
+	}
+	carol := clientKeys("carol", keys["carol"])
+	for _, c := range []struct{ name, uri string }{
+		{"bob on alice's volume", uri("bob", bob, "alice-db")},
+		{"alice with a wrong key", uri("alice", clientKeys("alice", keys["bob"]), "alice-db")},
+		{"carol, granted but not in the key file yet", uri("carol", carol, "alice-db")},
+		{"no TLS", "nbd://" + nbdAddr + "/alice-db"},
+	} {
+		if out, err := exec.Command(nbdinfo, c.uri).CombinedOutput(); err == nil {
+			t.Fatalf("nbdinfo, %s, was let in:\n%s", c.name, out)
+		}
+	}
+	// carol's key goes into the file: she reads alice's data, no restart.
+	writeKeys("alice", "bob", "carol")
+	out, err = qemu("carol", carol, "alice-db", "read -P 0x4d 0 1M")
+	if err != nil || strings.Contains(out, "Pattern verification failed") || strings.Count(out, "read ") != 1 {
+		t.Fatalf("qemu-io as carol after her key was added: %v\n%s", err, out)
+	}
+
+	os.Chmod(keyFile, 0o644)
+	refusedAtStart(t, "chmod 600", "--nbd-addr", freeAddr(t), "--nbd-psk-file", keyFile)
 }
 
 // rss is a process's resident set in bytes.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -47,19 +48,54 @@ func OpenPebble(dir string, log *slog.Logger) (*pebble.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open metadata db %s: %w", dir, err)
 	}
+	limit := &logLimiter{every: time.Minute, last: map[string]time.Time{}}
 	opts := &pebble.Options{Logger: pebbleLogger{log}, FS: privateFS{vfs.Default}, EventListener: &pebble.EventListener{
 		// Pebble's default stops the process; a corrupt block is an error
 		// that reads of it return, and the node goes on with the rest.
+		// Every read of a corrupt block reports it: one line per file a
+		// minute is enough.
 		DataCorruption: func(info pebble.DataCorruptionInfo) {
-			log.Error("metadata database: corrupt data on disk; reads of it fail", "file", info.Path, "err", info.Details.Error())
+			if n, ok := limit.allow(info.Path); ok {
+				log.Error("metadata database: corrupt data on disk; reads of it fail", "file", info.Path, "err", info.Details.Error(), "reports_since_last_line", n)
+			}
 		},
-		BackgroundError: func(err error) { log.Error("metadata database: background error", "err", err.Error()) },
+		BackgroundError: func(err error) {
+			if n, ok := limit.allow("background"); ok {
+				log.Error("metadata database: background error", "err", err.Error(), "reports_since_last_line", n)
+			}
+		},
 	}}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open metadata db %s: %w", dir, err)
 	}
 	return db, nil
+}
+
+// logLimiter lets one line per key through every interval and counts the
+// rest.
+type logLimiter struct {
+	every      time.Duration
+	mu         sync.Mutex
+	last       map[string]time.Time
+	suppressed map[string]int
+}
+
+// allow reports whether a line for key may be written now, and how many
+// were held back since the last one.
+func (l *logLimiter) allow(key string) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.suppressed == nil {
+		l.suppressed = map[string]int{}
+	}
+	if t, ok := l.last[key]; ok && time.Since(t) < l.every {
+		l.suppressed[key]++
+		return 0, false
+	}
+	n := l.suppressed[key]
+	l.last[key], l.suppressed[key] = time.Now(), 0
+	return n, true
 }
 
 // privateFS makes the database's files readable by this user only: they

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestPebbleStore(t *testing.T) {
@@ -44,5 +45,24 @@ func TestPrefixEnd(t *testing.T) {
 		if got := string(PrefixEnd([]byte(c.in))); got != c.want {
 			t.Errorf("PrefixEnd(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+func TestLogLimiterLetsOneLineAnInterval(t *testing.T) {
+	l := &logLimiter{every: time.Hour, last: map[string]time.Time{}}
+	if _, ok := l.allow("a"); !ok {
+		t.Fatal("first line held back")
+	}
+	for i := 0; i < 5; i++ {
+		if _, ok := l.allow("a"); ok {
+			t.Fatal("a second line within the interval")
+		}
+	}
+	if _, ok := l.allow("b"); !ok {
+		t.Fatal("another key's first line held back")
+	}
+	l.last["a"] = time.Now().Add(-2 * time.Hour)
+	if n, ok := l.allow("a"); !ok || n != 5 {
+		t.Fatalf("after the interval: %v, %d held back, want 5", ok, n)
 	}
 }

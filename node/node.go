@@ -80,6 +80,10 @@ type Config struct {
 	NBDInsecure bool
 	// NBDClientCA verifies NBD clients' certificates (default TLSCA).
 	NBDClientCA string
+	// NBDPSKFile holds TLS-PSK keys of NBD clients ("identity:hex-key"
+	// lines, GnuTLS psktool's format); it makes TLS required on NBD, with
+	// or without a certificate.
+	NBDPSKFile string
 	// VolumeLease: how long a volume primary that stopped answering keeps
 	// others from taking over.
 	VolumeLease time.Duration
@@ -477,7 +481,7 @@ func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 	type dev struct {
 		Name   string `json:"name"`
 		Online bool   `json:"online"`
-		Full   bool   `json:"full,omitempty"` // down to its space reserve: writes refused
+		Full   bool   `json:"full,omitempty"`  // down to its space reserve: writes refused
 		Fault  string `json:"fault,omitempty"` // why a local device is offline
 	}
 	out := struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/tlspsk"
 )
 
 // Block volumes: the node's volume pool and replicas, the NBD listener,
@@ -63,9 +64,9 @@ func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 	if err != nil {
 		return fmt.Errorf("NBD listener: %w", err)
 	}
-	if opts.TLS == nil && !n.cfg.NBDInsecure && !isLoopback(ln.Addr()) {
+	if opts.TLS == nil && opts.PSK == nil && !n.cfg.NBDInsecure && !isLoopback(ln.Addr()) {
 		ln.Close()
-		return fmt.Errorf("NBD listener %s: without TLS (--tls-cert) block volumes are served on loopback addresses only, since nobody can be told apart; give a certificate, or --nbd-insecure to serve plaintext there anyway", ln.Addr())
+		return fmt.Errorf("NBD listener %s: without TLS (--tls-cert or --nbd-psk-file) block volumes are served on loopback addresses only, since nobody can be told apart; give a certificate or keys, or --nbd-insecure to serve plaintext there anyway", ln.Addr())
 	}
 	n.nbdLn = ln
 	opts.Access = mgr
@@ -83,27 +84,47 @@ func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 
 // nbdOptions is the NBD server's TLS: with a certificate, every client must
 // use STARTTLS and present a certificate that --nbd-client-ca (else
-// --tls-ca) signed; its common name is what `strata volume access` grants.
+// --tls-ca) signed; with --nbd-psk-file, clients may instead prove a
+// pre-shared key. The certificate's common name or the PSK identity is
+// what `strata volume access` grants.
 func (n *Node) nbdOptions() (nbd.Options, error) {
 	server, _, _, err := n.tlsConfigs()
 	if err != nil {
 		return nbd.Options{}, err
 	}
+	var opts nbd.Options
+	if n.cfg.NBDPSKFile != "" {
+		kf, err := tlspsk.OpenKeyFile(n.cfg.NBDPSKFile)
+		if err != nil {
+			return nbd.Options{}, err
+		}
+		opts.PSK = func(identity string) ([]byte, bool) {
+			k, ok := kf.Lookup(identity)
+			if err := kf.Err(); err != nil {
+				n.log.Warn("NBD PSK file changed but could not be read; the keys last read stay in use", "err", err)
+			}
+			return k, ok
+		}
+	}
+	if n.cfg.NBDInsecure && (server != nil || opts.PSK != nil) {
+		return nbd.Options{}, errors.New("--nbd-insecure serves plaintext NBD, but this node has a certificate or PSK keys and requires TLS: drop one of them")
+	}
 	if server == nil {
 		if n.cfg.NBDClientCA != "" {
 			return nbd.Options{}, errors.New("--nbd-client-ca needs --tls-cert and --tls-key: without a certificate NBD has no TLS to check clients with")
 		}
-		return nbd.Options{}, nil
-	}
-	if n.cfg.NBDInsecure {
-		return nbd.Options{}, errors.New("--nbd-insecure serves plaintext NBD, but this node has a certificate and requires TLS: drop one of them")
+		return opts, nil
 	}
 	caFile := n.cfg.NBDClientCA
 	if caFile == "" {
 		caFile = n.cfg.TLSCA
 	}
 	if caFile == "" {
-		return nbd.Options{}, errors.New("NBD over TLS needs the CA of its clients' certificates: --nbd-client-ca (or --tls-ca)")
+		if opts.PSK != nil {
+			// Nothing to check certificates against: PSK clients only.
+			return opts, nil
+		}
+		return nbd.Options{}, errors.New("NBD over TLS needs the CA of its clients' certificates (--nbd-client-ca or --tls-ca) or their pre-shared keys (--nbd-psk-file)")
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -115,7 +136,8 @@ func (n *Node) nbdOptions() (nbd.Options, error) {
 	}
 	conf := server.Clone()
 	conf.ClientAuth, conf.ClientCAs = tls.RequireAndVerifyClientCert, pool
-	return nbd.Options{TLS: conf}, nil
+	opts.TLS = conf
+	return opts, nil
 }
 
 func isLoopback(a net.Addr) bool {

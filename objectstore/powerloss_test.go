@@ -48,6 +48,9 @@ func (f freezable) Free(loc shard.Locator) error {
 func TestPowerLoss(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	for round := 0; round < 4; round++ {
+		// As on a node: the bucket metadata in one database, each device's
+		// records in a database of its own, each on a filesystem that
+		// loses what was not synced.
 		fs := vfs.NewCrashableMem()
 		db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietLog{}})
 		if err != nil {
@@ -55,12 +58,18 @@ func TestPowerLoss(t *testing.T) {
 		}
 		var rdevs []ring.Device
 		vols := make([]*blockpool.MemVolume, 4)
+		devFS := make([]*vfs.MemFS, 4)
+		devDB := make([]*pebble.DB, 4)
 		devs := make([]Device, 4)
 		gate := &sync.RWMutex{}
 		for i := range vols {
 			rdevs = append(rdevs, ring.Device{ID: uint32(i), Zone: "z", Node: "n", Name: fmt.Sprint(i), Weight: 1})
 			vols[i] = blockpool.NewMemVolume(48 << 20)
-			st, err := shard.Open(uint32(i), fmt.Sprint("d", i), vols[i], db, nil, log)
+			devFS[i] = vfs.NewCrashableMem()
+			if devDB[i], err = pebble.Open("db", &pebble.Options{FS: devFS[i], Logger: quietLog{}}); err != nil {
+				t.Fatal(err)
+			}
+			st, err := shard.Open(uint32(i), fmt.Sprint("d", i), vols[i], devDB[i], nil, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,14 +126,19 @@ func TestPowerLoss(t *testing.T) {
 		mu.Unlock()
 		crashFS := fs.CrashClone(vfs.CrashCloneCfg{})
 		images := make([]*blockpool.MemVolume, 4)
+		devImages := make([]*vfs.MemFS, 4)
 		for i, v := range vols {
 			images[i] = v.CrashClone()
+			devImages[i] = devFS[i].CrashClone(vfs.CrashCloneCfg{})
 		}
 		gate.Unlock()
 		close(stop)
 		wg.Wait()
 		s.Close()
 		db.Close()
+		for _, d := range devDB {
+			d.Close()
+		}
 
 		// Recover from the images alone.
 		db2, err := pebble.Open("db", &pebble.Options{FS: crashFS, Logger: quietLog{}})
@@ -132,8 +146,12 @@ func TestPowerLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		devs2 := make([]Device, 4)
+		devDB2 := make([]*pebble.DB, 4)
 		for i := range images {
-			st, err := shard.Open(uint32(i), fmt.Sprint("d", i), images[i], db2, nil, log)
+			if devDB2[i], err = pebble.Open("db", &pebble.Options{FS: devImages[i], Logger: quietLog{}}); err != nil {
+				t.Fatalf("round %d: reopen device %d's database: %v", round, i, err)
+			}
+			st, err := shard.Open(uint32(i), fmt.Sprint("d", i), images[i], devDB2[i], nil, log)
 			if err != nil {
 				t.Fatalf("round %d: reopen device %d: %v", round, i, err)
 			}
@@ -174,5 +192,8 @@ func TestPowerLoss(t *testing.T) {
 		}
 		s2.Close()
 		db2.Close()
+		for _, d := range devDB2 {
+			d.Close()
+		}
 	}
 }

@@ -103,11 +103,11 @@ type Store struct {
 	bucketsMu sync.RWMutex
 	buckets   map[string]BucketInfo
 
-	heal  *healer
+	heal *healer
 	// damaged: versions a read or the scrub found lost (HEAD says so too)
 	damaged damagedSet
-	sweep *sweeper
-	bg    sync.WaitGroup // background loops other than the healer
+	sweep   *sweeper
+	bg      sync.WaitGroup // background loops other than the healer
 
 	readersMu sync.Mutex
 	readers   map[[16]byte]int      // write id -> open readers

@@ -4,11 +4,13 @@
 // write, flush, trim and write-zeroes with FUA, several requests in flight
 // per connection and many connections.
 //
-// Security: with a TLS configuration the server requires NBD_OPT_STARTTLS
-// before anything else (the protocol's forced-TLS mode: other options get
-// NBD_REP_ERR_TLS_REQD) and takes the client certificate's common name as
-// the client's identity; an Access policy then decides which exports each
-// identity may list and attach. Memory is bounded per connection and per
+// Security: with a TLS configuration or pre-shared keys the server requires
+// NBD_OPT_STARTTLS before anything else (the protocol's forced-TLS mode:
+// other options get NBD_REP_ERR_TLS_REQD). A client that offers TLS-PSK
+// suites is handed to tlspsk and named by its PSK identity; any other
+// goes to crypto/tls and is named by its certificate's common name. An
+// Access policy then decides which exports each identity may list and
+// attach. Memory is bounded per connection and per
 // server (buffers.go), replies that a client does not take within the
 // reply timeout end its connection, and a handshake has a deadline.
 package nbd
@@ -26,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strata-storage/strata/tlspsk"
 )
 
 // Export is what a connection reads and writes: a volume.
@@ -53,7 +57,7 @@ type Exports interface {
 }
 
 // Access decides which exports a TLS client may list and attach; identity
-// is the common name of its certificate.
+// is the common name of its certificate or its PSK identity.
 type Access interface {
 	MayAttach(identity, export string) bool
 }
@@ -64,6 +68,9 @@ type Options struct {
 	// TLS, if set, is required of every client (NBD_OPT_STARTTLS); set
 	// ClientAuth to require and verify client certificates.
 	TLS *tls.Config
+	// PSK, if set, lets clients authenticate with TLS-PSK (qemu's
+	// tls-creds-psk, libnbd's tls-psk-file) and requires TLS of all.
+	PSK tlspsk.Keys
 	// Access applies to TLS clients; nil lets every authenticated client
 	// attach every export.
 	Access Access
@@ -241,13 +248,13 @@ type conn struct {
 	wmu      sync.Mutex // one reply at a time
 	noZeros  bool
 	tls      bool   // STARTTLS done
-	identity string // the client certificate's common name
+	identity string // the client certificate's common name or PSK identity
 	budget   *budget
 }
 
 // may reports whether the client may see and attach export name.
 func (c *conn) may(name string) bool {
-	if c.s.opts.TLS == nil {
+	if !c.s.secure() {
 		return true
 	}
 	return c.tls && (c.s.opts.Access == nil || c.s.opts.Access.MayAttach(c.identity, name))
@@ -306,7 +313,7 @@ func (s *Server) negotiate(c *conn) (Export, error) {
 		if _, err := io.ReadFull(c.c, data); err != nil {
 			return nil, err
 		}
-		if s.opts.TLS != nil && !c.tls {
+		if s.secure() && !c.tls {
 			switch opt {
 			case optStartTLS, optAbort:
 			case optExportName:
@@ -432,12 +439,17 @@ func (s *Server) info(c *conn, opt uint32, data []byte) (Export, error) {
 	return exp, c.optReply(opt, repAck, nil)
 }
 
+// secure reports whether clients must use TLS.
+func (s *Server) secure() bool { return s.opts.TLS != nil || s.opts.PSK != nil }
+
 // startTLS answers NBD_OPT_STARTTLS and upgrades the connection; the
-// negotiation goes on inside TLS. A client certificate, when given (and
+// negotiation goes on inside TLS. The ClientHello decides who answers: a
+// client offering PSK suites proves its identity's key to tlspsk; any
+// other gets crypto/tls, where a client certificate, when given (and
 // verified by the configuration), names the client.
 func (s *Server) startTLS(c *conn, n uint32) error {
 	switch {
-	case s.opts.TLS == nil:
+	case !s.secure():
 		return c.optReply(optStartTLS, repErrUnsup, []byte("this server has no TLS certificate"))
 	case c.tls:
 		return c.optReply(optStartTLS, repErrInvalid, []byte("TLS is already on"))
@@ -447,7 +459,19 @@ func (s *Server) startTLS(c *conn, n uint32) error {
 	if err := c.optReply(optStartTLS, repAck, nil); err != nil {
 		return err
 	}
-	tc := tls.Server(c.c, s.opts.TLS)
+	hello, err := tlspsk.ReadHello(c.c)
+	if err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	if s.opts.PSK != nil && (hello.OffersPSK() || s.opts.TLS == nil) {
+		pc, err := tlspsk.Server(c.c, hello, s.opts.PSK)
+		if err != nil {
+			return fmt.Errorf("TLS-PSK handshake: %w", err)
+		}
+		c.c, c.tls, c.identity = pc, true, pc.Identity()
+		return nil
+	}
+	tc := tls.Server(hello.Replay(c.c), s.opts.TLS)
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("TLS handshake: %w", err)
 	}

@@ -1,6 +1,7 @@
 package nbd
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/pem"
 	"log/slog"
 	"math/big"
@@ -19,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-storage/strata/tlspsk"
 )
 
 // testCA issues certificates for the TLS tests.
@@ -88,25 +92,30 @@ func (g grants) MayAttach(identity, export string) bool {
 
 // startTLSServer serves the test volumes with TLS required and client
 // certificates of ca verified; alice may attach vol1 and vol3, bob vol2.
-func startTLSServer(t *testing.T, ca *testCA) string {
+func startTLSServer(t *testing.T, ca *testCA) string { return startSecureServer(t, ca, nil) }
+
+// startSecureServer is startTLSServer that also takes TLS-PSK clients
+// whose keys psk gives (with psk set; ca may then be nil: PSK only).
+func startSecureServer(t *testing.T, ca *testCA, psk tlspsk.Keys) string {
 	t.Helper()
 	addr, vols := startServer(t)
 	_ = addr // the plaintext server of startServer is not used here
-	certPEM, keyPEM := ca.issue("strata-node", true)
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
+	opts := Options{PSK: psk, Access: grants{"alice": {"vol1", "vol3"}, "bob": {"vol2"}}}
+	if ca != nil {
+		certPEM, keyPEM := ca.issue("strata-node", true)
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca.cert)
+		opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(poolExports{vols}, Options{
-		TLS:    &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12},
-		Access: grants{"alice": {"vol1", "vol3"}, "bob": {"vol2"}},
-	}, slog.New(slog.DiscardHandler))
+	srv := NewServer(poolExports{vols}, opts, slog.New(slog.DiscardHandler))
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -176,6 +185,85 @@ func TestTLSClientsSeeAndAttachOnlyTheirVolumes(t *testing.T) {
 		t.Fatalf("qemu-io as bob on vol1:\n%s", out)
 	}
 	t.Logf("qemu-io as bob on vol1: %s", strings.TrimSpace(out))
+}
+
+// pskDir writes a GnuTLS keys.psk (what qemu's tls-creds-psk reads from
+// its dir, and libnbd's tls-psk-file) holding identity's key.
+func pskDir(t *testing.T, identity string, key []byte) string {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "keys.psk"), []byte(identity+":"+hex.EncodeToString(key)+"\n"), 0o600)
+	return dir
+}
+
+// Issue 16 must-show 2 (PSK): nbdinfo and qemu-io attach over TLS-PSK, on
+// a server that takes certificate clients on the same port; a wrong key,
+// an unknown identity and a client without TLS are refused; each identity
+// sees only its volumes.
+func TestPSKClientsSeeAndAttachOnlyTheirVolumes(t *testing.T) {
+	nbdinfo := tool(t, "nbdinfo", "libnbd-bin")
+	qemuIO := tool(t, "qemu-io", "qemu-utils")
+	keys := map[string][]byte{"alice": bytes.Repeat([]byte{0xa1}, 32), "bob": bytes.Repeat([]byte{0xb0}, 32)}
+	ca := newCA(t, "strata test CA")
+	addr := startSecureServer(t, ca, func(id string) ([]byte, bool) { k, ok := keys[id]; return k, ok })
+	alice, bob := pskDir(t, "alice", keys["alice"]), pskDir(t, "bob", keys["bob"])
+	uri := func(who, dir, export string) string {
+		return "nbds://" + who + "@" + addr + "/" + export + "?tls-psk-file=" + filepath.Join(dir, "keys.psk")
+	}
+
+	for _, c := range []struct {
+		who, dir, want, not string
+	}{{"alice", alice, "vol1", "vol2"}, {"bob", bob, "vol2", "vol1"}} {
+		out := run(t, nbdinfo, "--list", uri(c.who, c.dir, ""))
+		if !strings.Contains(out, c.want) || strings.Contains(out, c.not) {
+			t.Fatalf("%s's list over PSK:\n%s", c.who, out)
+		}
+	}
+	out := run(t, nbdinfo, "--json", uri("alice", alice, "vol1"))
+	if !strings.Contains(out, `"export-size": 268435456`) {
+		t.Fatalf("alice's nbdinfo of vol1 over PSK:\n%s", out)
+	}
+	// The certificate client is still served on the same port.
+	if out := run(t, nbdinfo, "--list", "nbds://"+addr+"?tls-certificates="+ca.clientDir(ca, "bob")); !strings.Contains(out, "vol2") {
+		t.Fatalf("bob's list with a certificate beside PSK:\n%s", out)
+	}
+	refused := []struct{ name, uri string }{
+		{"bob attaching alice's volume", uri("bob", bob, "vol1")},
+		{"alice with bob's key", uri("alice", pskDir(t, "alice", keys["bob"]), "vol1")},
+		{"alice with a wrong key", uri("alice", pskDir(t, "alice", bytes.Repeat([]byte{0xa2}, 32)), "vol1")},
+		{"an unknown identity", uri("carol", pskDir(t, "carol", keys["alice"]), "vol1")},
+		{"no TLS", "nbd://" + addr + "/vol1"},
+	}
+	for _, r := range refused {
+		out, err := runErr(nbdinfo, r.uri)
+		if err == nil {
+			t.Fatalf("%s: nbdinfo succeeded:\n%s", r.name, out)
+		}
+		t.Logf("%s: %s", r.name, strings.TrimSpace(out))
+	}
+
+	imageOpts := func(who, dir, export string) []string {
+		return []string{"--object", "tls-creds-psk,id=tls0,endpoint=client,username=" + who + ",dir=" + dir, "--image-opts",
+			"driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + addr[strings.LastIndex(addr, ":")+1:] + ",export=" + export + ",tls-creds=tls0"}
+	}
+	out = run(t, qemuIO, append(imageOpts("alice", alice, "vol1"), "-c", "write -P 0x6b 2M 256k", "-c", "read -P 0x6b 2M 256k")...)
+	if strings.Contains(out, "Pattern verification failed") || strings.Count(out, "read ") != 1 {
+		t.Fatalf("qemu-io over PSK:\n%s", out)
+	}
+	out, err := runErr(qemuIO, append(imageOpts("bob", bob, "vol1"), "-c", "read 0 4k")...)
+	if err == nil && !strings.Contains(out, "Could not open") {
+		t.Fatalf("qemu-io as bob on vol1 over PSK:\n%s", out)
+	}
+	t.Logf("qemu-io as bob on vol1 over PSK: %s", strings.TrimSpace(out))
+
+	// A PSK-only server (no certificate) serves PSK clients and refuses
+	// certificate ones.
+	pskOnly := startSecureServer(t, nil, func(id string) ([]byte, bool) { k, ok := keys[id]; return k, ok })
+	if out := run(t, nbdinfo, "--list", "nbds://alice@"+pskOnly+"?tls-psk-file="+filepath.Join(alice, "keys.psk")); !strings.Contains(out, "vol1") {
+		t.Fatalf("alice's list on a PSK-only server:\n%s", out)
+	}
+	if out, err := runErr(nbdinfo, "--list", "nbds://"+pskOnly+"?tls-certificates="+ca.clientDir(ca, "alice")); err == nil {
+		t.Fatalf("a certificate client on a PSK-only server got in:\n%s", out)
+	}
 }
 
 // Before STARTTLS a TLS server answers every option but ABORT with

@@ -111,6 +111,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&cfg.NBDAddr, "nbd-addr", cfg.NBDAddr, "NBD listen address for block volumes (\"off\" disables); without TLS, loopback only")
 	f.BoolVar(&cfg.NBDInsecure, "nbd-insecure", false, "serve NBD without TLS on a non-loopback address (anyone who reaches it can attach any volume)")
 	f.StringVar(&cfg.NBDClientCA, "nbd-client-ca", "", "CA (PEM) that signs NBD clients' certificates (default --tls-ca)")
+	f.StringVar(&cfg.NBDPSKFile, "nbd-psk-file", "", "TLS-PSK keys of NBD clients, one identity:hex-key a line (psktool's format; mode 0600; re-read when it changes); requires TLS on NBD, with or without --tls-cert")
 	f.DurationVar(&cfg.VolumeLease, "volume-lease", cfg.VolumeLease, "a volume's primary that stops answering blocks a takeover this long")
 	f.Float64Var(&scrubMiB, "scrub-rate", 64, "background scrub read rate per device or volume, MiB/s (-1: no scrubbing)")
 	f.DurationVar(&cfg.ScrubPeriod, "scrub-period", cfg.ScrubPeriod, "start a full scrub pass of every device and volume at least this often")
@@ -141,7 +142,11 @@ func runServer(cmd *cobra.Command, cfg node.Config) error {
 	}
 	fmt.Fprintf(out, "S3 API:  %s://%s\nAdmin:   %s://%s/metrics, %s://%s/healthz\n", scheme, n.S3Addr(), scheme, n.AdminAddr(), scheme, n.AdminAddr())
 	if a := n.NBDAddr(); a != "" {
-		fmt.Fprintf(out, "NBD:     nbd://%s (block volumes: strata volume create NAME SIZE)\n", a)
+		nbdScheme := "nbd"
+		if cfg.TLSCert != "" || cfg.NBDPSKFile != "" {
+			nbdScheme = "nbds"
+		}
+		fmt.Fprintf(out, "NBD:     %s://%s (block volumes: strata volume create NAME SIZE)\n", nbdScheme, a)
 	}
 	if cfg.Meta != "" {
 		fmt.Fprintf(out, "Cluster: node %s in zone %s, RPC %s, metadata %s\n", cfg.NodeName, cfg.Zone, n.RPCAddr(), cfg.Meta)
