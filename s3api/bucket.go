@@ -25,6 +25,14 @@ func (s *Server) owner(rc *reqContext) owner {
 	return owner{ID: s.cfg.OwnerID, DisplayName: s.cfg.OwnerID}
 }
 
+// bucketOwner is the owner of b as S3 reports it.
+func (s *Server) bucketOwner(b objectstore.BucketInfo) owner {
+	if b.Owner == "" {
+		return owner{ID: s.cfg.OwnerID, DisplayName: s.cfg.OwnerID}
+	}
+	return owner{ID: b.Owner, DisplayName: b.Owner}
+}
+
 func (s *Server) listBuckets(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
 	type bucket struct {
 		Name         string `xml:"Name"`

@@ -42,6 +42,8 @@ var errorTable = map[string]APIError{
 	"InvalidPart":                       {Status: 400, Message: "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."},
 	"InvalidPartOrder":                  {Status: 400, Message: "The list of parts was not in ascending order. The parts list must be specified in order by part number."},
 	"InvalidTag":                        {Status: 400, Message: "The tag provided was not a valid tag."},
+	"InvalidStorageClass":               {Status: 400, Message: "The storage class you specified is not valid."},
+	"InvalidToken":                      {Status: 400, Message: "The provided token is malformed or otherwise invalid."},
 	"NoSuchTagSet":                      {Status: 404, Message: "The TagSet does not exist"},
 	"NoSuchCORSConfiguration":           {Status: 404, Message: "The CORS configuration does not exist"},
 	"AccessForbidden":                   {Status: 403, Message: "CORSResponse: This CORS request is not allowed."},

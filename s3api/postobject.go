@@ -124,6 +124,32 @@ func (l *rangeReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// postFormAuthFields are the x-amz-* fields of a signed form.
+var postFormAuthFields = map[string]bool{"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true, "x-amz-signature": true}
+
+// checkFormFields holds a form's x-amz-* fields to the header table: a
+// refused one fails the upload as its header would, and one that a PUT
+// honours but this form handler does not act on is refused too, so that
+// no field is silently dropped.
+func checkFormFields(fields map[string]string) error {
+	h := http.Header{}
+	for k, v := range fields {
+		if !strings.HasPrefix(k, "x-amz-") || postFormAuthFields[k] || strings.HasPrefix(k, "x-amz-meta-") {
+			continue
+		}
+		h.Set(k, v)
+	}
+	if err := checkRequestHeaders(h); err != nil {
+		return err
+	}
+	for k := range h {
+		if name := strings.ToLower(k); name != "x-amz-storage-class" {
+			return apiErr("NotImplemented", "The form field "+name+" is not supported in POST uploads.")
+		}
+	}
+	return nil
+}
+
 func (s *Server) postObject(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "multipart/form-data" {
 		return apiErr("NotImplemented", "POST to a bucket is only supported as a multipart/form-data upload.")
@@ -197,6 +223,15 @@ func (s *Server) postObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 		}
 		rc.api = "PostObject"
 	}
+	if err := checkFormFields(fields); err != nil {
+		return err
+	}
+	var tags []objectstore.Header
+	if v := fields["tagging"]; v != "" {
+		if tags, err = parseTagSet([]byte(v), maxObjectTags); err != nil {
+			return err
+		}
+	}
 	var headers []objectstore.Header
 	for _, name := range storedHeaders {
 		if v := fields[strings.ToLower(name)]; v != "" {
@@ -215,7 +250,7 @@ func (s *Server) postObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
 	}
 	body := &rangeReader{r: &countingReader{r: file, c: s.metrics.bytesIn}, min: minLen, max: maxLen}
-	info, err := s.store.PutObject(r.Context(), rc.bucket, key, body, -1, objectstore.PutOptions{Headers: headers})
+	info, err := s.store.PutObject(r.Context(), rc.bucket, key, body, -1, objectstore.PutOptions{Headers: headers, Tags: tags})
 	if err != nil {
 		return err
 	}

@@ -251,6 +251,19 @@ var notImplemented = []string{
 	"select", "select-type", "rename", "session",
 }
 
+// refuseNotImplemented answers a request naming a subresource of
+// notImplemented.
+func (s *Server) refuseNotImplemented(r *http.Request) error {
+	q := r.URL.Query()
+	for _, sub := range notImplemented {
+		if q.Has(sub) {
+			reqCtx(r).api = "NotImplemented:" + sub
+			return apiErr("NotImplemented", "Strata does not implement the '"+sub+"' subresource yet.")
+		}
+	}
+	return nil
+}
+
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
 	add := func(method, path, api string, h handler, queries ...string) {
@@ -304,6 +317,12 @@ func (s *Server) routes() *mux.Router {
 	add("GET", "/", "ListBuckets", s.listBuckets)
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqCtx(r).api = "unknown"
+		// A subresource Strata does not serve (POST ?select, PUT ?restore)
+		// is 501 whatever the method, not 405.
+		if err := s.refuseNotImplemented(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		s.writeError(w, r, apiErr("MethodNotAllowed"))
 	})
 	r.NotFoundHandler = r.MethodNotAllowedHandler
@@ -326,12 +345,9 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 			return
 		}
 		q := r.URL.Query()
-		for _, sub := range notImplemented {
-			if q.Has(sub) {
-				rc.api = "NotImplemented:" + sub
-				s.writeError(w, r, apiErr("NotImplemented", "Strata does not implement the '"+sub+"' subresource yet."))
-				return
-			}
+		if err := s.refuseNotImplemented(r); err != nil {
+			s.writeError(w, r, err)
+			return
 		}
 		if api == "CreateBucket" || api == "DeleteBucket" || api == "HeadBucket" {
 			// These take no query; a subresource we do not route (such as
@@ -359,10 +375,47 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 				return
 			}
 		}
+		if err := checkRequestHeaders(r.Header); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := s.checkExpectedOwners(r, rc); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		if err := h(w, r, rc); err != nil {
 			s.writeError(w, r, err)
 		}
 	}
+}
+
+// checkExpectedOwners refuses a request whose x-amz-expected-bucket-owner
+// (or, for a copy, x-amz-source-expected-bucket-owner) does not name the
+// owner of the bucket, as S3 does: 403 AccessDenied.
+func (s *Server) checkExpectedOwners(r *http.Request, rc *reqContext) error {
+	check := func(header, bucket string) error {
+		want := r.Header.Get(header)
+		if want == "" || bucket == "" {
+			return nil
+		}
+		b, err := s.store.HeadBucket(r.Context(), bucket)
+		if err != nil {
+			return err
+		}
+		if s.bucketOwner(b).ID != want {
+			return apiErr("AccessDenied", "The bucket is not owned by the owner "+header+" names.")
+		}
+		return nil
+	}
+	if err := check("X-Amz-Expected-Bucket-Owner", rc.bucket); err != nil {
+		return err
+	}
+	if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
+		if bucket, _, _, err := copySource(src); err == nil {
+			return check("X-Amz-Source-Expected-Bucket-Owner", bucket)
+		}
+	}
+	return nil
 }
 
 func writeXML(w http.ResponseWriter, status int, v any) error {

@@ -72,6 +72,11 @@ func readTagSet(r *http.Request, rc *reqContext, max int) ([]objectstore.Header,
 	if err != nil {
 		return nil, err
 	}
+	return parseTagSet(body, max)
+}
+
+// parseTagSet reads a Tagging document.
+func parseTagSet(body []byte, max int) ([]objectstore.Header, error) {
 	var ts tagSet
 	if err := decodeDocument(body, "Tagging", &ts); err != nil {
 		return nil, apiErr("MalformedXML")
