@@ -99,6 +99,16 @@ try:
     raise AssertionError("missing key found")
 except s3.exceptions.NoSuchKey:
     pass
+# User metadata comes back under the names it was stored with, in lower case.
+s3.put_object(Bucket="boto", Key="meta", Body=b"m", Metadata={"color": "blue", "Mixed-Case": "yes"})
+got = s3.head_object(Bucket="boto", Key="meta")["Metadata"]
+assert got == {"color": "blue", "mixed-case": "yes"}, got
+assert s3.get_object(Bucket="boto", Key="meta")["Metadata"]["color"] == "blue"
+# Deleting a bucket takes its unfinished uploads with it.
+s3.create_bucket(Bucket="boto-uploads")
+s3.create_multipart_upload(Bucket="boto-uploads", Key="left/behind")
+s3.delete_bucket(Bucket="boto-uploads")
+assert "boto-uploads" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "boto", "Key": "once"}, ExpiresIn=60)
 import urllib.request
 assert urllib.request.urlopen(url).read() == b"first"

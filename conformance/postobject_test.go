@@ -69,6 +69,10 @@ func TestPostObject(t *testing.T) {
 	if resp.StatusCode != 201 || !strings.Contains(body, "<Key>user/photo.jpg</Key>") {
 		t.Fatalf("signed POST: %d %s", resp.StatusCode, body)
 	}
+	// Location is the object's absolute URL, in the response and its header.
+	if loc := "http://" + srv.s3 + "/uploads/user/photo.jpg"; resp.Header.Get("Location") != loc || !strings.Contains(body, "<Location>"+loc+"</Location>") {
+		t.Fatalf("POST Location: header %q, body %s; want %s", resp.Header.Get("Location"), body, loc)
+	}
 	c := awsClient(srv, testSecret, true)
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("uploads"), Key: aws.String("user/photo.jpg")})
 	if err != nil || readAllString(out.Body) != string(photo) || aws.ToString(out.ContentType) != "image/jpeg" {

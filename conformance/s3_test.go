@@ -969,3 +969,27 @@ func TestListingParamsCopyAcrossBucketsQuietDelete(t *testing.T) {
 		t.Fatalf("HEAD by version: %v %+v", err, h)
 	}
 }
+
+// encoding-type=url on ListMultipartUploads: keys, which may hold
+// characters XML cannot carry, come back URL-encoded.
+func TestListMultipartUploadsURLEncoding(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("enc-ups")})
+	key := "dir with space/\x01ctl+plus"
+	if _, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("enc-ups"), Key: aws.String(key)}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("enc-ups"), EncodingType: types.EncodingTypeUrl})
+	if err != nil || len(raw.Uploads) != 1 || raw.EncodingType != types.EncodingTypeUrl {
+		t.Fatalf("list with encoding-type=url: %+v %v", raw, err)
+	}
+	if got := aws.ToString(raw.Uploads[0].Key); got != "dir%20with%20space/%01ctl%2Bplus" {
+		t.Fatalf("encoded key %q", got)
+	}
+	if _, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("enc-ups"), EncodingType: "base64"}); awsCode(err) != "InvalidArgument" {
+		t.Fatalf("encoding-type=base64: %v", err)
+	}
+}

@@ -147,3 +147,72 @@ func TestVersioningRoundTrip(t *testing.T) {
 		t.Fatalf("unknown version: %v", err)
 	}
 }
+
+// Issue 17 must-show 2 (versions): minio-go sees each key's versions and
+// delete markers together, newest first, so the first entry of a key is its
+// latest; the order holds across pages of two.
+func TestListObjectVersionsInterleavesMarkers(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	mc := minioClient(t, srv, testSecret)
+	if err := mc.MakeBucket(ctx, "order", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.EnableVersioning(ctx, "order"); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	put := func(key, data string) {
+		info, err := mc.PutObject(ctx, "order", key, strings.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]string{key + ":v:" + info.VersionID}, want...)
+	}
+	del := func(key string) {
+		c := awsClient(srv, testSecret, true)
+		out, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("order"), Key: aws.String(key)})
+		if err != nil || !aws.ToBool(out.DeleteMarker) {
+			t.Fatalf("delete %s: %v", key, err)
+		}
+		want = append([]string{key + ":m:" + aws.ToString(out.VersionId)}, want...)
+	}
+	// k: v1, marker, v2, v3, marker. Newest first: m2 v3 v2 m1 v1.
+	put("k", "1")
+	del("k")
+	put("k", "2")
+	put("k", "3")
+	del("k")
+	wantK := want
+	want = nil
+	put("z", "only")
+	wantAll := append(wantK, want...)
+
+	for _, pageSize := range []int{0, 2} {
+		var got []string
+		latest := map[string]string{}
+		for o := range mc.ListObjects(ctx, "order", minio.ListObjectsOptions{WithVersions: true, Recursive: true, MaxKeys: pageSize}) {
+			if o.Err != nil {
+				t.Fatal(o.Err)
+			}
+			kind := "v"
+			if o.IsDeleteMarker {
+				kind = "m"
+			}
+			got = append(got, o.Key+":"+kind+":"+o.VersionID)
+			if o.IsLatest {
+				if _, dup := latest[o.Key]; dup {
+					t.Fatalf("two latest entries for %s", o.Key)
+				}
+				latest[o.Key] = kind + ":" + o.VersionID
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(wantAll, " ") {
+			t.Fatalf("page size %d: versions\n got %v\nwant %v", pageSize, got, wantAll)
+		}
+		if latest["k"] != strings.TrimPrefix(wantK[0], "k:") {
+			t.Fatalf("page size %d: latest of k is %s, want %s", pageSize, latest["k"], wantK[0])
+		}
+	}
+}

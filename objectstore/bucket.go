@@ -42,7 +42,7 @@ func ValidBucketName(name string) bool {
 		}
 	}
 	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
-	if !alnum(name[0]) || !alnum(name[len(name)-1]) || strings.Contains(name, "..") {
+	if !alnum(name[0]) || !alnum(name[len(name)-1]) || strings.Contains(name, "..") || strings.Contains(name, "-.") || strings.Contains(name, ".-") {
 		return false
 	}
 	if _, err := netip.ParseAddr(name); err == nil {
@@ -248,12 +248,21 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	if len(res.Versions) > 0 { // objects, old versions and delete markers all count
 		return ErrBucketNotEmpty
 	}
-	uploads, err := s.ListUploads(ctx, name, 1)
-	if err != nil {
-		return err
-	}
-	if len(uploads) > 0 {
-		return ErrBucketNotEmpty
+	// Unfinished uploads go with the bucket (as in RGW and MinIO): they
+	// are not objects, and a client cannot always find and abort them.
+	for {
+		uploads, err := s.ListUploads(ctx, name, 1000)
+		if err != nil {
+			return err
+		}
+		if len(uploads) == 0 {
+			break
+		}
+		for _, u := range uploads {
+			if err := s.AbortUpload(ctx, name, u.Key, u.UploadID); err != nil && !errors.Is(err, ErrNoSuchUpload) {
+				return fmt.Errorf("delete bucket %s: abort upload of %s: %w", name, u.Key, err)
+			}
+		}
 	}
 	s.bucketsMu.Lock()
 	defer s.bucketsMu.Unlock()

@@ -57,7 +57,7 @@ func TestValidBucketName(t *testing.T) {
 		"abc": true, "my-bucket.example": true, "a1b2c3": true, "0bucket": true, strings.Repeat("a", 63): true,
 		"ab": false, strings.Repeat("a", 64): false, "Upper": false, "under_score": false, "-lead": false, "trail-": false,
 		"two..dots": false, "192.168.1.1": false, "xn--punycode": false, "sthree-x": false, "b-s3alias": false, "b--ol-s3": false,
-		"has space": false, "": false,
+		"has space": false, "": false, "foo-.bar": false, "foo.-bar": false, "a-b.c-d": true, "10.0.0.300": true,
 	} {
 		if got := ValidBucketName(name); got != want {
 			t.Errorf("ValidBucketName(%q) = %v, want %v", name, got, want)

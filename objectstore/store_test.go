@@ -832,3 +832,43 @@ func TestVersioning(t *testing.T) {
 		t.Fatalf("delete emptied bucket: %v", err)
 	}
 }
+
+// Unfinished uploads do not keep a bucket from being deleted: they go
+// with it, parts and space too, and a bucket of the same name made later
+// has none of them.
+func TestDeleteBucketAbortsItsUploads(t *testing.T) {
+	ctx := context.Background()
+	ts := newTestStore(t, 2, 2, 4, 1<<20)
+	used := func() (n int64) {
+		for _, d := range ts.devs {
+			n += d.(*shard.Store).Used()
+		}
+		return n
+	}
+	before := used()
+	for i := 0; i < 3; i++ {
+		id, err := ts.CreateUpload(ctx, "bucket", fmt.Sprint("up", i), PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := randBytes(MinPartSize)
+		if _, err := ts.UploadPart(ctx, "bucket", fmt.Sprint("up", i), id, 1, bytes.NewReader(p), int64(len(p)), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if used() <= before {
+		t.Fatal("parts took no space")
+	}
+	if err := ts.DeleteBucket(ctx, "bucket"); err != nil {
+		t.Fatalf("delete a bucket holding only uploads: %v", err)
+	}
+	if used() != before {
+		t.Fatalf("parts' space not given back: %d bytes used, %d before", used(), before)
+	}
+	if err := ts.CreateBucket(ctx, "bucket"); err != nil {
+		t.Fatal(err)
+	}
+	if ups, err := ts.ListUploads(ctx, "bucket", 10); err != nil || len(ups) != 0 {
+		t.Fatalf("the new bucket has uploads: %v %v", ups, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/s3api/sigv4"
 )
 
 // etagMatches reports whether an If-Match / If-None-Match list names etag
@@ -36,7 +37,7 @@ func readPreconditions(h http.Header, prefix string, info objectstore.ObjectInfo
 			return false, failed(prefix + "If-Match")
 		}
 	} else if v := h.Get(prefix + "If-Unmodified-Since"); v != "" {
-		if t, err := http.ParseTime(v); err == nil && mod.After(t) {
+		if t, err := sigv4.ParseHTTPDate(v); err == nil && mod.After(t) {
 			return false, failed(prefix + "If-Unmodified-Since")
 		}
 	}
@@ -44,7 +45,7 @@ func readPreconditions(h http.Header, prefix string, info objectstore.ObjectInfo
 	if v := h.Get(prefix + "If-None-Match"); v != "" {
 		notModified = etagMatches(v, info.ETag)
 	} else if v := h.Get(prefix + "If-Modified-Since"); v != "" {
-		if t, err := http.ParseTime(v); err == nil && !mod.After(t) {
+		if t, err := sigv4.ParseHTTPDate(v); err == nil && !mod.After(t) {
 			notModified = true
 		}
 	}

@@ -200,6 +200,10 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc
 	}
 	prefix, delimiter := q.Get("prefix"), q.Get("delimiter")
 	keyMarker, idMarker := q.Get("key-marker"), q.Get("upload-id-marker")
+	enc, encType, err := encodingParam(r)
+	if err != nil {
+		return err
+	}
 	all, err := s.store.ListUploads(r.Context(), rc.bucket, 1<<30)
 	if err != nil {
 		return err
@@ -221,11 +225,12 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc
 		NextUploadIDMarker string         `xml:"NextUploadIdMarker,omitempty"`
 		Prefix             string         `xml:"Prefix"`
 		Delimiter          string         `xml:"Delimiter,omitempty"`
+		EncodingType       string         `xml:"EncodingType,omitempty"`
 		MaxUploads         int            `xml:"MaxUploads"`
 		IsTruncated        bool           `xml:"IsTruncated"`
 		Uploads            []upload       `xml:"Upload"`
 		CommonPrefixes     []commonPrefix `xml:"CommonPrefixes"`
-	}{Bucket: rc.bucket, KeyMarker: keyMarker, UploadIDMarker: idMarker, Prefix: prefix, Delimiter: delimiter, MaxUploads: maxUploads}
+	}{Bucket: rc.bucket, KeyMarker: enc(keyMarker), UploadIDMarker: idMarker, Prefix: enc(prefix), Delimiter: enc(delimiter), EncodingType: encType, MaxUploads: maxUploads}
 	count := 0
 	lastPrefix := ""
 	for _, u := range all {
@@ -247,8 +252,8 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc
 					break
 				}
 				lastPrefix = cp
-				out.CommonPrefixes = append(out.CommonPrefixes, commonPrefix{cp})
-				out.NextKeyMarker, out.NextUploadIDMarker = cp, ""
+				out.CommonPrefixes = append(out.CommonPrefixes, commonPrefix{enc(cp)})
+				out.NextKeyMarker, out.NextUploadIDMarker = enc(cp), ""
 				count++
 				continue
 			}
@@ -257,8 +262,8 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc
 			out.IsTruncated = true
 			break
 		}
-		out.Uploads = append(out.Uploads, upload{u.Key, u.UploadID, s.owner(rc), s.owner(rc), "STANDARD", isoTime(u.Initiated)})
-		out.NextKeyMarker, out.NextUploadIDMarker = u.Key, u.UploadID
+		out.Uploads = append(out.Uploads, upload{enc(u.Key), u.UploadID, s.owner(rc), s.owner(rc), "STANDARD", isoTime(u.Initiated)})
+		out.NextKeyMarker, out.NextUploadIDMarker = enc(u.Key), u.UploadID
 		count++
 	}
 	if !out.IsTruncated {

@@ -256,6 +256,12 @@ func writeObjectHeaders(w http.ResponseWriter, r *http.Request, info objectstore
 		if isChecksumHeader(m.Name) && !withChecksums || m.Name == aclHeader {
 			continue
 		}
+		if strings.HasPrefix(m.Name, "x-amz-meta-") {
+			// As stored, in lower case, as S3 sends them: SDKs hand the
+			// names on as they arrive, and code reads ['color'].
+			h[m.Name] = []string{m.Value}
+			continue
+		}
 		h.Set(m.Name, m.Value)
 	}
 	q := r.URL.Query()

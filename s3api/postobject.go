@@ -124,6 +124,20 @@ func (l *rangeReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// objectURL is the absolute URL of an object as the client addressed the
+// bucket (virtual-hosted or path style), for POST Object's Location.
+func objectURL(r *http.Request, bucket, key string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	path := "/" + bucket + "/" + sigv4.URIEncode(key, false)
+	if strings.HasPrefix(r.Host, bucket+".") {
+		path = "/" + sigv4.URIEncode(key, false)
+	}
+	return scheme + "://" + r.Host + path
+}
+
 // postFormAuthFields are the x-amz-* fields of a signed form.
 var postFormAuthFields = map[string]bool{"x-amz-algorithm": true, "x-amz-credential": true, "x-amz-date": true, "x-amz-signature": true}
 
@@ -256,7 +270,7 @@ func (s *Server) postObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	}
 	etag := `"` + info.ETag + `"`
 	w.Header().Set("ETag", etag)
-	location := "/" + rc.bucket + "/" + key
+	location := objectURL(r, rc.bucket, key)
 	w.Header().Set("Location", location)
 	if redirect := fields["success_action_redirect"]; redirect != "" {
 		if u, err := url.Parse(redirect); err == nil && (u.Scheme == "http" || u.Scheme == "https") {

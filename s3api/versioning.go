@@ -101,44 +101,45 @@ func (s *Server) listObjectVersions(w http.ResponseWriter, r *http.Request, rc *
 		return err
 	}
 	type version struct {
-		Key          string `xml:"Key"`
-		VersionID    string `xml:"VersionId"`
-		IsLatest     bool   `xml:"IsLatest"`
-		LastModified string `xml:"LastModified"`
-		ETag         string `xml:"ETag,omitempty"`
-		Size         *int64 `xml:"Size,omitempty"`
-		StorageClass string `xml:"StorageClass,omitempty"`
-		Owner        owner  `xml:"Owner"`
+		XMLName      xml.Name // Version or DeleteMarker
+		Key          string   `xml:"Key"`
+		VersionID    string   `xml:"VersionId"`
+		IsLatest     bool     `xml:"IsLatest"`
+		LastModified string   `xml:"LastModified"`
+		ETag         string   `xml:"ETag,omitempty"`
+		Size         *int64   `xml:"Size,omitempty"`
+		StorageClass string   `xml:"StorageClass,omitempty"`
+		Owner        owner    `xml:"Owner"`
 	}
 	out := struct {
-		XMLName             xml.Name       `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
-		Name                string         `xml:"Name"`
-		Prefix              string         `xml:"Prefix"`
-		KeyMarker           string         `xml:"KeyMarker"`
-		VersionIDMarker     string         `xml:"VersionIdMarker"`
-		NextKeyMarker       string         `xml:"NextKeyMarker,omitempty"`
-		NextVersionIDMarker string         `xml:"NextVersionIdMarker,omitempty"`
-		MaxKeys             int            `xml:"MaxKeys"`
-		Delimiter           string         `xml:"Delimiter,omitempty"`
-		IsTruncated         bool           `xml:"IsTruncated"`
-		EncodingType        string         `xml:"EncodingType,omitempty"`
-		Versions            []version      `xml:"Version"`
-		DeleteMarkers       []version      `xml:"DeleteMarker"`
-		CommonPrefixes      []commonPrefix `xml:"CommonPrefixes"`
+		XMLName             xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListVersionsResult"`
+		Name                string   `xml:"Name"`
+		Prefix              string   `xml:"Prefix"`
+		KeyMarker           string   `xml:"KeyMarker"`
+		VersionIDMarker     string   `xml:"VersionIdMarker"`
+		NextKeyMarker       string   `xml:"NextKeyMarker,omitempty"`
+		NextVersionIDMarker string   `xml:"NextVersionIdMarker,omitempty"`
+		MaxKeys             int      `xml:"MaxKeys"`
+		Delimiter           string   `xml:"Delimiter,omitempty"`
+		IsTruncated         bool     `xml:"IsTruncated"`
+		EncodingType        string   `xml:"EncodingType,omitempty"`
+		// Versions and delete markers in one list, each key's newest first,
+		// as S3 interleaves them: clients take the first entry of a key as
+		// its latest.
+		Entries        []version
+		CommonPrefixes []commonPrefix `xml:"CommonPrefixes"`
 	}{Name: rc.bucket, Prefix: enc(q.Get("prefix")), KeyMarker: enc(q.Get("key-marker")), VersionIDMarker: q.Get("version-id-marker"),
 		MaxKeys: maxKeys, Delimiter: enc(q.Get("delimiter")), IsTruncated: res.Truncated, EncodingType: encType}
 	if res.Truncated {
 		out.NextKeyMarker, out.NextVersionIDMarker = enc(res.NextKeyMarker), res.NextVersionIDMarker
 	}
 	for _, v := range res.Versions {
-		e := version{Key: enc(v.Key), VersionID: apiVersionID(v.VersionID), IsLatest: v.IsLatest, LastModified: isoTime(v.ModTime), Owner: s.owner(rc)}
-		if v.DeleteMarker {
-			out.DeleteMarkers = append(out.DeleteMarkers, e)
-			continue
+		e := version{XMLName: xml.Name{Local: "DeleteMarker"}, Key: enc(v.Key), VersionID: apiVersionID(v.VersionID), IsLatest: v.IsLatest, LastModified: isoTime(v.ModTime), Owner: s.owner(rc)}
+		if !v.DeleteMarker {
+			size := v.Size
+			e.XMLName.Local, e.ETag, e.Size, e.StorageClass = "Version", `"`+v.ETag+`"`, &size, "STANDARD"
 		}
-		size := v.Size
-		e.ETag, e.Size, e.StorageClass = `"`+v.ETag+`"`, &size, "STANDARD"
-		out.Versions = append(out.Versions, e)
+		out.Entries = append(out.Entries, e)
 	}
 	for _, p := range res.Prefixes {
 		out.CommonPrefixes = append(out.CommonPrefixes, commonPrefix{enc(p)})

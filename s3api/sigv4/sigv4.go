@@ -121,7 +121,7 @@ func verifyHeader(r *http.Request, h string, creds Credentials, now time.Time) (
 	if amzDate != "" {
 		t, err = time.Parse(timeFormat, amzDate)
 	} else if d := r.Header.Get("Date"); d != "" {
-		t, err = http.ParseTime(d)
+		t, err = ParseHTTPDate(d)
 		amzDate = t.UTC().Format(timeFormat)
 	} else {
 		return nil, fail("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
