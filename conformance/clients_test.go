@@ -115,17 +115,28 @@ assert urllib.request.urlopen(url).read() == b"first"
 print("boto3 OK")
 `
 
-func TestBoto3(t *testing.T) {
-	t.Parallel()
+// boto3Python is Debian's python3 with boto3.
+func boto3Python(t *testing.T) string {
 	py := requireTool(t, "python3-boto3", "/usr/bin/python3")
 	if err := exec.Command(py, "-c", "import boto3").Run(); err != nil {
 		requireTool(t, "python3-boto3", "/nonexistent/boto3")
 	}
+	return py
+}
+
+// runBoto3 runs a boto3 script against srv with the root key; the script
+// gets the endpoint and a work directory as its arguments.
+func runBoto3(t *testing.T, py string, srv *server, script, work string) string {
+	file := filepath.Join(work, "scenario.py")
+	os.WriteFile(file, []byte(script), 0o644)
+	return run(t, []string{"KEY=" + testUser, "SECRET=" + testSecret, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}, py, file, "http://"+srv.s3, work)
+}
+
+func TestBoto3(t *testing.T) {
+	t.Parallel()
+	py := boto3Python(t)
 	srv := startNode(t, t.TempDir())
-	work := t.TempDir()
-	script := filepath.Join(work, "scenario.py")
-	os.WriteFile(script, []byte(boto3Script), 0o644)
-	out := run(t, []string{"KEY=" + testUser, "SECRET=" + testSecret, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}, py, script, "http://"+srv.s3, work)
+	out := runBoto3(t, py, srv, boto3Script, t.TempDir())
 	if !strings.Contains(out, "boto3 OK") {
 		t.Fatalf("boto3 scenario: %s", out)
 	}

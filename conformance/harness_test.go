@@ -40,11 +40,20 @@ type server struct {
 // startNode starts an in-process node on free 127.0.0.1 ports.
 func startNode(t testing.TB, dataDir string) *server {
 	t.Helper()
+	return startNodeWith(t, dataDir, nil)
+}
+
+// startNodeWith is startNode with edit applied to the configuration.
+func startNodeWith(t testing.TB, dataDir string, edit func(*node.Config)) *server {
+	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.S3Addr, cfg.AdminAddr, cfg.NBDAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ChunkVolume = 64 << 30
 	cfg.Root = node.Credentials{AccessKey: testUser, SecretKey: testSecret}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if edit != nil {
+		edit(&cfg)
+	}
 	n, err := node.Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -72,6 +72,8 @@ type Config struct {
 	// TLS for every listener (S3, admin, RPC); TLSCA verifies peers.
 	TLSCert, TLSKey, TLSCA string
 
+	// SigV2 accepts S3 requests signed with Signature Version 2.
+	SigV2 bool
 	// NBDAddr serves block volumes over NBD ("" or "off": not served).
 	NBDAddr string
 	// DiskReserve is the free space writes leave on each filesystem.
@@ -112,7 +114,7 @@ func DefaultConfig() Config {
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
 		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
 		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour, NodeName: "node1",
-		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, RebalanceTakeover: 30 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(), ClientLimits: slowclient.DefaultLimits(), DiskReserve: diskspace.DefaultReserve(),
+		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, RebalanceTakeover: 30 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(), ClientLimits: slowclient.DefaultLimits(), DiskReserve: diskspace.DefaultReserve(), SigV2: true,
 	}
 }
 
@@ -273,7 +275,7 @@ func (n *Node) serve(ctx context.Context) error {
 	}
 	n.usage = newUsageTracker()
 	n.goBackground(func() { n.runUsageScans(ctx) })
-	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: userCredentials{n}, Principal: n.principal, UserPolicy: n.userPolicy, MayCreateBucket: n.mayCreateBucket, Admit: n.admit, Tracked: n.tracked, Release: n.release, Logger: n.log, Registry: n.Registry}, n.store)
+	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: userCredentials{n}, SigV2: cfg.SigV2, Principal: n.principal, UserPolicy: n.userPolicy, MayCreateBucket: n.mayCreateBucket, Admit: n.admit, Tracked: n.tracked, Release: n.release, Logger: n.log, Registry: n.Registry}, n.store)
 	n.startScrub(ctx)
 	n.startRebalancer(ctx)
 	return n.listen(n.s3)

@@ -43,7 +43,7 @@ const sseNotDone = "Server-side encryption is not implemented; the object would 
 var requestHeaders = map[string]headerRule{
 	// Authentication and transfer.
 	"authorization":                  honour("SigV4 (header) authentication"),
-	"x-amz-date":                     honour("signing time"),
+	"x-amz-date":                     honour("signing time (V4; signed as a header in V2)"),
 	"date":                           honour("signing time without x-amz-date"),
 	"x-amz-content-sha256":           honour("payload hash, or the aws-chunked streaming mode"),
 	"x-amz-decoded-content-length":   honour("length of an aws-chunked body"),

@@ -97,7 +97,7 @@ func checkPostPolicy(b64 string, fields map[string]string, now time.Time) (minLe
 	}
 	for k := range fields {
 		switch {
-		case k == "policy" || k == "x-amz-signature" || k == "file" || k == "bucket" || strings.HasPrefix(k, "x-ignore-"):
+		case k == "policy" || k == "x-amz-signature" || k == "signature" || k == "awsaccesskeyid" || k == "file" || k == "bucket" || strings.HasPrefix(k, "x-ignore-"):
 		case !covered[k]:
 			return 0, 0, policyFailed("Extra input fields: " + k)
 		}
@@ -208,8 +208,16 @@ func (s *Server) postObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	}
 	rc.key = key
 	minLen, maxLen := int64(0), int64(-1)
-	if fields["policy"] != "" || fields["x-amz-signature"] != "" {
-		auth, err := sigv4.VerifyPOSTPolicy(fields, s.cfg.Credentials, s.cfg.Now())
+	if fields["policy"] != "" || fields["x-amz-signature"] != "" || fields["signature"] != "" {
+		var auth *sigv4.Auth
+		switch {
+		case fields["x-amz-algorithm"] == "" && fields["awsaccesskeyid"] != "" && s.cfg.SigV2:
+			auth, err = sigv4.VerifyPOSTPolicyV2(fields, s.cfg.Credentials)
+		case fields["x-amz-algorithm"] == "" && fields["awsaccesskeyid"] != "":
+			err = apiErr("AccessDenied", "Signature Version 2 is turned off on this server; sign the form with Signature Version 4.")
+		default:
+			auth, err = sigv4.VerifyPOSTPolicy(fields, s.cfg.Credentials, s.cfg.Now())
+		}
 		if err != nil {
 			return err
 		}

@@ -32,6 +32,9 @@ type Config struct {
 	// "<bucket>.<domain>" addresses that bucket.
 	Domains     []string
 	Credentials sigv4.Credentials
+	// SigV2 accepts Signature Version 2 (header, presigned URLs, POST
+	// forms) besides SigV4.
+	SigV2 bool
 	// Principal names the user of an access key and says whether it is
 	// the root user (nil: every signed request is the root user's).
 	// Other users reach their own buckets and what bucket policies grant.
@@ -170,7 +173,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	auth, err := sigv4.Verify(r, s.cfg.Credentials, s.cfg.Now())
+	var auth *sigv4.Auth
+	var err error
+	if s.cfg.SigV2 {
+		auth, err = sigv4.VerifyAny(r, s.cfg.Credentials, s.cfg.Now(), s.hostBucket(r.Host))
+	} else {
+		auth, err = sigv4.Verify(r, s.cfg.Credentials, s.cfg.Now())
+	}
 	switch {
 	case errors.Is(err, sigv4.ErrNoAuth):
 		// Anonymous: allowed only as far as canned ACLs say (checked per
@@ -249,6 +258,12 @@ var notImplemented = []string{
 	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
 	"inventory", "retention", "legal-hold", "torrent", "attributes", "restore",
 	"select", "select-type", "rename", "session",
+}
+
+// isAuthParam reports whether a query parameter belongs to a presigned
+// URL's signature (V4 or V2) rather than to the request.
+func isAuthParam(k string) bool {
+	return strings.HasPrefix(strings.ToLower(k), "x-amz-") || k == "AWSAccessKeyId" || k == "Signature" || k == "Expires"
 }
 
 // refuseNotImplemented answers a request naming a subresource of
@@ -353,7 +368,7 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 			// These take no query; a subresource we do not route (such as
 			// PUT ?versioning) must not be mistaken for them.
 			for k := range q {
-				if k != "x-id" {
+				if k != "x-id" && !isAuthParam(k) {
 					rc.api = "NotImplemented:" + k
 					s.writeError(w, r, apiErr("NotImplemented", "Strata does not implement the '"+k+"' subresource for "+r.Method+" yet."))
 					return

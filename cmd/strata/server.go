@@ -118,6 +118,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&rebalanceLimit, "rebalance-limit", "128MiB", "default bandwidth limit of a rebalance, bytes per second (0: none)")
 	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", cfg.RebalanceConcurrency, "default number of devices a rebalance walks at once")
 	f.DurationVar(&cfg.RebalanceTakeover, "rebalance-takeover", cfg.RebalanceTakeover, "another node takes over a rebalance whose node has been down this long")
+	f.BoolVar(&cfg.SigV2, "sigv2", cfg.SigV2, "accept S3 requests signed with Signature Version 2 (aws-cli v1 presign, s3cmd signurl, old POST forms); --sigv2=false refuses them")
 	f.Float64Var(&cfg.DiskReserve.Percent, "disk-reserve", cfg.DiskReserve.Percent, "percent of each filesystem kept free: writes get 507 below it, deletes go on")
 	f.StringVar(&reserveMin, "disk-reserve-min", "64MiB", "least free space kept on each filesystem, whatever --disk-reserve says")
 	f.DurationVar(&cfg.ClientLimits.Idle, "client-timeout", cfg.ClientLimits.Idle, "longest a client may stall sending a request body or taking a response (S3 and admin); also the grace before --min-body-rate applies")

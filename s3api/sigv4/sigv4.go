@@ -53,6 +53,7 @@ type Auth struct {
 	AccessKey   string
 	PayloadHash string // hex SHA-256, UnsignedPayload, or a streaming marker
 	Presigned   bool
+	SigV2       bool // signed with Signature Version 2
 
 	signingKey []byte
 	signature  string
