@@ -68,7 +68,7 @@ func TestCannedACLsAndAnonymousAccess(t *testing.T) {
 	// The ACLs are reported as grants.
 	acl, err := c.GetBucketAcl(ctx, &s3.GetBucketAclInput{Bucket: aws.String("public")})
 	if err != nil || len(acl.Grants) != 2 || acl.Grants[1].Grantee.Type != types.TypeGroup || acl.Grants[1].Permission != types.PermissionRead ||
-		!strings.HasSuffix(aws.ToString(acl.Grants[1].Grantee.URI), "AllUsers") || aws.ToString(acl.Owner.ID) != testUser {
+		!strings.HasSuffix(aws.ToString(acl.Grants[1].Grantee.URI), "AllUsers") || aws.ToString(acl.Owner.DisplayName) != testUser || len(aws.ToString(acl.Owner.ID)) != 64 {
 		t.Fatalf("GetBucketAcl: %v %+v", err, acl)
 	}
 	oacl, err := c.GetObjectAcl(ctx, &s3.GetObjectAclInput{Bucket: aws.String("public"), Key: aws.String("open.txt")})

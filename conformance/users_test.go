@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -105,7 +107,7 @@ func TestUsersOwnTheirBuckets(t *testing.T) {
 		}(), "AccessDenied"},
 		{"delete bucket", bob.RemoveBucket(ctx, "alice-data"), "AccessDenied"},
 		{"create taken name", bob.MakeBucket(ctx, "alice-data", minio.MakeBucketOptions{}), "BucketAlreadyExists"},
-		{"create own again", alice.MakeBucket(ctx, "alice-data", minio.MakeBucketOptions{}), "BucketAlreadyOwnedByYou"},
+		{"create own again (200 in us-east-1)", alice.MakeBucket(ctx, "alice-data", minio.MakeBucketOptions{}), ""},
 	}
 	for _, r := range refusals {
 		if s3Code(r.err) != r.code {
@@ -389,4 +391,75 @@ func TestDisabledKeyIsRefusedOnEveryGateway(t *testing.T) {
 		}
 	}
 	t.Logf("every gateway refused the disabled key within %v of the CLI's answer", slowest)
+}
+
+// Issue 17 item 3: owners are who S3 says they are. Each user has a stable
+// 64-hex canonical id (the admin API shows it); listings by anyone show a
+// bucket's real owner, ListMultipartUploads and ListParts the real
+// initiator, ACLs the owner, and root has an id of its own.
+func TestOwnersAreCanonicalUsers(t *testing.T) {
+	t.Parallel()
+	s := startNode(t, t.TempDir())
+	ctx := context.Background()
+	alice, _ := userClient(t, s, "alice")
+	var users []struct {
+		Name        string `json:"name"`
+		CanonicalID string `json:"canonical_id"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "user", "list", "-o", "json", "--server", "http://"+s.admin)), &users); err != nil || len(users) != 1 {
+		t.Fatalf("user list: %v %v", users, err)
+	}
+	aliceID := users[0].CanonicalID
+	if len(aliceID) != 64 || strings.Trim(aliceID, "0123456789abcdef") != "" {
+		t.Fatalf("alice's canonical id %q", aliceID)
+	}
+	if err := alice.MakeBucket(ctx, "alice-owned", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	alice.PutObject(ctx, "alice-owned", "k", strings.NewReader("v"), 1, minio.PutObjectOptions{})
+	root := awsClient(s, testSecret, true)
+
+	lb, err := root.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootID := aws.ToString(lb.Owner.ID)
+	if len(rootID) != 64 || rootID == aliceID {
+		t.Fatalf("root's canonical id %q (alice %q)", rootID, aliceID)
+	}
+	// root lists alice's bucket: the objects are alice's.
+	l, err := root.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("alice-owned"), FetchOwner: aws.Bool(true)})
+	if err != nil || len(l.Contents) != 1 || aws.ToString(l.Contents[0].Owner.ID) != aliceID || aws.ToString(l.Contents[0].Owner.DisplayName) != "alice" {
+		t.Fatalf("fetch-owner as root: %+v %v", l, err)
+	}
+	acl, err := root.GetBucketAcl(ctx, &s3.GetBucketAclInput{Bucket: aws.String("alice-owned")})
+	if err != nil || aws.ToString(acl.Owner.ID) != aliceID {
+		t.Fatalf("bucket ACL owner: %+v %v", acl, err)
+	}
+	// alice starts an upload in her bucket; root lists it.
+	core := minio.Core{Client: alice}
+	uploadID, err := core.NewMultipartUpload(ctx, "alice-owned", "big", minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups, err := root.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("alice-owned")})
+	if err != nil || len(ups.Uploads) != 1 || aws.ToString(ups.Uploads[0].Initiator.ID) != aliceID || aws.ToString(ups.Uploads[0].Owner.ID) != aliceID {
+		t.Fatalf("uploads as root: %+v %v", ups, err)
+	}
+	parts, err := root.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("alice-owned"), Key: aws.String("big"), UploadId: aws.String(uploadID)})
+	if err != nil || aws.ToString(parts.Initiator.ID) != aliceID || aws.ToString(parts.Owner.ID) != aliceID {
+		t.Fatalf("parts as root: %+v %v", parts, err)
+	}
+	// The id is stable: read again once the cached one has expired.
+	time.Sleep(2100 * time.Millisecond)
+	if l2, _ := root.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("alice-owned"), FetchOwner: aws.Bool(true)}); aws.ToString(l2.Contents[0].Owner.ID) != aliceID {
+		t.Fatal("alice's id changed")
+	}
+	// x-amz-expected-bucket-owner takes her canonical id.
+	if _, err := root.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("alice-owned"), ExpectedBucketOwner: aws.String(aliceID)}); err != nil {
+		t.Fatalf("expected owner = alice's id: %v", err)
+	}
+	if _, err := root.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("alice-owned"), ExpectedBucketOwner: aws.String(rootID)}); err == nil {
+		t.Fatal("expected owner = root's id was accepted for alice's bucket")
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -37,10 +38,13 @@ var (
 
 // User is an account that owns buckets and holds access keys.
 type User struct {
-	Name     string    `json:"name"`
-	Disabled bool      `json:"disabled,omitempty"`
-	Created  time.Time `json:"created"`
-	Quota    Quota     `json:"quota,omitzero"`
+	Name string `json:"name"`
+	// CanonicalID is the user's S3 canonical user id (64 hex digits),
+	// random at creation; see CanonicalIDOf for users made before.
+	CanonicalID string    `json:"canonical_id,omitempty"`
+	Disabled    bool      `json:"disabled,omitempty"`
+	Created     time.Time `json:"created"`
+	Quota       Quota     `json:"quota,omitzero"`
 	// Admin users may call the admin API, as root does.
 	Admin bool `json:"admin,omitempty"`
 	// MaxBuckets bounds how many buckets the user may own (0: no bound).
@@ -119,9 +123,10 @@ const (
 
 // Store manages users and keys.
 type Store struct {
-	meta metastore.Store
-	aead cipher.AEAD
-	ttl  time.Duration
+	meta   metastore.Store
+	aead   cipher.AEAD
+	ttl    time.Duration
+	rootID string
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -150,7 +155,25 @@ func New(meta metastore.Store, masterKey []byte) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{meta: meta, aead: aead, ttl: CacheTTL, cache: map[string]cached{}}, nil
+	mac := hmac.New(sha256.New, masterKey)
+	mac.Write([]byte("strata root canonical user id"))
+	rootID := hex.EncodeToString(mac.Sum(nil))
+	return &Store{meta: meta, aead: aead, ttl: CacheTTL, cache: map[string]cached{}, rootID: rootID}, nil
+}
+
+// RootCanonicalID is the root user's canonical id: derived from the master
+// key, so every node of a cluster and every restart gives the same.
+func (s *Store) RootCanonicalID() string { return s.rootID }
+
+// CanonicalIDOf is u's canonical id. Users created before ids were stored
+// get one derived from their name and creation time: stable, and not
+// inherited by a later user of the same name.
+func CanonicalIDOf(u User) string {
+	if u.CanonicalID != "" {
+		return u.CanonicalID
+	}
+	sum := sha256.Sum256([]byte("strata user\x00" + u.Name + "\x00" + u.Created.UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(sum[:])
 }
 
 // MasterKeyFromSecret derives the master key every node of a cluster
@@ -259,6 +282,9 @@ func (s *Store) CreateUserWith(ctx context.Context, u User) (User, error) {
 		return User{}, fmt.Errorf("%w: %q (1-64 of A-Z a-z 0-9 +=,.@_-)", ErrInvalidName, name)
 	}
 	u.Disabled, u.Created = false, time.Now().UTC()
+	var id [32]byte
+	rand.Read(id[:])
+	u.CanonicalID = hex.EncodeToString(id[:])
 	b, _ := json.Marshal(u)
 	ok, err := s.meta.PutIfAbsent(ctx, userPrefix+name, b)
 	if err != nil {
@@ -272,7 +298,9 @@ func (s *Store) CreateUserWith(ctx context.Context, u User) (User, error) {
 
 // GetUser returns a user.
 func (s *Store) GetUser(ctx context.Context, name string) (User, error) {
-	return getJSON[User](ctx, s.meta, userPrefix+name, fmt.Errorf("%w: %s", ErrNoSuchUser, name))
+	u, err := getJSON[User](ctx, s.meta, userPrefix+name, fmt.Errorf("%w: %s", ErrNoSuchUser, name))
+	u.CanonicalID = CanonicalIDOf(u)
+	return u, err
 }
 
 // ListUsers returns every user, by name.
@@ -287,6 +315,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 		if err := json.Unmarshal(kv.Value, &u); err != nil {
 			return nil, fmt.Errorf("iam: user record %s: %w", kv.Key, err)
 		}
+		u.CanonicalID = CanonicalIDOf(u)
 		out = append(out, u)
 	}
 	return out, nil

@@ -77,6 +77,46 @@ func (n *Node) principal(access string) (string, bool) {
 	return user, false
 }
 
+// canonicalIDs caches users' canonical ids for a few seconds (the S3 layer
+// asks for one in every listing).
+type canonicalIDs struct {
+	mu sync.Mutex
+	m  map[string]cachedID
+}
+
+type cachedID struct {
+	id      string
+	expires time.Time
+}
+
+// canonicalID is a user's S3 canonical id ("" is root).
+func (n *Node) canonicalID(ctx context.Context, user string) string {
+	if user == "" {
+		return n.iam.RootCanonicalID()
+	}
+	n.ids.mu.Lock()
+	c, ok := n.ids.m[user]
+	n.ids.mu.Unlock()
+	if ok && time.Now().Before(c.expires) {
+		return c.id
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	u, err := n.iam.GetUser(ctx, user)
+	if err != nil {
+		// Gone (or unreachable): its name still identifies it.
+		return iam.CanonicalIDOf(iam.User{Name: user})
+	}
+	id := iam.CanonicalIDOf(u)
+	n.ids.mu.Lock()
+	if n.ids.m == nil {
+		n.ids.m = map[string]cachedID{}
+	}
+	n.ids.m[user] = cachedID{id, time.Now().Add(iam.CacheTTL)}
+	n.ids.mu.Unlock()
+	return id
+}
+
 // usersRoute serves:
 //
 //	GET    /admin/v1/users                     []iam.User

@@ -113,6 +113,15 @@ func (s *Store) getUpload(ctx context.Context, bucket, key, uploadID string) ([]
 	return devs, recs[i], nil
 }
 
+// GetUpload describes an upload in progress.
+func (s *Store) GetUpload(ctx context.Context, bucket, key, uploadID string) (UploadInfo, error) {
+	_, rec, err := s.getUpload(ctx, bucket, key, uploadID)
+	if err != nil {
+		return UploadInfo{}, err
+	}
+	return UploadInfo{Key: key, UploadID: uploadID, Initiated: rec.ModTime, Headers: rec.Headers}, nil
+}
+
 // UploadPart stores one part.
 // bodyHeaders, if set, is called once the body is read and verified; its
 // headers (the part's checksum) are kept with the part.

@@ -83,8 +83,8 @@ type grant struct {
 
 const allUsers = "http://acs.amazonaws.com/groups/global/AllUsers"
 
-func (s *Server) writeACL(w http.ResponseWriter, rc *reqContext, acl string) error {
-	own := s.owner(rc)
+func (s *Server) writeACL(w http.ResponseWriter, r *http.Request, rc *reqContext, acl string) error {
+	own := s.ownerOf(r, rc.bucket)
 	grants := []grant{{Grantee: grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "CanonicalUser", ID: own.ID, DisplayName: own.DisplayName}, Permission: "FULL_CONTROL"}}
 	group := func(perm string) grant {
 		return grant{Grantee: grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "Group", URI: allUsers}, Permission: perm}
@@ -123,7 +123,7 @@ func (s *Server) getBucketAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if err != nil {
 		return err
 	}
-	return s.writeACL(w, rc, acl)
+	return s.writeACL(w, r, rc, acl)
 }
 
 func (s *Server) putBucketAcl(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
@@ -143,7 +143,7 @@ func (s *Server) getObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if err != nil {
 		return err
 	}
-	return s.writeACL(w, rc, objectACL(info))
+	return s.writeACL(w, r, rc, objectACL(info))
 }
 
 func (s *Server) putObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqContext) error {

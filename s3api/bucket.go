@@ -1,6 +1,7 @@
 package s3api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -20,17 +21,35 @@ type owner struct {
 
 func (s *Server) owner(rc *reqContext) owner {
 	if rc != nil && !rc.root && rc.user != "" {
-		return owner{ID: rc.user, DisplayName: rc.user}
+		return s.identity(rc.user)
 	}
-	return owner{ID: s.cfg.OwnerID, DisplayName: s.cfg.OwnerID}
+	return s.identity("")
+}
+
+// identity is user's Owner element ("" is root).
+func (s *Server) identity(user string) owner {
+	display := user
+	if user == "" {
+		display = s.cfg.OwnerID
+	}
+	id := display
+	if s.cfg.CanonicalID != nil {
+		id = s.cfg.CanonicalID(context.Background(), user)
+	}
+	return owner{ID: id, DisplayName: display}
 }
 
 // bucketOwner is the owner of b as S3 reports it.
-func (s *Server) bucketOwner(b objectstore.BucketInfo) owner {
-	if b.Owner == "" {
-		return owner{ID: s.cfg.OwnerID, DisplayName: s.cfg.OwnerID}
+func (s *Server) bucketOwner(b objectstore.BucketInfo) owner { return s.identity(b.Owner) }
+
+// ownerOf is the owner of bucket, which (with ACLs' object ownership at
+// its default, bucket owner enforced) also owns its objects and uploads.
+func (s *Server) ownerOf(r *http.Request, bucket string) owner {
+	b, err := s.store.HeadBucket(r.Context(), bucket)
+	if err != nil {
+		return s.identity("")
 	}
-	return owner{ID: b.Owner, DisplayName: b.Owner}
+	return s.bucketOwner(b)
 }
 
 func (s *Server) listBuckets(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
@@ -84,12 +103,26 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 		owner = rc.user
 	}
 	if err := s.store.CreateBucketFor(r.Context(), rc.bucket, owner); err != nil {
-		if errors.Is(err, objectstore.ErrBucketExists) {
-			if b, herr := s.store.HeadBucket(r.Context(), rc.bucket); herr == nil && b.Owner != owner {
-				return apiErr("BucketAlreadyExists")
-			}
+		if !errors.Is(err, objectstore.ErrBucketExists) {
+			return err
 		}
-		return err
+		b, herr := s.store.HeadBucket(r.Context(), rc.bucket)
+		switch {
+		case herr != nil:
+			return err
+		case b.Owner != owner:
+			return apiErr("BucketAlreadyExists")
+		case s.cfg.Region != "us-east-1":
+			return apiErr("BucketAlreadyOwnedByYou")
+		}
+		// us-east-1 answers 200 to its owner and resets the bucket's ACL to
+		// what this request asks (private by default), as AWS does there.
+		if err := s.setBucketACL(r, rc.bucket, acl); err != nil {
+			return err
+		}
+		w.Header().Set("Location", "/"+rc.bucket)
+		w.WriteHeader(http.StatusOK)
+		return nil
 	}
 	if acl != "" && acl != "private" {
 		if err := s.setBucketACL(r, rc.bucket, acl); err != nil {
@@ -202,7 +235,7 @@ func (s *Server) listObjectsV1(w http.ResponseWriter, r *http.Request, rc *reqCo
 	if err != nil {
 		return err
 	}
-	own := s.owner(rc)
+	own := s.ownerOf(r, rc.bucket)
 	contents, prefixes := s.entries(res, enc, &own)
 	out := struct {
 		XMLName        xml.Name       `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListBucketResult"`
@@ -245,7 +278,7 @@ func (s *Server) listObjectsV2(w http.ResponseWriter, r *http.Request, rc *reqCo
 	}
 	var own *owner
 	if q.Get("fetch-owner") == "true" {
-		o := s.owner(rc)
+		o := s.ownerOf(r, rc.bucket)
 		own = &o
 	}
 	contents, prefixes := s.entries(res, enc, own)

@@ -164,9 +164,12 @@ func compositeChecksum(uploadHeaders []objectstore.Header, parts []objectstore.P
 	var alg string
 	var headers []objectstore.Header
 	for _, h := range uploadHeaders {
-		if h.Name == uploadChecksumHeader {
+		switch {
+		case h.Name == uploadChecksumHeader:
 			alg = h.Value
-		} else {
+		case strings.HasPrefix(h.Name, internalHeaderPrefix):
+			// The upload's own bookkeeping, not the object's.
+		default:
 			headers = append(headers, h)
 		}
 	}

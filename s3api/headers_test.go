@@ -67,7 +67,7 @@ func TestReferenceHeadersAreDecided(t *testing.T) {
 var responseHeaders = map[string]bool{
 	"x-amz-request-id": true, "x-amz-id-2": true, "x-amz-version-id": true, "x-amz-delete-marker": true, "x-amz-tagging-count": true,
 	"x-amz-mp-parts-count": true, "x-amz-bucket-region": true, "x-amz-algorithm": true, "x-amz-credential": true, "x-amz-signature": true,
-	"x-amz-signedheaders": true, "x-amz-expires": true, "x-amz-trailer-signature": true,
+	"x-amz-signedheaders": true, "x-amz-expires": true, "x-amz-trailer-signature": true, "signature": true, // V2 query field
 }
 
 var headerLiteral = regexp.MustCompile(`(?i)^x-amz-[a-z0-9-]*[a-z0-9]$`)

@@ -31,6 +31,7 @@ func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, r
 	if err != nil {
 		return err
 	}
+	headers = append(headers, objectstore.Header{Name: initiatorHeader, Value: initiatorValue(rc)})
 	id, err := s.store.CreateUpload(r.Context(), rc.bucket, rc.key, objectstore.PutOptions{Headers: headers, Tags: tags})
 	if err != nil {
 		return err
@@ -158,6 +159,10 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err != nil {
 		return err
 	}
+	info, err := s.store.GetUpload(r.Context(), rc.bucket, rc.key, uploadID)
+	if err != nil {
+		return err
+	}
 	type part struct {
 		PartNumber   int    `xml:"PartNumber"`
 		LastModified string `xml:"LastModified"`
@@ -178,7 +183,7 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContex
 		MaxParts             int      `xml:"MaxParts"`
 		IsTruncated          bool     `xml:"IsTruncated"`
 		Parts                []part   `xml:"Part"`
-	}{Bucket: rc.bucket, Key: rc.key, UploadID: uploadID, Initiator: s.owner(rc), Owner: s.owner(rc), StorageClass: "STANDARD",
+	}{Bucket: rc.bucket, Key: rc.key, UploadID: uploadID, Initiator: s.initiator(info.Headers), Owner: s.ownerOf(r, rc.bucket), StorageClass: "STANDARD",
 		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: truncated}
 	for _, p := range parts {
 		pp := part{PartNumber: p.Number, LastModified: isoTime(p.ModTime), ETag: `"` + p.ETag + `"`, Size: p.Size}
@@ -192,6 +197,31 @@ func (s *Server) listParts(w http.ResponseWriter, r *http.Request, rc *reqContex
 // listMultipartUploads lists a bucket's in-progress uploads in key (then
 // upload id) order, with prefix, delimiter, key/upload-id markers and
 // max-uploads.
+// initiatorHeader records who created an upload (a user name, or
+// rootInitiator); like every x-strata- header it is never sent to clients
+// and is not kept with the completed object.
+const (
+	initiatorHeader = "x-strata-initiator"
+	rootInitiator   = ":root"
+)
+
+func initiatorValue(rc *reqContext) string {
+	if rc.root || rc.user == "" {
+		return rootInitiator
+	}
+	return rc.user
+}
+
+// initiator is the Initiator element of an upload with these headers.
+func (s *Server) initiator(headers []objectstore.Header) owner {
+	for _, h := range headers {
+		if h.Name == initiatorHeader && h.Value != rootInitiator {
+			return s.identity(h.Value)
+		}
+	}
+	return s.identity("")
+}
+
 func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
 	q := r.URL.Query()
 	maxUploads, err := maxKeysParam(r, "max-uploads", 1000)
@@ -233,6 +263,7 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc
 	}{Bucket: rc.bucket, KeyMarker: enc(keyMarker), UploadIDMarker: idMarker, Prefix: enc(prefix), Delimiter: enc(delimiter), EncodingType: encType, MaxUploads: maxUploads}
 	count := 0
 	lastPrefix := ""
+	bucketOwner := s.ownerOf(r, rc.bucket)
 	for _, u := range all {
 		if !strings.HasPrefix(u.Key, prefix) {
 			continue
@@ -262,7 +293,7 @@ func (s *Server) listMultipartUploads(w http.ResponseWriter, r *http.Request, rc
 			out.IsTruncated = true
 			break
 		}
-		out.Uploads = append(out.Uploads, upload{enc(u.Key), u.UploadID, s.owner(rc), s.owner(rc), "STANDARD", isoTime(u.Initiated)})
+		out.Uploads = append(out.Uploads, upload{enc(u.Key), u.UploadID, s.initiator(u.Headers), bucketOwner, "STANDARD", isoTime(u.Initiated)})
 		out.NextKeyMarker, out.NextUploadIDMarker = enc(u.Key), u.UploadID
 		count++
 	}

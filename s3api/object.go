@@ -13,6 +13,10 @@ import (
 	"github.com/strata-storage/strata/s3api/sigv4"
 )
 
+// internalHeaderPrefix marks headers Strata stores for itself; they are
+// never sent to clients.
+const internalHeaderPrefix = "x-strata-"
+
 // Stored request headers besides x-amz-meta-*.
 var storedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language", "Cache-Control", "Expires"}
 
@@ -253,7 +257,7 @@ func writeObjectHeaders(w http.ResponseWriter, r *http.Request, info objectstore
 	}
 	withChecksums := strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") && !partial
 	for _, m := range info.Headers {
-		if isChecksumHeader(m.Name) && !withChecksums || m.Name == aclHeader {
+		if isChecksumHeader(m.Name) && !withChecksums || m.Name == aclHeader || strings.HasPrefix(m.Name, internalHeaderPrefix) {
 			continue
 		}
 		if strings.HasPrefix(m.Name, "x-amz-meta-") {

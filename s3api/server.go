@@ -25,9 +25,11 @@ import (
 // Config configures the S3 front end.
 type Config struct {
 	Region string
-	// OwnerID names the owner of every bucket (the root user) in listings
-	// and ACLs.
+	// OwnerID is the root user's display name in listings and ACLs.
 	OwnerID string
+	// CanonicalID gives a user's S3 canonical user id ("" is root); nil
+	// uses the names themselves.
+	CanonicalID func(ctx context.Context, user string) string
 	// Domains enable virtual-hosted-style requests: a Host of
 	// "<bucket>.<domain>" addresses that bucket.
 	Domains     []string
@@ -406,7 +408,8 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 
 // checkExpectedOwners refuses a request whose x-amz-expected-bucket-owner
 // (or, for a copy, x-amz-source-expected-bucket-owner) does not name the
-// owner of the bucket, as S3 does: 403 AccessDenied.
+// owner of the bucket (by canonical id, or by user name), as S3 does: 403
+// AccessDenied.
 func (s *Server) checkExpectedOwners(r *http.Request, rc *reqContext) error {
 	check := func(header, bucket string) error {
 		want := r.Header.Get(header)
@@ -417,7 +420,7 @@ func (s *Server) checkExpectedOwners(r *http.Request, rc *reqContext) error {
 		if err != nil {
 			return err
 		}
-		if s.bucketOwner(b).ID != want {
+		if own := s.bucketOwner(b); want != own.ID && want != own.DisplayName {
 			return apiErr("AccessDenied", "The bucket is not owned by the owner "+header+" names.")
 		}
 		return nil

@@ -133,8 +133,9 @@ func (s *Server) listObjectVersions(w http.ResponseWriter, r *http.Request, rc *
 	if res.Truncated {
 		out.NextKeyMarker, out.NextVersionIDMarker = enc(res.NextKeyMarker), res.NextVersionIDMarker
 	}
+	own := s.ownerOf(r, rc.bucket)
 	for _, v := range res.Versions {
-		e := version{XMLName: xml.Name{Local: "DeleteMarker"}, Key: enc(v.Key), VersionID: apiVersionID(v.VersionID), IsLatest: v.IsLatest, LastModified: isoTime(v.ModTime), Owner: s.owner(rc)}
+		e := version{XMLName: xml.Name{Local: "DeleteMarker"}, Key: enc(v.Key), VersionID: apiVersionID(v.VersionID), IsLatest: v.IsLatest, LastModified: isoTime(v.ModTime), Owner: own}
 		if !v.DeleteMarker {
 			size := v.Size
 			e.XMLName.Local, e.ETag, e.Size, e.StorageClass = "Version", `"`+v.ETag+`"`, &size, "STANDARD"

@@ -60,9 +60,9 @@ func userCommand() *cobra.Command {
 			}
 			return emit(cmd, output, users, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "USER\tSTATE\tADMIN\tQUOTA\tPOLICY\tCREATED")
+				fmt.Fprintln(tw, "USER\tSTATE\tADMIN\tQUOTA\tPOLICY\tCREATED\tCANONICAL ID")
 				for _, u := range users {
-					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%v\t%s\n", u.Name, enabled(u.Disabled), u.Admin, formatQuota(u.Quota), len(u.Policy) > 0, u.Created.Format(time.RFC3339))
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%v\t%s\t%s\n", u.Name, enabled(u.Disabled), u.Admin, formatQuota(u.Quota), len(u.Policy) > 0, u.Created.Format(time.RFC3339), u.CanonicalID)
 				}
 				tw.Flush()
 			})
