@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"hash/crc32"
 	"net/http"
 	"strings"
@@ -11,8 +12,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/minio/crc64nvme"
 )
 
 func TestChecksumsStoredAndReturned(t *testing.T) {
@@ -22,14 +26,14 @@ func TestChecksumsStoredAndReturned(t *testing.T) {
 	c := awsClient(srv, testSecret, true)
 	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("sums")})
 	data := randBytes(700 << 10)
-	for _, alg := range []types.ChecksumAlgorithm{types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c, types.ChecksumAlgorithmSha1, types.ChecksumAlgorithmSha256, types.ChecksumAlgorithmCrc64nvme} {
+	for _, alg := range []types.ChecksumAlgorithm{types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c, types.ChecksumAlgorithmSha1, types.ChecksumAlgorithmSha256, types.ChecksumAlgorithmCrc64nvme, types.ChecksumAlgorithmSha512} {
 		key := "obj-" + string(alg)
 		put, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("sums"), Key: aws.String(key), Body: bytes.NewReader(data), ChecksumAlgorithm: alg})
 		if err != nil {
 			t.Fatalf("%s put: %v", alg, err)
 		}
 		sent := map[types.ChecksumAlgorithm]*string{types.ChecksumAlgorithmCrc32: put.ChecksumCRC32, types.ChecksumAlgorithmCrc32c: put.ChecksumCRC32C,
-			types.ChecksumAlgorithmSha1: put.ChecksumSHA1, types.ChecksumAlgorithmSha256: put.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: put.ChecksumCRC64NVME}[alg]
+			types.ChecksumAlgorithmSha1: put.ChecksumSHA1, types.ChecksumAlgorithmSha256: put.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: put.ChecksumCRC64NVME, types.ChecksumAlgorithmSha512: put.ChecksumSHA512}[alg]
 		// The SDK validates the returned checksum against the body itself.
 		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("sums"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
 		if err != nil {
@@ -37,7 +41,7 @@ func TestChecksumsStoredAndReturned(t *testing.T) {
 		}
 		got := readAllString(out.Body)
 		returned := map[types.ChecksumAlgorithm]*string{types.ChecksumAlgorithmCrc32: out.ChecksumCRC32, types.ChecksumAlgorithmCrc32c: out.ChecksumCRC32C,
-			types.ChecksumAlgorithmSha1: out.ChecksumSHA1, types.ChecksumAlgorithmSha256: out.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: out.ChecksumCRC64NVME}[alg]
+			types.ChecksumAlgorithmSha1: out.ChecksumSHA1, types.ChecksumAlgorithmSha256: out.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: out.ChecksumCRC64NVME, types.ChecksumAlgorithmSha512: out.ChecksumSHA512}[alg]
 		if got != string(data) || aws.ToString(returned) == "" || (sent != nil && aws.ToString(sent) != "" && aws.ToString(returned) != aws.ToString(sent)) {
 			t.Fatalf("%s: returned checksum %q (sent %q)", alg, aws.ToString(returned), aws.ToString(sent))
 		}
@@ -163,8 +167,83 @@ func TestMultipartCompositeChecksum(t *testing.T) {
 	if err != nil || readAllString(out.Body) != string(parts[0])+string(parts[1]) {
 		t.Fatalf("GET with checksum mode on a composite: %v", err)
 	}
-	// Full-object multipart checksums are not implemented: said so.
-	if _, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("comp"), Key: aws.String("f"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme}); awsCode(err) != "NotImplemented" {
-		t.Fatalf("CRC64NVME multipart: %v", err)
+	// CRC64NVME is full-object only, SHA256 composite only, as in S3.
+	for _, bad := range []*s3.CreateMultipartUploadInput{
+		{Bucket: aws.String("comp"), Key: aws.String("f"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme, ChecksumType: types.ChecksumTypeComposite},
+		{Bucket: aws.String("comp"), Key: aws.String("f"), ChecksumAlgorithm: types.ChecksumAlgorithmSha256, ChecksumType: types.ChecksumTypeFullObject},
+	} {
+		if _, err := c.CreateMultipartUpload(ctx, bad); awsCode(err) != "InvalidRequest" {
+			t.Fatalf("%s %s multipart: %v", bad.ChecksumAlgorithm, bad.ChecksumType, err)
+		}
+	}
+}
+
+// Issue 17 must-show 2 (checksums): aws-sdk-go-v2's transfer manager
+// uploads in parts with a FULL_OBJECT CRC64NVME (and CRC32C) checksum;
+// Strata combines the parts' CRCs into the whole object's, checks the
+// client's, and GET returns the CRC of the data; a wrong full-object value
+// is refused with BadDigest.
+func TestMultipartFullObjectChecksum(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("full")})
+	data := randBytes(21<<20 + 12345) // three parts of 8 MiB and a short one
+	tm := transfermanager.New(c, func(o *transfermanager.Options) { o.PartSizeBytes, o.MultipartUploadThreshold = 8<<20, 8<<20 })
+	for _, alg := range []tmtypes.ChecksumAlgorithm{tmtypes.ChecksumAlgorithm("CRC64NVME"), tmtypes.ChecksumAlgorithm("CRC32C")} {
+		key := "obj-" + string(alg)
+		up, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String("full"), Key: aws.String(key), Body: bytes.NewReader(data),
+			ChecksumAlgorithm: alg, ChecksumType: tmtypes.ChecksumTypeFullObject})
+		if err != nil {
+			t.Fatalf("%s upload: %v", alg, err)
+		}
+		var want string
+		if alg == tmtypes.ChecksumAlgorithm("CRC64NVME") {
+			v := crc64nvme.Checksum(data)
+			want = base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, v))
+		} else {
+			v := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
+			want = base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, v))
+		}
+		got := map[tmtypes.ChecksumAlgorithm]*string{tmtypes.ChecksumAlgorithm("CRC64NVME"): up.ChecksumCRC64NVME, tmtypes.ChecksumAlgorithm("CRC32C"): up.ChecksumCRC32C}[alg]
+		if aws.ToString(got) != want || up.ChecksumType != tmtypes.ChecksumTypeFullObject || !strings.HasSuffix(aws.ToString(up.ETag), `-3"`) {
+			t.Fatalf("%s: completed with %q (%s, etag %s), want %q", alg, aws.ToString(got), up.ChecksumType, aws.ToString(up.ETag), want)
+		}
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("full"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The SDK validates the full-object CRC of what it reads.
+		if body := readAllString(out.Body); body != string(data) || out.ChecksumType != types.ChecksumTypeFullObject {
+			t.Fatalf("%s: GET %d bytes, type %s", alg, len(body), out.ChecksumType)
+		}
+	}
+
+	// By hand: a wrong full-object CRC64NVME on Complete is refused.
+	cr, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("full"), Key: aws.String("bad"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme})
+	if err != nil || cr.ChecksumType != types.ChecksumTypeFullObject {
+		t.Fatalf("create: %v %s", err, cr.ChecksumType)
+	}
+	var parts []types.CompletedPart
+	for i, p := range [][]byte{data[:5<<20], data[5<<20 : 6<<20]} {
+		up, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("full"), Key: aws.String("bad"), UploadId: cr.UploadId, PartNumber: aws.Int32(int32(i + 1)),
+			Body: bytes.NewReader(p), ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumCRC64NVME: up.ChecksumCRC64NVME})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("full"), Key: aws.String("bad"), UploadId: cr.UploadId,
+		MpuObjectSize: aws.Int64(6<<20 + 1), MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); awsCode(err) != "InvalidRequest" {
+		t.Fatalf("a wrong x-amz-mp-object-size: %v", err)
+	}
+	wrong := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, crc64nvme.Checksum(data[:6<<20])^1))
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("full"), Key: aws.String("bad"), UploadId: cr.UploadId,
+		ChecksumCRC64NVME: aws.String(wrong), ChecksumType: types.ChecksumTypeFullObject, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); awsCode(err) != "BadDigest" {
+		t.Fatalf("a wrong full-object checksum: %v", err)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("full"), Key: aws.String("bad")}); awsCode(err) != "NotFound" {
+		t.Fatalf("the refused upload completed: %v", err)
 	}
 }

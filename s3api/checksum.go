@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"hash"
 	"hash/crc32"
@@ -13,18 +14,27 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/minio/crc64nvme"
+	"github.com/zeebo/xxh3"
 
 	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/s3api/crccombine"
 )
 
-// checksumAlgorithms are the x-amz-checksum-* algorithms S3 accepts.
+// checksumAlgorithms are the x-amz-checksum-* algorithms of the S3 API;
+// digests are sent big-endian (the xxHash canonical form), base64.
 var checksumAlgorithms = map[string]func() hash.Hash{
 	"crc32":     func() hash.Hash { return crc32.NewIEEE() },
 	"crc32c":    func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) },
 	"crc64nvme": func() hash.Hash { return crc64nvme.New() },
 	"sha1":      sha1.New,
 	"sha256":    sha256.New,
+	"sha512":    sha512.New,
+	"md5":       md5.New,
+	"xxhash64":  func() hash.Hash { return xxhash.New() },
+	"xxhash3":   func() hash.Hash { return xxh3.New() },
+	"xxhash128": func() hash.Hash { return xxh3.New128() },
 }
 
 // checksumReader verifies an x-amz-checksum-* value, sent as a header or as
@@ -128,45 +138,68 @@ func checkContentMD5(r *http.Request, body []byte) error {
 }
 
 // Multipart checksums. An upload created with x-amz-checksum-algorithm
-// keeps each part's verified checksum; completing it yields a COMPOSITE
-// checksum: the algorithm applied to the concatenated binary part
-// checksums, base64, then "-" and the part count.
+// keeps each part's verified checksum. Completing it yields either a
+// COMPOSITE checksum (the algorithm over the concatenated binary part
+// checksums, base64, then "-" and the part count) or, for the CRCs, a
+// FULL_OBJECT one: the CRC of the whole object, combined from the parts'
+// CRCs and sizes without reading the data again (crccombine). CRC64NVME
+// is full-object only; SHA1 and SHA256 composite only, as in S3.
 
-const uploadChecksumHeader = "x-amz-checksum-algorithm"
+const (
+	uploadChecksumHeader = "x-amz-checksum-algorithm"
+	// uploadChecksumTypeHeader keeps the type an upload was created with.
+	uploadChecksumTypeHeader = "x-strata-checksum-type"
+)
 
-// uploadChecksumAlgorithm reads CreateMultipartUpload's algorithm ("" if
-// none). Only composite checksums are implemented.
-func uploadChecksumAlgorithm(r *http.Request) (string, error) {
-	alg := strings.ToLower(r.Header.Get("X-Amz-Checksum-Algorithm"))
-	typ := strings.ToUpper(r.Header.Get("X-Amz-Checksum-Type"))
-	if alg == "" {
-		if typ != "" {
-			return "", apiErr("InvalidRequest", "x-amz-checksum-type requires x-amz-checksum-algorithm.")
-		}
-		return "", nil
-	}
-	if checksumAlgorithms[alg] == nil {
-		return "", apiErr("InvalidRequest", "Checksum algorithm provided is unsupported.")
-	}
-	if typ == "FULL_OBJECT" || alg == "crc64nvme" {
-		return "", apiErr("NotImplemented", "Full-object checksums of multipart uploads are not implemented; use a composite checksum (CRC32, CRC32C, SHA1, SHA256).")
-	}
-	if typ != "" && typ != "COMPOSITE" {
-		return "", apiErr("InvalidRequest", "Value for x-amz-checksum-type is invalid.")
-	}
-	return alg, nil
+var crcPolys = map[string]*crccombine.Poly{
+	"crc32":     crccombine.New(crccombine.CRC32, 32),
+	"crc32c":    crccombine.New(crccombine.CRC32C, 32),
+	"crc64nvme": crccombine.New(crccombine.CRC64NVME, 64),
 }
 
-// compositeChecksum finishes a multipart upload's checksum. want holds the
-// per-part checksums the client listed in Complete (by algorithm name), to
-// be checked against what the parts were verified with.
-func compositeChecksum(uploadHeaders []objectstore.Header, parts []objectstore.PartInfo, want []map[string]string) ([]objectstore.Header, error) {
-	var alg string
+// uploadChecksumAlgorithm reads CreateMultipartUpload's algorithm and
+// type ("" if none).
+func uploadChecksumAlgorithm(r *http.Request) (alg, typ string, err error) {
+	alg = strings.ToLower(r.Header.Get("X-Amz-Checksum-Algorithm"))
+	typ = strings.ToUpper(r.Header.Get("X-Amz-Checksum-Type"))
+	if alg == "" {
+		if typ != "" {
+			return "", "", apiErr("InvalidRequest", "x-amz-checksum-type requires x-amz-checksum-algorithm.")
+		}
+		return "", "", nil
+	}
+	if checksumAlgorithms[alg] == nil {
+		return "", "", apiErr("InvalidRequest", "Checksum algorithm provided is unsupported.")
+	}
+	switch {
+	case typ == "" && alg == "crc64nvme":
+		typ = "FULL_OBJECT"
+	case typ == "":
+		typ = "COMPOSITE"
+	case typ != "COMPOSITE" && typ != "FULL_OBJECT":
+		return "", "", apiErr("InvalidRequest", "Value for x-amz-checksum-type is invalid.")
+	case typ == "FULL_OBJECT" && crcPolys[alg] == nil:
+		return "", "", apiErr("InvalidRequest", "The FULL_OBJECT checksum type is not supported with the "+strings.ToUpper(alg)+" algorithm; use CRC32, CRC32C or CRC64NVME.")
+	case typ == "COMPOSITE" && alg == "crc64nvme":
+		return "", "", apiErr("InvalidRequest", "The COMPOSITE checksum type is not supported with the CRC64NVME algorithm; use FULL_OBJECT.")
+	}
+	return alg, typ, nil
+}
+
+// completeChecksum finishes a multipart upload's checksum. listed holds
+// the per-part checksums the client gave in Complete (by algorithm name),
+// to be checked against what the parts were verified with; whole is the
+// full-object checksum the client sent with Complete (x-amz-checksum-*),
+// if any.
+func completeChecksum(uploadHeaders []objectstore.Header, parts []objectstore.PartInfo, listed []map[string]string, whole map[string]string) ([]objectstore.Header, error) {
+	var alg, typ string
 	var headers []objectstore.Header
 	for _, h := range uploadHeaders {
 		switch {
 		case h.Name == uploadChecksumHeader:
 			alg = h.Value
+		case h.Name == uploadChecksumTypeHeader:
+			typ = h.Value
 		case strings.HasPrefix(h.Name, internalHeaderPrefix):
 			// The upload's own bookkeeping, not the object's.
 		default:
@@ -174,9 +207,17 @@ func compositeChecksum(uploadHeaders []objectstore.Header, parts []objectstore.P
 		}
 	}
 	if alg == "" {
+		for a, v := range whole {
+			if v != "" {
+				return nil, apiErr("InvalidRequest", "The upload was created without a checksum algorithm; x-amz-checksum-"+a+" cannot be checked.")
+			}
+		}
 		return headers, nil
 	}
-	hash := checksumAlgorithms[alg]()
+	if typ == "" {
+		typ = "COMPOSITE" // uploads created before types were kept
+	}
+	sums := make([][]byte, len(parts))
 	for j, p := range parts {
 		var got string
 		for _, h := range p.Headers {
@@ -187,36 +228,82 @@ func compositeChecksum(uploadHeaders []objectstore.Header, parts []objectstore.P
 		if got == "" {
 			return nil, apiErr("InvalidRequest", "The upload was created using a "+alg+" checksum. The complete request must include the checksum for each part. It was missing for part "+strconv.Itoa(p.Number)+" in the request.")
 		}
-		if w := want[j][alg]; w != "" && w != got {
+		if w := listed[j][alg]; w != "" && w != got {
 			return nil, apiErr("InvalidPart", "The "+alg+" checksum of part "+strconv.Itoa(p.Number)+" does not match.")
 		}
-		raw, _ := base64.StdEncoding.DecodeString(got)
-		hash.Write(raw)
+		sums[j], _ = base64.StdEncoding.DecodeString(got)
 	}
-	value := base64.StdEncoding.EncodeToString(hash.Sum(nil)) + "-" + strconv.Itoa(len(parts))
-	return append(headers, objectstore.Header{Name: "x-amz-checksum-" + alg, Value: value}, objectstore.Header{Name: "x-amz-checksum-type", Value: "COMPOSITE"}), nil
+	var value string
+	if typ == "FULL_OBJECT" {
+		poly := crcPolys[alg]
+		var crc uint64
+		for j, p := range parts {
+			c := beUint(sums[j])
+			if j == 0 {
+				crc = c
+			} else {
+				crc = poly.Combine(crc, c, p.Size)
+			}
+		}
+		out := make([]byte, len(sums[0]))
+		for i := range out {
+			out[i] = byte(crc >> (8 * (len(out) - 1 - i)))
+		}
+		value = base64.StdEncoding.EncodeToString(out)
+	} else {
+		hash := checksumAlgorithms[alg]()
+		for _, s := range sums {
+			hash.Write(s)
+		}
+		value = base64.StdEncoding.EncodeToString(hash.Sum(nil)) + "-" + strconv.Itoa(len(parts))
+	}
+	for a, v := range whole {
+		switch {
+		case v == "":
+		case a != alg:
+			return nil, apiErr("InvalidRequest", "The upload was created using the "+alg+" checksum algorithm; x-amz-checksum-"+a+" was sent with Complete.")
+		case v != value:
+			return nil, apiErr("BadDigest", "The "+typ+" "+alg+" checksum you specified did not match the one calculated from the parts.")
+		}
+	}
+	return append(headers, objectstore.Header{Name: "x-amz-checksum-" + alg, Value: value}, objectstore.Header{Name: "x-amz-checksum-type", Value: typ}), nil
+}
+
+// beUint reads a big-endian CRC.
+func beUint(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
 }
 
 // xmlChecksums are the checksum elements of parts and completed uploads.
 type xmlChecksums struct {
-	CRC32  string `xml:"ChecksumCRC32,omitempty"`
-	CRC32C string `xml:"ChecksumCRC32C,omitempty"`
-	SHA1   string `xml:"ChecksumSHA1,omitempty"`
-	SHA256 string `xml:"ChecksumSHA256,omitempty"`
+	CRC32     string `xml:"ChecksumCRC32,omitempty"`
+	CRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	CRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	SHA1      string `xml:"ChecksumSHA1,omitempty"`
+	SHA256    string `xml:"ChecksumSHA256,omitempty"`
+	SHA512    string `xml:"ChecksumSHA512,omitempty"`
+	MD5       string `xml:"ChecksumMD5,omitempty"`
+	XXHASH64  string `xml:"ChecksumXXHASH64,omitempty"`
+	XXHASH3   string `xml:"ChecksumXXHASH3,omitempty"`
+	XXHASH128 string `xml:"ChecksumXXHASH128,omitempty"`
+}
+
+// byAlgorithm maps algorithm names to the fields.
+func (x *xmlChecksums) byAlgorithm() map[string]*string {
+	return map[string]*string{"crc32": &x.CRC32, "crc32c": &x.CRC32C, "crc64nvme": &x.CRC64NVME, "sha1": &x.SHA1, "sha256": &x.SHA256,
+		"sha512": &x.SHA512, "md5": &x.MD5, "xxhash64": &x.XXHASH64, "xxhash3": &x.XXHASH3, "xxhash128": &x.XXHASH128}
 }
 
 // fill copies stored x-amz-checksum-* headers into the XML fields.
 func (x *xmlChecksums) fill(headers []objectstore.Header) {
+	fields := x.byAlgorithm()
 	for _, h := range headers {
-		switch h.Name {
-		case "x-amz-checksum-crc32":
-			x.CRC32 = h.Value
-		case "x-amz-checksum-crc32c":
-			x.CRC32C = h.Value
-		case "x-amz-checksum-sha1":
-			x.SHA1 = h.Value
-		case "x-amz-checksum-sha256":
-			x.SHA256 = h.Value
+		if alg, ok := strings.CutPrefix(h.Name, "x-amz-checksum-"); ok && fields[alg] != nil {
+			*fields[alg] = h.Value
 		}
 	}
 }

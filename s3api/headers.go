@@ -85,7 +85,7 @@ var requestHeaders = map[string]headerRule{
 	"x-amz-metadata-directive":                                    honour("COPY or REPLACE"),
 	"x-amz-tagging-directive":                                     honour("COPY or REPLACE"),
 	"x-amz-copy-source-version-id":                                honour("response only; the source version is part of x-amz-copy-source"),
-	"x-amz-mp-object-size":                                        refuse("NotImplemented", "x-amz-mp-object-size is not implemented."),
+	"x-amz-mp-object-size":                                        honour("checked against the parts' total on Complete"),
 	"x-amz-write-offset-bytes":                                    refuse("NotImplemented", "Appends (x-amz-write-offset-bytes) are not implemented."),
 	"x-amz-bucket-object-lock-enabled":                            honour("true is refused: object lock is not implemented"),
 	"x-amz-object-ownership":                                      refuse("NotImplemented", "Object ownership controls are not implemented."),
@@ -101,6 +101,11 @@ var requestHeaders = map[string]headerRule{
 	"x-amz-checksum-crc64nvme":                                    honour("verified and stored"),
 	"x-amz-checksum-sha1":                                         honour("verified and stored"),
 	"x-amz-checksum-sha256":                                       honour("verified and stored"),
+	"x-amz-checksum-sha512":                                       honour("verified and stored"),
+	"x-amz-checksum-md5":                                          honour("verified and stored"),
+	"x-amz-checksum-xxhash64":                                     honour("verified and stored"),
+	"x-amz-checksum-xxhash3":                                      honour("verified and stored"),
+	"x-amz-checksum-xxhash128":                                    honour("verified and stored"),
 	"x-amz-acl":                                                   honour("canned ACLs"),
 	"x-amz-grant-read":                                            refuse("NotImplemented", "Grants by grantee (x-amz-grant-*) are not implemented; use a canned ACL."),
 	"x-amz-grant-write":                                           refuse("NotImplemented", "Grants by grantee (x-amz-grant-*) are not implemented; use a canned ACL."),
@@ -143,12 +148,12 @@ func checkRequestHeaders(h http.Header) error {
 			continue
 		}
 		if strings.HasPrefix(name, "x-amz-checksum-") {
-			return apiErr("InvalidRequest", "The "+name+" header names an unknown checksum algorithm; use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256.")
+			return apiErr("InvalidRequest", "The "+name+" header names an unknown checksum algorithm; use CRC32, CRC32C, CRC64NVME, SHA1, SHA256, SHA512, MD5, XXHASH64, XXHASH3 or XXHASH128.")
 		}
 	}
 	for _, name := range []string{"X-Amz-Checksum-Algorithm", "X-Amz-Sdk-Checksum-Algorithm"} {
 		if v := h.Get(name); v != "" && checksumAlgorithms[strings.ToLower(v)] == nil {
-			return apiErr("InvalidRequest", "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+			return apiErr("InvalidRequest", "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256, SHA512, MD5, XXHASH64, XXHASH3, XXHASH128]")
 		}
 	}
 	if v := h.Get("X-Amz-Storage-Class"); v != "" && v != "STANDARD" {

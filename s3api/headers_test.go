@@ -1,6 +1,7 @@
 package s3api
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -138,9 +139,10 @@ func TestCheckRequestHeaders(t *testing.T) {
 		{"x-amz-website-redirect-location", "/x", "NotImplemented"},
 		{"x-amz-grant-read", "id=abc", "NotImplemented"},
 		{"x-amz-security-token", "tok", "InvalidToken"},
-		{"x-amz-checksum-md5", "AAAA", "InvalidRequest"},
+		{"x-amz-checksum-blake3", "AAAA", "InvalidRequest"},
+		{"x-amz-checksum-xxhash3", "AAAAAAAAAAA=", ""},
 		{"x-amz-checksum-algorithm", "BOGUS", "InvalidRequest"},
-		{"x-amz-sdk-checksum-algorithm", "MD5", "InvalidRequest"},
+		{"x-amz-sdk-checksum-algorithm", "BLAKE3", "InvalidRequest"},
 		{"x-amz-storage-class", "GLACIER", "InvalidStorageClass"},
 		{"x-amz-storage-class", "standard", "InvalidStorageClass"},
 		{"x-amz-storage-class", "STANDARD", ""},
@@ -176,6 +178,22 @@ func TestFormFieldsFollowTheHeaderTable(t *testing.T) {
 		err := checkFormFields(map[string]string{c.field: c.value, "key": "k"})
 		if got := toAPIError(err); c.code == "" && err != nil || c.code != "" && (err == nil || got.Code != c.code) {
 			t.Errorf("%s: %s: got %v, want %q", c.field, c.value, err, c.code)
+		}
+	}
+}
+
+// The digests go out in canonical (big-endian) form: the empty input's
+// xxHash values are the reference ones.
+func TestChecksumDigestsAreCanonical(t *testing.T) {
+	for alg, want := range map[string]string{
+		"xxhash64":  "ef46db3751d8e999",
+		"xxhash3":   "2d06800538d394c2",
+		"xxhash128": "99aa06d3014798d86001c324468d497f",
+		"md5":       "d41d8cd98f00b204e9800998ecf8427e",
+		"crc32":     "00000000",
+	} {
+		if got := fmt.Sprintf("%x", checksumAlgorithms[alg]().Sum(nil)); got != want {
+			t.Errorf("%s of nothing: %s, want %s", alg, got, want)
 		}
 	}
 }

@@ -18,14 +18,14 @@ func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, r
 	if err != nil {
 		return err
 	}
-	alg, err := uploadChecksumAlgorithm(r)
+	alg, typ, err := uploadChecksumAlgorithm(r)
 	if err != nil {
 		return err
 	}
 	if alg != "" {
-		headers = append(headers, objectstore.Header{Name: uploadChecksumHeader, Value: alg})
+		headers = append(headers, objectstore.Header{Name: uploadChecksumHeader, Value: alg}, objectstore.Header{Name: uploadChecksumTypeHeader, Value: typ})
 		w.Header().Set("X-Amz-Checksum-Algorithm", strings.ToUpper(alg))
-		w.Header().Set("X-Amz-Checksum-Type", "COMPOSITE")
+		w.Header().Set("X-Amz-Checksum-Type", typ)
 	}
 	tags, err := headerTags(r)
 	if err != nil {
@@ -105,10 +105,32 @@ func (s *Server) completeMultipartUpload(w http.ResponseWriter, r *http.Request,
 	listed := make([]map[string]string, len(req.Parts))
 	for i, p := range req.Parts {
 		parts[i] = objectstore.CompletePart{Number: p.PartNumber, ETag: strings.TrimSpace(p.ETag)}
-		listed[i] = map[string]string{"crc32": p.CRC32, "crc32c": p.CRC32C, "sha1": p.SHA1, "sha256": p.SHA256}
+		listed[i] = map[string]string{}
+		for alg, v := range p.byAlgorithm() {
+			listed[i][alg] = *v
+		}
+	}
+	whole := map[string]string{}
+	for alg := range checksumAlgorithms {
+		whole[alg] = r.Header.Get("X-Amz-Checksum-" + alg)
+	}
+	wantSize := int64(-1)
+	if v := r.Header.Get("X-Amz-Mp-Object-Size"); v != "" {
+		if wantSize, err = strconv.ParseInt(v, 10, 64); err != nil || wantSize < 0 {
+			return apiErr("InvalidArgument", "x-amz-mp-object-size must be a non-negative integer.")
+		}
 	}
 	finalize := func(up []objectstore.Header, chosen []objectstore.PartInfo) ([]objectstore.Header, error) {
-		return compositeChecksum(up, chosen, listed)
+		if wantSize >= 0 {
+			var size int64
+			for _, p := range chosen {
+				size += p.Size
+			}
+			if size != wantSize {
+				return nil, apiErr("InvalidRequest", "The provided 'x-amz-mp-object-size' header value "+strconv.FormatInt(wantSize, 10)+" does not match what was computed: "+strconv.FormatInt(size, 10))
+			}
+		}
+		return completeChecksum(up, chosen, listed, whole)
 	}
 	info, err := s.store.CompleteUpload(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("uploadId"), parts,
 		objectstore.CompleteOptions{Precondition: cond, Finalize: finalize})

@@ -60,10 +60,7 @@ type completeRequest struct {
 	Parts []struct {
 		PartNumber int    `xml:"PartNumber"`
 		ETag       string `xml:"ETag"`
-		CRC32      string `xml:"ChecksumCRC32"`
-		CRC32C     string `xml:"ChecksumCRC32C"`
-		SHA1       string `xml:"ChecksumSHA1"`
-		SHA256     string `xml:"ChecksumSHA256"`
+		xmlChecksums
 	} `xml:"Part"`
 }
 
