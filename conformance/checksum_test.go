@@ -3,8 +3,10 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"net/http"
 	"strings"
@@ -217,6 +219,66 @@ func TestMultipartFullObjectChecksum(t *testing.T) {
 		// The SDK validates the full-object CRC of what it reads.
 		if body := readAllString(out.Body); body != string(data) || out.ChecksumType != types.ChecksumTypeFullObject {
 			t.Fatalf("%s: GET %d bytes, type %s", alg, len(body), out.ChecksumType)
+		}
+	}
+
+	// GetObjectAttributes: ETag, checksum, parts (paged), class and size.
+	attrs := []types.ObjectAttributes{types.ObjectAttributesEtag, types.ObjectAttributesChecksum, types.ObjectAttributesObjectParts, types.ObjectAttributesStorageClass, types.ObjectAttributesObjectSize}
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("full"), Key: aws.String("obj-CRC64NVME")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []int32
+	marker := ""
+	for page := 0; page < 3; page++ {
+		in := &s3.GetObjectAttributesInput{Bucket: aws.String("full"), Key: aws.String("obj-CRC64NVME"), ObjectAttributes: attrs, MaxParts: aws.Int32(2)}
+		if marker != "" {
+			in.PartNumberMarker = aws.String(marker)
+		}
+		at, err := c.GetObjectAttributes(ctx, in)
+		if err != nil {
+			t.Fatalf("GetObjectAttributes: %v", err)
+		}
+		if `"`+aws.ToString(at.ETag)+`"` != aws.ToString(head.ETag) || aws.ToInt64(at.ObjectSize) != int64(len(data)) || at.StorageClass != types.StorageClassStandard ||
+			at.Checksum == nil || at.Checksum.ChecksumType != types.ChecksumTypeFullObject || aws.ToString(at.Checksum.ChecksumCRC64NVME) == "" ||
+			at.ObjectParts == nil || aws.ToInt32(at.ObjectParts.TotalPartsCount) != 3 {
+			t.Fatalf("attributes: etag %q head %q size %d class %s checksum %+v parts %+v", aws.ToString(at.ETag), aws.ToString(head.ETag), aws.ToInt64(at.ObjectSize), at.StorageClass, at.Checksum, at.ObjectParts)
+		}
+		for _, p := range at.ObjectParts.Parts {
+			seen = append(seen, aws.ToInt32(p.PartNumber))
+		}
+		if !aws.ToBool(at.ObjectParts.IsTruncated) {
+			break
+		}
+		marker = fmt.Sprint(aws.ToString(at.ObjectParts.NextPartNumberMarker))
+	}
+	if fmt.Sprint(seen) != "[1 2 3]" {
+		t.Fatalf("parts over pages: %v", seen)
+	}
+	if _, err := c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: aws.String("full"), Key: aws.String("missing"), ObjectAttributes: attrs}); awsCode(err) != "NoSuchKey" {
+		t.Fatalf("attributes of a missing key: %v", err)
+	}
+
+	// CopyObject computes the copy's checksum from the data: with the
+	// algorithm asked for, else the source's.
+	cp, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("full"), Key: aws.String("copy-sha256"), CopySource: aws.String("full/obj-CRC64NVME"), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+	sha := sha256.Sum256(data)
+	if err != nil || aws.ToString(cp.CopyObjectResult.ChecksumSHA256) != base64.StdEncoding.EncodeToString(sha[:]) {
+		t.Fatalf("copy with SHA256: %+v %v", cp, err)
+	}
+	for key, alg := range map[string]types.ChecksumAlgorithm{"copy-sha256": types.ChecksumAlgorithmSha256, "copy-same": types.ChecksumAlgorithmCrc64nvme} {
+		if key == "copy-same" {
+			if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("full"), Key: aws.String(key), CopySource: aws.String("full/obj-CRC64NVME")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("full"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[types.ChecksumAlgorithm]*string{types.ChecksumAlgorithmSha256: out.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: out.ChecksumCRC64NVME}[alg]
+		if body := readAllString(out.Body); body != string(data) || aws.ToString(got) == "" { // the SDK checked the value against the body
+			t.Fatalf("%s: %s checksum %q", key, alg, aws.ToString(got))
 		}
 	}
 

@@ -190,7 +190,7 @@ func (s *Server) authorizeAnonymous(r *http.Request, rc *reqContext) error {
 		if bucketACL == "public-read-write" && r.Header.Get("X-Amz-Copy-Source") == "" {
 			return nil
 		}
-	case "GetObject", "HeadObject":
+	case "GetObject", "HeadObject", "GetObjectAttributes":
 		info, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key)
 		if err != nil {
 			return denied // do not tell anonymous callers which keys exist

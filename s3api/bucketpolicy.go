@@ -21,7 +21,7 @@ var policyActions = map[string]string{
 	"ListObjects": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
 	"ListMultipartUploads": "s3:ListBucketMultipartUploads", "GetBucketLocation": "s3:GetBucketLocation",
 	"GetObjectTagging": "s3:GetObjectTagging", "PutObjectTagging": "s3:PutObjectTagging", "DeleteObjectTagging": "s3:DeleteObjectTagging",
-	"GetObjectAcl": "s3:GetObjectAcl",
+	"GetObjectAcl": "s3:GetObjectAcl", "GetObjectAttributes": "s3:GetObjectAttributes",
 }
 
 func (s *Server) putBucketPolicy(w http.ResponseWriter, r *http.Request, rc *reqContext) error {

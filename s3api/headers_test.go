@@ -41,6 +41,8 @@ var referenceHeaders = map[string][]string{
 	"DeleteObject":  {"x-amz-mfa", "x-amz-bypass-governance-retention", "If-Match", "x-amz-if-match-last-modified-time", "x-amz-if-match-size"},
 	"DeleteObjects": {"x-amz-mfa", "x-amz-bypass-governance-retention", "x-amz-sdk-checksum-algorithm", "Content-MD5"},
 	"CreateBucket":  {"x-amz-acl", "x-amz-grant-full-control", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write", "x-amz-grant-write-acp", "x-amz-bucket-object-lock-enabled", "x-amz-object-ownership"},
+	"GetObjectAttributes": {"x-amz-object-attributes", "x-amz-max-parts", "x-amz-part-number-marker", "x-amz-expected-bucket-owner", "x-amz-request-payer",
+		"x-amz-server-side-encryption-customer-algorithm"},
 	"ListObjectsV2": {"x-amz-request-payer", "x-amz-expected-bucket-owner", "x-amz-optional-object-attributes"},
 	"Signing":       {"Authorization", "x-amz-date", "x-amz-content-sha256", "x-amz-decoded-content-length", "x-amz-trailer", "x-amz-security-token", "Expect"},
 }

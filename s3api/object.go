@@ -1,6 +1,7 @@
 package s3api
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -524,16 +525,48 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	}
 	rd := src.Reader(r.Context(), 0, src.Info.Size)
 	defer rd.Close()
-	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, rd, src.Info.Size, objectstore.PutOptions{Headers: headers, Tags: tags, Precondition: cond})
+	// The copy's checksum is computed from the data as it is copied: with
+	// the algorithm the request names, else the source's (a source's
+	// COMPOSITE multipart value says nothing about a one-part copy).
+	alg := strings.ToLower(r.Header.Get("X-Amz-Checksum-Algorithm"))
+	kept := headers[:0:0]
+	for _, h := range headers {
+		if a, ok := strings.CutPrefix(h.Name, "x-amz-checksum-"); ok {
+			if alg == "" && checksumAlgorithms[a] != nil {
+				alg = a
+			}
+			continue
+		}
+		kept = append(kept, h)
+	}
+	headers = kept
+	var body io.Reader = rd
+	var bodyHeaders func() []objectstore.Header
+	if alg != "" {
+		h := checksumAlgorithms[alg]()
+		body = io.TeeReader(rd, h)
+		bodyHeaders = func() []objectstore.Header {
+			return []objectstore.Header{{Name: "x-amz-checksum-" + alg, Value: base64.StdEncoding.EncodeToString(h.Sum(nil))}, {Name: "x-amz-checksum-type", Value: "FULL_OBJECT"}}
+		}
+	}
+	info, err := s.store.PutObject(r.Context(), rc.bucket, rc.key, body, src.Info.Size, objectstore.PutOptions{Headers: headers, Tags: tags, Precondition: cond, BodyHeaders: bodyHeaders})
 	if err != nil {
 		return err
 	}
 	s.setVersionHeader(w, r, rc.bucket, info.VersionID)
-	return writeXML(w, http.StatusOK, struct {
+	out := struct {
 		XMLName      xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ CopyObjectResult"`
 		LastModified string   `xml:"LastModified"`
 		ETag         string   `xml:"ETag"`
-	}{LastModified: isoTime(info.ModTime), ETag: `"` + info.ETag + `"`})
+		xmlChecksums
+		ChecksumType string `xml:"ChecksumType,omitempty"`
+	}{LastModified: isoTime(info.ModTime), ETag: `"` + info.ETag + `"`}
+	if bodyHeaders != nil {
+		hs := bodyHeaders()
+		out.fill(hs)
+		out.ChecksumType = "FULL_OBJECT"
+	}
+	return writeXML(w, http.StatusOK, out)
 }
 
 // deleteCounted deletes an object and tells the quota hook what data the

@@ -250,7 +250,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type handler func(w http.ResponseWriter, r *http.Request, rc *reqContext) error
 
 // versionedAPIs take a versionId query parameter.
-var versionedAPIs = map[string]bool{"GetObject": true, "HeadObject": true, "DeleteObject": true}
+var versionedAPIs = map[string]bool{"GetObject": true, "HeadObject": true, "DeleteObject": true, "GetObjectAttributes": true}
 
 // notImplemented lists subresources Strata does not serve yet; a request
 // naming one gets 501 rather than a success that did nothing.
@@ -258,7 +258,7 @@ var notImplemented = []string{
 	"policyStatus", "lifecycle", "website", "logging",
 	"notification", "replication", "encryption", "object-lock", "accelerate", "requestPayment",
 	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
-	"inventory", "retention", "legal-hold", "torrent", "attributes", "restore",
+	"inventory", "retention", "legal-hold", "torrent", "restore",
 	"select", "select-type", "rename", "session",
 }
 
@@ -319,6 +319,7 @@ func (s *Server) routes() *mux.Router {
 	}
 	add("GET", obj, "GetObjectAcl", s.getObjectAcl, "acl", "")
 	add("PUT", obj, "PutObjectAcl", s.putObjectAcl, "acl", "")
+	add("GET", obj, "GetObjectAttributes", s.getObjectAttributes, "attributes", "")
 	add("GET", obj, "GetObjectTagging", s.getObjectTagging, "tagging", "")
 	add("PUT", obj, "PutObjectTagging", s.putObjectTagging, "tagging", "")
 	add("DELETE", obj, "DeleteObjectTagging", s.deleteObjectTagging, "tagging", "")
