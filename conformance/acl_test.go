@@ -87,10 +87,12 @@ func TestCannedACLsAndAnonymousAccess(t *testing.T) {
 	if err != nil || readAllString(out.Body) != "dropped" {
 		t.Fatalf("reading the anonymous upload: %v", err)
 	}
-	// Unsupported forms are answered 501 or 400, not silently ignored.
-	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("public"), Key: aws.String("g"), Body: strings.NewReader("x"), GrantRead: aws.String("uri=" + "http://acs.amazonaws.com/groups/global/AllUsers")})
-	if awsCode(err) != "NotImplemented" {
+	// A grant header to AllUsers works as public-read does.
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("public"), Key: aws.String("g"), Body: strings.NewReader("x"), GrantRead: aws.String("uri=" + "http://acs.amazonaws.com/groups/global/AllUsers")}); err != nil {
 		t.Fatalf("x-amz-grant-read: %v", err)
+	}
+	if status, body := anonymous(t, "GET", base+"/public/g", ""); status != 200 || body != "x" {
+		t.Fatalf("anonymous GET of an object granted to AllUsers: %d %s", status, body)
 	}
 	if _, err := c.PutBucketAcl(ctx, &s3.PutBucketAclInput{Bucket: aws.String("public"), ACL: "everyone-rw"}); awsCode(err) != "InvalidArgument" {
 		t.Fatalf("unknown canned ACL: %v", err)

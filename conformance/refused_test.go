@@ -45,7 +45,7 @@ func TestRefusedRequestsLeaveNothingBehind(t *testing.T) {
 			in.ObjectLockMode, in.ObjectLockLegalHoldStatus = types.ObjectLockModeGovernance, types.ObjectLockLegalHoldStatusOn
 		}},
 		{"website redirect", "NotImplemented", func(in *s3.PutObjectInput) { in.WebsiteRedirectLocation = aws.String("/elsewhere") }},
-		{"grant by id", "NotImplemented", func(in *s3.PutObjectInput) { in.GrantRead = aws.String(`id="abc"`) }},
+		{"grant to an unknown id", "InvalidArgument", func(in *s3.PutObjectInput) { in.GrantRead = aws.String(`id="abc"`) }},
 		{"GLACIER", "InvalidStorageClass", func(in *s3.PutObjectInput) { in.StorageClass = types.StorageClassGlacier }},
 		{"another owner expected", "AccessDenied", func(in *s3.PutObjectInput) { in.ExpectedBucketOwner = aws.String("111122223333") }},
 	} {

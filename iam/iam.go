@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"os"
 	"sort"
 	"strings"
@@ -41,10 +42,12 @@ type User struct {
 	Name string `json:"name"`
 	// CanonicalID is the user's S3 canonical user id (64 hex digits),
 	// random at creation; see CanonicalIDOf for users made before.
-	CanonicalID string    `json:"canonical_id,omitempty"`
-	Disabled    bool      `json:"disabled,omitempty"`
-	Created     time.Time `json:"created"`
-	Quota       Quota     `json:"quota,omitzero"`
+	CanonicalID string `json:"canonical_id,omitempty"`
+	// Email, if set, names the user in S3 ACL grants by emailAddress.
+	Email    string    `json:"email,omitempty"`
+	Disabled bool      `json:"disabled,omitempty"`
+	Created  time.Time `json:"created"`
+	Quota    Quota     `json:"quota,omitzero"`
 	// Admin users may call the admin API, as root does.
 	Admin bool `json:"admin,omitempty"`
 	// MaxBuckets bounds how many buckets the user may own (0: no bound).
@@ -280,6 +283,20 @@ func (s *Store) CreateUserWith(ctx context.Context, u User) (User, error) {
 	name := u.Name
 	if !ValidUserName(name) {
 		return User{}, fmt.Errorf("%w: %q (1-64 of A-Z a-z 0-9 +=,.@_-)", ErrInvalidName, name)
+	}
+	if u.Email != "" {
+		if _, err := mail.ParseAddress(u.Email); err != nil || strings.ContainsAny(u.Email, "<> ") {
+			return User{}, fmt.Errorf("%w: email %q", ErrInvalidName, u.Email)
+		}
+		users, err := s.ListUsers(ctx)
+		if err != nil {
+			return User{}, err
+		}
+		for _, o := range users {
+			if strings.EqualFold(o.Email, u.Email) {
+				return User{}, fmt.Errorf("%w: email %s is %s's", ErrUserExists, u.Email, o.Name)
+			}
+		}
 	}
 	u.Disabled, u.Created = false, time.Now().UTC()
 	var id [32]byte

@@ -276,7 +276,7 @@ func (n *Node) serve(ctx context.Context) error {
 	}
 	n.usage = newUsageTracker()
 	n.goBackground(func() { n.runUsageScans(ctx) })
-	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: userCredentials{n}, SigV2: cfg.SigV2, CanonicalID: n.canonicalID, Principal: n.principal, UserPolicy: n.userPolicy, MayCreateBucket: n.mayCreateBucket, Admit: n.admit, Tracked: n.tracked, Release: n.release, Logger: n.log, Registry: n.Registry}, n.store)
+	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Credentials: userCredentials{n}, SigV2: cfg.SigV2, CanonicalID: n.canonicalID, UserByEmail: n.userByEmail, UserByCanonicalID: n.userByCanonicalID, Principal: n.principal, UserPolicy: n.userPolicy, MayCreateBucket: n.mayCreateBucket, Admit: n.admit, Tracked: n.tracked, Release: n.release, Logger: n.log, Registry: n.Registry}, n.store)
 	n.startScrub(ctx)
 	n.startRebalancer(ctx)
 	return n.listen(n.s3)

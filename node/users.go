@@ -117,10 +117,40 @@ func (n *Node) canonicalID(ctx context.Context, user string) string {
 	return id
 }
 
+// userByEmail finds the user an ACL grant's emailAddress names.
+func (n *Node) userByEmail(ctx context.Context, email string) (user string, ok bool) {
+	return n.findUser(ctx, func(u iam.User) bool { return u.Email != "" && strings.EqualFold(u.Email, email) })
+}
+
+// userByCanonicalID finds the user of a canonical id ("" and true for
+// root).
+func (n *Node) userByCanonicalID(ctx context.Context, id string) (user string, ok bool) {
+	if id == n.iam.RootCanonicalID() {
+		return "", true
+	}
+	return n.findUser(ctx, func(u iam.User) bool { return u.CanonicalID == id })
+}
+
+// findUser is the first user match accepts.
+func (n *Node) findUser(ctx context.Context, match func(iam.User) bool) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	users, err := n.iam.ListUsers(ctx)
+	if err != nil {
+		return "", false
+	}
+	for _, u := range users {
+		if match(u) {
+			return u.Name, true
+		}
+	}
+	return "", false
+}
+
 // usersRoute serves:
 //
 //	GET    /admin/v1/users                     []iam.User
-//	POST   /admin/v1/users                     {"Name": n, "Admin": b} -> iam.User (201)
+//	POST   /admin/v1/users                     {"Name": n, "Admin": b, "Email": e} -> iam.User (201)
 //	PUT    /admin/v1/users/{name}/admin        {"Admin": b}: may it call this API?
 //	GET    /admin/v1/users/{name}              iam.User with its keys
 //	DELETE /admin/v1/users/{name}              (refused while it owns buckets)
@@ -144,11 +174,12 @@ func (n *Node) usersRoute(w http.ResponseWriter, r *http.Request, path string, b
 		var req struct {
 			Name  string
 			Admin bool
+			Email string
 		}
 		if err := strictJSON(body, &req); err != nil {
 			return true, err
 		}
-		u, err := n.iam.CreateUserWith(ctx, iam.User{Name: req.Name, Admin: req.Admin})
+		u, err := n.iam.CreateUserWith(ctx, iam.User{Name: req.Name, Admin: req.Admin, Email: req.Email})
 		return true, iamErr(err, func() error { return writeJSONStatus(w, http.StatusCreated, u) })
 	case len(parts) == 2 && parts[0] == "users" && get:
 		u, err := n.iam.GetUser(ctx, parts[1])

@@ -1,6 +1,7 @@
 package s3api
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"net/http"
 	"strings"
@@ -9,12 +10,7 @@ import (
 	"github.com/strata-storage/strata/s3api/policy"
 )
 
-// Canned ACLs. A bucket's ACL is kept in its configuration, an object's in
-// its record (header x-amz-acl, never returned as a header). They decide
-// what unsigned (anonymous) requests may do: a public-read bucket may be
-// listed, a public-read-write bucket also written, a public-read object
-// read. Grants by explicit grantee (x-amz-grant-*, ACL documents) are not
-// implemented and answered 501.
+// The ACL operations (the model is in aclmodel.go).
 
 const (
 	aclKind   = "acl"
@@ -22,36 +18,27 @@ const (
 )
 
 var (
-	bucketACLs = map[string]bool{"private": true, "public-read": true, "public-read-write": true, "authenticated-read": true}
+	bucketACLs = map[string]bool{"private": true, "public-read": true, "public-read-write": true, "authenticated-read": true, "log-delivery-write": true}
 	objectACLs = map[string]bool{"private": true, "public-read": true, "public-read-write": true, "authenticated-read": true,
 		"aws-exec-read": true, "bucket-owner-read": true, "bucket-owner-full-control": true}
 )
 
-// requestACL returns the canned ACL a request sets ("" if none).
-func requestACL(r *http.Request, allowed map[string]bool) (string, error) {
-	for name := range r.Header {
-		if strings.HasPrefix(name, "X-Amz-Grant-") {
-			return "", apiErr("NotImplemented", "Grants by grantee (x-amz-grant-*) are not implemented; use a canned ACL.")
-		}
-	}
-	acl := r.Header.Get("X-Amz-Acl")
-	if acl != "" && !allowed[acl] {
-		return "", apiErr("InvalidArgument", "The canned ACL "+acl+" is not valid.")
-	}
-	return acl, nil
-}
-
+// bucketACL is a bucket's stored ACL ("private" if none).
 func (s *Server) bucketACL(r *http.Request, bucket string) (string, error) {
 	b, err := s.store.HeadBucket(r.Context(), bucket)
 	if err != nil {
 		return "", err
 	}
 	if v, ok := b.Config[aclKind]; ok {
-		return strings.Trim(string(v), `"`), nil
+		var stored string
+		if json.Unmarshal(v, &stored) == nil {
+			return stored, nil
+		}
 	}
 	return "private", nil
 }
 
+// objectACL is an object's stored ACL ("private" if none).
 func objectACL(info objectstore.ObjectInfo) string {
 	for _, h := range info.Headers {
 		if h.Name == aclHeader {
@@ -61,19 +48,21 @@ func objectACL(info objectstore.ObjectInfo) string {
 	return "private"
 }
 
-func (s *Server) setBucketACL(r *http.Request, bucket, acl string) error {
-	if acl == "" || acl == "private" {
+func (s *Server) setBucketACL(r *http.Request, bucket, stored string) error {
+	if stored == "" || stored == "private" {
 		return s.store.SetBucketConfig(r.Context(), bucket, aclKind, nil)
 	}
-	return s.store.SetBucketConfig(r.Context(), bucket, aclKind, []byte(`"`+acl+`"`))
+	v, _ := json.Marshal(stored)
+	return s.store.SetBucketConfig(r.Context(), bucket, aclKind, v)
 }
 
 type grantee struct {
-	XMLNS       string `xml:"xmlns:xsi,attr"`
-	Type        string `xml:"xsi:type,attr"`
-	ID          string `xml:"ID,omitempty"`
-	DisplayName string `xml:"DisplayName,omitempty"`
-	URI         string `xml:"URI,omitempty"`
+	XMLNS        string `xml:"xmlns:xsi,attr"`
+	Type         string `xml:"xsi:type,attr"`
+	ID           string `xml:"ID,omitempty"`
+	DisplayName  string `xml:"DisplayName,omitempty"`
+	EmailAddress string `xml:"EmailAddress,omitempty"`
+	URI          string `xml:"URI,omitempty"`
 }
 
 type grant struct {
@@ -81,19 +70,15 @@ type grant struct {
 	Permission string  `xml:"Permission"`
 }
 
-const allUsers = "http://acs.amazonaws.com/groups/global/AllUsers"
-
-func (s *Server) writeACL(w http.ResponseWriter, r *http.Request, rc *reqContext, acl string) error {
+func (s *Server) writeACL(w http.ResponseWriter, r *http.Request, rc *reqContext, stored string) error {
 	own := s.ownerOf(r, rc.bucket)
-	grants := []grant{{Grantee: grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "CanonicalUser", ID: own.ID, DisplayName: own.DisplayName}, Permission: "FULL_CONTROL"}}
-	group := func(perm string) grant {
-		return grant{Grantee: grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "Group", URI: allUsers}, Permission: perm}
-	}
-	switch acl {
-	case "public-read":
-		grants = append(grants, group("READ"))
-	case "public-read-write":
-		grants = append(grants, group("READ"), group("WRITE"))
+	var grants []grant
+	for _, g := range expandACL(stored, own.ID) {
+		ge := grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "Group", URI: g.URI}
+		if g.ID != "" {
+			ge = grantee{XMLNS: ge.XMLNS, Type: "CanonicalUser", ID: g.ID, DisplayName: s.displayNameOf(r, g.ID)}
+		}
+		grants = append(grants, grant{Grantee: ge, Permission: g.Perm})
 	}
 	return writeXML(w, http.StatusOK, struct {
 		XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ AccessControlPolicy"`
@@ -102,20 +87,89 @@ func (s *Server) writeACL(w http.ResponseWriter, r *http.Request, rc *reqContext
 	}{Owner: own, Grants: grants})
 }
 
-// putACLRequest takes the canned ACL of a PutBucketAcl/PutObjectAcl; an
-// ACL document in the body is not implemented.
-func putACLRequest(r *http.Request, allowed map[string]bool) (string, error) {
-	acl, err := requestACL(r, allowed)
+// displayNameOf is the user name of a canonical id ("" if unknown).
+func (s *Server) displayNameOf(r *http.Request, id string) string {
+	if s.cfg.UserByCanonicalID == nil {
+		return id
+	}
+	user, ok := s.cfg.UserByCanonicalID(r.Context(), id)
+	if !ok {
+		return ""
+	}
+	return s.identity(user).DisplayName
+}
+
+// aclDocument is an AccessControlPolicy a client sends.
+type aclDocument struct {
+	Owner struct {
+		ID string `xml:"ID"`
+	} `xml:"Owner"`
+	Grants []struct {
+		Grantee struct {
+			Type         string `xml:"type,attr"`
+			ID           string `xml:"ID"`
+			EmailAddress string `xml:"EmailAddress"`
+			URI          string `xml:"URI"`
+		} `xml:"Grantee"`
+		Permission string `xml:"Permission"`
+	} `xml:"AccessControlList>Grant"`
+}
+
+// putACLRequest reads the ACL of a PutBucketAcl/PutObjectAcl: a canned
+// x-amz-acl, x-amz-grant-* headers or an AccessControlPolicy document,
+// exactly one of them. owner is the resource owner's canonical id.
+func (s *Server) putACLRequest(r *http.Request, rc *reqContext, allowed map[string]bool, owner string) (string, error) {
+	stored, err := s.requestACL(r, allowed)
 	if err != nil {
 		return "", err
 	}
-	if acl == "" {
-		if r.ContentLength > 0 {
-			return "", apiErr("NotImplemented", "ACL documents are not implemented; set a canned ACL with x-amz-acl.")
-		}
-		return "", apiErr("MissingSecurityHeader", "Your request was missing a required header: x-amz-acl")
+	body, err := readSmallBody(r, rc, 64<<10)
+	if err != nil {
+		return "", err
 	}
-	return acl, nil
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if stored == "" {
+			return "", apiErr("MissingSecurityHeader", "Your request was missing a required header: x-amz-acl")
+		}
+		return stored, nil
+	}
+	if stored != "" {
+		return "", &APIError{Code: "UnexpectedContent", Status: 400, Message: "This request does not support content when an ACL is given in headers."}
+	}
+	var doc aclDocument
+	if err := decodeDocument(body, "AccessControlPolicy", &doc); err != nil {
+		return "", apiErr("MalformedACLError", "The XML you provided was not well-formed or did not validate against our published schema.")
+	}
+	if doc.Owner.ID != "" && doc.Owner.ID != owner {
+		return "", apiErr("AccessDenied", "The Owner in the ACL is not the owner of the resource.")
+	}
+	if len(doc.Grants) > maxGrants {
+		return "", apiErr("MalformedACLError", "An ACL may have at most 100 grants.")
+	}
+	var grants []aclGrant
+	for _, g := range doc.Grants {
+		if !aclPermissions[g.Permission] {
+			return "", apiErr("MalformedACLError", "Invalid permission "+g.Permission)
+		}
+		kind, value := "", ""
+		switch g.Grantee.Type {
+		case "CanonicalUser":
+			kind, value = "id", g.Grantee.ID
+		case "AmazonCustomerByEmail":
+			kind, value = "emailAddress", g.Grantee.EmailAddress
+		case "Group":
+			kind, value = "uri", g.Grantee.URI
+		default:
+			return "", apiErr("MalformedACLError", "Invalid grantee type "+g.Grantee.Type)
+		}
+		ag, err := s.resolveGrantee(r.Context(), kind, value)
+		if err != nil {
+			return "", err
+		}
+		ag.Perm = g.Permission
+		grants = append(grants, ag)
+	}
+	return storeGrants(grants), nil
 }
 
 func (s *Server) getBucketAcl(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
@@ -127,7 +181,11 @@ func (s *Server) getBucketAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 }
 
 func (s *Server) putBucketAcl(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	acl, err := putACLRequest(r, bucketACLs)
+	b, err := s.store.HeadBucket(r.Context(), rc.bucket)
+	if err != nil {
+		return err
+	}
+	acl, err := s.putACLRequest(r, rc, bucketACLs, s.bucketOwner(b).ID)
 	if err != nil {
 		return err
 	}
@@ -147,7 +205,10 @@ func (s *Server) getObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 }
 
 func (s *Server) putObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	acl, err := putACLRequest(r, objectACLs)
+	if _, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key); err != nil {
+		return err
+	}
+	acl, err := s.putACLRequest(r, rc, objectACLs, s.ownerOf(r, rc.bucket).ID)
 	if err != nil {
 		return err
 	}
@@ -162,12 +223,15 @@ func (s *Server) putObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 }
 
 // authorizeAnonymous decides what an unsigned request may do: the bucket
-// policy first (an explicit Deny refuses, an Allow grants), then the canned
-// ACLs of the bucket and object it names.
+// policy first (an explicit Deny refuses, an Allow grants), then the ACLs
+// of the bucket and object it names (grants to AllUsers).
 func (s *Server) authorizeAnonymous(r *http.Request, rc *reqContext) error {
 	denied := apiErr("AccessDenied")
 	if rc.bucket == "" {
 		return denied
+	}
+	if _, err := s.store.HeadBucket(r.Context(), rc.bucket); err != nil {
+		return err
 	}
 	switch d, err := s.policyDecision(r, rc); {
 	case err != nil:
@@ -177,34 +241,18 @@ func (s *Server) authorizeAnonymous(r *http.Request, rc *reqContext) error {
 	case d == policy.Allowed:
 		return nil
 	}
-	bucketACL, err := s.bucketACL(r, rc.bucket)
-	if err != nil {
-		return err
+	if r.Header.Get("X-Amz-Copy-Source") != "" {
+		return denied // a copy reads another object: not for anonymous callers
 	}
-	switch rc.api {
-	case "ListObjects", "ListObjectsV2", "HeadBucket", "GetBucketLocation":
-		if bucketACL == "public-read" || bucketACL == "public-read-write" {
-			return nil
-		}
-	case "PutObject", "DeleteObject", "DeleteObjects", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload":
-		if bucketACL == "public-read-write" && r.Header.Get("X-Amz-Copy-Source") == "" {
-			return nil
-		}
-	case "GetObject", "HeadObject", "GetObjectAttributes":
-		info, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key)
-		if err != nil {
-			return denied // do not tell anonymous callers which keys exist
-		}
-		if acl := objectACL(info); acl == "public-read" || acl == "public-read-write" {
-			return nil
-		}
+	if s.aclAllows(r, rc, rc.api) {
+		return nil
 	}
-	return denied
+	return denied // nor are they told which keys exist
 }
 
 // authorizeUser lets a signed request of a user other than root through
-// to its own buckets, and to others' as far as their bucket policies
-// allow; an explicit Deny in a policy binds the owner too. A copy needs
+// to its own buckets, and to others' as far as their bucket policies or
+// ACLs allow; an explicit Deny in a policy binds the owner too. A copy needs
 // read access to its source as well.
 func (s *Server) authorizeUser(r *http.Request, rc *reqContext) error {
 	if rc.api == "CreateBucket" && s.cfg.MayCreateBucket != nil && !s.cfg.MayCreateBucket(r.Context(), rc.user) {
@@ -241,15 +289,19 @@ func (s *Server) userMayUse(r *http.Request, rc *reqContext) error {
 	ud := policy.Undecided
 	if s.cfg.UserPolicy != nil {
 		if up := s.cfg.UserPolicy(r.Context(), rc.user); up != nil {
-			if req, ok := policyRequest(r, rc); ok {
+			if req, ok := s.policyRequest(r, rc); ok {
 				ud = up.Evaluate(req)
 			}
 		}
 	}
 	switch {
+	case d == policy.Denied && b.Owner == rc.user && policyAPIs[rc.api] && ud != policy.Denied:
+		return nil // the owner cannot lock itself out of its policy
 	case d == policy.Denied || ud == policy.Denied:
 		return apiErr("AccessDenied")
 	case b.Owner == rc.user || d == policy.Allowed || ud == policy.Allowed:
+		return nil
+	case s.aclAllows(r, rc, rc.api):
 		return nil
 	}
 	return apiErr("AccessDenied")

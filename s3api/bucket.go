@@ -77,7 +77,7 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if !objectstore.ValidBucketName(rc.bucket) {
 		return apiErr("InvalidBucketName")
 	}
-	acl, err := requestACL(r, bucketACLs)
+	acl, err := s.requestACL(r, bucketACLs)
 	if err != nil {
 		return err
 	}

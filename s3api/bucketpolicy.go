@@ -5,7 +5,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/strata-storage/strata/s3api/policy"
 )
@@ -21,8 +24,20 @@ var policyActions = map[string]string{
 	"ListObjects": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
 	"ListMultipartUploads": "s3:ListBucketMultipartUploads", "GetBucketLocation": "s3:GetBucketLocation",
 	"GetObjectTagging": "s3:GetObjectTagging", "PutObjectTagging": "s3:PutObjectTagging", "DeleteObjectTagging": "s3:DeleteObjectTagging",
-	"GetObjectAcl": "s3:GetObjectAcl", "GetObjectAttributes": "s3:GetObjectAttributes",
+	"GetObjectAcl": "s3:GetObjectAcl", "GetObjectAttributes": "s3:GetObjectAttributes", "PutObjectAcl": "s3:PutObjectAcl",
+	"ListObjectVersions": "s3:ListBucketVersions", "DeleteBucket": "s3:DeleteBucket",
+	"GetBucketAcl": "s3:GetBucketAcl", "PutBucketAcl": "s3:PutBucketAcl",
+	"GetBucketPolicy": "s3:GetBucketPolicy", "PutBucketPolicy": "s3:PutBucketPolicy", "DeleteBucketPolicy": "s3:DeleteBucketPolicy",
+	"GetBucketVersioning": "s3:GetBucketVersioning", "PutBucketVersioning": "s3:PutBucketVersioning",
+	"GetBucketCors": "s3:GetBucketCORS", "PutBucketCors": "s3:PutBucketCORS", "DeleteBucketCors": "s3:PutBucketCORS",
+	"GetBucketTagging": "s3:GetBucketTagging", "PutBucketTagging": "s3:PutBucketTagging", "DeleteBucketTagging": "s3:PutBucketTagging",
+	"PostObject": "s3:PutObject",
 }
+
+// policyAPIs are the operations on the policy itself: a bucket's owner may
+// always use them, whatever the policy denies, so it cannot lock itself
+// out (AWS's rule).
+var policyAPIs = map[string]bool{"GetBucketPolicy": true, "PutBucketPolicy": true, "DeleteBucketPolicy": true}
 
 func (s *Server) putBucketPolicy(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
 	if _, err := s.store.HeadBucket(r.Context(), rc.bucket); err != nil {
@@ -80,7 +95,7 @@ func (s *Server) policyDecision(r *http.Request, rc *reqContext) (policy.Decisio
 		return policy.Undecided, err
 	}
 	doc, ok := b.Config[policyKind]
-	req, known := policyRequest(r, rc)
+	req, known := s.policyRequest(r, rc)
 	if !ok || !known {
 		return policy.Undecided, nil
 	}
@@ -94,7 +109,7 @@ func (s *Server) policyDecision(r *http.Request, rc *reqContext) (policy.Decisio
 // policyRequest is what policies are evaluated against: the action,
 // resource and condition keys of a request. known is false for requests
 // no policy action names.
-func policyRequest(r *http.Request, rc *reqContext) (policy.Request, bool) {
+func (s *Server) policyRequest(r *http.Request, rc *reqContext) (policy.Request, bool) {
 	action := policyActions[rc.api]
 	if action == "" {
 		return policy.Request{}, false
@@ -106,26 +121,86 @@ func policyRequest(r *http.Request, rc *reqContext) (policy.Request, bool) {
 		resource += "/*"
 	}
 	q := r.URL.Query()
-	ctx := map[string]string{
-		"aws:securetransport": "false",
-		"aws:useragent":       r.UserAgent(),
-		"aws:referer":         r.Referer(),
+	now := s.cfg.Now().UTC()
+	ctx := map[string][]string{
+		"aws:securetransport": {"false"},
+		"aws:currenttime":     {now.Format(time.RFC3339)},
+		"aws:epochtime":       {strconv.FormatInt(now.Unix(), 10)},
 	}
-	if r.TLS != nil {
-		ctx["aws:securetransport"] = "true"
-	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		ctx["aws:sourceip"] = host
-	}
-	if action == "s3:ListBucket" {
-		ctx["s3:prefix"], ctx["s3:delimiter"] = q.Get("prefix"), q.Get("delimiter")
-		if v := q.Get("max-keys"); v != "" {
-			ctx["s3:max-keys"] = v
+	set := func(key, v string) {
+		if v != "" {
+			ctx[key] = []string{v}
 		}
 	}
-	principal := ""
-	if !rc.anonymous {
-		principal = rc.user
+	set("aws:useragent", r.UserAgent())
+	set("aws:referer", r.Referer())
+	if r.TLS != nil {
+		ctx["aws:securetransport"] = []string{"true"}
 	}
-	return policy.Request{Principal: principal, Action: action, Resource: resource, Context: ctx}, true
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		set("aws:sourceip", host)
+	}
+	principal, canonical := "", ""
+	switch {
+	case rc.anonymous:
+		set("aws:principaltype", "Anonymous")
+	case rc.root || rc.user == "":
+		canonical = s.identity("").ID
+		set("aws:principaltype", "Account")
+		set("aws:userid", canonical)
+	default:
+		principal, canonical = rc.user, s.identity(rc.user).ID
+		set("aws:principaltype", "User")
+		set("aws:username", rc.user)
+		set("aws:userid", canonical)
+	}
+	if rc.auth != nil && !rc.anonymous {
+		if rc.auth.SigV2 {
+			set("s3:signatureversion", "AWS")
+		} else {
+			set("s3:signatureversion", "AWS4-HMAC-SHA256")
+		}
+		switch {
+		case rc.api == "PostObject":
+			set("s3:authtype", "POST")
+		case rc.auth.Presigned:
+			set("s3:authtype", "REST-QUERY-STRING")
+		default:
+			set("s3:authtype", "REST-HEADER")
+		}
+	}
+	if action == "s3:ListBucket" {
+		ctx["s3:prefix"], ctx["s3:delimiter"] = []string{q.Get("prefix")}, []string{q.Get("delimiter")}
+		set("s3:max-keys", q.Get("max-keys"))
+	}
+	set("s3:versionid", q.Get("versionId"))
+	for _, h := range []string{"x-amz-acl", "x-amz-copy-source", "x-amz-metadata-directive", "x-amz-server-side-encryption",
+		"x-amz-server-side-encryption-aws-kms-key-id", "x-amz-storage-class", "x-amz-grant-read", "x-amz-grant-write",
+		"x-amz-grant-read-acp", "x-amz-grant-write-acp", "x-amz-grant-full-control"} {
+		set("s3:"+h, r.Header.Get(h))
+	}
+	// Tags the request sets (x-amz-tagging) and tags the object has.
+	if v := r.Header.Get("X-Amz-Tagging"); v != "" {
+		if tags, err := url.ParseQuery(v); err == nil {
+			for k, vs := range tags {
+				ctx["s3:requestobjecttag/"+strings.ToLower(k)] = vs
+				ctx["s3:requestobjecttagkeys"] = append(ctx["s3:requestobjecttagkeys"], k)
+			}
+		}
+	}
+	if rc.key != "" && existingTagActions[action] {
+		if info, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key); err == nil {
+			for _, t := range info.Tags {
+				ctx["s3:existingobjecttag/"+strings.ToLower(t.Name)] = []string{t.Value}
+			}
+		}
+	}
+	return policy.Request{Principal: principal, CanonicalID: canonical, Action: action, Resource: resource, Context: ctx}, true
+}
+
+// existingTagActions are those whose policies may test the object's
+// current tags (s3:ExistingObjectTag/<key>).
+var existingTagActions = map[string]bool{
+	"s3:GetObject": true, "s3:GetObjectAcl": true, "s3:PutObjectAcl": true, "s3:GetObjectTagging": true,
+	"s3:PutObjectTagging": true, "s3:DeleteObjectTagging": true, "s3:GetObjectAttributes": true,
 }

@@ -60,6 +60,7 @@ var errorTable = map[string]APIError{
 	"InvalidRequest":                    {Status: 400, Message: "Invalid Request"},
 	"KeyTooLongError":                   {Status: 400, Message: "Your key is too long."},
 	"MalformedXML":                      {Status: 400, Message: "The XML you provided was not well-formed or did not validate against our published schema."},
+	"MalformedACLError":                 {Status: 400, Message: "The XML you provided was not well-formed or did not validate against our published schema."},
 	"MetadataTooLarge":                  {Status: 400, Message: "Your metadata headers exceed the maximum allowed metadata size."},
 	"MethodNotAllowed":                  {Status: 405, Message: "The specified method is not allowed against this resource."},
 	"MissingContentLength":              {Status: 411, Message: "You must provide the Content-Length HTTP header."},

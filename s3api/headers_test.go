@@ -139,7 +139,6 @@ func TestCheckRequestHeaders(t *testing.T) {
 		{"x-amz-object-lock-mode", "GOVERNANCE", "NotImplemented"},
 		{"x-amz-object-lock-legal-hold", "ON", "NotImplemented"},
 		{"x-amz-website-redirect-location", "/x", "NotImplemented"},
-		{"x-amz-grant-read", "id=abc", "NotImplemented"},
 		{"x-amz-security-token", "tok", "InvalidToken"},
 		{"x-amz-checksum-blake3", "AAAA", "InvalidRequest"},
 		{"x-amz-checksum-xxhash3", "AAAAAAAAAAA=", ""},

@@ -14,7 +14,7 @@ func (s *Server) createMultipartUpload(w http.ResponseWriter, r *http.Request, r
 	if err := checkKey(rc.key); err != nil {
 		return err
 	}
-	headers, err := objectHeadersWithACL(r)
+	headers, err := s.objectHeadersWithACL(r)
 	if err != nil {
 		return err
 	}

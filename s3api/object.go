@@ -60,10 +60,10 @@ func objectHeaders(r *http.Request) ([]objectstore.Header, error) {
 	return out, nil
 }
 
-// objectHeadersWithACL is objectHeaders plus the canned ACL the request
-// sets (stored with the object, never returned as a header).
-func objectHeadersWithACL(r *http.Request) ([]objectstore.Header, error) {
-	acl, err := requestACL(r, objectACLs)
+// objectHeadersWithACL is objectHeaders plus the ACL the request sets
+// (canned or by x-amz-grant-*) (stored with the object, never returned as a header).
+func (s *Server) objectHeadersWithACL(r *http.Request) ([]objectstore.Header, error) {
+	acl, err := s.requestACL(r, objectACLs)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, rc *reqContex
 	if err != nil {
 		return err
 	}
-	headers, err := objectHeadersWithACL(r)
+	headers, err := s.objectHeadersWithACL(r)
 	if err != nil {
 		return err
 	}
@@ -494,7 +494,7 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	if err := s.admit(r, rc.bucket, src.Info.Size, 1); err != nil {
 		return err
 	}
-	acl, err := requestACL(r, objectACLs)
+	acl, err := s.requestACL(r, objectACLs)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,10 @@ type Config struct {
 	// CanonicalID gives a user's S3 canonical user id ("" is root); nil
 	// uses the names themselves.
 	CanonicalID func(ctx context.Context, user string) string
+	// UserByEmail and UserByCanonicalID resolve ACL grantees to users
+	// ("" is root); nil resolves none.
+	UserByEmail       func(ctx context.Context, email string) (user string, ok bool)
+	UserByCanonicalID func(ctx context.Context, id string) (user string, ok bool)
 	// Domains enable virtual-hosted-style requests: a Host of
 	// "<bucket>.<domain>" addresses that bucket.
 	Domains     []string
@@ -390,6 +394,13 @@ func (s *Server) wrap(api string, h handler) http.HandlerFunc {
 		} else if !rc.anonymous && !rc.root {
 			if err := s.authorizeUser(r, rc); err != nil {
 				s.writeError(w, r, err)
+				return
+			}
+		} else if rc.root && rc.bucket != "" && !policyAPIs[api] {
+			// An explicit Deny in a bucket policy binds root too; only the
+			// policy itself stays within its reach.
+			if d, err := s.policyDecision(r, rc); err == nil && d == policy.Denied {
+				s.writeError(w, r, apiErr("AccessDenied"))
 				return
 			}
 		}

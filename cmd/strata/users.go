@@ -21,13 +21,14 @@ func userCommand() *cobra.Command {
 	c := volumeClient(cmd)
 	var output string
 	var admin, revoke bool
+	var email string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a user (then: strata key create NAME)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var u iam.User
-			if err := c.call(http.MethodPost, "users", map[string]any{"Name": args[0], "Admin": admin}, &u); err != nil {
+			if err := c.call(http.MethodPost, "users", map[string]any{"Name": args[0], "Admin": admin, "Email": email}, &u); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "user %s created\n", u.Name)
@@ -35,6 +36,7 @@ func userCommand() *cobra.Command {
 		},
 	}
 	create.Flags().BoolVar(&admin, "admin", false, "the user may call the admin API (these commands), as root")
+	create.Flags().StringVar(&email, "email", "", "the user's email address, which S3 ACL grants by emailAddress name")
 	adminCmd := &cobra.Command{
 		Use:   "admin NAME [--revoke]",
 		Short: "Let a user call the admin API (or, with --revoke, no longer)",

@@ -17,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrMalformed reports a policy that cannot be accepted.
@@ -36,15 +38,17 @@ type Policy struct {
 type Statement struct {
 	Sid                    string
 	Allow                  bool
-	Principals             []string // "*" or ids; nil with NotPrincipal unsupported
+	Principals             []string // "*", user names or ARNs, "canonical:<id>", "service:<name>"
+	NotPrincipals          []string // with NotPrincipal: every principal but these
 	Actions, NotActions    []string
 	Resources, NotResource []string
 	Conditions             []condition
 }
 
 type condition struct {
-	op       string // operator without IfExists
+	op       string // operator without IfExists or a set qualifier
 	ifExists bool
+	set      string // "", "ForAnyValue" or "ForAllValues"
 	key      string
 	values   []string
 }
@@ -82,7 +86,16 @@ var operators = map[string]bool{
 	"StringEquals": true, "StringNotEquals": true, "StringLike": true, "StringNotLike": true,
 	"StringEqualsIgnoreCase": true, "StringNotEqualsIgnoreCase": true,
 	"IpAddress": true, "NotIpAddress": true, "Bool": true, "Null": true,
+	"NumericEquals": true, "NumericNotEquals": true, "NumericLessThan": true, "NumericLessThanEquals": true,
+	"NumericGreaterThan": true, "NumericGreaterThanEquals": true,
+	"DateEquals": true, "DateNotEquals": true, "DateLessThan": true, "DateLessThanEquals": true,
+	"DateGreaterThan": true, "DateGreaterThanEquals": true,
+	"ArnEquals": true, "ArnNotEquals": true, "ArnLike": true, "ArnNotLike": true,
 }
+
+// negated operators hold for a key that is missing.
+var negated = map[string]bool{"StringNotEquals": true, "StringNotEqualsIgnoreCase": true, "StringNotLike": true,
+	"NotIpAddress": true, "NumericNotEquals": true, "DateNotEquals": true, "ArnNotEquals": true, "ArnNotLike": true}
 
 // Parse parses and validates a bucket policy for bucket.
 func Parse(doc []byte, bucket string) (*Policy, error) { return parse(doc, bucket, false) }
@@ -151,15 +164,21 @@ func parseStatement(rs rawStatement, bucket string, identity bool) (Statement, e
 	default:
 		return st, malformed("Effect must be Allow or Deny")
 	}
-	if len(rs.NotPrincipal) > 0 {
-		return st, malformed("NotPrincipal is not supported")
-	}
-	if identity {
-		if len(rs.Principal) > 0 {
+	switch {
+	case identity:
+		if len(rs.Principal) > 0 || len(rs.NotPrincipal) > 0 {
 			return st, malformed("a user policy names no Principal: it applies to its user")
 		}
 		st.Principals = []string{"*"}
-	} else {
+	case len(rs.Principal) > 0 && len(rs.NotPrincipal) > 0:
+		return st, malformed("a statement has Principal or NotPrincipal, not both")
+	case len(rs.NotPrincipal) > 0:
+		principals, err := parsePrincipal(rs.NotPrincipal)
+		if err != nil {
+			return st, err
+		}
+		st.NotPrincipals = principals
+	default:
 		principals, err := parsePrincipal(rs.Principal)
 		if err != nil {
 			return st, err
@@ -190,7 +209,13 @@ func parseStatement(rs rawStatement, bucket string, identity bool) (Statement, e
 	}
 	st.Resources, st.NotResource = rs.Resource, rs.NotResource
 	for op, kv := range rs.Condition {
-		base, ifExists := strings.CutSuffix(op, "IfExists")
+		set, rest, qualified := strings.Cut(op, ":")
+		if !qualified {
+			set, rest = "", op
+		} else if set != "ForAnyValue" && set != "ForAllValues" {
+			return st, malformed("condition set operator %q is not ForAnyValue or ForAllValues", set)
+		}
+		base, ifExists := strings.CutSuffix(rest, "IfExists")
 		if !operators[base] {
 			return st, malformed("condition operator %q is not supported", op)
 		}
@@ -203,14 +228,23 @@ func parseStatement(rs rawStatement, bucket string, identity bool) (Statement, e
 				}
 				vals = []string{fmt.Sprint(b)}
 			}
-			if base == "IpAddress" || base == "NotIpAddress" {
-				for _, v := range vals {
+			for _, v := range vals {
+				switch {
+				case base == "IpAddress" || base == "NotIpAddress":
 					if _, err := parsePrefix(v); err != nil {
 						return st, malformed("condition %s: %q is not an IP address or CIDR", op, v)
 					}
+				case strings.HasPrefix(base, "Numeric"):
+					if _, err := strconv.ParseFloat(v, 64); err != nil {
+						return st, malformed("condition %s: %q is not a number", op, v)
+					}
+				case strings.HasPrefix(base, "Date"):
+					if _, err := parseDate(v); err != nil {
+						return st, malformed("condition %s: %q is not a date", op, v)
+					}
 				}
 			}
-			st.Conditions = append(st.Conditions, condition{op: base, ifExists: ifExists, key: strings.ToLower(key), values: vals})
+			st.Conditions = append(st.Conditions, condition{op: base, ifExists: ifExists, set: set, key: strings.ToLower(key), values: vals})
 		}
 	}
 	return st, nil
@@ -233,10 +267,22 @@ func parsePrincipal(raw json.RawMessage) ([]string, error) {
 	}
 	var out []string
 	for k, v := range m {
-		if k != "AWS" {
-			return nil, malformed("Principal type %q is not supported", k)
+		switch k {
+		case "AWS":
+			out = append(out, v...)
+		case "CanonicalUser":
+			for _, id := range v {
+				out = append(out, "canonical:"+id)
+			}
+		case "Service":
+			// AWS services acting for themselves; none calls Strata, so
+			// such a statement never applies to a request here.
+			for _, sv := range v {
+				out = append(out, "service:"+sv)
+			}
+		default:
+			return nil, malformed("Principal type %q is not supported (AWS, CanonicalUser, Service)", k)
 		}
-		out = append(out, v...)
 	}
 	if len(out) == 0 {
 		return nil, malformed("empty Principal")
@@ -281,12 +327,14 @@ func wildcard(p, s string) bool {
 
 // Request is what a policy is evaluated against.
 type Request struct {
-	Principal string // "" for anonymous
-	Action    string // e.g. "s3:GetObject"
-	Resource  string // e.g. "arn:aws:s3:::bucket/key"
+	Principal   string // user name; "" for anonymous
+	CanonicalID string // the principal's canonical user id ("" for anonymous)
+	Action      string // e.g. "s3:GetObject"
+	Resource    string // e.g. "arn:aws:s3:::bucket/key"
 	// Context holds condition keys in lower case (aws:sourceip,
-	// aws:securetransport, s3:prefix, ...).
-	Context map[string]string
+	// aws:securetransport, s3:prefix, s3:existingobjecttag/<k>, ...); a
+	// key may have several values (s3:requestobjecttagkeys).
+	Context map[string][]string
 }
 
 // Decision is the outcome of an evaluation.
@@ -322,15 +370,38 @@ func anyMatch(patterns []string, s string) bool {
 	return false
 }
 
-func (st *Statement) applies(r Request) bool {
-	principalOK := false
-	for _, p := range st.Principals {
-		if p == "*" || (r.Principal != "" && (p == r.Principal || strings.HasSuffix(p, ":user/"+r.Principal))) {
-			principalOK = true
-		}
-	}
-	if !principalOK {
+// names reports whether principal pattern p names the request's principal.
+func (r Request) namedBy(p string) bool {
+	switch {
+	case p == "*":
+		return true
+	case strings.HasPrefix(p, "service:"):
 		return false
+	case r.Principal == "" && r.CanonicalID == "":
+		return false
+	case strings.HasPrefix(p, "canonical:"):
+		return r.CanonicalID != "" && p == "canonical:"+r.CanonicalID
+	}
+	return r.Principal != "" && (p == r.Principal || strings.HasSuffix(p, ":user/"+r.Principal))
+}
+
+func (st *Statement) applies(r Request) bool {
+	if len(st.NotPrincipals) > 0 {
+		for _, p := range st.NotPrincipals {
+			if r.namedBy(p) {
+				return false
+			}
+		}
+	} else {
+		principalOK := false
+		for _, p := range st.Principals {
+			if r.namedBy(p) {
+				principalOK = true
+			}
+		}
+		if !principalOK {
+			return false
+		}
 	}
 	if len(st.Actions) > 0 && !anyMatch(st.Actions, r.Action) || len(st.NotActions) > 0 && anyMatch(st.NotActions, r.Action) {
 		return false
@@ -346,32 +417,65 @@ func (st *Statement) applies(r Request) bool {
 	return true
 }
 
-func (c condition) holds(ctx map[string]string) bool {
-	v, present := ctx[c.key]
+func (c condition) holds(ctx map[string][]string) bool {
+	vals, present := ctx[c.key]
 	if c.op == "Null" {
 		want := len(c.values) > 0 && c.values[0] == "true"
 		return want == !present
 	}
+	switch c.set {
+	case "ForAllValues":
+		// Every value of the key matches (none at all included).
+		for _, v := range vals {
+			if !c.match(v) {
+				return false
+			}
+		}
+		return true
+	case "ForAnyValue":
+		for _, v := range vals {
+			if c.match(v) {
+				return true
+			}
+		}
+		return false
+	}
 	if !present {
 		// A missing key fails a positive test and passes a negated one,
 		// unless ...IfExists, where it always passes.
-		if c.ifExists {
+		return c.ifExists || negated[c.op]
+	}
+	if negated[c.op] {
+		for _, v := range vals {
+			if !c.match(v) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, v := range vals {
+		if c.match(v) {
 			return true
 		}
-		return strings.HasPrefix(c.op, "StringNot") || c.op == "NotIpAddress"
 	}
+	return false
+}
+
+// match tests one value of the key against the condition's values (for a
+// negated operator: that it matches none).
+func (c condition) match(v string) bool {
 	switch c.op {
-	case "StringEquals":
+	case "StringEquals", "ArnEquals":
 		return contains(c.values, v, false)
-	case "StringNotEquals":
+	case "StringNotEquals", "ArnNotEquals":
 		return !contains(c.values, v, false)
 	case "StringEqualsIgnoreCase":
 		return contains(c.values, v, true)
 	case "StringNotEqualsIgnoreCase":
 		return !contains(c.values, v, true)
-	case "StringLike":
+	case "StringLike", "ArnLike":
 		return anyMatch(c.values, v)
-	case "StringNotLike":
+	case "StringNotLike", "ArnNotLike":
 		return !anyMatch(c.values, v)
 	case "Bool":
 		return contains(c.values, v, true)
@@ -385,7 +489,94 @@ func (c condition) holds(ctx map[string]string) bool {
 		}
 		return in == (c.op == "IpAddress")
 	}
+	if strings.HasPrefix(c.op, "Numeric") {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return false
+		}
+		return c.compare(func(s string) (int, bool) {
+			y, err := strconv.ParseFloat(s, 64)
+			return cmpFloat(x, y), err == nil
+		})
+	}
+	if strings.HasPrefix(c.op, "Date") {
+		x, err := parseDate(v)
+		if err != nil {
+			return false
+		}
+		return c.compare(func(s string) (int, bool) {
+			y, err := parseDate(s)
+			return x.Compare(y), err == nil
+		})
+	}
 	return false
+}
+
+// compare applies a Numeric or Date operator: cmp gives the order of the
+// key's value against one condition value.
+func (c condition) compare(cmp func(string) (int, bool)) bool {
+	suffix := strings.TrimPrefix(strings.TrimPrefix(c.op, "Numeric"), "Date")
+	if suffix == "NotEquals" {
+		for _, s := range c.values {
+			if o, ok := cmp(s); ok && o == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	for _, s := range c.values {
+		o, ok := cmp(s)
+		if !ok {
+			continue
+		}
+		switch suffix {
+		case "Equals":
+			if o == 0 {
+				return true
+			}
+		case "LessThan":
+			if o < 0 {
+				return true
+			}
+		case "LessThanEquals":
+			if o <= 0 {
+				return true
+			}
+		case "GreaterThan":
+			if o > 0 {
+				return true
+			}
+		case "GreaterThanEquals":
+			if o >= 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func cmpFloat(x, y float64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// parseDate reads a policy date: ISO 8601 (with or without fractional
+// seconds), a plain date, or seconds since the epoch.
+func parseDate(s string) (time.Time, error) {
+	for _, f := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04Z07:00", "2006-01-02"} {
+		if t, err := time.Parse(f, s); err == nil {
+			return t, nil
+		}
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	return time.Time{}, fmt.Errorf("not a date: %q", s)
 }
 
 func contains(vals []string, v string, fold bool) bool {
