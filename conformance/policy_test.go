@@ -55,9 +55,13 @@ func TestBucketPolicy(t *testing.T) {
 			t.Errorf("anonymous %s %s: %d, want %d (%s)", tc.method, tc.path, status, tc.status, body)
 		}
 	}
-	// The owner is not limited by the policy's Deny.
-	if out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site"), Key: aws.String("private/keys.txt")}); err != nil {
+	// An explicit Deny binds the owner too, as in AWS; what it does not
+	// deny, the owner may do.
+	if _, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site"), Key: aws.String("private/keys.txt")}); awsCode(err) != "AccessDenied" {
 		t.Fatalf("owner read of a denied path: %v", err)
+	}
+	if out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("site"), Key: aws.String("public/a.txt")}); err != nil {
+		t.Fatalf("owner read of an allowed path: %v", err)
 	} else {
 		readAllString(out.Body)
 	}
