@@ -86,9 +86,9 @@ func TestRefusedRequestsLeaveNothingBehind(t *testing.T) {
 		t.Fatalf("objects after the refusals: %v %v", list, err)
 	}
 
-	// A bucket with object ownership controls is not created.
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("owned"), ObjectOwnership: types.ObjectOwnershipBucketOwnerEnforced}); awsCode(err) != "NotImplemented" {
-		t.Errorf("CreateBucket with object ownership: %v", err)
+	// A bucket whose objects would be their writers' is not created.
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("owned"), ObjectOwnership: types.ObjectOwnershipObjectWriter}); awsCode(err) != "NotImplemented" {
+		t.Errorf("CreateBucket with ObjectWriter ownership: %v", err)
 	}
 	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("owned")}); awsCode(err) != "NotFound" {
 		t.Errorf("the refused bucket exists: %v", err)

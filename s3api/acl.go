@@ -72,6 +72,9 @@ type grant struct {
 
 func (s *Server) writeACL(w http.ResponseWriter, r *http.Request, rc *reqContext, stored string) error {
 	own := s.ownerOf(r, rc.bucket)
+	if ownership, _ := s.bucketControls(r, rc.bucket); ownership == "BucketOwnerEnforced" {
+		stored = "private" // ACLs are off: the owner has it all
+	}
 	var grants []grant
 	for _, g := range expandACL(stored, own.ID) {
 		ge := grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "Group", URI: g.URI}
@@ -189,6 +192,9 @@ func (s *Server) putBucketAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if err != nil {
 		return err
 	}
+	if err := s.checkACLSetting(r, rc.bucket, acl); err != nil {
+		return err
+	}
 	if err := s.setBucketACL(r, rc.bucket, acl); err != nil {
 		return err
 	}
@@ -210,6 +216,9 @@ func (s *Server) putObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 	}
 	acl, err := s.putACLRequest(r, rc, objectACLs, s.ownerOf(r, rc.bucket).ID)
 	if err != nil {
+		return err
+	}
+	if err := s.checkACLSetting(r, rc.bucket, acl); err != nil {
 		return err
 	}
 	if acl == "private" {

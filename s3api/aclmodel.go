@@ -201,18 +201,35 @@ func (s *Server) aclAllows(r *http.Request, rc *reqContext, api string) bool {
 	if err != nil {
 		return false
 	}
+	ownership, pab := s.bucketControls(r, rc.bucket)
+	if ownership == "BucketOwnerEnforced" {
+		return false // ACLs are off
+	}
 	owner := s.bucketOwner(b).ID
 	callerID, authenticated := "", !rc.anonymous
 	if authenticated {
 		callerID = s.owner(rc).ID
 	}
+	grants := func(stored string) []aclGrant {
+		g := expandACL(stored, owner)
+		if pab.IgnorePublicAcls {
+			kept := g[:0]
+			for _, x := range g {
+				if x.URI != groupAllUsers && x.URI != groupAuthenticated {
+					kept = append(kept, x)
+				}
+			}
+			g = kept
+		}
+		return g
+	}
 	if !onObject {
 		stored, _ := s.bucketACL(r, rc.bucket)
-		return grantsAllow(expandACL(stored, owner), callerID, authenticated, perm)
+		return grantsAllow(grants(stored), callerID, authenticated, perm)
 	}
 	info, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key)
 	if err != nil {
 		return false
 	}
-	return grantsAllow(expandACL(objectACL(info), owner), callerID, authenticated, perm)
+	return grantsAllow(grants(objectACL(info)), callerID, authenticated, perm)
 }

@@ -3,6 +3,7 @@ package s3api
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -98,6 +99,15 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 				Message: "The " + c + " location constraint is incompatible for the region specific endpoint this request was sent to (" + s.cfg.Region + ")."}
 		}
 	}
+	ownership := r.Header.Get("X-Amz-Object-Ownership")
+	if ownership != "" {
+		if err := checkOwnershipSetting(ownership); err != nil {
+			return err
+		}
+		if ownership == "BucketOwnerEnforced" && acl != "" && acl != "private" && acl != "bucket-owner-full-control" {
+			return apiErr("InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")
+		}
+	}
 	owner := ""
 	if !rc.root {
 		owner = rc.user
@@ -126,6 +136,12 @@ func (s *Server) createBucket(w http.ResponseWriter, r *http.Request, rc *reqCon
 	}
 	if acl != "" && acl != "private" {
 		if err := s.setBucketACL(r, rc.bucket, acl); err != nil {
+			return err
+		}
+	}
+	if ownership != "" {
+		v, _ := json.Marshal(ownership)
+		if err := s.store.SetBucketConfig(r.Context(), rc.bucket, ownershipKind, v); err != nil {
 			return err
 		}
 	}

@@ -31,7 +31,11 @@ var policyActions = map[string]string{
 	"GetBucketVersioning": "s3:GetBucketVersioning", "PutBucketVersioning": "s3:PutBucketVersioning",
 	"GetBucketCors": "s3:GetBucketCORS", "PutBucketCors": "s3:PutBucketCORS", "DeleteBucketCors": "s3:PutBucketCORS",
 	"GetBucketTagging": "s3:GetBucketTagging", "PutBucketTagging": "s3:PutBucketTagging", "DeleteBucketTagging": "s3:PutBucketTagging",
-	"PostObject": "s3:PutObject",
+	"PostObject":                 "s3:PutObject",
+	"GetBucketOwnershipControls": "s3:GetBucketOwnershipControls", "PutBucketOwnershipControls": "s3:PutBucketOwnershipControls",
+	"DeleteBucketOwnershipControls": "s3:PutBucketOwnershipControls",
+	"GetPublicAccessBlock":          "s3:GetBucketPublicAccessBlock", "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+	"DeletePublicAccessBlock": "s3:PutBucketPublicAccessBlock", "GetBucketPolicyStatus": "s3:GetBucketPolicyStatus",
 }
 
 // policyAPIs are the operations on the policy itself: a bucket's owner may
@@ -54,8 +58,12 @@ func (s *Server) putBucketPolicy(w http.ResponseWriter, r *http.Request, rc *req
 	if err := checkContentMD5(r, doc); err != nil {
 		return err
 	}
-	if _, err := policy.Parse(doc, rc.bucket); err != nil {
+	p, err := policy.Parse(doc, rc.bucket)
+	if err != nil {
 		return apiErr("MalformedPolicy", strings.TrimPrefix(err.Error(), "malformed policy: "))
+	}
+	if _, pab := s.bucketControls(r, rc.bucket); pab.BlockPublicPolicy && p.IsPublic() {
+		return apiErr("AccessDenied", "Access Denied: the bucket's public access block refuses public policies.")
 	}
 	if err := s.store.SetBucketConfig(r.Context(), rc.bucket, policyKind, doc); err != nil {
 		return err
@@ -64,14 +72,23 @@ func (s *Server) putBucketPolicy(w http.ResponseWriter, r *http.Request, rc *req
 	return nil
 }
 
-func (s *Server) getBucketPolicy(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	b, err := s.store.HeadBucket(r.Context(), rc.bucket)
+// storedPolicy is a bucket's policy document (NoSuchBucketPolicy if none).
+func (s *Server) storedPolicy(r *http.Request, bucket string) ([]byte, error) {
+	b, err := s.store.HeadBucket(r.Context(), bucket)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	doc, ok := b.Config[policyKind]
 	if !ok {
-		return apiErr("NoSuchBucketPolicy")
+		return nil, apiErr("NoSuchBucketPolicy")
+	}
+	return doc, nil
+}
+
+func (s *Server) getBucketPolicy(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
+	doc, err := s.storedPolicy(r, rc.bucket)
+	if err != nil {
+		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -80,7 +97,12 @@ func (s *Server) getBucketPolicy(w http.ResponseWriter, r *http.Request, rc *req
 }
 
 func (s *Server) deleteBucketPolicy(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	if err := s.store.SetBucketConfig(r.Context(), rc.bucket, policyKind, nil); err != nil {
+	return s.deleteBucketConfig(w, r, rc.bucket, policyKind)
+}
+
+// deleteBucketConfig removes one kind of a bucket's configuration: 204.
+func (s *Server) deleteBucketConfig(w http.ResponseWriter, r *http.Request, bucket, kind string) error {
+	if err := s.store.SetBucketConfig(r.Context(), bucket, kind, nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -103,7 +125,14 @@ func (s *Server) policyDecision(r *http.Request, rc *reqContext) (policy.Decisio
 	if err != nil {
 		return policy.Undecided, errors.Join(errors.New("stored bucket policy no longer parses"), err)
 	}
-	return p.Evaluate(req), nil
+	d := p.Evaluate(req)
+	if d == policy.Allowed && (rc.anonymous || b.Owner != rc.user) {
+		// RestrictPublicBuckets: a public policy allows only the owner.
+		if _, pab := s.bucketControls(r, rc.bucket); pab.RestrictPublicBuckets && p.IsPublic() {
+			return policy.Undecided, nil
+		}
+	}
+	return d, nil
 }
 
 // policyRequest is what policies are evaluated against: the action,

@@ -88,7 +88,7 @@ var requestHeaders = map[string]headerRule{
 	"x-amz-mp-object-size":                                        honour("checked against the parts' total on Complete"),
 	"x-amz-write-offset-bytes":                                    refuse("NotImplemented", "Appends (x-amz-write-offset-bytes) are not implemented."),
 	"x-amz-bucket-object-lock-enabled":                            honour("true is refused: object lock is not implemented"),
-	"x-amz-object-ownership":                                      refuse("NotImplemented", "Object ownership controls are not implemented."),
+	"x-amz-object-ownership":                                      honour("BucketOwnerEnforced or BucketOwnerPreferred; ObjectWriter is refused"),
 	"x-amz-request-payer":                                         accept("no bucket here is Requester Pays; the requester is charged nothing either way"),
 	"x-amz-bypass-governance-retention":                           accept("no object here is under retention, so there is nothing to bypass"),
 	"x-amz-optional-object-attributes":                            accept("RestoreStatus: no object here is archived, so there is none to report"),

@@ -67,6 +67,9 @@ func (s *Server) objectHeadersWithACL(r *http.Request) ([]objectstore.Header, er
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkACLSetting(r, reqCtx(r).bucket, acl); err != nil {
+		return nil, err
+	}
 	headers, err := objectHeaders(r)
 	if err != nil {
 		return nil, err
@@ -496,6 +499,9 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 	}
 	acl, err := s.requestACL(r, objectACLs)
 	if err != nil {
+		return err
+	}
+	if err := s.checkACLSetting(r, rc.bucket, acl); err != nil {
 		return err
 	}
 	var headers []objectstore.Header

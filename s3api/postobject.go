@@ -269,6 +269,9 @@ func (s *Server) postObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 		if !objectACLs[acl] {
 			return apiErr("InvalidArgument", "The canned ACL "+acl+" is not valid.")
 		}
+		if err := s.checkACLSetting(r, rc.bucket, acl); err != nil {
+			return err
+		}
 		headers = append(headers, objectstore.Header{Name: aclHeader, Value: acl})
 	}
 	body := &rangeReader{r: &countingReader{r: file, c: s.metrics.bytesIn}, min: minLen, max: maxLen}

@@ -259,9 +259,9 @@ var versionedAPIs = map[string]bool{"GetObject": true, "HeadObject": true, "Dele
 // notImplemented lists subresources Strata does not serve yet; a request
 // naming one gets 501 rather than a success that did nothing.
 var notImplemented = []string{
-	"policyStatus", "lifecycle", "website", "logging",
+	"lifecycle", "website", "logging",
 	"notification", "replication", "encryption", "object-lock", "accelerate", "requestPayment",
-	"ownershipControls", "publicAccessBlock", "intelligent-tiering", "analytics", "metrics",
+	"intelligent-tiering", "analytics", "metrics",
 	"inventory", "retention", "legal-hold", "torrent", "restore",
 	"select", "select-type", "rename", "session",
 }
@@ -300,6 +300,13 @@ func (s *Server) routes() *mux.Router {
 		add("GET", p, "GetBucketPolicy", s.getBucketPolicy, "policy", "")
 		add("PUT", p, "PutBucketPolicy", s.putBucketPolicy, "policy", "")
 		add("DELETE", p, "DeleteBucketPolicy", s.deleteBucketPolicy, "policy", "")
+		add("GET", p, "GetBucketOwnershipControls", s.getBucketOwnershipControls, "ownershipControls", "")
+		add("PUT", p, "PutBucketOwnershipControls", s.putBucketOwnershipControls, "ownershipControls", "")
+		add("DELETE", p, "DeleteBucketOwnershipControls", s.deleteBucketOwnershipControls, "ownershipControls", "")
+		add("GET", p, "GetPublicAccessBlock", s.getPublicAccessBlock, "publicAccessBlock", "")
+		add("PUT", p, "PutPublicAccessBlock", s.putPublicAccessBlock, "publicAccessBlock", "")
+		add("DELETE", p, "DeletePublicAccessBlock", s.deletePublicAccessBlock, "publicAccessBlock", "")
+		add("GET", p, "GetBucketPolicyStatus", s.getBucketPolicyStatus, "policyStatus", "")
 		add("GET", p, "GetBucketAcl", s.getBucketAcl, "acl", "")
 		add("PUT", p, "PutBucketAcl", s.putBucketAcl, "acl", "")
 		add("GET", p, "GetBucketCors", s.getBucketCors, "cors", "")

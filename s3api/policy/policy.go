@@ -587,3 +587,39 @@ func contains(vals []string, v string, fold bool) bool {
 	}
 	return false
 }
+
+// fixingKeys are condition keys that, tested for fixed values, keep a
+// statement from applying to everyone (AWS's test of a public policy).
+var fixingKeys = map[string]bool{
+	"aws:sourceip": true, "aws:sourcevpc": true, "aws:sourcevpce": true, "aws:sourcearn": true, "aws:sourceaccount": true,
+	"aws:principalarn": true, "aws:principalaccount": true, "aws:principalorgid": true, "aws:userid": true, "aws:username": true,
+	"s3:x-amz-server-side-encryption-aws-kms-key-id": true,
+}
+
+// IsPublic reports whether the policy allows anyone at all: an Allow
+// statement for "*" (or with NotPrincipal) that no condition ties to
+// fixed sources or principals.
+func (p *Policy) IsPublic() bool {
+	for _, st := range p.Statements {
+		if !st.Allow {
+			continue
+		}
+		everyone := len(st.NotPrincipals) > 0
+		for _, pr := range st.Principals {
+			everyone = everyone || pr == "*"
+		}
+		if !everyone {
+			continue
+		}
+		fixed := false
+		for _, c := range st.Conditions {
+			if fixingKeys[c.key] && !negated[c.op] && c.op != "Null" && !strings.Contains(strings.Join(c.values, ""), "*") {
+				fixed = true
+			}
+		}
+		if !fixed {
+			return true
+		}
+	}
+	return false
+}
