@@ -216,3 +216,57 @@ func TestListObjectVersionsInterleavesMarkers(t *testing.T) {
 		}
 	}
 }
+
+// Issue 17 item 4: tags and ACLs of a noncurrent version, by versionId,
+// without touching the current one.
+func TestTagsAndACLsOfNoncurrentVersions(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("old-versions")})
+	c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("old-versions"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+	var ids []string
+	for _, body := range []string{"one", "two"} {
+		out, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("old-versions"), Key: aws.String("k"), Body: strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, aws.ToString(out.VersionId))
+	}
+	old := aws.String(ids[0])
+	if _, err := c.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String("old-versions"), Key: aws.String("k"), VersionId: old,
+		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("era"), Value: aws.String("first")}}}}); err != nil {
+		t.Fatalf("tagging the old version: %v", err)
+	}
+	if got, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("old-versions"), Key: aws.String("k"), VersionId: old}); err != nil || len(got.TagSet) != 1 || aws.ToString(got.VersionId) != ids[0] {
+		t.Fatalf("the old version's tags: %+v %v", got, err)
+	}
+	if got, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("old-versions"), Key: aws.String("k")}); err != nil || len(got.TagSet) != 0 {
+		t.Fatalf("the current version's tags: %+v %v", got, err)
+	}
+	if _, err := c.PutObjectAcl(ctx, &s3.PutObjectAclInput{Bucket: aws.String("old-versions"), Key: aws.String("k"), VersionId: old, ACL: types.ObjectCannedACLPublicRead}); err != nil {
+		t.Fatalf("ACL of the old version: %v", err)
+	}
+	base := "http://" + srv.s3 + "/old-versions/k"
+	if status, body := anonymous(t, "GET", base+"?versionId="+ids[0], ""); status != 200 || body != "one" {
+		t.Fatalf("anonymous read of the public old version: %d %s", status, body)
+	}
+	if status, _ := anonymous(t, "GET", base, ""); status != 403 {
+		t.Fatalf("anonymous read of the private current version: %d", status)
+	}
+	if acl, err := c.GetObjectAcl(ctx, &s3.GetObjectAclInput{Bucket: aws.String("old-versions"), Key: aws.String("k"), VersionId: old}); err != nil || len(acl.Grants) != 2 {
+		t.Fatalf("the old version's ACL: %+v %v", acl, err)
+	}
+	if _, err := c.DeleteObjectTagging(ctx, &s3.DeleteObjectTaggingInput{Bucket: aws.String("old-versions"), Key: aws.String("k"), VersionId: old}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("old-versions"), Key: aws.String("k"), VersionId: old}); len(got.TagSet) != 0 {
+		t.Fatal("the old version's tags survived DeleteObjectTagging")
+	}
+	if _, err := c.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: aws.String("old-versions"), Key: aws.String("k"), VersionId: aws.String("nosuchversion0000000000000000000"),
+		Tagging: &types.Tagging{TagSet: []types.Tag{}}}); awsCode(err) != "NoSuchVersion" && awsCode(err) != "InvalidArgument" {
+		t.Fatalf("tagging a version that does not exist: %v", err)
+	}
+}

@@ -297,13 +297,23 @@ func (s *Store) releaseOld(devs []Device, old, cur []*Record) {
 // SetTags replaces the tags of the current version of an object (nil
 // removes them). Data, ETag and modification time are unchanged.
 func (s *Store) SetTags(ctx context.Context, bucket, key string, tags []Header) error {
-	return s.updateMeta(ctx, bucket, key, func(r *Record) { r.Tags = tags })
+	return s.SetTagsVersion(ctx, bucket, key, "", tags)
+}
+
+// SetTagsVersion replaces the tags of one version ("" is the current).
+func (s *Store) SetTagsVersion(ctx context.Context, bucket, key, versionID string, tags []Header) error {
+	return s.updateMetaVersion(ctx, bucket, key, versionID, func(r *Record) { r.Tags = tags })
 }
 
 // SetHeader sets (or, with an empty value, removes) one stored header of
 // the current version of an object, such as its canned ACL.
 func (s *Store) SetHeader(ctx context.Context, bucket, key, name, value string) error {
-	return s.updateMeta(ctx, bucket, key, func(r *Record) {
+	return s.SetHeaderVersion(ctx, bucket, key, "", name, value)
+}
+
+// SetHeaderVersion is SetHeader for one version ("" is the current).
+func (s *Store) SetHeaderVersion(ctx context.Context, bucket, key, versionID, name, value string) error {
+	return s.updateMetaVersion(ctx, bucket, key, versionID, func(r *Record) {
 		var hs []Header
 		for _, h := range r.Headers {
 			if h.Name != name {
@@ -320,41 +330,65 @@ func (s *Store) SetHeader(ctx context.Context, bucket, key, name, value string) 
 // updateMeta rewrites the records of an object's current version in place,
 // with the same write id, so no shard is freed and readers keep reading.
 func (s *Store) updateMeta(ctx context.Context, bucket, key string, update func(*Record)) error {
+	return s.updateMetaVersion(ctx, bucket, key, "", update)
+}
+
+// updateMetaVersion is updateMeta for one version, current or noncurrent
+// ("" is the current version).
+func (s *Store) updateMetaVersion(ctx context.Context, bucket, key, apiVid string, update func(*Record)) error {
 	if _, err := s.HeadBucket(ctx, bucket); err != nil {
 		return err
 	}
 	if validKey(key) != nil {
 		return ErrNoSuchKey
 	}
+	if apiVid != "" && !validVersionID(apiVid) {
+		return ErrNoSuchVersion
+	}
 	devs := s.placement(bucket, key)
-	okey := objectKey(bucket, key)
 	mu, err := s.lockKey(ctx, bucket, key)
 	if err != nil {
 		return err
 	}
 	defer mu()
-	set := s.readSet(devs, okey)
-	recs := set.recs
-	q := quorumRecord(recs)
-	if q < 0 || recs[q].DeleteMarker {
-		return ErrNoSuchKey
+	keys := [][]byte{objectKey(bucket, key)}
+	if apiVid != "" {
+		keys = append(keys, noncurrentKey(bucket, key, normVersion(apiVid)))
 	}
-	ref := recs[q]
-	n, err := commitAll(ctx, devs, func(i int, d Device) error {
-		if recs[i] == nil || !recs[i].sameVersion(ref) {
-			return fmt.Errorf("device %s holds no record of this version", d.Name())
+	for _, k := range keys {
+		set := s.readSet(devs, k)
+		recs := set.recs
+		q := quorumRecord(recs)
+		if q < 0 || apiVid != "" && recs[q].VersionID != normVersion(apiVid) {
+			continue
 		}
-		r := *recs[i]
-		update(&r)
-		return d.Commit(ctx, s.putIf(okey, r.MarshalBinary(), set.raw[i]))
-	})
-	if n < writeQuorum(s.ring.K, s.ring.M) {
-		return fmt.Errorf("%w: metadata updated on %d of %d devices: %v", quorumErr(err), n, len(devs), err)
+		if recs[q].DeleteMarker {
+			if apiVid != "" {
+				return &DeleteMarkerError{VersionID: apiVid, ByVersion: true}
+			}
+			return ErrNoSuchKey
+		}
+		ref := recs[q]
+		n, err := commitAll(ctx, devs, func(i int, d Device) error {
+			if recs[i] == nil || !recs[i].sameVersion(ref) {
+				return fmt.Errorf("device %s holds no record of this version", d.Name())
+			}
+			r := *recs[i]
+			update(&r)
+			return d.Commit(ctx, s.putIf(k, r.MarshalBinary(), set.raw[i]))
+		})
+		if n < writeQuorum(s.ring.K, s.ring.M) {
+			return fmt.Errorf("%w: metadata updated on %d of %d devices: %v", quorumErr(err), n, len(devs), err)
+		}
+		if n < len(devs) {
+			s.hint(ctx, bucket, key)
+		}
+		return nil
 	}
-	if n < len(devs) {
-		s.hint(ctx, bucket, key)
+	if apiVid != "" {
+		return ErrNoSuchVersion
 	}
-	return nil
+	return ErrNoSuchKey
 }
 
 // HeadObject returns an object's metadata.

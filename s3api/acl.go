@@ -203,16 +203,18 @@ func (s *Server) putBucketAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 }
 
 func (s *Server) getObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	info, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key)
+	info, err := s.store.HeadObjectVersion(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("versionId"))
 	if err != nil {
-		return err
+		return deleteMarkerError(w, err)
 	}
+	s.setVersionHeader(w, r, rc.bucket, info.VersionID)
 	return s.writeACL(w, r, rc, objectACL(info))
 }
 
 func (s *Server) putObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	if _, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key); err != nil {
-		return err
+	vid := r.URL.Query().Get("versionId")
+	if _, err := s.store.HeadObjectVersion(r.Context(), rc.bucket, rc.key, vid); err != nil {
+		return deleteMarkerError(w, err)
 	}
 	acl, err := s.putACLRequest(r, rc, objectACLs, s.ownerOf(r, rc.bucket).ID)
 	if err != nil {
@@ -224,8 +226,11 @@ func (s *Server) putObjectAcl(w http.ResponseWriter, r *http.Request, rc *reqCon
 	if acl == "private" {
 		acl = ""
 	}
-	if err := s.store.SetHeader(r.Context(), rc.bucket, rc.key, aclHeader, acl); err != nil {
-		return err
+	if err := s.store.SetHeaderVersion(r.Context(), rc.bucket, rc.key, vid, aclHeader, acl); err != nil {
+		return deleteMarkerError(w, err)
+	}
+	if vid != "" {
+		s.setVersionHeader(w, r, rc.bucket, vid)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil

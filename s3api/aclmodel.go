@@ -227,7 +227,7 @@ func (s *Server) aclAllows(r *http.Request, rc *reqContext, api string) bool {
 		stored, _ := s.bucketACL(r, rc.bucket)
 		return grantsAllow(grants(stored), callerID, authenticated, perm)
 	}
-	info, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key)
+	info, err := s.store.HeadObjectVersion(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("versionId"))
 	if err != nil {
 		return false
 	}

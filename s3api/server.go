@@ -254,7 +254,8 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type handler func(w http.ResponseWriter, r *http.Request, rc *reqContext) error
 
 // versionedAPIs take a versionId query parameter.
-var versionedAPIs = map[string]bool{"GetObject": true, "HeadObject": true, "DeleteObject": true, "GetObjectAttributes": true}
+var versionedAPIs = map[string]bool{"GetObject": true, "HeadObject": true, "DeleteObject": true, "GetObjectAttributes": true,
+	"GetObjectAcl": true, "PutObjectAcl": true, "GetObjectTagging": true, "PutObjectTagging": true, "DeleteObjectTagging": true}
 
 // notImplemented lists subresources Strata does not serve yet; a request
 // naming one gets 501 rather than a success that did nothing.

@@ -104,24 +104,33 @@ func (s *Server) putObjectTagging(w http.ResponseWriter, r *http.Request, rc *re
 	if err != nil {
 		return err
 	}
-	if err := s.store.SetTags(r.Context(), rc.bucket, rc.key, tags); err != nil {
-		return err
+	vid := r.URL.Query().Get("versionId")
+	if err := s.store.SetTagsVersion(r.Context(), rc.bucket, rc.key, vid, tags); err != nil {
+		return deleteMarkerError(w, err)
+	}
+	if vid != "" {
+		s.setVersionHeader(w, r, rc.bucket, vid)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
 func (s *Server) getObjectTagging(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	info, err := s.store.HeadObject(r.Context(), rc.bucket, rc.key)
+	info, err := s.store.HeadObjectVersion(r.Context(), rc.bucket, rc.key, r.URL.Query().Get("versionId"))
 	if err != nil {
-		return err
+		return deleteMarkerError(w, err)
 	}
+	s.setVersionHeader(w, r, rc.bucket, info.VersionID)
 	return writeTagSet(w, info.Tags)
 }
 
 func (s *Server) deleteObjectTagging(w http.ResponseWriter, r *http.Request, rc *reqContext) error {
-	if err := s.store.SetTags(r.Context(), rc.bucket, rc.key, nil); err != nil {
-		return err
+	vid := r.URL.Query().Get("versionId")
+	if err := s.store.SetTagsVersion(r.Context(), rc.bucket, rc.key, vid, nil); err != nil {
+		return deleteMarkerError(w, err)
+	}
+	if vid != "" {
+		s.setVersionHeader(w, r, rc.bucket, vid)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
