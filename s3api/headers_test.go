@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -195,6 +196,24 @@ func TestChecksumDigestsAreCanonical(t *testing.T) {
 	} {
 		if got := fmt.Sprintf("%x", checksumAlgorithms[alg]().Sum(nil)); got != want {
 			t.Errorf("%s of nothing: %s, want %s", alg, got, want)
+		}
+	}
+}
+
+// Response headers go out as S3 spells them: x-amz-* in lower case, the
+// rest canonical.
+func TestResponseHeadersAreSpelledAsS3Does(t *testing.T) {
+	rec := httptest.NewRecorder()
+	w := &statusWriter{ResponseWriter: rec, status: 200}
+	w.Header().Set("X-Amz-Request-Id", "1")
+	w.Header().Set("X-Amz-Checksum-Crc32", "AAAAAA==")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("ETag", `"x"`)
+	w.Write([]byte("body"))
+	got := fmt.Sprint(rec.Result().Header)
+	for _, want := range []string{"x-amz-request-id:[1]", "x-amz-checksum-crc32:[AAAAAA==]", "Access-Control-Allow-Origin:[*]", `Etag:["x"]`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("headers %s lack %s", got, want)
 		}
 	}
 }

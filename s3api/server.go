@@ -236,8 +236,29 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.status, w.wrote = code, true
+		amzLowercase(w.ResponseWriter.Header())
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// amzLowercase spells x-amz-* response headers in lower case, as S3 sends
+// them (x-amz-request-id, x-amz-version-id, x-amz-checksum-crc32, ...);
+// Go would send them canonicalised. The Access-Control-* and standard
+// headers keep their usual spelling, which is S3's too.
+func amzLowercase(h http.Header) {
+	for k, v := range h {
+		if strings.HasPrefix(k, "X-Amz-") {
+			delete(h, k)
+			h[strings.ToLower(k)] = v
+		}
+	}
 }
 
 func (w *statusWriter) Flush() {
