@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-storage/strata/atomicfile"
 	"github.com/strata-storage/strata/metastore"
 )
 
@@ -204,19 +205,10 @@ func LoadOrCreateMasterKey(path string) ([]byte, error) {
 	}
 	k := make([]byte, 32)
 	rand.Read(k)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, err
+	if err := atomicfile.Create(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("iam: master key: %w", err)
 	}
-	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return k, f.Close()
+	return k, nil
 }
 
 // ValidUserName reports whether name can name a user (IAM's rules).

@@ -9,6 +9,8 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+
+	"github.com/strata-storage/strata/atomicfile"
 )
 
 // Credentials are an access key pair.
@@ -75,30 +77,8 @@ func newCredentials() Credentials {
 func storeCredentials(dataDir string, c Credentials) error {
 	path := filepath.Join(dataDir, credentialsFile)
 	b, _ := json.MarshalIndent(c, "", "  ")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("store credentials: %w", err)
-	}
-	if _, err = f.Write(append(b, '\n')); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = syncDir(dataDir) // the new directory entry must survive a crash too
-	}
-	if err != nil {
+	if err := atomicfile.Create(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("store credentials: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -3,6 +3,7 @@ package objectstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/strata-storage/strata/metastore"
@@ -84,9 +85,27 @@ func (m *mergeIter) seek(k []byte) {
 	}
 }
 
-func (m *mergeIter) close() {
-	for _, it := range m.its {
-		it.Close()
+// close releases the iterators and reports the first that ended its walk
+// on an error. A device whose walk failed has dropped out of the merge
+// from there on, as an offline one would: keys still need a read quorum of
+// agreeing records, so what is listed is right, but the caller must know
+// if it needs every record (repair).
+func (m *mergeIter) close() error {
+	var first error
+	for j, it := range m.its {
+		if err := it.Close(); err != nil && first == nil {
+			first = fmt.Errorf("device %d: %w", m.devs[j], err)
+		}
+	}
+	return first
+}
+
+// closeLogged closes a merge whose partial walks are tolerable, logging
+// and counting them.
+func (s *Store) closeLogged(m *mergeIter, what string) {
+	if err := m.close(); err != nil {
+		s.log.Warn("a device's records could not all be read; it was left out of the rest of the "+what, "err", err)
+		s.metrics.shardFailures.WithLabelValues("list").Inc()
 	}
 }
 
@@ -125,7 +144,7 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions
 	if it == nil || err != nil {
 		return res, err
 	}
-	defer it.close()
+	defer s.closeLogged(it, "listing")
 	base := objectKey(bucket, "")
 	if opts.After != "" && opts.After >= opts.Prefix {
 		it.seek(append(objectKey(bucket, opts.After), 0))

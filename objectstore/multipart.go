@@ -214,7 +214,14 @@ func (s *Store) partRecords(devs []Device, uploadID string) map[int][]*Record {
 			}
 			out[n][i] = r
 		}
-		it.Close()
+		if err := it.Close(); err != nil {
+			// A partial view of this device's parts is no view: it counts
+			// as holding none, so nothing it may hold is freed or trusted.
+			s.log.Warn("upload parts on a device could not all be read", "device", d.Name(), "upload", uploadID, "err", err)
+			for _, recs := range out {
+				recs[i] = nil
+			}
+		}
 	}
 	return out
 }
@@ -406,7 +413,7 @@ func (s *Store) ListUploads(ctx context.Context, bucket string, max int) ([]Uplo
 	if err != nil {
 		return nil, err
 	}
-	defer it.close()
+	defer s.closeLogged(it, "upload listing")
 	raw := make([][]byte, it.n)
 	var out []UploadInfo
 	for len(out) < max {

@@ -318,7 +318,7 @@ func (s *Store) verifyBucket(ctx context.Context, l *layout, bucket string, repa
 		}
 		it, err := d.Iter(lower, upper)
 		if err != nil {
-			m.close()
+			m.close() // the error of opening is the one to report
 			return rep, fmt.Errorf("device %s: %w", d.Name(), err)
 		}
 		m.its = append(m.its, it)

@@ -276,6 +276,10 @@ func (s *Store) newestNoncurrent(d Device, bucket, key, skip string) (*Record, e
 			best = r
 		}
 	}
+	// A walk cut short may have missed the newest version.
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("device %s: noncurrent versions of %s/%s: %w", d.Name(), bucket, key, err)
+	}
 	return best, nil
 }
 
@@ -383,7 +387,7 @@ func (s *Store) ListObjectVersions(ctx context.Context, bucket string, opts Vers
 	if it == nil || err != nil {
 		return res, err
 	}
-	defer it.close()
+	defer s.closeLogged(it, "version listing")
 	base := objectKey(bucket, "")
 	if opts.KeyMarker != "" && opts.KeyMarker >= opts.Prefix {
 		start := objectKey(bucket, opts.KeyMarker)
@@ -459,7 +463,7 @@ func (s *Store) keyVersions(bucket, key string, cur *Record) ([]ObjectInfo, erro
 	if err != nil {
 		return nil, err
 	}
-	defer it.close()
+	defer s.closeLogged(it, "version listing")
 	raw := make([][]byte, it.n)
 	var older []ObjectInfo
 	for {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-storage/strata/atomicfile"
 	"github.com/strata-storage/strata/blockpool"
 )
 
@@ -212,24 +213,7 @@ func (r *Replica) openVolume() (*blockpool.Checked, error) {
 
 func writeState(dir string, st state) error {
 	b, _ := json.Marshal(st)
-	tmp := filepath.Join(dir, stateFile+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("replica state: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, stateFile))
-	}
-	if err == nil {
-		err = syncParent(tmp)
-	}
+	err := atomicfile.Write(filepath.Join(dir, stateFile), b, 0o600)
 	if err != nil {
 		return fmt.Errorf("replica state: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/strata-storage/strata/atomicfile"
 	"github.com/strata-storage/strata/blockpool"
 )
 
@@ -60,7 +61,7 @@ func (r *Replica) Snapshot(epoch uint64, name string) error {
 		}
 	}
 	b, _ := json.Marshal(SnapshotInfo{Name: name, Size: r.vol.Size(), Created: time.Now().UTC()})
-	if err := os.WriteFile(filepath.Join(tmp, "info.json"), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(tmp, "info.json"), b, 0o600); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
