@@ -47,7 +47,8 @@ type Record struct {
 	ClonedFrom string     `json:"cloned_from,omitempty"`
 	Snapshots  []Snapshot `json:"snapshots,omitempty"`
 	// Access names the NBD client identities (TLS certificate common
-	// names, "*" for any authenticated client) that may attach the volume.
+	// names or PSK identities, "*" for any authenticated client) that may
+	// attach the volume.
 	Access []string `json:"access,omitempty"`
 }
 
