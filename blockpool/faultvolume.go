@@ -13,6 +13,7 @@ var ErrInjected = errors.New("blockpool: injected fault")
 type FaultVolume struct {
 	Volume
 	mu          sync.Mutex
+	stall       <-chan struct{}
 	writes      int
 	failWriteAt int // fail the Nth WriteAt (1-based); 0 = never
 	failSync    bool
@@ -31,6 +32,14 @@ func (f *FaultVolume) FailNthWrite(n int) {
 
 // FailSync makes every Sync fail while on is true.
 func (f *FaultVolume) FailSync(on bool) { f.mu.Lock(); f.failSync = on; f.mu.Unlock() }
+
+// StallReads makes every read wait until release is closed (nil: no
+// stall), as a disk that stops answering would.
+func (f *FaultVolume) StallReads(release <-chan struct{}) {
+	f.mu.Lock()
+	f.stall = release
+	f.mu.Unlock()
+}
 
 // CorruptReads flips one bit in the data of every read while on is true.
 func (f *FaultVolume) CorruptReads(on bool) { f.mu.Lock(); f.corruptRead = on; f.mu.Unlock() }
@@ -57,6 +66,12 @@ func (f *FaultVolume) Sync() error {
 }
 
 func (f *FaultVolume) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	stall := f.stall
+	f.mu.Unlock()
+	if stall != nil {
+		<-stall
+	}
 	n, err := f.Volume.ReadAt(p, off)
 	f.mu.Lock()
 	corrupt := f.corruptRead

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"testing"
 
 	"github.com/strata-storage/strata/objectstore/shard"
@@ -20,7 +21,7 @@ func BenchmarkRemoteReadBlock(b *testing.B) {
 			tr := NewTransport("n1", "s3cret", nil, DefaultTimeouts())
 			defer tr.Close()
 			var dev interface {
-				ReadBlock(*shard.Locator, int, []byte) ([]byte, error)
+				ReadBlock(context.Context, *shard.Locator, int, []byte) ([]byte, error)
 			} = local
 			rd := tr.NewPeer("n2", srv.Listener.Addr().String()).Device(7, "disk0")
 			if remote {
@@ -38,7 +39,7 @@ func BenchmarkRemoteReadBlock(b *testing.B) {
 			b.SetBytes(256 << 10)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := dev.ReadBlock(&loc, 0, buf); err != nil {
+				if _, err := dev.ReadBlock(context.Background(), &loc, 0, buf); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -193,6 +193,11 @@ func (p *Peer) call(ctx context.Context, path string, body []byte) ([]byte, erro
 	return p.do(ctx, http.MethodPost, path, body)
 }
 
+// callerLeft reports whether a call failed because its caller gave it up
+// (a client hung up, a hedged read was not needed), which says nothing
+// about the peer; a deadline that ran out does.
+func callerLeft(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
+
 // do sends a request and reads the whole answer.
 func (p *Peer) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
 	resp, err := p.send(ctx, method, path, body)
@@ -202,6 +207,9 @@ func (p *Peer) do(ctx context.Context, method, path string, body []byte) ([]byte
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, maxFrame+1<<20))
 	if err != nil {
+		if callerLeft(ctx) {
+			return nil, fmt.Errorf("node %s: %w", p.Name, ctx.Err())
+		}
 		p.markDown(err)
 		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, shard.ErrOffline)
 	}
@@ -223,6 +231,9 @@ func (p *Peer) send(ctx context.Context, method, path string, body []byte) (*htt
 	signRequest(req, p.t.Secret, p.t.Self, body)
 	resp, err := p.t.client.Do(req)
 	if err != nil {
+		if callerLeft(ctx) {
+			return nil, fmt.Errorf("node %s: %w", p.Name, ctx.Err())
+		}
 		p.markDown(err)
 		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, shard.ErrOffline)
 	}

@@ -46,7 +46,7 @@ func (d *RemoteDevice) Holds(loc *shard.Locator) bool {
 }
 
 // ReadBlock reads block i over the network into buf and verifies it here.
-func (d *RemoteDevice) ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte, error) {
+func (d *RemoteDevice) ReadBlock(ctx context.Context, loc *shard.Locator, i int, buf []byte) ([]byte, error) {
 	if i < 0 || i >= loc.Blocks() {
 		return nil, fmt.Errorf("shard: block %d of %d", i, loc.Blocks())
 	}
@@ -54,7 +54,7 @@ func (d *RemoteDevice) ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte,
 	if !p.Up() {
 		return nil, fmt.Errorf("node %s: %w: %w", p.Name, errPeerDown, shard.ErrOffline)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.t.Timeouts.Call)
+	ctx, cancel := context.WithTimeout(ctx, p.t.Timeouts.Call)
 	defer cancel()
 	resp, err := p.send(ctx, http.MethodPost, d.path("read"), blockBody(loc, i))
 	if err != nil {
@@ -64,6 +64,9 @@ func (d *RemoteDevice) ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte,
 	n := shard.HeaderSize + loc.DataLen(i)
 	buf = buf[:n]
 	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		if callerLeft(ctx) {
+			return nil, fmt.Errorf("node %s: read block: %w", p.Name, ctx.Err()) // the reader left; the peer is fine
+		}
 		p.markDown(err)
 		return nil, fmt.Errorf("node %s: read block: %w: %w", p.Name, err, shard.ErrOffline)
 	}

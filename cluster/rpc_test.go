@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,15 +294,21 @@ func TestNonceCacheForgetsOnlyAfterTheWindow(t *testing.T) {
 	}
 }
 
-func TestRemoteDeviceRoundTrip(t *testing.T) {
-	srv, local := rpcNode(t)
+// probedPeer is node n1's client of the RPC server srv (node n2), probed.
+func probedPeer(t *testing.T, srv *httptest.Server) *Peer {
+	t.Helper()
 	tr := NewTransport("n1", "s3cret", nil, testTimeouts())
-	defer tr.Close()
+	t.Cleanup(tr.Close)
 	p := tr.NewPeer("n2", srv.Listener.Addr().String())
 	if _, err := p.Probe(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	d := p.Device(7, "disk0")
+	return p
+}
+
+func TestRemoteDeviceRoundTrip(t *testing.T) {
+	srv, local := rpcNode(t)
+	d := probedPeer(t, srv).Device(7, "disk0")
 
 	// A shard stream of three blocks, the last one short.
 	blocks := [][]byte{bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000), []byte("tail")}
@@ -319,13 +326,13 @@ func TestRemoteDeviceRoundTrip(t *testing.T) {
 		t.Fatal("remote device disowns its own stream")
 	}
 	for i, want := range blocks {
-		got, err := d.ReadBlock(&loc, i, make([]byte, shard.HeaderSize+loc.DataLen(i)))
+		got, err := d.ReadBlock(context.Background(), &loc, i, make([]byte, shard.HeaderSize+loc.DataLen(i)))
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("block %d: %q, %v", i, got, err)
 		}
 	}
 	// The same bytes as a local read.
-	if got, err := local.ReadBlock(&loc, 2, make([]byte, shard.HeaderSize+4)); err != nil || string(got) != "tail" {
+	if got, err := local.ReadBlock(context.Background(), &loc, 2, make([]byte, shard.HeaderSize+4)); err != nil || string(got) != "tail" {
 		t.Fatalf("local read: %q %v", got, err)
 	}
 
@@ -382,7 +389,7 @@ func TestRemoteDeviceRoundTrip(t *testing.T) {
 	if err := d.Free(loc); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ReadBlock(&loc, 0, make([]byte, shard.HeaderSize+1000)); !errors.Is(err, shard.ErrCorrupt) {
+	if _, err := d.ReadBlock(context.Background(), &loc, 0, make([]byte, shard.HeaderSize+1000)); !errors.Is(err, shard.ErrCorrupt) {
 		t.Fatalf("read of a freed stream: %v", err)
 	}
 }
@@ -470,5 +477,65 @@ func TestFrozenPeerIsBoundedAndSkipped(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("stream to a frozen peer took %v to fail", took)
+	}
+}
+
+// Issue 18 must-show 2, at the seam: a shard read whose caller goes away
+// (the gateway's client hung up) ends at once on the calling side without
+// marking the peer down, and the serving node gives the read up and
+// counts it instead of sending a block nobody waits for.
+func TestRemoteReadIsCancelledWithItsCaller(t *testing.T) {
+	db, err := metastore.OpenPebble(t.TempDir(), quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	vol := blockpool.NewFaultVolume(blockpool.NewMemVolume(64 << 20))
+	st, err := shard.Open(7, "disk0", vol, db, nil, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := NewServer("n2", "s3cret", oneDevice{7, st}, nil, quietLog)
+	srv := httptest.NewServer(server)
+	defer srv.Close()
+	p := probedPeer(t, srv)
+	d := p.Device(7, "disk0")
+	w := d.NewWriter(1000)
+	if err := w.Append(append(make([]byte, shard.HeaderSize), bytes.Repeat([]byte("x"), 1000)...)); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	release := make(chan struct{})
+	var once sync.Once
+	unstall := func() { once.Do(func() { close(release) }) }
+	defer unstall()         // before srv.Close, which waits for the stalled handler
+	vol.StallReads(release) // the serving disk stops answering
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel) // the client hangs up
+	start := time.Now()
+	_, err = d.ReadBlock(ctx, &loc, 0, make([]byte, shard.HeaderSize+1000))
+	if !errors.Is(err, context.Canceled) || time.Since(start) > testTimeouts().Call/2 {
+		t.Fatalf("a cancelled read: %v after %v", err, time.Since(start))
+	}
+	if !p.Up() {
+		t.Fatal("a read the caller gave up marked the peer down")
+	}
+	time.Sleep(500 * time.Millisecond) // the serving node sees the connection go
+	unstall()
+	vol.StallReads(nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for server.Cancelled() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := server.Cancelled(); n != 1 {
+		t.Fatalf("the serving node counted %v cancelled reads, want 1", n)
+	}
+	// The peer still serves the next read.
+	if got, err := d.ReadBlock(context.Background(), &loc, 0, make([]byte, shard.HeaderSize+1000)); err != nil || len(got) != 1000 {
+		t.Fatalf("the next read: %d bytes, %v", len(got), err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strata-storage/strata/objectstore/shard"
 )
@@ -65,6 +66,16 @@ type Server struct {
 	volumes VolumeReplicas
 	log     *slog.Logger
 	bufs    sync.Pool // *[]byte: block read buffers
+	// cancelled counts shard reads given up because their caller left
+	// (the gateway's client hung up, or a hedged read was no longer needed).
+	cancelled prometheus.Counter
+}
+
+// Cancelled is the number of shard reads given up because the caller left.
+func (s *Server) Cancelled() float64 {
+	var m dto.Metric
+	s.cancelled.Write(&m)
+	return m.GetCounter().GetValue()
 }
 
 func (s *Server) buffer(n int) *[]byte {
@@ -78,7 +89,13 @@ func (s *Server) buffer(n int) *[]byte {
 // NewServer returns the RPC handler of node name; its refusals are counted
 // on reg (if not nil).
 func NewServer(name, secret string, devices LocalDevices, reg prometheus.Registerer, log *slog.Logger) *Server {
-	return &Server{node: name, secret: secret, auth: newAuthenticator(secret, reg), devices: devices, log: log}
+	s := &Server{node: name, secret: secret, auth: newAuthenticator(secret, reg), devices: devices, log: log,
+		cancelled: prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_rpc_reads_cancelled_total",
+			Help: "Shard reads of this node's devices given up because the node that asked left before the answer."})}
+	if reg != nil {
+		reg.MustRegister(s.cancelled)
+	}
+	return s
 }
 
 // maxBody bounds a whole (not streamed) request body: a volume write or
@@ -120,6 +137,14 @@ func (s *Server) readBody(r *http.Request, v verified) (*[]byte, error) {
 	if _, err := io.ReadFull(r.Body, buf); err != nil {
 		s.bufs.Put(bp)
 		return nil, fmt.Errorf("cluster: body cut short: %w", err)
+	}
+	// Reading on to EOF lets net/http watch the connection from here on,
+	// so a caller that hangs up cancels the request's context (and the
+	// handler gives up instead of finishing work nobody waits for).
+	var probe [1]byte
+	if n, _ := r.Body.Read(probe[:]); n != 0 {
+		s.bufs.Put(bp)
+		return nil, errors.New("cluster: body longer than its Content-Length")
 	}
 	if err := v.checkBody(buf); err != nil {
 		s.bufs.Put(bp)
@@ -206,8 +231,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bp := s.buffer(n)
 		defer s.bufs.Put(bp)
 		buf := (*bp)[:n]
-		if _, err := st.ReadBlock(&loc, i, buf); err != nil {
+		if _, err := st.ReadBlock(r.Context(), &loc, i, buf); err != nil {
+			if r.Context().Err() != nil {
+				s.cancelled.Inc()
+				return
+			}
 			writeErr(w, err)
+			return
+		}
+		if r.Context().Err() != nil {
+			s.cancelled.Inc() // read, but nobody is waiting for it
 			return
 		}
 		// The whole record goes back so the reader verifies it again; a

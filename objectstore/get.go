@@ -167,7 +167,7 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 		case <-ctx.Done():
 			return
 		}
-		data, out, err := o.readBlock(-1, 0, int(o.ref.Size), bufs, out)
+		data, out, err := o.readBlock(ctx, -1, 0, int(o.ref.Size), bufs, out)
 		if err != nil {
 			send(chunk{err: err})
 			return
@@ -195,7 +195,7 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 			case <-ctx.Done():
 				return
 			}
-			data, out, err := o.readBlock(pi, int(b), n, bufs, out)
+			data, out, err := o.readBlock(ctx, pi, int(b), n, bufs, out)
 			if err != nil {
 				send(chunk{err: fmt.Errorf("%s/%s part %d block %d: %w", o.Info.Bucket, o.Info.Key, p.Number, b, err)})
 				return
@@ -220,8 +220,14 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 // needed: when a shard fails, or when the data shards have not all arrived
 // within the hedge delay (a slow or frozen node), so one slow device costs
 // a read at most that delay.
-func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []byte, error) {
+//
+// ctx is the request's: when it ends, reads still in flight end too, and
+// their failures count against no device. Reads still in flight once k
+// shards are in are cancelled as readBlock returns.
+func (o *Object) readBlock(ctx context.Context, pi, b, n int, bufs [][]byte, out []byte) ([]byte, []byte, error) {
 	s := o.s
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	k, m := o.ref.K, o.ref.M
 	if n == 0 {
 		return out[:0], out, nil
@@ -278,9 +284,12 @@ func (o *Object) readBlock(pi, b, n int, bufs [][]byte, out []byte) ([]byte, []b
 			inFlight[i] = true
 			outstanding++
 			go func() {
-				data, err := dev.ReadBlock(loc, b, buf)
+				data, err := dev.ReadBlock(rctx, loc, b, buf)
 				gone := errors.Is(err, shard.ErrCorrupt) || errors.Is(err, shard.ErrMissing)
-				if err != nil {
+				if err != nil && rctx.Err() != nil {
+					// Not the device's fault: the read was called off.
+					data, gone = nil, false
+				} else if err != nil {
 					if !errors.Is(err, shard.ErrMissing) {
 						s.log.Debug("shard read failed; reconstructing", "bucket", o.Info.Bucket, "key", o.Info.Key, "err", err)
 					}

@@ -187,7 +187,7 @@ func (s *Store) healObject(ctx context.Context, req healRequest) (int, error) {
 		recs[i] = &r
 	}
 	if o.ref.HasInline {
-		data, _, err := o.readBlock(-1, 0, int(o.ref.Size), make([][]byte, o.ref.K+o.ref.M), nil)
+		data, _, err := o.readBlock(ctx, -1, 0, int(o.ref.Size), make([][]byte, o.ref.K+o.ref.M), nil)
 		if err != nil {
 			return 0, err
 		}
@@ -228,7 +228,7 @@ func (s *Store) rebuildStreams(ctx context.Context, o *Object, targets []int, re
 				return err
 			}
 			n := int(min(int64(s.cfg.BlockSize), p.Size-b*int64(s.cfg.BlockSize)))
-			data, _, err := o.readBlock(pi, int(b), n, bufs, out)
+			data, _, err := o.readBlock(ctx, pi, int(b), n, bufs, out)
 			if err != nil {
 				return err
 			}

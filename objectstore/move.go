@@ -344,7 +344,7 @@ func (s *Store) copyRecord(ctx context.Context, rec *Record, src, dst Device, op
 					return fail(err)
 				}
 			}
-			if _, err := src.ReadBlock(&p.Loc, b, buf[:size]); err != nil {
+			if _, err := src.ReadBlock(ctx, &p.Loc, b, buf[:size]); err != nil {
 				w.Abort()
 				return fail(fmt.Errorf("read %s: %w", src.Name(), err))
 			}
@@ -382,7 +382,7 @@ func (s *Store) verifyRecord(ctx context.Context, d Device, rec *Record) error {
 			if cap(buf) < size {
 				buf = make([]byte, size)
 			}
-			if _, err := d.ReadBlock(&p.Loc, b, buf[:size]); err != nil {
+			if _, err := d.ReadBlock(ctx, &p.Loc, b, buf[:size]); err != nil {
 				return fmt.Errorf("verify %s: %w", d.Name(), err)
 			}
 		}

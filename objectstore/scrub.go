@@ -91,7 +91,7 @@ func (s *Store) ScrubDevice(ctx context.Context, d Device, opt ScrubOptions) (Sc
 				if cap(buf) < n {
 					buf = make([]byte, n)
 				}
-				_, err := d.ReadBlock(&p.Loc, i, buf[:n])
+				_, err := d.ReadBlock(ctx, &p.Loc, i, buf[:n])
 				switch {
 				case err == nil:
 					st.Bytes += int64(n)

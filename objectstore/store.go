@@ -24,7 +24,9 @@ import (
 type Device interface {
 	Name() string
 	NewWriter(sizeHint int64) shard.StreamWriter
-	ReadBlock(loc *shard.Locator, i int, buf []byte) ([]byte, error)
+	// ReadBlock reads and verifies one block; ctx ends a remote read when
+	// the request it serves is gone.
+	ReadBlock(ctx context.Context, loc *shard.Locator, i int, buf []byte) ([]byte, error)
 	// Holds reports whether the locator is of the device's current volume
 	// (false: the volume was replaced and the shard is gone).
 	Holds(loc *shard.Locator) bool

@@ -79,7 +79,7 @@ func TestRecordsMoveToTheDevicesDatabase(t *testing.T) {
 	if v, err := s.Get([]byte("b\x00k2")); err != nil || string(v) != "v2" {
 		t.Fatalf("record after the move: %q %v", v, err)
 	}
-	if _, err := s.ReadBlock(&loc, 1, make([]byte, 2000)); err != nil {
+	if _, err := s.ReadBlock(context.Background(), &loc, 1, make([]byte, 2000)); err != nil {
 		t.Fatalf("shard after the move: %v", err)
 	}
 	// Again (the next start): nothing to do, nothing lost.
@@ -134,7 +134,7 @@ func TestForgottenVolumeStartsEmptyWithANewGeneration(t *testing.T) {
 	if s2.Head() != superblockSize {
 		t.Fatalf("head %d: not empty", s2.Head())
 	}
-	if _, err := s2.ReadBlock(&loc, 0, make([]byte, 200)); err == nil {
+	if _, err := s2.ReadBlock(context.Background(), &loc, 0, make([]byte, 200)); err == nil {
 		t.Fatal("a shard of the forgotten generation read back")
 	}
 }

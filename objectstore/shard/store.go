@@ -551,7 +551,10 @@ func (s *Store) Generation() uint32 { return s.gen }
 
 // ReadBlock reads and verifies block i of a shard stream into buf (which
 // must hold HeaderSize+DataLen(i) bytes) and returns the data.
-func (s *Store) ReadBlock(loc *Locator, i int, buf []byte) ([]byte, error) {
+func (s *Store) ReadBlock(ctx context.Context, loc *Locator, i int, buf []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if loc.Generation != s.gen {
 		return nil, ErrMissing
 	}

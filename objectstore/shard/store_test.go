@@ -94,13 +94,13 @@ func TestWriteReadVerify(t *testing.T) {
 	}
 	buf := make([]byte, HeaderSize+100000)
 	for i, b := range blocks {
-		data, err := s.ReadBlock(&got, i, buf)
+		data, err := s.ReadBlock(context.Background(), &got, i, buf)
 		if err != nil || !bytes.Equal(data, b) {
 			t.Fatalf("block %d: %v", i, err)
 		}
 	}
 	vol.CorruptReads(true)
-	if _, err := s.ReadBlock(&got, 2, buf); !errors.Is(err, ErrCorrupt) {
+	if _, err := s.ReadBlock(context.Background(), &got, 2, buf); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("corrupt read: %v", err)
 	}
 	vol.CorruptReads(false)
@@ -112,14 +112,14 @@ func TestWriteReadVerify(t *testing.T) {
 	forged := got
 	forged.Offsets = []int64{other.Offsets[0]}
 	forged.BlockLen, forged.LastLen = 100, 100
-	if _, err := s.ReadBlock(&forged, 0, buf); !errors.Is(err, ErrCorrupt) {
+	if _, err := s.ReadBlock(context.Background(), &forged, 0, buf); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("foreign record: %v", err)
 	}
 	// Freed space reads back as zeroes, which fail verification.
 	if err := s.Free(got); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ReadBlock(&got, 0, buf); !errors.Is(err, ErrCorrupt) {
+	if _, err := s.ReadBlock(context.Background(), &got, 0, buf); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("read freed: %v", err)
 	}
 }
@@ -161,7 +161,7 @@ func TestCommitIterAndReopen(t *testing.T) {
 		t.Fatalf("new stream at %d overlaps committed stream ending %d", loc2.Offsets[0], loc.Offsets[1]+HeaderSize+10)
 	}
 	buf := make([]byte, 2000)
-	if _, err := s.ReadBlock(&loc, 0, buf); err != nil {
+	if _, err := s.ReadBlock(context.Background(), &loc, 0, buf); err != nil {
 		t.Fatalf("old stream after reopen: %v", err)
 	}
 }
@@ -177,7 +177,7 @@ func TestReplacedVolumeReadsAsMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ReadBlock(&loc, 0, make([]byte, 200)); !errors.Is(err, ErrMissing) {
+	if _, err := s.ReadBlock(context.Background(), &loc, 0, make([]byte, 200)); !errors.Is(err, ErrMissing) {
 		t.Fatalf("old-generation read: %v", err)
 	}
 	// A volume with a damaged superblock is refused, not reformatted.
@@ -214,7 +214,7 @@ func TestCrashLosesOnlyUncommitted(t *testing.T) {
 	got, _, _ := DecodeLocator(v)
 	buf := make([]byte, 5000)
 	for i, b := range blocks {
-		data, err := s2.ReadBlock(&got, i, buf)
+		data, err := s2.ReadBlock(context.Background(), &got, i, buf)
 		if err != nil || !bytes.Equal(data, b) {
 			t.Fatalf("acknowledged block %d after crash: %v", i, err)
 		}
@@ -309,7 +309,7 @@ func TestSpaceIsReusedAndRebuiltOnOpen(t *testing.T) {
 	buf := make([]byte, 60000)
 	for _, loc := range keep {
 		for i := range loc.Offsets {
-			if _, err := s2.ReadBlock(&loc, i, buf); err != nil {
+			if _, err := s2.ReadBlock(context.Background(), &loc, i, buf); err != nil {
 				t.Fatalf("kept stream damaged by reuse: %v", err)
 			}
 		}
@@ -464,7 +464,7 @@ func TestCrosswiseCommitsNeverLowerTheHead(t *testing.T) {
 		}
 		loc, _, _ := DecodeLocator(v)
 		for i, b := range c.blocks {
-			if data, err := s2.ReadBlock(&loc, i, buf); err != nil || !bytes.Equal(data, b) {
+			if data, err := s2.ReadBlock(context.Background(), &loc, i, buf); err != nil || !bytes.Equal(data, b) {
 				t.Fatalf("acknowledged %s block %d after the cut: %v", c.key, i, err)
 			}
 		}
@@ -500,7 +500,7 @@ func TestLaggingHeadIsRaisedToTheRecords(t *testing.T) {
 	}
 	buf := make([]byte, 8192+HeaderSize)
 	for i, b := range blocks {
-		if data, err := s2.ReadBlock(&loc, i, buf); err != nil || !bytes.Equal(data, b) {
+		if data, err := s2.ReadBlock(context.Background(), &loc, i, buf); err != nil || !bytes.Equal(data, b) {
 			t.Fatalf("block %d behind a lagging head: %v", i, err)
 		}
 	}
