@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/strata-storage/strata/metastore"
 )
@@ -182,5 +185,42 @@ func TestMembershipHeartbeatsAndDown(t *testing.T) {
 			t.Fatalf("silent node never marked down: %+v", members)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Every metadata call has a deadline: against an etcd that accepts
+// connections and never answers, a call with no deadline of its own fails
+// after the store's bound instead of hanging.
+func TestEtcdCallsWithoutADeadlineAreBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a black hole: accept, read, never answer
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + ln.Addr().String()}, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &Etcd{c: c, prefix: "t/", callTimeout: 300 * time.Millisecond}
+	for name, call := range map[string]func() error{
+		"get":  func() error { _, err := e.Get(context.Background(), "k"); return err },
+		"put":  func() error { return e.Put(context.Background(), "k", []byte("v")) },
+		"list": func() error { _, err := e.List(context.Background(), ""); return err },
+		"swap": func() error { _, err := e.Sub("s/").Swap(context.Background(), "k", nil, []byte("v")); return err },
+	} {
+		start := time.Now()
+		if err := call(); err == nil || time.Since(start) > 5*time.Second {
+			t.Fatalf("%s against a silent etcd: %v after %v", name, err, time.Since(start))
+		}
 	}
 }

@@ -20,6 +20,8 @@ type Etcd struct {
 	c      *clientv3.Client
 	prefix string
 	log    *slog.Logger
+	// callTimeout is EtcdCallTimeout unless a test sets it.
+	callTimeout time.Duration
 }
 
 // ParseEtcdURL turns etcd://host:2379[,host:2379…][/prefix] into endpoints
@@ -63,13 +65,33 @@ func OpenEtcd(ctx context.Context, rawURL string, log *slog.Logger) (*Etcd, erro
 // Close disconnects.
 func (e *Etcd) Close() error { return e.c.Close() }
 
+// EtcdCallTimeout bounds a metadata call whose context has no deadline of
+// its own: an etcd that stopped answering (partitioned, out of quorum)
+// fails the call instead of holding its caller forever.
+const EtcdCallTimeout = 10 * time.Second
+
+func (e *Etcd) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	t := e.callTimeout
+	if t <= 0 {
+		t = EtcdCallTimeout
+	}
+	return context.WithTimeout(ctx, t)
+}
+
 // Client is the etcd client (leases, watches).
 func (e *Etcd) Client() *clientv3.Client { return e.c }
 
 // Sub returns a view of the keys under p (another metastore.Store).
-func (e *Etcd) Sub(p string) *Etcd { return &Etcd{c: e.c, prefix: e.prefix + p, log: e.log} }
+func (e *Etcd) Sub(p string) *Etcd {
+	return &Etcd{c: e.c, prefix: e.prefix + p, log: e.log, callTimeout: e.callTimeout}
+}
 
 func (e *Etcd) Get(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
 	r, err := e.c.Get(ctx, e.prefix+key)
 	if err != nil {
 		return nil, fmt.Errorf("etcd get %q: %w", key, err)
@@ -81,6 +103,8 @@ func (e *Etcd) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (e *Etcd) Put(ctx context.Context, key string, value []byte) error {
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
 	if _, err := e.c.Put(ctx, e.prefix+key, string(value)); err != nil {
 		return fmt.Errorf("etcd put %q: %w", key, err)
 	}
@@ -88,6 +112,8 @@ func (e *Etcd) Put(ctx context.Context, key string, value []byte) error {
 }
 
 func (e *Etcd) PutIfAbsent(ctx context.Context, key string, value []byte) (bool, error) {
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
 	k := e.prefix + key
 	r, err := e.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(value))).Commit()
 	if err != nil {
@@ -98,6 +124,8 @@ func (e *Etcd) PutIfAbsent(ctx context.Context, key string, value []byte) (bool,
 
 // Swap stores value only if the key holds old (absent when old is nil).
 func (e *Etcd) Swap(ctx context.Context, key string, old, value []byte) (bool, error) {
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
 	k := e.prefix + key
 	cmp := clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
 	if old != nil {
@@ -111,6 +139,8 @@ func (e *Etcd) Swap(ctx context.Context, key string, old, value []byte) (bool, e
 }
 
 func (e *Etcd) Delete(ctx context.Context, key string) error {
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
 	if _, err := e.c.Delete(ctx, e.prefix+key); err != nil {
 		return fmt.Errorf("etcd delete %q: %w", key, err)
 	}
@@ -118,6 +148,8 @@ func (e *Etcd) Delete(ctx context.Context, key string) error {
 }
 
 func (e *Etcd) List(ctx context.Context, prefix string) ([]metastore.KV, error) {
+	ctx, cancel := e.bounded(ctx)
+	defer cancel()
 	r, err := e.c.Get(ctx, e.prefix+prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
 		return nil, fmt.Errorf("etcd list %q: %w", prefix, err)
@@ -134,7 +166,9 @@ func (e *Etcd) List(ctx context.Context, prefix string) ([]metastore.KV, error) 
 // fn with every current entry again, so a watcher never stays stale.
 func (e *Etcd) Watch(ctx context.Context, prefix string, fn func(key string, value []byte)) {
 	for ctx.Err() == nil {
-		r, err := e.c.Get(ctx, e.prefix+prefix, clientv3.WithPrefix())
+		gctx, cancel := e.bounded(ctx)
+		r, err := e.c.Get(gctx, e.prefix+prefix, clientv3.WithPrefix())
+		cancel()
 		if err != nil {
 			e.log.Warn("etcd watch: list failed; retrying", "prefix", prefix, "err", err)
 			sleepCtx(ctx, time.Second)
