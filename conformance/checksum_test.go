@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/crc64nvme"
+
+	"github.com/strata-storage/strata/s3api/sigv4"
 )
 
 func TestChecksumsStoredAndReturned(t *testing.T) {
@@ -307,5 +309,45 @@ func TestMultipartFullObjectChecksum(t *testing.T) {
 	}
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("full"), Key: aws.String("bad")}); awsCode(err) != "NotFound" {
 		t.Fatalf("the refused upload completed: %v", err)
+	}
+}
+
+// A checksum sent with a small request body (tagging, ACL, DeleteObjects
+// documents) is verified as on a PUT: a wrong one is BadDigest and changes
+// nothing.
+func TestChecksumsOfSmallBodiesAreVerified(t *testing.T) {
+	t.Parallel()
+	srv := startNode(t, t.TempDir())
+	ctx := context.Background()
+	c := awsClient(srv, testSecret, true)
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("small-sums")})
+	c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("small-sums"), Key: aws.String("k"), Body: strings.NewReader("v")})
+	doc := []byte(`<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>`)
+	send := func(sum string) int {
+		req, _ := http.NewRequest("PUT", "http://"+srv.s3+"/small-sums/k?tagging", bytes.NewReader(doc))
+		req.Header.Set("X-Amz-Checksum-Crc32", sum)
+		req.Header.Set("X-Amz-Sdk-Checksum-Algorithm", "CRC32")
+		if err := sigv4.Sign(req, testUser, testSecret, "us-east-1", doc, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := send(base64crc32("something else")); status != 400 {
+		t.Fatalf("tagging with a wrong CRC32: %d", status)
+	}
+	if got, _ := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("small-sums"), Key: aws.String("k")}); len(got.TagSet) != 0 {
+		t.Fatal("a body that failed its checksum was applied")
+	}
+	if status := send(base64crc32(string(doc))); status != 200 {
+		t.Fatalf("tagging with the right CRC32: %d", status)
+	}
+	// The SDK's own DeleteObjects (it sends a checksum of the document).
+	if _, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("small-sums"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("k")}}}}); err != nil {
+		t.Fatalf("DeleteObjects: %v", err)
 	}
 }

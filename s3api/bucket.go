@@ -324,7 +324,20 @@ func (s *Server) listObjectsV2(w http.ResponseWriter, r *http.Request, rc *reqCo
 // readSmallBody reads a request body meant to hold an XML document,
 // verified against the signature.
 func readSmallBody(r *http.Request, rc *reqContext, limit int64) ([]byte, error) {
-	body := rc.auth.Body(r.Body, -1, nil)
+	// A declared x-amz-checksum-* (header or trailer) is verified here as
+	// on a PUT: SDKs send one with DeleteObjects, tagging and ACL bodies.
+	cks, err := newChecksumReader(r)
+	if err != nil {
+		return nil, err
+	}
+	var onTrailer func(http.Header) error
+	if cks != nil {
+		onTrailer = cks.onTrailer
+	}
+	var body io.Reader = rc.auth.Body(r.Body, -1, onTrailer)
+	if cks != nil {
+		cks.r, body = body, cks
+	}
 	b, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
 		return nil, err

@@ -159,6 +159,14 @@ func checkRequestHeaders(h http.Header) error {
 			return apiErr("InvalidRequest", "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256, SHA512, MD5, XXHASH64, XXHASH3, XXHASH128]")
 		}
 	}
+	// The algorithm an SDK says it used must be that of the checksum it
+	// sent, as a header or a trailer; else nothing would be verified.
+	if v := strings.ToLower(h.Get("X-Amz-Sdk-Checksum-Algorithm")); v != "" {
+		trailer := strings.ToLower(strings.TrimSpace(h.Get("X-Amz-Trailer")))
+		if h.Get("X-Amz-Checksum-"+v) == "" && trailer != "x-amz-checksum-"+v {
+			return apiErr("InvalidRequest", "x-amz-sdk-checksum-algorithm is "+strings.ToUpper(v)+" but no x-amz-checksum-"+v+" header or trailer was sent.")
+		}
+	}
 	if v := h.Get("X-Amz-Storage-Class"); v != "" && v != "STANDARD" {
 		return apiErr("InvalidStorageClass", "The storage class you specified is not valid: Strata stores every object as STANDARD.")
 	}

@@ -149,7 +149,7 @@ func TestCheckRequestHeaders(t *testing.T) {
 		{"x-amz-storage-class", "standard", "InvalidStorageClass"},
 		{"x-amz-storage-class", "STANDARD", ""},
 		{"x-amz-checksum-algorithm", "crc64nvme", ""},
-		{"x-amz-sdk-checksum-algorithm", "CRC32C", ""},
+		{"x-amz-sdk-checksum-algorithm", "CRC32C", "InvalidRequest"}, // with no CRC32C sent
 		{"x-amz-request-payer", "requester", ""},
 		{"x-amz-meta-color", "red", ""},
 		{"x-amz-sdk-invocation-id", "1", ""},
@@ -162,6 +162,28 @@ func TestCheckRequestHeaders(t *testing.T) {
 		err := checkRequestHeaders(h)
 		if got := toAPIError(err); c.code == "" && err != nil || c.code != "" && (err == nil || got.Code != c.code) {
 			t.Errorf("%s: %s: got %v, want %q", c.header, c.value, err, c.code)
+		}
+	}
+}
+
+// x-amz-sdk-checksum-algorithm names the checksum actually sent.
+func TestSDKChecksumAlgorithmMustMatchWhatIsSent(t *testing.T) {
+	for _, c := range []struct {
+		h    map[string]string
+		code string
+	}{
+		{map[string]string{"X-Amz-Sdk-Checksum-Algorithm": "CRC32", "X-Amz-Checksum-Crc32": "AAAAAA=="}, ""},
+		{map[string]string{"X-Amz-Sdk-Checksum-Algorithm": "CRC64NVME", "X-Amz-Trailer": "x-amz-checksum-crc64nvme"}, ""},
+		{map[string]string{"X-Amz-Sdk-Checksum-Algorithm": "SHA256", "X-Amz-Checksum-Crc32": "AAAAAA=="}, "InvalidRequest"},
+		{map[string]string{"X-Amz-Sdk-Checksum-Algorithm": "CRC32"}, "InvalidRequest"},
+	} {
+		h := http.Header{}
+		for k, v := range c.h {
+			h.Set(k, v)
+		}
+		err := checkRequestHeaders(h)
+		if got := toAPIError(err); c.code == "" && err != nil || c.code != "" && (err == nil || got.Code != c.code) {
+			t.Errorf("%v: %v, want %q", c.h, err, c.code)
 		}
 	}
 }
