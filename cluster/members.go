@@ -59,6 +59,9 @@ type Member struct {
 	ttl  time.Duration
 	info func() NodeInfo
 	log  *slog.Logger
+	// joined is the lease Join's alive key is under; Run carries it on,
+	// so a stop before Run's first beat still revokes it.
+	joined clientv3.LeaseID
 }
 
 // NewMember registers through meta; info is called at every heartbeat
@@ -78,7 +81,10 @@ func (m *Member) Join(ctx context.Context) error {
 			return fmt.Errorf("node name %q is in use by a live node at %s", info.Name, other.RPCAddr)
 		}
 	}
-	_, err := m.beat(ctx, 0)
+	id, err := m.beat(ctx, 0)
+	if err == nil {
+		m.joined = id
+	}
 	return err
 }
 
@@ -119,7 +125,7 @@ func (m *Member) beat(ctx context.Context, id clientv3.LeaseID) (clientv3.LeaseI
 // Run heartbeats every ttl/3 until ctx ends, then revokes the lease so the
 // node is marked down at once on a clean stop.
 func (m *Member) Run(ctx context.Context) {
-	var id clientv3.LeaseID
+	id := m.joined
 	for {
 		bctx, cancel := context.WithTimeout(ctx, m.ttl/2)
 		nid, err := m.beat(bctx, id)
