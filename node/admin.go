@@ -1,11 +1,9 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,93 +14,52 @@ import (
 	"strings"
 	"time"
 
-	"github.com/strata-storage/strata/blockpool/volumes"
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/rebalancer"
 	"github.com/strata-storage/strata/ring"
 	"github.com/strata-storage/strata/s3api/sigv4"
 )
 
-// The admin API: ring management on a running node, under /admin/v1/ on
-// the admin listener, SigV4-signed with the root credentials (as MinIO's
-// admin API is). Bodies and answers are JSON; errors are
-// {"code": ..., "message": ...} with a 4xx/5xx status.
-//
-//	GET    /admin/v1/ring                      ring.Info
-//	GET    /admin/v1/ring/file[?previous=1]    the ring file (binary)
-//	POST   /admin/v1/ring/devices              add: ring.Device JSON -> ring.Info
-//	PUT    /admin/v1/ring/devices/{id}/weight  {"Weight": w} -> ring.Info
-//	PUT    /admin/v1/ring/devices/{id}/state   {"State": "draining"} -> ring.Info
-//	DELETE /admin/v1/ring/devices/{id}         remove -> ring.Info
-//	POST   /admin/v1/ring/rebalance            {"IgnoreMinPartHours": b} -> RebalanceAnswer
-//	GET    /admin/v1/nodes                     []cluster.NodeInfo (state, zone, capacity, heartbeat)
-//	POST   /admin/v1/cluster/verify            {"Repair": b} -> objectstore.RepairReport
-//	POST   /admin/v1/cluster/read-check        objectstore.ReadCheck: every object read back in full
-//	GET    /admin/v1/cluster/hints             {"pending": n}: keys this node still has to repair
-//	…/pools, …/volumes                         block volumes (volumes.go)
-//	…/scrub                                    scrubbing (scrub.go)
-//	…/users, …/keys                            users and access keys (users.go)
-//	…/buckets, …/{buckets,users}/{n}/quota     usage and quotas (quota.go)
-//	…/storageclasses, …/claims                 ObjectBucketClaims (claims.go)
-//	…/rebalance, …/nodes/{n}/drain, …/zones/{z}/{drain,fail}, …/node/halt   rebalancing (rebalance.go)
+// The admin API (its routes, types and client are package admin): this
+// file authenticates and audits every call and serves the ring, cluster
+// and node operations; the other handlers sit beside what they serve
+// (volumes.go, scrub.go, users.go, quota.go, claims.go, rebalance_admin.go,
+// audit.go).
 
-// RebalanceAnswer is what a rebalance through the admin API returns.
-type RebalanceAnswer struct {
-	Version       uint64
-	Result        ring.RebalanceResult
-	BytesEstimate int64
-	// Job is the rebalance that moves the data (nil: nothing moves).
-	Job *rebalancer.Job `json:",omitempty"`
-	// VolumeMoves are the block volume replicas a drain or a failure
-	// started to replace; VolumeErrors those it could not.
-	VolumeMoves  []volumes.Evacuation `json:",omitempty"`
-	VolumeErrors string               `json:",omitempty"`
+// adminMux builds the admin API's mux from every handler group.
+func (n *Node) adminMux() (*admin.Mux, error) {
+	all := map[admin.Op]admin.Handler{}
+	for _, group := range []map[admin.Op]admin.Handler{n.ringHandlers(), n.volumeHandlers(), n.scrubHandlers(), n.userHandlers(), n.quotaHandlers(), n.claimHandlers(), n.rebalanceHandlers(), n.auditHandlers()} {
+		for op, h := range group {
+			if _, dup := all[op]; dup {
+				return nil, fmt.Errorf("admin: two handlers for %s", op)
+			}
+			all[op] = h
+		}
+	}
+	return admin.NewMux(all)
 }
 
-type adminError struct {
-	status        int
-	Code, Message string
-}
-
-func (e *adminError) Error() string { return e.Code + ": " + e.Message }
-
-func badRequest(format string, args ...any) error {
-	return &adminError{http.StatusBadRequest, "InvalidArgument", fmt.Sprintf(format, args...)}
-}
-
-func (n *Node) adminAPI() http.Handler {
+func (n *Node) adminAPI(mux *admin.Mux) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw}
 		principal, body, err := n.adminAuth(r)
 		if principal == "" && err != nil && n.audit.throttled(remoteHost(r), time.Now()) {
 			// A signed request always goes through; one that is not, from
 			// an address that sent too many, gets no verdict.
-			n.audit.refused.WithLabelValues("SlowDown").Inc()
+			n.audit.refused.WithLabelValues(admin.CodeSlowDown).Inc()
 			w.Header().Set("Retry-After", "60")
-			writeAdminError(w, &adminError{http.StatusServiceUnavailable, "SlowDown", "too many unauthenticated requests from this address; retry later"})
+			admin.WriteError(w, &admin.Error{Status: http.StatusServiceUnavailable, Code: admin.CodeSlowDown, Message: "too many unauthenticated requests from this address; retry later"})
 			return
 		}
 		if err == nil {
-			if done, aerr := n.auditRoute(w, r, strings.TrimPrefix(r.URL.Path, "/admin/v1/")); done {
-				err = aerr
-			} else {
-				err = n.adminRoute(w, r, body)
-			}
+			err = mux.Serve(w, r, body)
 		}
-		var ae *adminError
+		var ae *admin.Error
 		if err != nil {
-			if !errors.As(err, &ae) {
-				ae = &adminError{http.StatusInternalServerError, "InternalError", err.Error()}
-				switch {
-				case errors.Is(err, ring.ErrNoDevice):
-					ae.status, ae.Code = http.StatusNotFound, "NoSuchDevice"
-				case errors.Is(err, ring.ErrLayout):
-					ae.status, ae.Code = http.StatusConflict, "LayoutDoesNotFit"
-				case strings.HasPrefix(err.Error(), "ring: "):
-					ae.status, ae.Code = http.StatusBadRequest, "InvalidArgument"
-				}
-			}
-			writeAdminError(w, ae)
+			ae = adminErrorOf(err)
+			admin.WriteError(w, ae)
 		}
 		if principal == "" && ae != nil {
 			// Nobody signed it: counted, never an audit entry.
@@ -112,7 +69,7 @@ func (n *Node) adminAPI() http.Handler {
 			return
 		}
 		if r.Method != http.MethodGet {
-			e := AuditEntry{Principal: principal, Remote: remoteHost(r), Method: r.Method, Path: r.URL.RequestURI(), Body: string(body), Status: w.status}
+			e := admin.AuditEntry{Principal: principal, Remote: remoteHost(r), Method: r.Method, Path: r.URL.RequestURI(), Body: string(body), Status: w.status}
 			if ae != nil {
 				e.Code = ae.Code
 			}
@@ -121,10 +78,23 @@ func (n *Node) adminAPI() http.Handler {
 	})
 }
 
-func writeAdminError(w http.ResponseWriter, ae *adminError) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(ae.status)
-	json.NewEncoder(w).Encode(map[string]string{"code": ae.Code, "message": ae.Message})
+// adminErrorOf is the answer for a handler's error: its own admin.Error,
+// or one for the errors of the ring, else a 500.
+func adminErrorOf(err error) *admin.Error {
+	var ae *admin.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	ae = &admin.Error{Status: http.StatusInternalServerError, Code: admin.CodeInternalError, Message: err.Error()}
+	switch {
+	case errors.Is(err, ring.ErrNoDevice):
+		ae.Status, ae.Code = http.StatusNotFound, admin.CodeNoSuchDevice
+	case errors.Is(err, ring.ErrLayout):
+		ae.Status, ae.Code = http.StatusConflict, admin.CodeLayoutDoesNotFit
+	case strings.HasPrefix(err.Error(), "ring: "):
+		ae.Status, ae.Code = http.StatusBadRequest, admin.CodeInvalidArgument
+	}
+	return ae
 }
 
 // logRefusals writes one line for a minute of unauthenticated admin
@@ -161,173 +131,180 @@ func (n *Node) adminAuth(r *http.Request) (string, []byte, error) {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		return "", nil, &adminError{http.StatusForbidden, code, err.Error()}
+		return "", nil, &admin.Error{Status: http.StatusForbidden, Code: code, Message: err.Error()}
 	}
 	principal := "root"
 	if auth.AccessKey != n.Root.AccessKey {
 		user, _ := n.principal(auth.AccessKey)
 		u, err := n.iam.GetUser(r.Context(), user)
 		if err != nil || !u.Admin {
-			return user, nil, &adminError{http.StatusForbidden, "AccessDenied", "the admin API answers root and admin users only"}
+			return user, nil, &admin.Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: "the admin API answers root and admin users only"}
 		}
 		principal = user
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
-		return principal, nil, badRequest("reading the body: %v", err)
+		return principal, nil, admin.BadRequest("reading the body: %v", err)
 	}
 	sum := sha256.Sum256(body)
 	if auth.PayloadHash != hex.EncodeToString(sum[:]) {
-		return principal, nil, &adminError{http.StatusBadRequest, "XAmzContentSHA256Mismatch", "admin requests must sign their body's SHA-256"}
+		return principal, nil, &admin.Error{Status: http.StatusBadRequest, Code: "XAmzContentSHA256Mismatch", Message: "admin requests must sign their body's SHA-256"}
 	}
 	return principal, body, nil
 }
 
-func (n *Node) adminRoute(w http.ResponseWriter, r *http.Request, body []byte) error {
-	path := strings.TrimPrefix(r.URL.Path, "/admin/v1/")
-	parts := strings.Split(path, "/")
-	if done, err := n.volumeRoute(w, r, path, body); done {
-		return err
-	}
-	if done, err := n.scrubRoute(w, r, path, body); done {
-		return err
-	}
-	if done, err := n.rebalanceRoute(w, r, path, body); done {
-		return err
-	}
-	if done, err := n.usersRoute(w, r, path, body); done {
-		return err
-	}
-	if done, err := n.quotaRoute(w, r, path, body); done {
-		return err
-	}
-	if done, err := n.claimsRoute(w, r, path, body); done {
-		return err
-	}
-	switch {
-	case path == "ring" && r.Method == http.MethodGet:
-		return writeJSON(w, n.CurrentRing().Info())
-	case path == "ring/file" && r.Method == http.MethodGet:
-		rg := n.CurrentRing()
-		if r.URL.Query().Get("previous") != "" {
-			n.ringMu.Lock()
-			rg = n.prev
-			n.ringMu.Unlock()
-			if rg == nil {
-				return &adminError{http.StatusNotFound, "NoPreviousRing", "the ring has not changed since this node started"}
-			}
-		}
-		b, err := rg.MarshalBinary()
+// ringHandlers serve the ring, cluster and node operations.
+func (n *Node) ringHandlers() map[admin.Op]admin.Handler {
+	devID := func(r *admin.Request) (uint32, error) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 32)
 		if err != nil {
-			return err
+			return 0, admin.BadRequest("device id %q is not a number", r.PathValue("id"))
 		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		_, err = w.Write(b)
-		return err
-	case path == "ring/devices" && r.Method == http.MethodPost:
-		var d ring.Device
-		if err := strictJSON(body, &d); err != nil {
-			return err
-		}
-		if d.Node == "" {
-			d.Node = n.cfg.NodeName
-		}
-		if err := n.checkDeviceNode(r.Context(), d.Node); err != nil {
-			return err
-		}
-		return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) {
-			if d.ID == 0 {
-				if _, taken := rg.Index(0); taken {
-					d.ID = rg.NextID()
-				}
-			}
-			return rg.AddDevice(d)
-		})
-	case len(parts) >= 3 && parts[0] == "ring" && parts[1] == "devices":
-		id, err := strconv.ParseUint(parts[2], 10, 32)
-		if err != nil {
-			return badRequest("device id %q is not a number", parts[2])
-		}
-		switch {
-		case len(parts) == 3 && r.Method == http.MethodDelete:
-			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.RemoveDevice(uint32(id)) })
-		case len(parts) == 4 && parts[3] == "weight" && r.Method == http.MethodPut:
-			var req struct{ Weight *float64 }
-			if err := strictJSON(body, &req); err != nil {
-				return err
-			}
-			if req.Weight == nil {
-				return badRequest("missing Weight")
-			}
-			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.SetWeight(uint32(id), *req.Weight) })
-		case len(parts) == 4 && parts[3] == "rebuild" && r.Method == http.MethodPost:
-			ans, err := n.rebuildDevice(uint32(id))
+		return uint32(id), nil
+	}
+	onDevice := func(f func(w http.ResponseWriter, r *admin.Request, id uint32) error) admin.Handler {
+		return func(w http.ResponseWriter, r *admin.Request) error {
+			id, err := devID(r)
 			if err != nil {
 				return err
 			}
-			return writeJSON(w, ans)
-		case len(parts) == 4 && parts[3] == "state" && r.Method == http.MethodPut:
-			var req struct{ State *ring.State }
-			if err := strictJSON(body, &req); err != nil {
+			return f(w, r, id)
+		}
+	}
+	return map[admin.Op]admin.Handler{
+		admin.RingGet: func(w http.ResponseWriter, r *admin.Request) error {
+			return admin.WriteJSON(w, n.CurrentRing().Info())
+		},
+		admin.RingFile: func(w http.ResponseWriter, r *admin.Request) error {
+			rg := n.CurrentRing()
+			if r.URL.Query().Get("previous") != "" {
+				n.ringMu.Lock()
+				rg = n.prev
+				n.ringMu.Unlock()
+				if rg == nil {
+					return &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoPreviousRing, Message: "the ring has not changed since this node started"}
+				}
+			}
+			b, err := rg.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			_, err = w.Write(b)
+			return err
+		},
+		admin.RingDiffGet: func(w http.ResponseWriter, r *admin.Request) error {
+			cur := n.CurrentRing()
+			n.ringMu.Lock()
+			prev := n.prev
+			n.ringMu.Unlock()
+			if prev == nil {
+				return &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoPreviousRing, Message: "the ring has not changed since this node started"}
+			}
+			return admin.WriteJSON(w, admin.RingDiffAnswer{From: prev.Version, To: cur.Version, Diff: ring.DiffRings(prev, cur)})
+		},
+		admin.RingAddDevice: func(w http.ResponseWriter, r *admin.Request) error {
+			var d ring.Device
+			if err := r.Decode(&d, false); err != nil {
+				return err
+			}
+			if d.Node == "" {
+				d.Node = n.cfg.NodeName
+			}
+			if err := n.checkDeviceNode(r.Context(), d.Node); err != nil {
+				return err
+			}
+			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) {
+				if d.ID == 0 {
+					if _, taken := rg.Index(0); taken {
+						d.ID = rg.NextID()
+					}
+				}
+				return rg.AddDevice(d)
+			})
+		},
+		admin.RingRemove: onDevice(func(w http.ResponseWriter, r *admin.Request, id uint32) error {
+			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.RemoveDevice(id) })
+		}),
+		admin.RingSetWeight: onDevice(func(w http.ResponseWriter, r *admin.Request, id uint32) error {
+			var req admin.WeightRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
+			}
+			if req.Weight == nil {
+				return admin.BadRequest("missing Weight")
+			}
+			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.SetWeight(id, *req.Weight) })
+		}),
+		admin.RingRebuild: onDevice(func(w http.ResponseWriter, r *admin.Request, id uint32) error {
+			ans, err := n.rebuildDevice(id)
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, ans)
+		}),
+		admin.RingSetState: onDevice(func(w http.ResponseWriter, r *admin.Request, id uint32) error {
+			var req admin.StateRequest
+			if err := r.Decode(&req, false); err != nil {
 				return err
 			}
 			if req.State == nil || *req.State == ring.Removing {
-				return badRequest("State must be active, draining or failed (remove a device with DELETE)")
+				return admin.BadRequest("State must be active, draining or failed (remove a device with DELETE)")
 			}
-			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.SetState(uint32(id), *req.State) })
-		}
-	case path == "ring/rebalance" && r.Method == http.MethodPost:
-		var req struct{ IgnoreMinPartHours bool }
-		if len(bytes.TrimSpace(body)) > 0 {
-			if err := strictJSON(body, &req); err != nil {
+			return n.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) { return rg.SetState(id, *req.State) })
+		}),
+		admin.RingRebalance: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.RingRebalanceRequest
+			if err := r.Decode(&req, true); err != nil {
 				return err
 			}
-		}
-		var ans RebalanceAnswer
-		var job *rebalancer.Job
-		err := n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
-			return n.rebalanceRing(rg, req.IgnoreMinPartHours, &ans)
-		}, jobOptions{}, &job)
-		ans.Job = job
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, ans)
-	case path == "nodes" && r.Method == http.MethodGet:
-		members, err := n.Members(r.Context())
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, members)
-	case path == "cluster/verify" && r.Method == http.MethodPost:
-		var req struct{ Repair bool }
-		if len(bytes.TrimSpace(body)) > 0 {
-			if err := strictJSON(body, &req); err != nil {
+			var ans admin.RebalanceAnswer
+			var job *rebalancer.Job
+			err := n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
+				return n.rebalanceRing(rg, req.IgnoreMinPartHours, &ans)
+			}, jobOptions{}, &job)
+			ans.Job = job
+			if err != nil {
 				return err
 			}
-		}
-		rep, err := n.store.Verify(r.Context(), req.Repair)
-		if errors.Is(err, objectstore.ErrMoving) {
-			return &adminError{http.StatusConflict, "RebalanceInProgress", "a rebalance is moving records: verify without --repair, or wait for it (strata rebalance status)"}
-		}
-		if err != nil {
-			return &adminError{http.StatusServiceUnavailable, "VerifyIncomplete", err.Error()}
-		}
-		return writeJSON(w, rep)
-	case path == "cluster/read-check" && r.Method == http.MethodPost:
-		rc, err := n.store.CheckReadable(r.Context(), 8)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, rc)
-	case path == "cluster/hints" && r.Method == http.MethodGet:
-		pending, err := n.store.PendingHints(r.Context())
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, map[string]int{"pending": pending})
+			return admin.WriteJSON(w, ans)
+		},
+		admin.NodesList: func(w http.ResponseWriter, r *admin.Request) error {
+			members, err := n.Members(r.Context())
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, members)
+		},
+		admin.ClusterVerify: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.VerifyRequest
+			if err := r.Decode(&req, true); err != nil {
+				return err
+			}
+			rep, err := n.store.Verify(r.Context(), req.Repair)
+			if errors.Is(err, objectstore.ErrMoving) {
+				return &admin.Error{Status: http.StatusConflict, Code: admin.CodeRebalanceRunning, Message: "a rebalance is moving records: verify without --repair, or wait for it (strata rebalance status)"}
+			}
+			if err != nil {
+				return &admin.Error{Status: http.StatusServiceUnavailable, Code: "VerifyIncomplete", Message: err.Error()}
+			}
+			return admin.WriteJSON(w, rep)
+		},
+		admin.ClusterCheck: func(w http.ResponseWriter, r *admin.Request) error {
+			rc, err := n.store.CheckReadable(r.Context(), 8)
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, rc)
+		},
+		admin.ClusterHints: func(w http.ResponseWriter, r *admin.Request) error {
+			pending, err := n.store.PendingHints(r.Context())
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, admin.Hints{Pending: pending})
+		},
 	}
-	return &adminError{http.StatusNotFound, "NoSuchAdminOperation", fmt.Sprintf("%s /admin/v1/%s is not an admin operation", r.Method, path)}
 }
 
 func (n *Node) editRing(w http.ResponseWriter, edit func(*ring.Ring) (*ring.Ring, error)) error {
@@ -342,7 +319,7 @@ func (n *Node) editRing(w http.ResponseWriter, edit func(*ring.Ring) (*ring.Ring
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, info)
+	return admin.WriteJSON(w, info)
 }
 
 // changeRing applies a ring change. The rebalance job the change needs
@@ -410,18 +387,4 @@ func (n *Node) switchRing(ctx context.Context, cur, next *ring.Ring) error {
 		return err
 	}
 	return n.applyRing(next)
-}
-
-func strictJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("malformed JSON body: %v", err)
-	}
-	return nil
-}
-
-func writeJSON(w http.ResponseWriter, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(v)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/metastore"
 )
 
@@ -29,19 +30,6 @@ const (
 	auditKeep    = 10000
 	auditBodyMax = 2048
 )
-
-// AuditEntry is one admin action.
-type AuditEntry struct {
-	Time      time.Time `json:"time"`
-	Node      string    `json:"node"`
-	Principal string    `json:"principal"` // "root" or the admin user
-	Remote    string    `json:"remote"`
-	Method    string    `json:"method"`
-	Path      string    `json:"path"`
-	Body      string    `json:"body,omitempty"` // the request, cut at 2 KiB
-	Status    int       `json:"status"`
-	Code      string    `json:"code,omitempty"` // the error code of a refusal
-}
 
 type auditLog struct {
 	writes atomic.Int64
@@ -123,7 +111,7 @@ func (w *statusWriter) Flush() {
 
 // record writes an audit entry; a failure is logged, not returned (the
 // action has happened).
-func (n *Node) record(e AuditEntry) {
+func (n *Node) record(e admin.AuditEntry) {
 	if len(e.Body) > auditBodyMax {
 		e.Body = e.Body[:auditBodyMax] + "…"
 	}
@@ -147,36 +135,35 @@ func (n *Node) record(e AuditEntry) {
 	}
 }
 
-// auditRoute serves GET /admin/v1/audit[?limit=N]: the newest N entries
+// auditHandlers serve the audit log: the newest ?limit=N entries
 // (default 100), oldest first.
-func (n *Node) auditRoute(w http.ResponseWriter, r *http.Request, path string) (bool, error) {
-	if path != "audit" || r.Method != http.MethodGet {
-		return false, nil
-	}
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		l, err := strconv.Atoi(v)
-		if err != nil || l < 1 || l > auditKeep {
-			return true, badRequest("limit %q: want 1 to %d", v, auditKeep)
+func (n *Node) auditHandlers() map[admin.Op]admin.Handler {
+	return map[admin.Op]admin.Handler{admin.AuditList: func(w http.ResponseWriter, r *admin.Request) error {
+		limit := 100
+		if v := r.URL.Query().Get("limit"); v != "" {
+			l, err := strconv.Atoi(v)
+			if err != nil || l < 1 || l > auditKeep {
+				return admin.BadRequest("limit %q: want 1 to %d", v, auditKeep)
+			}
+			limit = l
 		}
-		limit = l
-	}
-	kvs, err := n.auditMeta().List(r.Context(), "")
-	if err != nil {
-		return true, err
-	}
-	if len(kvs) > limit {
-		kvs = kvs[len(kvs)-limit:]
-	}
-	out := make([]AuditEntry, 0, len(kvs))
-	for _, kv := range kvs {
-		var e AuditEntry
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
-			return true, fmt.Errorf("audit entry %s: %w", kv.Key, err)
+		kvs, err := n.auditMeta().List(r.Context(), "")
+		if err != nil {
+			return err
 		}
-		out = append(out, e)
-	}
-	return true, writeJSON(w, out)
+		if len(kvs) > limit {
+			kvs = kvs[len(kvs)-limit:]
+		}
+		out := make([]admin.AuditEntry, 0, len(kvs))
+		for _, kv := range kvs {
+			var e admin.AuditEntry
+			if err := json.Unmarshal(kv.Value, &e); err != nil {
+				return fmt.Errorf("audit entry %s: %w", kv.Key, err)
+			}
+			out = append(out, e)
+		}
+		return admin.WriteJSON(w, out)
+	}}
 }
 
 func remoteHost(r *http.Request) string {

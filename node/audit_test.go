@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/strata-storage/strata/admin"
 )
 
 // Issue 16: unauthenticated admin requests are counted, never audit
@@ -57,7 +59,7 @@ func TestUnauthenticatedAdminTrafficCannotEraseTheAuditLog(t *testing.T) {
 	}
 	var paths []string
 	for _, kv := range kvs {
-		var e AuditEntry
+		var e admin.AuditEntry
 		json.Unmarshal(kv.Value, &e)
 		if e.Principal != "root" {
 			t.Fatalf("an unauthenticated request is in the audit log: %+v", e)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/claims"
 	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/metastore"
@@ -28,31 +29,6 @@ import (
 // must be the ring's (one layout per store). Re-applying a claim returns
 // what it got the first time.
 
-// StorageClass is a preset that claims name.
-type StorageClass struct {
-	Name    string    `json:"name"`
-	Reclaim string    `json:"reclaim_policy"` // Delete or Retain
-	EC      string    `json:"ec,omitempty"`   // K+M; empty: the ring's
-	Created time.Time `json:"created"`
-}
-
-// ClaimRecord is a bound claim.
-type ClaimRecord struct {
-	Claim        claims.Claim `json:"claim"`
-	Bucket       string       `json:"bucket"`
-	User         string       `json:"user"`
-	AccessKey    string       `json:"access_key"`
-	StorageClass StorageClass `json:"storage_class"`
-	Created      time.Time    `json:"created"`
-}
-
-// ClaimAnswer is what applying a claim returns.
-type ClaimAnswer struct {
-	Record  ClaimRecord  `json:"record"`
-	Grant   claims.Grant `json:"grant"`
-	Created bool         `json:"created"` // false: it was bound already
-}
-
 type claimState struct {
 	mu sync.Mutex // one apply or delete at a time on this node
 }
@@ -67,9 +43,9 @@ func (n *Node) claimMeta(kind string) metastore.Store {
 func claimKey(ns, name string) string { return ns + "/" + name }
 
 // applyClaim binds a claim (or returns its binding).
-func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (ClaimAnswer, error) {
+func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (admin.ClaimAnswer, error) {
 	if err := c.Check(); err != nil {
-		return ClaimAnswer{}, badRequest("%v", err)
+		return admin.ClaimAnswer{}, admin.BadRequest("%v", err)
 	}
 	n.claims.mu.Lock()
 	defer n.claims.mu.Unlock()
@@ -77,45 +53,45 @@ func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (ClaimAnswer, err
 	maxBytes, maxObjects, _ := c.Limits()
 	quota := iam.Quota{MaxBytes: maxBytes, MaxObjects: maxObjects}
 	if b, err := store.Get(ctx, claimKey(c.Metadata.Namespace, c.Metadata.Name)); err == nil {
-		var rec ClaimRecord
+		var rec admin.ClaimRecord
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return ClaimAnswer{}, err
+			return admin.ClaimAnswer{}, err
 		}
 		old := rec.Claim.Spec
 		if old.StorageClassName != c.Spec.StorageClassName || old.BucketName != c.Spec.BucketName || old.GenerateBucketName != c.Spec.GenerateBucketName {
-			return ClaimAnswer{}, &adminError{http.StatusConflict, "ClaimConflict", fmt.Sprintf("claim %s is bound to bucket %s with another spec; delete it first", c.ID(), rec.Bucket)}
+			return admin.ClaimAnswer{}, &admin.Error{Status: http.StatusConflict, Code: "ClaimConflict", Message: fmt.Sprintf("claim %s is bound to bucket %s with another spec; delete it first", c.ID(), rec.Bucket)}
 		}
 		if err := n.setClaimQuota(ctx, rec.Bucket, quota); err != nil {
-			return ClaimAnswer{}, err
+			return admin.ClaimAnswer{}, err
 		}
 		rec.Claim = c
 		if err := putClaim(ctx, store, rec); err != nil {
-			return ClaimAnswer{}, err
+			return admin.ClaimAnswer{}, err
 		}
 		g, err := n.grant(ctx, rec)
-		return ClaimAnswer{Record: rec, Grant: g}, err
+		return admin.ClaimAnswer{Record: rec, Grant: g}, err
 	} else if !errors.Is(err, metastore.ErrNotFound) {
-		return ClaimAnswer{}, err
+		return admin.ClaimAnswer{}, err
 	}
 	class, err := n.storageClass(ctx, c.Spec.StorageClassName)
 	if err != nil {
-		return ClaimAnswer{}, err
+		return admin.ClaimAnswer{}, err
 	}
 	bucket := c.Spec.BucketName
 	if bucket == "" {
 		bucket = c.Spec.GenerateBucketName + "-" + randomLower(5)
 	}
 	if !objectstore.ValidBucketName(bucket) {
-		return ClaimAnswer{}, badRequest("bucket name %q is not valid", bucket)
+		return admin.ClaimAnswer{}, admin.BadRequest("bucket name %q is not valid", bucket)
 	}
-	rec := ClaimRecord{Claim: c, Bucket: bucket, User: "obc." + c.Metadata.Namespace + "." + c.Metadata.Name, StorageClass: class, Created: time.Now().UTC()}
+	rec := admin.ClaimRecord{Claim: c, Bucket: bucket, User: "obc." + c.Metadata.Namespace + "." + c.Metadata.Name, StorageClass: class, Created: time.Now().UTC()}
 	// Undo what was made if a later step fails: nothing half-applied.
 	var undo []func()
-	fail := func(err error) (ClaimAnswer, error) {
+	fail := func(err error) (admin.ClaimAnswer, error) {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
-		return ClaimAnswer{}, err
+		return admin.ClaimAnswer{}, err
 	}
 	bg := context.WithoutCancel(ctx)
 	// The claim's user may own this bucket alone.
@@ -130,7 +106,7 @@ func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (ClaimAnswer, err
 	rec.AccessKey = key.AccessKey
 	if err := n.store.CreateBucketFor(ctx, bucket, rec.User); err != nil {
 		if errors.Is(err, objectstore.ErrBucketExists) {
-			return fail(&adminError{http.StatusConflict, "BucketAlreadyExists", fmt.Sprintf("bucket %s exists", bucket)})
+			return fail(&admin.Error{Status: http.StatusConflict, Code: "BucketAlreadyExists", Message: fmt.Sprintf("bucket %s exists", bucket)})
 		}
 		return fail(err)
 	}
@@ -142,10 +118,10 @@ func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (ClaimAnswer, err
 		return fail(err)
 	}
 	g, err := n.grant(ctx, rec)
-	return ClaimAnswer{Record: rec, Grant: g, Created: true}, err
+	return admin.ClaimAnswer{Record: rec, Grant: g, Created: true}, err
 }
 
-func putClaim(ctx context.Context, store metastore.Store, rec ClaimRecord) error {
+func putClaim(ctx context.Context, store metastore.Store, rec admin.ClaimRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -166,10 +142,10 @@ func (n *Node) setClaimQuota(ctx context.Context, bucket string, q iam.Quota) er
 }
 
 // grant is the endpoint and keys a bound claim gives.
-func (n *Node) grant(ctx context.Context, rec ClaimRecord) (claims.Grant, error) {
+func (n *Node) grant(ctx context.Context, rec admin.ClaimRecord) (claims.Grant, error) {
 	secret, _, ok := n.iam.Lookup(ctx, rec.AccessKey)
 	if !ok {
-		return claims.Grant{}, &adminError{http.StatusConflict, "ClaimKeysRevoked", fmt.Sprintf("the keys of claim %s were disabled or removed", rec.Claim.ID())}
+		return claims.Grant{}, &admin.Error{Status: http.StatusConflict, Code: "ClaimKeysRevoked", Message: fmt.Sprintf("the keys of claim %s were disabled or removed", rec.Claim.ID())}
 	}
 	host, port := n.s3Endpoint()
 	return claims.Grant{Namespace: rec.Claim.Metadata.Namespace, Name: rec.Claim.Metadata.Name, Host: host, Port: port,
@@ -188,20 +164,20 @@ func (n *Node) s3Endpoint() (string, int) {
 }
 
 // deleteClaim applies the claim's reclaim policy and forgets it.
-func (n *Node) deleteClaim(ctx context.Context, ns, name string) (ClaimRecord, error) {
+func (n *Node) deleteClaim(ctx context.Context, ns, name string) (admin.ClaimRecord, error) {
 	n.claims.mu.Lock()
 	defer n.claims.mu.Unlock()
 	store := n.claimMeta("claims")
 	b, err := store.Get(ctx, claimKey(ns, name))
 	if errors.Is(err, metastore.ErrNotFound) {
-		return ClaimRecord{}, &adminError{http.StatusNotFound, "NoSuchClaim", fmt.Sprintf("no claim %s/%s", ns, name)}
+		return admin.ClaimRecord{}, &admin.Error{Status: http.StatusNotFound, Code: "NoSuchClaim", Message: fmt.Sprintf("no claim %s/%s", ns, name)}
 	}
 	if err != nil {
-		return ClaimRecord{}, err
+		return admin.ClaimRecord{}, err
 	}
-	var rec ClaimRecord
+	var rec admin.ClaimRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return ClaimRecord{}, err
+		return admin.ClaimRecord{}, err
 	}
 	switch rec.StorageClass.Reclaim {
 	case "Delete":
@@ -228,15 +204,15 @@ func (n *Node) deleteClaim(ctx context.Context, ns, name string) (ClaimRecord, e
 	return rec, store.Delete(ctx, claimKey(ns, name))
 }
 
-func (n *Node) storageClass(ctx context.Context, name string) (StorageClass, error) {
+func (n *Node) storageClass(ctx context.Context, name string) (admin.StorageClass, error) {
 	b, err := n.claimMeta("storageclasses").Get(ctx, name)
 	if errors.Is(err, metastore.ErrNotFound) {
-		return StorageClass{}, &adminError{http.StatusNotFound, "NoSuchStorageClass", fmt.Sprintf("no storage class %q (strata storageclass create)", name)}
+		return admin.StorageClass{}, &admin.Error{Status: http.StatusNotFound, Code: "NoSuchStorageClass", Message: fmt.Sprintf("no storage class %q (strata storageclass create)", name)}
 	}
 	if err != nil {
-		return StorageClass{}, err
+		return admin.StorageClass{}, err
 	}
-	var sc StorageClass
+	var sc admin.StorageClass
 	return sc, json.Unmarshal(b, &sc)
 }
 
@@ -250,117 +226,113 @@ func randomLower(n int) string {
 	return string(b)
 }
 
-// claimsRoute serves:
-//
-//	GET    /admin/v1/storageclasses            []StorageClass
-//	POST   /admin/v1/storageclasses            StorageClass (201)
-//	DELETE /admin/v1/storageclasses/{name}     (refused while claims use it)
-//	GET    /admin/v1/claims                    []ClaimRecord
-//	POST   /admin/v1/claims                    an ObjectBucketClaim (JSON) -> ClaimAnswer (201 when bound now)
-//	DELETE /admin/v1/claims/{namespace}/{name} the reclaim policy is applied -> ClaimRecord
-func (n *Node) claimsRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
-	ctx := r.Context()
-	parts := strings.Split(path, "/")
-	switch {
-	case path == "storageclasses" && r.Method == http.MethodGet:
-		kvs, err := n.claimMeta("storageclasses").List(ctx, "")
-		if err != nil {
-			return true, err
-		}
-		out := []StorageClass{}
-		for _, kv := range kvs {
-			var sc StorageClass
-			if json.Unmarshal(kv.Value, &sc) == nil {
-				out = append(out, sc)
-			}
-		}
-		return true, writeJSON(w, out)
-	case path == "storageclasses" && r.Method == http.MethodPost:
-		var sc StorageClass
-		if err := strictJSON(body, &sc); err != nil {
-			return true, err
-		}
-		if !iam.ValidUserName(sc.Name) || strings.ContainsAny(sc.Name, "/") {
-			return true, badRequest("storage class name %q is not valid", sc.Name)
-		}
-		if sc.Reclaim != "Delete" && sc.Reclaim != "Retain" {
-			return true, badRequest("reclaim_policy must be Delete or Retain")
-		}
-		if sc.EC != "" {
-			k, m, err := ParseEC(sc.EC)
+// claimHandlers serve the storage class and claim operations.
+func (n *Node) claimHandlers() map[admin.Op]admin.Handler {
+	return map[admin.Op]admin.Handler{
+		admin.ClassesList: func(w http.ResponseWriter, r *admin.Request) error {
+			kvs, err := n.claimMeta("storageclasses").List(r.Context(), "")
 			if err != nil {
-				return true, badRequest("%v", err)
+				return err
 			}
-			if k != n.Ring.K || m != n.Ring.M {
-				return true, badRequest("this store writes every object EC %d+%d; a class cannot ask for %d+%d", n.Ring.K, n.Ring.M, k, m)
+			out := []admin.StorageClass{}
+			for _, kv := range kvs {
+				var sc admin.StorageClass
+				if json.Unmarshal(kv.Value, &sc) == nil {
+					out = append(out, sc)
+				}
 			}
-		}
-		sc.Created = time.Now().UTC()
-		b, _ := json.Marshal(sc)
-		ok, err := n.claimMeta("storageclasses").PutIfAbsent(ctx, sc.Name, b)
-		if err != nil {
-			return true, err
-		}
-		if !ok {
-			return true, &adminError{http.StatusConflict, "StorageClassExists", fmt.Sprintf("storage class %s exists", sc.Name)}
-		}
-		return true, writeJSONStatus(w, http.StatusCreated, sc)
-	case len(parts) == 2 && parts[0] == "storageclasses" && r.Method == http.MethodDelete:
-		if _, err := n.storageClass(ctx, parts[1]); err != nil {
-			return true, err
-		}
-		recs, err := n.claimRecords(ctx)
-		if err != nil {
-			return true, err
-		}
-		for _, rec := range recs {
-			if rec.StorageClass.Name == parts[1] {
-				return true, &adminError{http.StatusConflict, "StorageClassInUse", fmt.Sprintf("claim %s uses storage class %s", rec.Claim.ID(), parts[1])}
+			return admin.WriteJSON(w, out)
+		},
+		admin.ClassCreate: func(w http.ResponseWriter, r *admin.Request) error {
+			var sc admin.StorageClass
+			if err := r.Decode(&sc, false); err != nil {
+				return err
 			}
-		}
-		if err := n.claimMeta("storageclasses").Delete(ctx, parts[1]); err != nil {
-			return true, err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return true, nil
-	case path == "claims" && r.Method == http.MethodGet:
-		recs, err := n.claimRecords(ctx)
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, recs)
-	case path == "claims" && r.Method == http.MethodPost:
-		var c claims.Claim
-		if err := strictJSON(body, &c); err != nil {
-			return true, err
-		}
-		ans, err := n.applyClaim(ctx, c)
-		if err != nil {
-			return true, err
-		}
-		status := http.StatusOK
-		if ans.Created {
-			status = http.StatusCreated
-		}
-		return true, writeJSONStatus(w, status, ans)
-	case len(parts) == 3 && parts[0] == "claims" && r.Method == http.MethodDelete:
-		rec, err := n.deleteClaim(ctx, parts[1], parts[2])
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, rec)
+			if !iam.ValidUserName(sc.Name) || strings.ContainsAny(sc.Name, "/") {
+				return admin.BadRequest("storage class name %q is not valid", sc.Name)
+			}
+			if sc.Reclaim != "Delete" && sc.Reclaim != "Retain" {
+				return admin.BadRequest("reclaim_policy must be Delete or Retain")
+			}
+			if sc.EC != "" {
+				k, m, err := ParseEC(sc.EC)
+				if err != nil {
+					return admin.BadRequest("%v", err)
+				}
+				if k != n.Ring.K || m != n.Ring.M {
+					return admin.BadRequest("this store writes every object EC %d+%d; a class cannot ask for %d+%d", n.Ring.K, n.Ring.M, k, m)
+				}
+			}
+			sc.Created = time.Now().UTC()
+			b, _ := json.Marshal(sc)
+			ok, err := n.claimMeta("storageclasses").PutIfAbsent(r.Context(), sc.Name, b)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return &admin.Error{Status: http.StatusConflict, Code: "StorageClassExists", Message: fmt.Sprintf("storage class %s exists", sc.Name)}
+			}
+			return admin.WriteJSONStatus(w, http.StatusCreated, sc)
+		},
+		admin.ClassDelete: func(w http.ResponseWriter, r *admin.Request) error {
+			ctx, name := r.Context(), r.PathValue("name")
+			if _, err := n.storageClass(ctx, name); err != nil {
+				return err
+			}
+			recs, err := n.claimRecords(ctx)
+			if err != nil {
+				return err
+			}
+			for _, rec := range recs {
+				if rec.StorageClass.Name == name {
+					return &admin.Error{Status: http.StatusConflict, Code: admin.CodeStorageClassInUse, Message: fmt.Sprintf("claim %s uses storage class %s", rec.Claim.ID(), name)}
+				}
+			}
+			if err := n.claimMeta("storageclasses").Delete(ctx, name); err != nil {
+				return err
+			}
+			return admin.NoContent(w)
+		},
+		admin.ClaimsList: func(w http.ResponseWriter, r *admin.Request) error {
+			recs, err := n.claimRecords(r.Context())
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, recs)
+		},
+		admin.ClaimApply: func(w http.ResponseWriter, r *admin.Request) error {
+			var c claims.Claim
+			if err := r.Decode(&c, false); err != nil {
+				return err
+			}
+			ans, err := n.applyClaim(r.Context(), c)
+			if err != nil {
+				return err
+			}
+			status := http.StatusOK
+			if ans.Created {
+				status = http.StatusCreated
+			}
+			return admin.WriteJSONStatus(w, status, ans)
+		},
+		admin.ClaimDelete: func(w http.ResponseWriter, r *admin.Request) error {
+			rec, err := n.deleteClaim(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, rec)
+		},
 	}
-	return false, nil
 }
 
-func (n *Node) claimRecords(ctx context.Context) ([]ClaimRecord, error) {
+func (n *Node) claimRecords(ctx context.Context) ([]admin.ClaimRecord, error) {
 	kvs, err := n.claimMeta("claims").List(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	out := []ClaimRecord{}
+	out := []admin.ClaimRecord{}
 	for _, kv := range kvs {
-		var rec ClaimRecord
+		var rec admin.ClaimRecord
 		if err := json.Unmarshal(kv.Value, &rec); err != nil {
 			return nil, fmt.Errorf("claim record %s: %w", kv.Key, err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
@@ -292,7 +293,7 @@ func (n *Node) publishRing(ctx context.Context, cur, next *ring.Ring) error {
 		return err
 	}
 	if !ok {
-		return &adminError{409, "RingChanged", "the cluster's ring changed meanwhile (another admin?); retry"}
+		return &admin.Error{Status: 409, Code: "RingChanged", Message: "the cluster's ring changed meanwhile (another admin?); retry"}
 	}
 	return nil
 }
@@ -493,7 +494,7 @@ func (n *Node) checkDeviceNode(ctx context.Context, name string) error {
 		return nil
 	}
 	if !n.clustered() {
-		return badRequest("device node %q: this node is %q and serves only its own devices", name, n.cfg.NodeName)
+		return admin.BadRequest("device node %q: this node is %q and serves only its own devices", name, n.cfg.NodeName)
 	}
 	members, err := cluster.ListMembers(ctx, n.etcd)
 	if err != nil {
@@ -504,5 +505,5 @@ func (n *Node) checkDeviceNode(ctx context.Context, name string) error {
 			return nil
 		}
 	}
-	return badRequest("device node %q is not a member of the cluster", name)
+	return admin.BadRequest("device node %q is not a member of the cluster", name)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore/shard"
@@ -92,41 +93,28 @@ func (n *Node) localFault(id uint32) string {
 	return ""
 }
 
-// RebuildAnswer is the answer to a device rebuild.
-type RebuildAnswer struct {
-	Device string
-	// Kept is where the damaged database was moved ("" if there was none).
-	Kept string
-	// Generation is the chunk volume's new generation.
-	Generation uint32
-	// Refill says how the device's shards come back: a placement repair
-	// started now in the background, whose result the log and `strata
-	// scrub status` report.
-	Refill string
-}
-
 // rebuildDevice starts an offline local device anew: see the comment at
 // the top of this file.
-func (n *Node) rebuildDevice(id uint32) (RebuildAnswer, error) {
+func (n *Node) rebuildDevice(id uint32) (admin.RebuildAnswer, error) {
 	n.ringMu.Lock()
 	defer n.ringMu.Unlock()
 	cur := n.ring.Load()
 	i, ok := cur.Index(id)
 	if !ok {
-		return RebuildAnswer{}, &adminError{http.StatusNotFound, "NoSuchDevice", fmt.Sprintf("the ring has no device %d", id)}
+		return admin.RebuildAnswer{}, &admin.Error{Status: http.StatusNotFound, Code: "NoSuchDevice", Message: fmt.Sprintf("the ring has no device %d", id)}
 	}
 	d := cur.Devices[i]
 	ld := n.local[id]
 	if d.Node != n.cfg.NodeName || ld == nil {
-		return RebuildAnswer{}, &adminError{http.StatusBadRequest, "NotLocalDevice", fmt.Sprintf("device %s is on node %s; rebuild it there", d.Name, d.Node)}
+		return admin.RebuildAnswer{}, &admin.Error{Status: http.StatusBadRequest, Code: "NotLocalDevice", Message: fmt.Sprintf("device %s is on node %s; rebuild it there", d.Name, d.Node)}
 	}
 	if ld.store != nil {
-		return RebuildAnswer{}, &adminError{http.StatusConflict, "DeviceOnline", fmt.Sprintf("device %s is online; only an offline device (damaged metadata, a volume from elsewhere) is rebuilt", d.Name)}
+		return admin.RebuildAnswer{}, &admin.Error{Status: http.StatusConflict, Code: "DeviceOnline", Message: fmt.Sprintf("device %s is online; only an offline device (damaged metadata, a volume from elsewhere) is rebuilt", d.Name)}
 	}
 	if err := ld.close(); err != nil {
 		n.log.Warn("closing the device before its rebuild", "device", d.Name, "err", err)
 	}
-	ans := RebuildAnswer{Device: d.Name}
+	ans := admin.RebuildAnswer{Device: d.Name}
 	dir := deviceDBDir(ld.pool)
 	kept, err := metastore.SetAside(dir)
 	if err != nil {
@@ -155,7 +143,7 @@ func (n *Node) rebuildDevice(id uint32) (RebuildAnswer, error) {
 		return ans, err
 	}
 	if ld.store == nil {
-		return ans, &adminError{http.StatusInternalServerError, "RebuildFailed", fmt.Sprintf("device %s is still offline: %s", d.Name, ld.fault)}
+		return ans, &admin.Error{Status: http.StatusInternalServerError, Code: "RebuildFailed", Message: fmt.Sprintf("device %s is still offline: %s", d.Name, ld.fault)}
 	}
 	ans.Generation = ld.store.Generation()
 	if err := n.store.SetRing(cur, n.devicesFor(cur)); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/blockpool/nbd"
 	"github.com/strata-storage/strata/blockpool/volumes"
@@ -459,11 +460,17 @@ func (n *Node) listen(s3 http.Handler) (err error) {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	n.s3Srv = &http.Server{Handler: slowclient.Handler(s3, n.cfg.ClientLimits), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	admin := http.NewServeMux()
-	admin.Handle("/metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
-	admin.HandleFunc("/healthz", n.health)
-	admin.Handle("/admin/v1/", n.adminAPI())
-	n.adminSrv = &http.Server{Handler: slowclient.Handler(admin, n.cfg.ClientLimits), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	api, err := n.adminMux()
+	if err != nil {
+		n.s3Ln.Close()
+		n.adminLn.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", n.health)
+	mux.Handle(admin.Prefix, n.adminAPI(api))
+	n.adminSrv = &http.Server{Handler: slowclient.Handler(mux, n.cfg.ClientLimits), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { n.errc <- n.s3Srv.Serve(n.s3Ln) }()
 	go func() { n.errc <- n.adminSrv.Serve(n.adminLn) }()
 	return nil

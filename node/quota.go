@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/objectstore"
 )
@@ -137,78 +137,75 @@ func (n *Node) admit(ctx context.Context, bucket string, bytes, objects int64) e
 	return nil
 }
 
-// BucketListing is one bucket as `strata bucket list` shows it.
-type BucketListing struct {
-	Name    string            `json:"name"`
-	Owner   string            `json:"owner"`
-	Created time.Time         `json:"created"`
-	Usage   objectstore.Usage `json:"usage"`
-	Quota   iam.Quota         `json:"quota,omitzero"`
-	// OwnerQuota is the owner's quota, over all its buckets.
-	OwnerQuota iam.Quota `json:"owner_quota,omitzero"`
-}
-
-// quotaRoute serves:
-//
-//	GET /admin/v1/buckets                 []BucketListing (usage counted now)
-//	PUT /admin/v1/buckets/{name}/quota    iam.Quota (zero clears) -> BucketListing
-//	PUT /admin/v1/users/{name}/quota      iam.Quota (zero clears) -> iam.User
-func (n *Node) quotaRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
-	ctx := r.Context()
-	parts := strings.Split(path, "/")
-	switch {
-	case path == "buckets" && r.Method == http.MethodGet:
-		users, err := n.iam.ListUsers(ctx)
-		if err != nil {
-			return true, err
-		}
-		uq := map[string]iam.Quota{}
-		for _, u := range users {
-			uq[u.Name] = u.Quota
-		}
-		out := []BucketListing{}
-		for _, b := range n.store.ListBuckets(ctx) {
-			u, err := n.store.ScanUsage(ctx, b.Name)
-			if err != nil {
-				return true, err
-			}
-			out = append(out, BucketListing{Name: b.Name, Owner: b.Owner, Created: b.Created, Usage: u, Quota: bucketQuota(b), OwnerQuota: uq[b.Owner]})
-		}
-		return true, writeJSON(w, out)
-	case len(parts) == 3 && (parts[0] == "buckets" || parts[0] == "users") && parts[2] == "quota" && r.Method == http.MethodPut:
+// quotaHandlers serve bucket usage and the quota operations.
+func (n *Node) quotaHandlers() map[admin.Op]admin.Handler {
+	quota := func(r *admin.Request) (iam.Quota, error) {
 		var q iam.Quota
-		if err := strictJSON(body, &q); err != nil {
-			return true, err
+		if err := r.Decode(&q, false); err != nil {
+			return q, err
 		}
 		if q.MaxBytes < 0 || q.MaxObjects < 0 {
-			return true, badRequest("quota limits must be >= 0 (0: none)")
+			return q, admin.BadRequest("quota limits must be >= 0 (0: none)")
 		}
-		if parts[0] == "users" {
-			u, err := n.iam.SetUserQuota(ctx, parts[1], q)
+		return q, nil
+	}
+	return map[admin.Op]admin.Handler{
+		admin.BucketsList: func(w http.ResponseWriter, r *admin.Request) error {
+			ctx := r.Context()
+			users, err := n.iam.ListUsers(ctx)
 			if err != nil {
-				return true, iamErr(err, nil)
+				return err
+			}
+			uq := map[string]iam.Quota{}
+			for _, u := range users {
+				uq[u.Name] = u.Quota
+			}
+			out := []admin.BucketListing{}
+			for _, b := range n.store.ListBuckets(ctx) {
+				u, err := n.store.ScanUsage(ctx, b.Name)
+				if err != nil {
+					return err
+				}
+				out = append(out, admin.BucketListing{Name: b.Name, Owner: b.Owner, Created: b.Created, Usage: u, Quota: bucketQuota(b), OwnerQuota: uq[b.Owner]})
+			}
+			return admin.WriteJSON(w, out)
+		},
+		admin.UserQuotaSet: func(w http.ResponseWriter, r *admin.Request) error {
+			q, err := quota(r)
+			if err != nil {
+				return err
+			}
+			u, err := n.iam.SetUserQuota(r.Context(), r.PathValue("name"), q)
+			if err != nil {
+				return iamErr(err, nil)
+			}
+			n.scanUsage(r.Context(), false)
+			return admin.WriteJSON(w, u)
+		},
+		admin.BucketQuotaSet: func(w http.ResponseWriter, r *admin.Request) error {
+			q, err := quota(r)
+			if err != nil {
+				return err
+			}
+			ctx, name := r.Context(), r.PathValue("name")
+			var doc []byte
+			if q.Set() {
+				doc, _ = json.Marshal(q)
+			}
+			if err := n.store.SetBucketConfig(ctx, name, quotaKind, doc); err != nil {
+				if errors.Is(err, objectstore.ErrNoSuchBucket) {
+					return &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoSuchBucket, Message: "no bucket " + name}
+				}
+				return err
 			}
 			n.scanUsage(ctx, false)
-			return true, writeJSON(w, u)
-		}
-		var doc []byte
-		if q.Set() {
-			doc, _ = json.Marshal(q)
-		}
-		if err := n.store.SetBucketConfig(ctx, parts[1], quotaKind, doc); err != nil {
-			if errors.Is(err, objectstore.ErrNoSuchBucket) {
-				return true, &adminError{http.StatusNotFound, "NoSuchBucket", "no bucket " + parts[1]}
-			}
-			return true, err
-		}
-		n.scanUsage(ctx, false)
-		b, _ := n.store.HeadBucket(ctx, parts[1])
-		n.usage.mu.Lock()
-		u := n.usage.usageOf(parts[1])
-		n.usage.mu.Unlock()
-		return true, writeJSON(w, BucketListing{Name: b.Name, Owner: b.Owner, Created: b.Created, Usage: u, Quota: bucketQuota(b)})
+			b, _ := n.store.HeadBucket(ctx, name)
+			n.usage.mu.Lock()
+			u := n.usage.usageOf(name)
+			n.usage.mu.Unlock()
+			return admin.WriteJSON(w, admin.BucketListing{Name: b.Name, Owner: b.Owner, Created: b.Created, Usage: u, Quota: bucketQuota(b)})
+		},
 	}
-	return false, nil
 }
 
 // tracked reports whether a bucket's usage matters: it or its owner has

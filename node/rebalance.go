@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
@@ -353,7 +354,7 @@ func (n *Node) prepareJob(ctx context.Context, cur, next *ring.Ring, opt jobOpti
 	}
 	plan, err := rebalancer.NewPlan(sources, next, n.usedBytesLocked(ctx), rebalancer.Dead(next))
 	if err != nil {
-		return nil, nil, &adminError{http.StatusConflict, "CannotRebalance", err.Error()}
+		return nil, nil, &admin.Error{Status: http.StatusConflict, Code: "CannotRebalance", Message: err.Error()}
 	}
 	if len(plan.Moves) == 0 && !prev.Active() {
 		return nil, func() {}, nil
@@ -416,13 +417,13 @@ func (n *Node) setJobState(ctx context.Context, to rebalancer.State) (*rebalance
 	defer n.ringMu.Unlock()
 	job, _, err := n.rb.jobs.Load(ctx)
 	if errors.Is(err, rebalancer.ErrNoJob) {
-		return nil, &adminError{http.StatusNotFound, "NoRebalance", "no rebalance was ever started"}
+		return nil, &admin.Error{Status: http.StatusNotFound, Code: "NoRebalance", Message: "no rebalance was ever started"}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !job.Active() {
-		return nil, &adminError{http.StatusConflict, "RebalanceNotActive", fmt.Sprintf("the last rebalance is %s", job.State)}
+		return nil, &admin.Error{Status: http.StatusConflict, Code: "RebalanceNotActive", Message: fmt.Sprintf("the last rebalance is %s", job.State)}
 	}
 	job.State = to
 	return job, n.rb.jobs.SaveJob(ctx, job)
@@ -434,7 +435,7 @@ func (n *Node) setJobLimit(ctx context.Context, opt jobOptions) (*rebalancer.Job
 	defer n.ringMu.Unlock()
 	job, _, err := n.rb.jobs.Load(ctx)
 	if err != nil || !job.Active() {
-		return nil, &adminError{http.StatusConflict, "RebalanceNotActive", "no rebalance is running"}
+		return nil, &admin.Error{Status: http.StatusConflict, Code: "RebalanceNotActive", Message: "no rebalance is running"}
 	}
 	if opt.Limit != nil {
 		job.Limit = *opt.Limit
@@ -450,7 +451,7 @@ func (n *Node) setJobLimit(ctx context.Context, opt jobOptions) (*rebalancer.Job
 func (n *Node) rollBack(ctx context.Context) (*rebalancer.Job, error) {
 	job, _, err := n.rb.jobs.Load(ctx)
 	if err != nil || !job.Active() {
-		return nil, &adminError{http.StatusConflict, "RebalanceNotActive", "no rebalance is running"}
+		return nil, &admin.Error{Status: http.StatusConflict, Code: "RebalanceNotActive", Message: "no rebalance is running"}
 	}
 	sources, err := n.rb.jobs.Sources(ctx, job)
 	if err != nil {
@@ -461,7 +462,7 @@ func (n *Node) rollBack(ctx context.Context) (*rebalancer.Job, error) {
 	dead := rebalancer.Dead(cur)
 	for i, c := range last.SlotCounts() {
 		if c > 0 && dead(last.Devices[i]) {
-			return nil, &adminError{http.StatusConflict, "CannotRollBack", fmt.Sprintf("the ring before this rebalance places shards on %s/%s, which has failed since; the rebuild must finish", last.Devices[i].Node, last.Devices[i].Name)}
+			return nil, &admin.Error{Status: http.StatusConflict, Code: "CannotRollBack", Message: fmt.Sprintf("the ring before this rebalance places shards on %s/%s, which has failed since; the rebuild must finish", last.Devices[i].Node, last.Devices[i].Name)}
 		}
 	}
 	var next *rebalancer.Job
@@ -473,8 +474,8 @@ func (n *Node) rollBack(ctx context.Context) (*rebalancer.Job, error) {
 
 // deviceStateChange edits the state of every ring device matching pick,
 // rebalances and starts the job; what the drain and fail commands do.
-func (n *Node) deviceStateChange(what string, pick func(ring.Device) bool, state ring.State, opt jobOptions) (RebalanceAnswer, error) {
-	var ans RebalanceAnswer
+func (n *Node) deviceStateChange(what string, pick func(ring.Device) bool, state ring.State, opt jobOptions) (admin.RebalanceAnswer, error) {
+	var ans admin.RebalanceAnswer
 	var job *rebalancer.Job
 	err := n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
 		next := rg
@@ -490,7 +491,7 @@ func (n *Node) deviceStateChange(what string, pick func(ring.Device) bool, state
 			}
 		}
 		if found == 0 {
-			return nil, &adminError{http.StatusNotFound, "NoSuchDevice", fmt.Sprintf("the ring has no device on %s", what)}
+			return nil, &admin.Error{Status: http.StatusNotFound, Code: "NoSuchDevice", Message: fmt.Sprintf("the ring has no device on %s", what)}
 		}
 		return n.rebalanceRing(next, false, &ans)
 	}, opt, &job)
@@ -543,13 +544,13 @@ func remove(list []string, s string) []string {
 }
 
 // rebalanceRing rebalances rg and fills ans.
-func (n *Node) rebalanceRing(rg *ring.Ring, ignoreMinPartHours bool, ans *RebalanceAnswer) (*ring.Ring, error) {
+func (n *Node) rebalanceRing(rg *ring.Ring, ignoreMinPartHours bool, ans *admin.RebalanceAnswer) (*ring.Ring, error) {
 	next, res, err := rg.Rebalance(ring.RebalanceOptions{IgnoreMinPartHours: ignoreMinPartHours})
 	if err != nil {
 		return nil, err
 	}
 	used := n.usedBytesLocked(context.Background())
-	*ans = RebalanceAnswer{Version: next.Version, Result: *res, BytesEstimate: res.BytesEstimate(used)}
+	*ans = admin.RebalanceAnswer{Version: next.Version, Result: *res, BytesEstimate: res.BytesEstimate(used)}
 	return next, nil
 }
 
@@ -574,7 +575,7 @@ func (n *Node) planRebalance(ctx context.Context, ignoreMinPartHours bool, limit
 	}
 	plan, err := rebalancer.NewPlan(sources, next, n.usedBytes(ctx), rebalancer.Dead(next))
 	if err != nil {
-		return rebalancer.Summary{}, &adminError{http.StatusConflict, "CannotRebalance", err.Error()}
+		return rebalancer.Summary{}, &admin.Error{Status: http.StatusConflict, Code: "CannotRebalance", Message: err.Error()}
 	}
 	return plan.Summarize(sources, next, limit), nil
 }

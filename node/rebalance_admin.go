@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/rebalancer"
 	"github.com/strata-storage/strata/ring"
 )
@@ -16,157 +16,148 @@ import (
 // The rebalance admin API and its metrics: what operators call and see of
 // the jobs rebalance.go runs.
 
-// rebalanceRequest is the body of rebalance/plan, rebalance/start,
-// rebalance/limit and the drain and fail calls.
-type rebalanceRequest struct {
-	IgnoreMinPartHours bool
-	Limit              *int64
-	Concurrency        *int
-}
-
-func (q rebalanceRequest) check() error {
-	if q.Limit != nil && *q.Limit < 0 {
-		return badRequest("Limit %d: want bytes per second >= 0 (0: no limit)", *q.Limit)
-	}
-	if q.Concurrency != nil && (*q.Concurrency < 1 || *q.Concurrency > 256) {
-		return badRequest("Concurrency %d: want 1 to 256", *q.Concurrency)
-	}
-	return nil
-}
-
-// rebalanceRoute serves:
-//
-//	GET  /admin/v1/rebalance                   rebalancer.Status
-//	POST /admin/v1/rebalance/plan              rebalanceRequest -> rebalancer.Summary (nothing changes)
-//	POST /admin/v1/rebalance/start             rebalanceRequest -> RebalanceAnswer
-//	POST /admin/v1/rebalance/{pause,resume}    -> rebalancer.Job
-//	POST /admin/v1/rebalance/cancel            -> the rollback job
-//	PUT  /admin/v1/rebalance/limit             rebalanceRequest -> rebalancer.Job
-//	POST /admin/v1/nodes/{name}/drain          rebalanceRequest -> RebalanceAnswer
-//	POST /admin/v1/zones/{zone}/{drain,fail}   rebalanceRequest -> RebalanceAnswer
-//	POST /admin/v1/node/halt                   stop this process now (only with Halt set)
-func (n *Node) rebalanceRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
-	ctx := r.Context()
-	var req rebalanceRequest
-	parse := func() error {
-		if len(strings.TrimSpace(string(body))) == 0 {
-			return nil
+// rebalanceHandlers serve the rebalance, drain, zone and halt operations.
+func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
+	request := func(r *admin.Request) (admin.RebalanceRequest, error) {
+		var req admin.RebalanceRequest
+		if err := r.Decode(&req, true); err != nil {
+			return req, err
 		}
-		if err := strictJSON(body, &req); err != nil {
+		return req, req.Check()
+	}
+	opts := func(req admin.RebalanceRequest) jobOptions {
+		return jobOptions{Limit: req.Limit, Concurrency: req.Concurrency}
+	}
+	stateChange := func(w http.ResponseWriter, what string, match func(ring.Device) bool, to ring.State, req admin.RebalanceRequest) error {
+		ans, err := n.deviceStateChange(what, match, to, opts(req))
+		if err != nil {
 			return err
 		}
-		return req.check()
+		return admin.WriteJSON(w, ans)
 	}
-	opts := func() jobOptions { return jobOptions{Limit: req.Limit, Concurrency: req.Concurrency} }
-	post := r.Method == http.MethodPost
-	parts := strings.Split(path, "/")
-	switch {
-	case path == "rebalance" && r.Method == http.MethodGet:
-		st, err := n.rebalanceStatus(ctx)
-		if errors.Is(err, rebalancer.ErrNoJob) {
-			return true, &adminError{http.StatusNotFound, "NoRebalance", "no rebalance was ever started"}
-		}
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, st)
-	case path == "rebalance/plan" && post:
-		if err := parse(); err != nil {
-			return true, err
-		}
-		var limit int64
-		if req.Limit != nil {
-			limit = *req.Limit
-		}
-		sum, err := n.planRebalance(ctx, req.IgnoreMinPartHours, limit)
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, sum)
-	case path == "rebalance/start" && post:
-		if err := parse(); err != nil {
-			return true, err
-		}
-		var ans RebalanceAnswer
-		var job *rebalancer.Job
-		err := n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
-			next, err := n.rebalanceRing(rg, req.IgnoreMinPartHours, &ans)
-			if err == nil && ans.Result.Moved == 0 {
-				return nil, &adminError{http.StatusConflict, "NothingToMove", "the ring is balanced: a rebalance would move nothing"}
+	return map[admin.Op]admin.Handler{
+		admin.RebalanceStatus: func(w http.ResponseWriter, r *admin.Request) error {
+			st, err := n.rebalanceStatus(r.Context())
+			if errors.Is(err, rebalancer.ErrNoJob) {
+				return &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoRebalance, Message: "no rebalance was ever started"}
 			}
-			return next, err
-		}, opts(), &job)
-		if err != nil {
-			return true, err
-		}
-		ans.Job = job
-		return true, writeJSON(w, ans)
-	case (path == "rebalance/pause" || path == "rebalance/resume") && post:
-		to := rebalancer.Paused
-		if path == "rebalance/resume" {
-			to = rebalancer.Running
-		}
-		job, err := n.setJobState(ctx, to)
-		if err != nil {
-			return true, err
-		}
-		n.rb.exec.Refresh(ctx)
-		n.jobChanged(n.bgCtx)
-		return true, writeJSON(w, job)
-	case path == "rebalance/cancel" && post:
-		job, err := n.rollBack(ctx)
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, job)
-	case path == "rebalance/limit" && r.Method == http.MethodPut:
-		if err := parse(); err != nil {
-			return true, err
-		}
-		if req.Limit == nil && req.Concurrency == nil {
-			return true, badRequest("give Limit or Concurrency")
-		}
-		job, err := n.setJobLimit(ctx, opts())
-		if err != nil {
-			return true, err
-		}
-		n.rb.exec.Refresh(ctx)
-		return true, writeJSON(w, job)
-	case len(parts) == 3 && parts[0] == "nodes" && parts[2] == "drain" && post:
-		if err := parse(); err != nil {
-			return true, err
-		}
-		ans, err := n.deviceStateChange("node "+parts[1], onNode(parts[1]), ring.Draining, opts())
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, ans)
-	case len(parts) == 3 && parts[0] == "zones" && (parts[2] == "drain" || parts[2] == "fail") && post:
-		if err := parse(); err != nil {
-			return true, err
-		}
-		state := ring.Draining
-		if parts[2] == "fail" {
-			state = ring.Failed
-		}
-		ans, err := n.deviceStateChange("zone "+parts[1], inZone(parts[1]), state, opts())
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, ans)
-	case path == "node/halt" && post:
-		if n.cfg.Halt == nil {
-			return true, &adminError{http.StatusForbidden, "HaltDisabled", "this node was not started with --allow-halt"}
-		}
-		n.log.Warn("halting on request of the admin API")
-		writeJSON(w, map[string]string{"halting": n.cfg.NodeName})
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		go func() { time.Sleep(50 * time.Millisecond); n.cfg.Halt() }()
-		return true, nil
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, st)
+		},
+		admin.RebalancePlan: func(w http.ResponseWriter, r *admin.Request) error {
+			req, err := request(r)
+			if err != nil {
+				return err
+			}
+			var limit int64
+			if req.Limit != nil {
+				limit = *req.Limit
+			}
+			sum, err := n.planRebalance(r.Context(), req.IgnoreMinPartHours, limit)
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, sum)
+		},
+		admin.RebalanceStart: func(w http.ResponseWriter, r *admin.Request) error {
+			req, err := request(r)
+			if err != nil {
+				return err
+			}
+			var ans admin.RebalanceAnswer
+			var job *rebalancer.Job
+			err = n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
+				next, err := n.rebalanceRing(rg, req.IgnoreMinPartHours, &ans)
+				if err == nil && ans.Result.Moved == 0 {
+					return nil, &admin.Error{Status: http.StatusConflict, Code: "NothingToMove", Message: "the ring is balanced: a rebalance would move nothing"}
+				}
+				return next, err
+			}, opts(req), &job)
+			if err != nil {
+				return err
+			}
+			ans.Job = job
+			return admin.WriteJSON(w, ans)
+		},
+		admin.RebalanceJob: func(w http.ResponseWriter, r *admin.Request) error {
+			action, err := admin.Action(r, "pause", "resume", "cancel")
+			if err != nil {
+				return err
+			}
+			ctx := r.Context()
+			if action == "cancel" {
+				job, err := n.rollBack(ctx)
+				if err != nil {
+					return err
+				}
+				return admin.WriteJSON(w, job)
+			}
+			to := rebalancer.Paused
+			if action == "resume" {
+				to = rebalancer.Running
+			}
+			job, err := n.setJobState(ctx, to)
+			if err != nil {
+				return err
+			}
+			n.rb.exec.Refresh(ctx)
+			n.jobChanged(n.bgCtx)
+			return admin.WriteJSON(w, job)
+		},
+		admin.RebalanceLimit: func(w http.ResponseWriter, r *admin.Request) error {
+			req, err := request(r)
+			if err != nil {
+				return err
+			}
+			if req.Limit == nil && req.Concurrency == nil {
+				return admin.BadRequest("give Limit or Concurrency")
+			}
+			job, err := n.setJobLimit(r.Context(), opts(req))
+			if err != nil {
+				return err
+			}
+			n.rb.exec.Refresh(r.Context())
+			return admin.WriteJSON(w, job)
+		},
+		admin.NodeDrain: func(w http.ResponseWriter, r *admin.Request) error {
+			req, err := request(r)
+			if err != nil {
+				return err
+			}
+			name := r.PathValue("name")
+			return stateChange(w, "node "+name, onNode(name), ring.Draining, req)
+		},
+		admin.ZoneChange: func(w http.ResponseWriter, r *admin.Request) error {
+			action, err := admin.Action(r, "drain", "fail")
+			if err != nil {
+				return err
+			}
+			req, err := request(r)
+			if err != nil {
+				return err
+			}
+			state := ring.Draining
+			if action == "fail" {
+				state = ring.Failed
+			}
+			zone := r.PathValue("zone")
+			return stateChange(w, "zone "+zone, inZone(zone), state, req)
+		},
+		admin.NodeHalt: func(w http.ResponseWriter, r *admin.Request) error {
+			if n.cfg.Halt == nil {
+				return &admin.Error{Status: http.StatusForbidden, Code: "HaltDisabled", Message: "this node was not started with --allow-halt"}
+			}
+			n.log.Warn("halting on request of the admin API")
+			admin.WriteJSON(w, admin.HaltAnswer{Halting: n.cfg.NodeName})
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+			go func() { time.Sleep(50 * time.Millisecond); n.cfg.Halt() }()
+			return nil
+		},
 	}
-	return false, nil
 }
 
 // registerRebalanceMetrics exports the job's figures: the same status the

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/blockpool/replicate"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
@@ -198,83 +198,82 @@ func (c scrubCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// scrubRoute serves the scrub admin API:
-//
-//	GET  /admin/v1/scrub                       []scrub.Status of this node's targets
-//	POST /admin/v1/scrub/{pause|resume|now}    {"target": name} ("" or absent: all)
-//	POST /admin/v1/scrub/object                {"bucket": b, "key": k} -> objectstore.ScrubStats
-//	POST /admin/v1/scrub/volume/{name}         replicate.VerifyStats of a whole volume, now
-func (n *Node) scrubRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
-	if path != "scrub" && !strings.HasPrefix(path, "scrub/") {
-		return false, nil
-	}
-	if n.scrub == nil {
-		return true, &adminError{http.StatusConflict, "ScrubDisabled", "scrubbing is off on this node (--scrub-rate -1)"}
-	}
-	ctx := r.Context()
-	switch {
-	case path == "scrub" && r.Method == http.MethodGet:
-		return true, writeJSON(w, n.scrub.Status())
-	case (path == "scrub/pause" || path == "scrub/resume" || path == "scrub/now") && r.Method == http.MethodPost:
-		var req struct {
-			Target string `json:"target"`
-		}
-		if len(body) > 0 {
-			if err := strictJSON(body, &req); err != nil {
-				return true, err
+// scrubHandlers serve the scrub operations.
+func (n *Node) scrubHandlers() map[admin.Op]admin.Handler {
+	// on refuses every scrub call when scrubbing is off.
+	on := func(h admin.Handler) admin.Handler {
+		return func(w http.ResponseWriter, r *admin.Request) error {
+			if n.scrub == nil {
+				return &admin.Error{Status: http.StatusConflict, Code: "ScrubDisabled", Message: "scrubbing is off on this node (--scrub-rate -1)"}
 			}
+			return h(w, r)
 		}
-		var err error
-		switch path {
-		case "scrub/pause":
-			err = n.scrub.Pause(req.Target)
-		case "scrub/resume":
-			err = n.scrub.Resume(req.Target)
-		default:
-			err = n.scrub.Now(req.Target)
-		}
-		if errors.Is(err, scrub.ErrNoTarget) {
-			return true, &adminError{http.StatusNotFound, "NoSuchTarget", err.Error()}
-		}
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, n.scrub.Status())
-	case path == "scrub/object" && r.Method == http.MethodPost:
-		var req struct{ Bucket, Key string }
-		if err := strictJSON(body, &req); err != nil {
-			return true, err
-		}
-		st, err := n.store.ScrubObject(ctx, req.Bucket, req.Key)
-		if errors.Is(err, objectstore.ErrNoSuchKey) || errors.Is(err, objectstore.ErrNoSuchBucket) {
-			return true, &adminError{http.StatusNotFound, "NoSuchKey", fmt.Sprintf("%s/%s: %v", req.Bucket, req.Key, err)}
-		}
-		if err != nil {
-			return true, err
-		}
-		found := scrub.Stats{Bytes: st.Bytes, Errors: st.Errors, Repaired: st.Repaired, Unrecoverable: st.Unrecoverable}
-		if st.Unrecoverable > 0 {
-			found.Damaged = []string{req.Bucket + "/" + req.Key}
-		}
-		n.scrub.Record(ctx, found)
-		return true, writeJSON(w, st)
-	case strings.HasPrefix(path, "scrub/volume/") && r.Method == http.MethodPost:
-		name := strings.TrimPrefix(path, "scrub/volume/")
-		var total replicate.VerifyStats
-		for off := int64(0); off >= 0; {
-			st, next, err := n.volumes.VerifyStep(ctx, name, off, volumeScrubStep, nil)
-			total.Add(st)
+	}
+	return map[admin.Op]admin.Handler{
+		admin.ScrubStatus: on(func(w http.ResponseWriter, r *admin.Request) error {
+			return admin.WriteJSON(w, n.scrub.Status())
+		}),
+		admin.ScrubControl: on(func(w http.ResponseWriter, r *admin.Request) error {
+			action, err := admin.Action(r, "pause", "resume", "now")
 			if err != nil {
-				return true, volumeError(err)
+				return err
 			}
-			off = next
-		}
-		found := scrub.Stats{Bytes: total.Bytes, Errors: total.BadBlocks + total.Mismatched, Repaired: total.Repaired + total.Mismatched, Unrecoverable: total.Unrecoverable}
-		if total.Unrecoverable > 0 {
-			found.Damaged = []string{"volume/" + name}
-		}
-		n.scrub.Record(ctx, found)
-		return true, writeJSON(w, total)
+			var req admin.TargetRequest
+			if err := r.Decode(&req, true); err != nil {
+				return err
+			}
+			switch action {
+			case "pause":
+				err = n.scrub.Pause(req.Target)
+			case "resume":
+				err = n.scrub.Resume(req.Target)
+			default:
+				err = n.scrub.Now(req.Target)
+			}
+			if errors.Is(err, scrub.ErrNoTarget) {
+				return &admin.Error{Status: http.StatusNotFound, Code: "NoSuchTarget", Message: err.Error()}
+			}
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, n.scrub.Status())
+		}),
+		admin.ScrubObject: on(func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.ObjectRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
+			}
+			st, err := n.store.ScrubObject(r.Context(), req.Bucket, req.Key)
+			if errors.Is(err, objectstore.ErrNoSuchKey) || errors.Is(err, objectstore.ErrNoSuchBucket) {
+				return &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoSuchKey, Message: fmt.Sprintf("%s/%s: %v", req.Bucket, req.Key, err)}
+			}
+			if err != nil {
+				return err
+			}
+			found := scrub.Stats{Bytes: st.Bytes, Errors: st.Errors, Repaired: st.Repaired, Unrecoverable: st.Unrecoverable}
+			if st.Unrecoverable > 0 {
+				found.Damaged = []string{req.Bucket + "/" + req.Key}
+			}
+			n.scrub.Record(r.Context(), found)
+			return admin.WriteJSON(w, st)
+		}),
+		admin.ScrubVolume: on(func(w http.ResponseWriter, r *admin.Request) error {
+			name := r.PathValue("name")
+			var total replicate.VerifyStats
+			for off := int64(0); off >= 0; {
+				st, next, err := n.volumes.VerifyStep(r.Context(), name, off, volumeScrubStep, nil)
+				total.Add(st)
+				if err != nil {
+					return volumeError(err)
+				}
+				off = next
+			}
+			found := scrub.Stats{Bytes: total.Bytes, Errors: total.BadBlocks + total.Mismatched, Repaired: total.Repaired + total.Mismatched, Unrecoverable: total.Unrecoverable}
+			if total.Unrecoverable > 0 {
+				found.Damaged = []string{"volume/" + name}
+			}
+			n.scrub.Record(r.Context(), found)
+			return admin.WriteJSON(w, total)
+		}),
 	}
-	return true, &adminError{http.StatusNotFound, "NotFound", "no such admin operation"}
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/s3api/policy"
@@ -147,107 +147,104 @@ func (n *Node) findUser(ctx context.Context, match func(iam.User) bool) (string,
 	return "", false
 }
 
-// usersRoute serves:
-//
-//	GET    /admin/v1/users                     []iam.User
-//	POST   /admin/v1/users                     {"Name": n, "Admin": b, "Email": e} -> iam.User (201)
-//	PUT    /admin/v1/users/{name}/admin        {"Admin": b}: may it call this API?
-//	GET    /admin/v1/users/{name}              iam.User with its keys
-//	DELETE /admin/v1/users/{name}              (refused while it owns buckets)
-//	POST   /admin/v1/users/{name}/{disable,enable}
-//	GET    /admin/v1/users/{name}/keys         []iam.Key (no secrets)
-//	POST   /admin/v1/users/{name}/keys         {"access_key", "secret_key", ...} (201; the only time the secret is shown)
-//	PUT    /admin/v1/users/{name}/policy       an IAM-style policy (no Principal) -> iam.User
-//	DELETE /admin/v1/users/{name}/policy
-//	GET    /admin/v1/keys                      every key
-//	DELETE /admin/v1/keys/{access}
-//	POST   /admin/v1/keys/{access}/{disable,enable}
-func (n *Node) usersRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
-	ctx := r.Context()
-	parts := strings.Split(path, "/")
-	get, post, del := r.Method == http.MethodGet, r.Method == http.MethodPost, r.Method == http.MethodDelete
-	switch {
-	case path == "users" && get:
-		users, err := n.iam.ListUsers(ctx)
-		return true, iamErr(err, func() error { return writeJSON(w, users) })
-	case path == "users" && post:
-		var req struct {
-			Name  string
-			Admin bool
-			Email string
-		}
-		if err := strictJSON(body, &req); err != nil {
-			return true, err
-		}
-		u, err := n.iam.CreateUserWith(ctx, iam.User{Name: req.Name, Admin: req.Admin, Email: req.Email})
-		return true, iamErr(err, func() error { return writeJSONStatus(w, http.StatusCreated, u) })
-	case len(parts) == 2 && parts[0] == "users" && get:
-		u, err := n.iam.GetUser(ctx, parts[1])
-		if err != nil {
-			return true, iamErr(err, nil)
-		}
-		keys, err := n.iam.ListKeys(ctx, parts[1])
-		return true, iamErr(err, func() error {
-			return writeJSON(w, struct {
-				iam.User
-				Keys []iam.Key `json:"keys"`
-			}{u, keys})
-		})
-	case len(parts) == 2 && parts[0] == "users" && del:
-		for _, b := range n.store.ListBuckets(ctx) {
-			if b.Owner == parts[1] {
-				return true, &adminError{http.StatusConflict, "UserOwnsBuckets", fmt.Sprintf("user %s owns bucket %s: delete its buckets first", parts[1], b.Name)}
+// userHandlers serve the user and key operations.
+func (n *Node) userHandlers() map[admin.Op]admin.Handler {
+	return map[admin.Op]admin.Handler{
+		admin.UsersList: func(w http.ResponseWriter, r *admin.Request) error {
+			users, err := n.iam.ListUsers(r.Context())
+			return iamErr(err, func() error { return admin.WriteJSON(w, users) })
+		},
+		admin.UserCreate: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.UserCreateRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
 			}
-		}
-		return true, iamErr(n.iam.DeleteUser(ctx, parts[1]), func() error { w.WriteHeader(http.StatusNoContent); return nil })
-	case len(parts) == 3 && parts[0] == "users" && (parts[2] == "disable" || parts[2] == "enable") && post:
-		u, err := n.iam.SetUserDisabled(ctx, parts[1], parts[2] == "disable")
-		return true, iamErr(err, func() error { return writeJSON(w, u) })
-	case len(parts) == 3 && parts[0] == "users" && parts[2] == "keys" && get:
-		if _, err := n.iam.GetUser(ctx, parts[1]); err != nil {
-			return true, iamErr(err, nil)
-		}
-		keys, err := n.iam.ListKeys(ctx, parts[1])
-		return true, iamErr(err, func() error { return writeJSON(w, keys) })
-	case len(parts) == 3 && parts[0] == "users" && parts[2] == "keys" && post:
-		k, secret, err := n.iam.CreateKey(ctx, parts[1])
-		return true, iamErr(err, func() error {
-			return writeJSONStatus(w, http.StatusCreated, struct {
-				iam.Key
-				SecretKey string `json:"secret_key"`
-			}{k, secret})
-		})
-	case len(parts) == 3 && parts[0] == "users" && parts[2] == "policy" && (r.Method == http.MethodPut || del):
-		var doc []byte
-		if !del {
-			if _, err := policy.ParseIdentity(body); err != nil {
-				return true, &adminError{http.StatusBadRequest, "MalformedPolicy", err.Error()}
+			u, err := n.iam.CreateUserWith(r.Context(), iam.User{Name: req.Name, Admin: req.Admin, Email: req.Email})
+			return iamErr(err, func() error { return admin.WriteJSONStatus(w, http.StatusCreated, u) })
+		},
+		admin.UserGet: func(w http.ResponseWriter, r *admin.Request) error {
+			name := r.PathValue("name")
+			u, err := n.iam.GetUser(r.Context(), name)
+			if err != nil {
+				return iamErr(err, nil)
 			}
-			doc = body
-		}
-		u, err := n.iam.SetUserPolicy(ctx, parts[1], doc)
-		n.policies.forget(parts[1])
-		return true, iamErr(err, func() error { return writeJSON(w, u) })
-	case len(parts) == 3 && parts[0] == "users" && parts[2] == "admin" && r.Method == http.MethodPut:
-		var req struct{ Admin *bool }
-		if err := strictJSON(body, &req); err != nil {
-			return true, err
-		}
-		if req.Admin == nil {
-			return true, badRequest("missing Admin")
-		}
-		u, err := n.iam.SetUserAdmin(ctx, parts[1], *req.Admin)
-		return true, iamErr(err, func() error { return writeJSON(w, u) })
-	case path == "keys" && get:
-		keys, err := n.iam.ListKeys(ctx, "")
-		return true, iamErr(err, func() error { return writeJSON(w, keys) })
-	case len(parts) == 2 && parts[0] == "keys" && del:
-		return true, iamErr(n.iam.DeleteKey(ctx, parts[1]), func() error { w.WriteHeader(http.StatusNoContent); return nil })
-	case len(parts) == 3 && parts[0] == "keys" && (parts[2] == "disable" || parts[2] == "enable") && post:
-		k, err := n.iam.SetKeyDisabled(ctx, parts[1], parts[2] == "disable")
-		return true, iamErr(err, func() error { return writeJSON(w, k) })
+			keys, err := n.iam.ListKeys(r.Context(), name)
+			return iamErr(err, func() error { return admin.WriteJSON(w, admin.UserWithKeys{User: u, Keys: keys}) })
+		},
+		admin.UserDelete: func(w http.ResponseWriter, r *admin.Request) error {
+			name := r.PathValue("name")
+			for _, b := range n.store.ListBuckets(r.Context()) {
+				if b.Owner == name {
+					return &admin.Error{Status: http.StatusConflict, Code: "UserOwnsBuckets", Message: fmt.Sprintf("user %s owns bucket %s: delete its buckets first", name, b.Name)}
+				}
+			}
+			return iamErr(n.iam.DeleteUser(r.Context(), name), func() error { return admin.NoContent(w) })
+		},
+		admin.UserEnable: func(w http.ResponseWriter, r *admin.Request) error {
+			action, err := admin.Action(r, "disable", "enable")
+			if err != nil {
+				return err
+			}
+			u, err := n.iam.SetUserDisabled(r.Context(), r.PathValue("name"), action == "disable")
+			return iamErr(err, func() error { return admin.WriteJSON(w, u) })
+		},
+		admin.UserKeys: func(w http.ResponseWriter, r *admin.Request) error {
+			name := r.PathValue("name")
+			if _, err := n.iam.GetUser(r.Context(), name); err != nil {
+				return iamErr(err, nil)
+			}
+			keys, err := n.iam.ListKeys(r.Context(), name)
+			return iamErr(err, func() error { return admin.WriteJSON(w, keys) })
+		},
+		admin.KeyCreate: func(w http.ResponseWriter, r *admin.Request) error {
+			k, secret, err := n.iam.CreateKey(r.Context(), r.PathValue("name"))
+			return iamErr(err, func() error {
+				return admin.WriteJSONStatus(w, http.StatusCreated, admin.NewKey{Key: k, SecretKey: secret})
+			})
+		},
+		admin.UserPolicySet: func(w http.ResponseWriter, r *admin.Request) error {
+			if _, err := policy.ParseIdentity(r.Body); err != nil {
+				return &admin.Error{Status: http.StatusBadRequest, Code: "MalformedPolicy", Message: err.Error()}
+			}
+			return n.setUserPolicy(w, r, r.Body)
+		},
+		admin.UserPolicyClear: func(w http.ResponseWriter, r *admin.Request) error {
+			return n.setUserPolicy(w, r, nil)
+		},
+		admin.UserSetAdmin: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.AdminRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
+			}
+			if req.Admin == nil {
+				return admin.BadRequest("missing Admin")
+			}
+			u, err := n.iam.SetUserAdmin(r.Context(), r.PathValue("name"), *req.Admin)
+			return iamErr(err, func() error { return admin.WriteJSON(w, u) })
+		},
+		admin.KeysList: func(w http.ResponseWriter, r *admin.Request) error {
+			keys, err := n.iam.ListKeys(r.Context(), "")
+			return iamErr(err, func() error { return admin.WriteJSON(w, keys) })
+		},
+		admin.KeyDelete: func(w http.ResponseWriter, r *admin.Request) error {
+			return iamErr(n.iam.DeleteKey(r.Context(), r.PathValue("access")), func() error { return admin.NoContent(w) })
+		},
+		admin.KeyEnable: func(w http.ResponseWriter, r *admin.Request) error {
+			action, err := admin.Action(r, "disable", "enable")
+			if err != nil {
+				return err
+			}
+			k, err := n.iam.SetKeyDisabled(r.Context(), r.PathValue("access"), action == "disable")
+			return iamErr(err, func() error { return admin.WriteJSON(w, k) })
+		},
 	}
-	return false, nil
+}
+
+func (n *Node) setUserPolicy(w http.ResponseWriter, r *admin.Request, doc []byte) error {
+	name := r.PathValue("name")
+	u, err := n.iam.SetUserPolicy(r.Context(), name, doc)
+	n.policies.forget(name)
+	return iamErr(err, func() error { return admin.WriteJSON(w, u) })
 }
 
 // iamErr maps iam errors to admin errors, or runs ok.
@@ -258,21 +255,15 @@ func iamErr(err error, ok func() error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, iam.ErrNoSuchUser):
-		return &adminError{http.StatusNotFound, "NoSuchUser", err.Error()}
+		return &admin.Error{Status: http.StatusNotFound, Code: "NoSuchUser", Message: err.Error()}
 	case errors.Is(err, iam.ErrNoSuchKey):
-		return &adminError{http.StatusNotFound, "NoSuchKey", err.Error()}
+		return &admin.Error{Status: http.StatusNotFound, Code: "NoSuchKey", Message: err.Error()}
 	case errors.Is(err, iam.ErrUserExists):
-		return &adminError{http.StatusConflict, "UserExists", err.Error()}
+		return &admin.Error{Status: http.StatusConflict, Code: "UserExists", Message: err.Error()}
 	case errors.Is(err, iam.ErrInvalidName):
-		return badRequest("%v", err)
+		return admin.BadRequest("%v", err)
 	}
 	return err
-}
-
-func writeJSONStatus(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
 }
 
 // mayCreateBucket enforces a user's bucket limit.

@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/blockpool/nbd"
 	"github.com/strata-storage/strata/blockpool/replicate"
 	"github.com/strata-storage/strata/blockpool/volumes"
@@ -303,208 +303,147 @@ func (c volumeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// volumeRoute serves the volume admin API:
-//
-//	GET    /admin/v1/pools             []volumes.PoolInfo, one per node
-//	GET    /admin/v1/volumes           []volumes.VolumeInfo
-//	POST   /admin/v1/volumes           volumes.CreateRequest -> VolumeInfo (201)
-//	GET    /admin/v1/volumes/{name}    VolumeInfo
-//	DELETE /admin/v1/volumes/{name}    204
-//	PUT    /admin/v1/volumes/{name}/size                      {"size": n} -> VolumeInfo (grow online)
-//	POST   /admin/v1/volumes/{name}/clone                     {"name": new, "snapshot": s} -> VolumeInfo (201)
-//	GET    /admin/v1/volumes/{name}/snapshots                 []volumes.Snapshot
-//	POST   /admin/v1/volumes/{name}/snapshots                 {"name": s} -> Snapshot (201)
-//	DELETE /admin/v1/volumes/{name}/snapshots/{s}             204
-//	POST   /admin/v1/volumes/{name}/snapshots/{s}/restore     204
-//	POST   /admin/v1/volumes/{name}/primary                   {"force": b}: primary here until DELETE
-//	DELETE /admin/v1/volumes/{name}/primary                   204
-//	POST   /admin/v1/volumes/{name}/discard/{node}            204: resolve a split brain on node
-//	GET    /admin/v1/volumes/{name}/access                    VolumeAccess: NBD clients that may attach it
-//	PUT    /admin/v1/volumes/{name}/access                    {"grant": [id...], "revoke": [id...]} -> VolumeAccess
-func (n *Node) volumeRoute(w http.ResponseWriter, r *http.Request, path string, body []byte) (bool, error) {
+// volumeHandlers serve the volume and snapshot operations.
+func (n *Node) volumeHandlers() map[admin.Op]admin.Handler {
 	mgr := n.volumes
-	ctx := r.Context()
-	switch {
-	case path == "pools" && r.Method == http.MethodGet:
-		pools, err := mgr.Pools(ctx)
+	info := func(w http.ResponseWriter, ctx context.Context, name string, status int) error {
+		v, err := mgr.Info(ctx, name)
 		if err != nil {
-			return true, err
+			return volumeError(err)
 		}
-		return true, writeJSON(w, pools)
-	case path == "volumes" && r.Method == http.MethodGet:
-		list, err := mgr.List(ctx)
-		if err != nil {
-			return true, err
-		}
-		return true, writeJSON(w, list)
-	case path == "volumes" && r.Method == http.MethodPost:
-		var req volumes.CreateRequest
-		if err := strictJSON(body, &req); err != nil {
-			return true, err
-		}
-		rec, err := mgr.Create(ctx, req)
-		if err != nil {
-			return true, volumeError(err)
-		}
-		info, err := mgr.Info(ctx, rec.Name)
-		if err != nil {
-			return true, volumeError(err)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		return true, writeJSON(w, info)
-	case strings.HasPrefix(path, "volumes/") && strings.Count(path, "/") >= 2:
-		return true, n.volumeSubRoute(w, r, strings.Split(path, "/")[1:], body)
-	case strings.HasPrefix(path, "volumes/") && !strings.Contains(path[len("volumes/"):], "/"):
-		name := path[len("volumes/"):]
-		switch r.Method {
-		case http.MethodGet:
-			info, err := mgr.Info(ctx, name)
+		return admin.WriteJSONStatus(w, status, v)
+	}
+	return map[admin.Op]admin.Handler{
+		admin.PoolsList: func(w http.ResponseWriter, r *admin.Request) error {
+			pools, err := mgr.Pools(r.Context())
 			if err != nil {
-				return true, volumeError(err)
-			}
-			return true, writeJSON(w, info)
-		case http.MethodDelete:
-			if err := mgr.Delete(ctx, name); err != nil {
-				return true, volumeError(err)
-			}
-			w.WriteHeader(http.StatusNoContent)
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// volumeSubRoute serves /volumes/{name}/… (parts: name, then the rest).
-func (n *Node) volumeSubRoute(w http.ResponseWriter, r *http.Request, parts []string, body []byte) error {
-	mgr, ctx, name := n.volumes, r.Context(), parts[0]
-	created := func(v any) error {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		return writeJSON(w, v)
-	}
-	switch {
-	case len(parts) == 2 && parts[1] == "access" && r.Method == http.MethodGet:
-		info, err := mgr.Info(ctx, name)
-		if err != nil {
-			return volumeError(err)
-		}
-		return writeJSON(w, VolumeAccess{Volume: name, Access: nonNil(info.Access)})
-	case len(parts) == 2 && parts[1] == "access" && r.Method == http.MethodPut:
-		var req struct {
-			Grant  []string `json:"grant"`
-			Revoke []string `json:"revoke"`
-		}
-		if err := strictJSON(body, &req); err != nil {
-			return err
-		}
-		rec, err := mgr.SetAccess(ctx, name, req.Grant, req.Revoke)
-		if err != nil {
-			return volumeError(err)
-		}
-		return writeJSON(w, VolumeAccess{Volume: name, Access: nonNil(rec.Access)})
-	case len(parts) == 2 && parts[1] == "size" && r.Method == http.MethodPut:
-		var req struct {
-			Size int64 `json:"size"`
-		}
-		if err := strictJSON(body, &req); err != nil {
-			return err
-		}
-		if _, err := mgr.Resize(ctx, name, req.Size); err != nil {
-			return volumeError(err)
-		}
-		info, err := mgr.Info(ctx, name)
-		if err != nil {
-			return volumeError(err)
-		}
-		return writeJSON(w, info)
-	case len(parts) == 2 && parts[1] == "clone" && r.Method == http.MethodPost:
-		var req struct {
-			Name     string `json:"name"`
-			Snapshot string `json:"snapshot"`
-		}
-		if err := strictJSON(body, &req); err != nil {
-			return err
-		}
-		if _, err := mgr.Clone(ctx, name, req.Snapshot, req.Name); err != nil {
-			return volumeError(err)
-		}
-		info, err := mgr.Info(ctx, req.Name)
-		if err != nil {
-			return volumeError(err)
-		}
-		return created(info)
-	case len(parts) == 2 && parts[1] == "primary" && r.Method == http.MethodPost:
-		var req struct {
-			Force bool `json:"force"`
-		}
-		if len(body) > 0 {
-			if err := strictJSON(body, &req); err != nil {
 				return err
 			}
-		}
-		if err := mgr.Promote(ctx, name, req.Force); err != nil {
-			return volumeError(err)
-		}
-		info, err := mgr.Info(ctx, name)
-		if err != nil {
-			return volumeError(err)
-		}
-		return writeJSON(w, info)
-	case len(parts) == 2 && parts[1] == "primary" && r.Method == http.MethodDelete:
-		if err := mgr.Demote(name); err != nil {
-			return volumeError(err)
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	case len(parts) == 3 && parts[1] == "discard" && r.Method == http.MethodPost:
-		if err := mgr.Discard(name, parts[2]); err != nil {
-			return volumeError(err)
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	case len(parts) == 2 && parts[1] == "snapshots" && r.Method == http.MethodGet:
-		info, err := mgr.Info(ctx, name)
-		if err != nil {
-			return volumeError(err)
-		}
-		if info.Snapshots == nil {
-			info.Snapshots = []volumes.Snapshot{}
-		}
-		return writeJSON(w, info.Snapshots)
-	case len(parts) == 2 && parts[1] == "snapshots" && r.Method == http.MethodPost:
-		var req struct {
-			Name string `json:"name"`
-		}
-		if err := strictJSON(body, &req); err != nil {
-			return err
-		}
-		snap, err := mgr.CreateSnapshot(ctx, name, req.Name)
-		if err != nil {
-			return volumeError(err)
-		}
-		return created(snap)
-	case len(parts) == 3 && parts[1] == "snapshots" && r.Method == http.MethodDelete:
-		if err := mgr.DeleteSnapshot(ctx, name, parts[2]); err != nil {
-			return volumeError(err)
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	case len(parts) == 4 && parts[1] == "snapshots" && parts[3] == "restore" && r.Method == http.MethodPost:
-		if err := mgr.RestoreSnapshot(ctx, name, parts[2]); err != nil {
-			return volumeError(err)
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+			return admin.WriteJSON(w, pools)
+		},
+		admin.VolumesList: func(w http.ResponseWriter, r *admin.Request) error {
+			list, err := mgr.List(r.Context())
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, list)
+		},
+		admin.VolumeCreate: func(w http.ResponseWriter, r *admin.Request) error {
+			var req volumes.CreateRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
+			}
+			rec, err := mgr.Create(r.Context(), req)
+			if err != nil {
+				return volumeError(err)
+			}
+			return info(w, r.Context(), rec.Name, http.StatusCreated)
+		},
+		admin.VolumeGet: func(w http.ResponseWriter, r *admin.Request) error {
+			return info(w, r.Context(), r.PathValue("name"), http.StatusOK)
+		},
+		admin.VolumeDelete: func(w http.ResponseWriter, r *admin.Request) error {
+			if err := mgr.Delete(r.Context(), r.PathValue("name")); err != nil {
+				return volumeError(err)
+			}
+			return admin.NoContent(w)
+		},
+		admin.VolumeAccessGet: func(w http.ResponseWriter, r *admin.Request) error {
+			name := r.PathValue("name")
+			v, err := mgr.Info(r.Context(), name)
+			if err != nil {
+				return volumeError(err)
+			}
+			return admin.WriteJSON(w, admin.VolumeAccess{Volume: name, Access: nonNil(v.Access)})
+		},
+		admin.VolumeAccessSet: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.AccessRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
+			}
+			name := r.PathValue("name")
+			rec, err := mgr.SetAccess(r.Context(), name, req.Grant, req.Revoke)
+			if err != nil {
+				return volumeError(err)
+			}
+			return admin.WriteJSON(w, admin.VolumeAccess{Volume: name, Access: nonNil(rec.Access)})
+		},
+		admin.VolumeResize: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.ResizeRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
+			}
+			if _, err := mgr.Resize(r.Context(), r.PathValue("name"), req.Size); err != nil {
+				return volumeError(err)
+			}
+			return info(w, r.Context(), r.PathValue("name"), http.StatusOK)
+		},
+		admin.VolumeClone: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.CloneRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
+			}
+			if _, err := mgr.Clone(r.Context(), r.PathValue("name"), req.Snapshot, req.Name); err != nil {
+				return volumeError(err)
+			}
+			return info(w, r.Context(), req.Name, http.StatusCreated)
+		},
+		admin.VolumePromote: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.PromoteRequest
+			if err := r.Decode(&req, true); err != nil {
+				return err
+			}
+			if err := mgr.Promote(r.Context(), r.PathValue("name"), req.Force); err != nil {
+				return volumeError(err)
+			}
+			return info(w, r.Context(), r.PathValue("name"), http.StatusOK)
+		},
+		admin.VolumeDemote: func(w http.ResponseWriter, r *admin.Request) error {
+			if err := mgr.Demote(r.PathValue("name")); err != nil {
+				return volumeError(err)
+			}
+			return admin.NoContent(w)
+		},
+		admin.VolumeDiscard: func(w http.ResponseWriter, r *admin.Request) error {
+			if err := mgr.Discard(r.PathValue("name"), r.PathValue("node")); err != nil {
+				return volumeError(err)
+			}
+			return admin.NoContent(w)
+		},
+		admin.SnapshotsList: func(w http.ResponseWriter, r *admin.Request) error {
+			v, err := mgr.Info(r.Context(), r.PathValue("name"))
+			if err != nil {
+				return volumeError(err)
+			}
+			if v.Snapshots == nil {
+				v.Snapshots = []volumes.Snapshot{}
+			}
+			return admin.WriteJSON(w, v.Snapshots)
+		},
+		admin.SnapshotCreate: func(w http.ResponseWriter, r *admin.Request) error {
+			var req admin.NameRequest
+			if err := r.Decode(&req, false); err != nil {
+				return err
+			}
+			snap, err := mgr.CreateSnapshot(r.Context(), r.PathValue("name"), req.Name)
+			if err != nil {
+				return volumeError(err)
+			}
+			return admin.WriteJSONStatus(w, http.StatusCreated, snap)
+		},
+		admin.SnapshotDelete: func(w http.ResponseWriter, r *admin.Request) error {
+			if err := mgr.DeleteSnapshot(r.Context(), r.PathValue("name"), r.PathValue("snapshot")); err != nil {
+				return volumeError(err)
+			}
+			return admin.NoContent(w)
+		},
+		admin.SnapshotRestore: func(w http.ResponseWriter, r *admin.Request) error {
+			if err := mgr.RestoreSnapshot(r.Context(), r.PathValue("name"), r.PathValue("snapshot")); err != nil {
+				return volumeError(err)
+			}
+			return admin.NoContent(w)
+		},
 	}
-	return &adminError{http.StatusNotFound, "NotFound", "no such admin operation"}
-}
-
-// VolumeAccess is the answer of /admin/v1/volumes/{name}/access: the NBD
-// client identities that may attach the volume.
-type VolumeAccess struct {
-	Volume string   `json:"volume"`
-	Access []string `json:"access"`
 }
 
 func nonNil(s []string) []string {
@@ -533,7 +472,7 @@ func volumeError(err error) error {
 		{replicate.ErrPrimaryElsewhere, http.StatusConflict, "VolumeInUse"},
 	} {
 		if errors.Is(err, e.err) {
-			return &adminError{e.status, e.code, err.Error()}
+			return &admin.Error{Status: e.status, Code: e.code, Message: err.Error()}
 		}
 	}
 	return err

@@ -69,7 +69,7 @@ func TestVolumeAdminRefusesBadRequests(t *testing.T) {
 		{"clone onto a taken name", "POST", "volumes/vol/clone", `{"name":"vol","snapshot":"s1"}`, 409, "VolumeExists"},
 		{"discard while not primary", "POST", "volumes/vol/discard/node1", ``, 400, "InvalidArgument"},
 		{"secondary while not primary", "DELETE", "volumes/vol/primary", ``, 400, "InvalidArgument"},
-		{"unknown operation", "POST", "volumes/vol/explode", ``, 404, "NotFound"},
+		{"unknown operation", "POST", "volumes/vol/explode", ``, 404, "NoSuchAdminOperation"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,5 +1,7 @@
-// Command strata is the Strata object store: `strata server` runs a node;
-// the other subcommands are clients of a running node's admin API.
+// Command strata is the Strata object store: `strata server` runs a node
+// and `strata dev` a development cluster; every other subcommand (package
+// cli) is a client of a running node's admin API, except that `strata
+// ring` without --server edits a ring file here (ringfile.go).
 package main
 
 import (
@@ -7,6 +9,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/strata-storage/strata/cmd/strata/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -19,7 +23,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCommand(), ringCommand(), nodeCommand(), clusterCommand(), devCommand(), poolCommand(), volumeCommand(), snapshotCommand(), scrubCommand(), rebalanceCommand(), zoneCommand(), drillCommand(), userCommand(), keyCommand(), bucketCommand(), storageClassCommand(), claimCommand(), auditCommand(), &cobra.Command{
+	root.AddCommand(cli.Commands(ringFiles{})...)
+	root.AddCommand(serverCommand(), devCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "strata", version) },

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-storage/strata/cmd/strata/cli"
 	"github.com/strata-storage/strata/node"
 )
 
@@ -42,7 +43,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 					cfg.Domains = append(cfg.Domains, d)
 				}
 			}
-			size, err := parseSize(chunkSize)
+			size, err := cli.ParseSize(chunkSize)
 			if err != nil {
 				return fmt.Errorf("--chunk-volume-size: %w", err)
 			}
@@ -65,16 +66,16 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 			if scrubMiB < 0 {
 				cfg.ScrubRate = -1
 			}
-			if cfg.RebalanceLimit, err = parseRate(rebalanceLimit); err != nil {
+			if cfg.RebalanceLimit, err = cli.ParseRate(rebalanceLimit); err != nil {
 				return fmt.Errorf("--rebalance-limit: %w", err)
 			}
-			if cfg.DiskReserve.Min, err = parseSize(reserveMin); err != nil {
+			if cfg.DiskReserve.Min, err = cli.ParseSize(reserveMin); err != nil {
 				return fmt.Errorf("--disk-reserve-min: %w", err)
 			}
 			if cfg.DiskReserve.Percent < 0 || cfg.DiskReserve.Percent >= 50 {
 				return fmt.Errorf("--disk-reserve must be a percentage from 0 to 50")
 			}
-			if cfg.ClientLimits.MinRate, err = parseRate(minBodyRate); err != nil {
+			if cfg.ClientLimits.MinRate, err = cli.ParseRate(minBodyRate); err != nil {
 				return fmt.Errorf("--min-body-rate: %w", err)
 			}
 			if cfg.ClientLimits.Idle <= 0 {
@@ -173,35 +174,4 @@ func runServer(cmd *cobra.Command, cfg node.Config) error {
 		runErr = err
 	}
 	return runErr
-}
-
-// parseRate parses a bandwidth like 50MiB (per second), "0" or "none".
-func parseRate(s string) (int64, error) {
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "/s"), "ps")
-	if s == "none" || s == "" || s == "0" {
-		return 0, nil
-	}
-	return parseSize(s)
-}
-
-// parseSize parses sizes like 1TiB, 512GiB, 1000000.
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			var n int64
-			if _, err := fmt.Sscanf(num, "%d", &n); err != nil || n <= 0 {
-				return 0, fmt.Errorf("invalid size %q", s)
-			}
-			return n * u.mult, nil
-		}
-	}
-	var n int64
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n <= 0 {
-		return 0, fmt.Errorf("invalid size %q", s)
-	}
-	return n, nil
 }

@@ -1,31 +1,28 @@
-package main
+package cli
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/cluster"
-	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/admin"
 )
 
 func nodeCommand() *cobra.Command {
-	c := &adminClient{}
 	cmd := &cobra.Command{Use: "node", Short: "Nodes of a running cluster"}
-	c.flags(cmd.PersistentFlags())
+	c := newAdminClient(cmd, "")
 	var output string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List nodes: state, zone, devices, capacity, last heartbeat",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var nodes []cluster.NodeInfo
-			if err := c.call(http.MethodGet, "nodes", nil, &nodes); err != nil {
+			var nodes []admin.NodeInfo
+			if err := set(&nodes)(c.Nodes(cmd.Context())); err != nil {
 				return err
 			}
 			return emit(cmd, output, nodes, func(w io.Writer) { printNodes(w, nodes, time.Now()) })
@@ -36,7 +33,7 @@ func nodeCommand() *cobra.Command {
 	return cmd
 }
 
-func printNodes(w io.Writer, nodes []cluster.NodeInfo, now time.Time) {
+func printNodes(w io.Writer, nodes []admin.NodeInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tREGION\tZONE\tRPC\tS3\tDEVICES\tCAPACITY\tFREE\tLAST HEARTBEAT")
 	for _, n := range nodes {
@@ -55,9 +52,8 @@ func printNodes(w io.Writer, nodes []cluster.NodeInfo, now time.Time) {
 }
 
 func clusterCommand() *cobra.Command {
-	c := &adminClient{}
 	cmd := &cobra.Command{Use: "cluster", Short: "Check and repair where a running cluster's shards are"}
-	c.flags(cmd.PersistentFlags())
+	c := newAdminClient(cmd, "")
 	var repair bool
 	var output string
 	verify := &cobra.Command{
@@ -71,8 +67,8 @@ and extra records are removed once the placement holds the object in full.
 Every device must be reachable. Exits 1 if anything is missing or extra.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var rep objectstore.RepairReport
-			if err := c.call(http.MethodPost, "cluster/verify", map[string]bool{"Repair": repair}, &rep); err != nil {
+			var rep admin.RepairReport
+			if err := set(&rep)(c.Verify(cmd.Context(), repair)); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -97,11 +93,11 @@ Every device must be reachable. Exits 1 if anything is missing or extra.`,
 		Short: "How many objects this node still has to repair on devices that were down",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out map[string]int
-			if err := c.call(http.MethodGet, "cluster/hints", nil, &out); err != nil {
+			h, err := c.Hints(cmd.Context())
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pending %d\n", out["pending"])
+			fmt.Fprintf(cmd.OutOrStdout(), "pending %d\n", h.Pending)
 			return nil
 		},
 	}

@@ -1,49 +1,45 @@
-package main
+package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/iam"
-	"github.com/strata-storage/strata/node"
+	"github.com/strata-storage/strata/admin"
 )
 
 func userCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Users: each owns buckets and holds access keys"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var output string
-	var admin, revoke bool
+	var isAdmin, revoke bool
 	var email string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a user (then: strata key create NAME)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var u iam.User
-			if err := c.call(http.MethodPost, "users", map[string]any{"Name": args[0], "Admin": admin, "Email": email}, &u); err != nil {
+			var u admin.User
+			if err := set(&u)(c.CreateUser(cmd.Context(), admin.UserCreateRequest{Name: args[0], Admin: isAdmin, Email: email})); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "user %s created\n", u.Name)
 			return nil
 		},
 	}
-	create.Flags().BoolVar(&admin, "admin", false, "the user may call the admin API (these commands), as root")
+	create.Flags().BoolVar(&isAdmin, "admin", false, "the user may call the admin API (these commands), as root")
 	create.Flags().StringVar(&email, "email", "", "the user's email address, which S3 ACL grants by emailAddress name")
 	adminCmd := &cobra.Command{
 		Use:   "admin NAME [--revoke]",
 		Short: "Let a user call the admin API (or, with --revoke, no longer)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var u iam.User
-			if err := c.call(http.MethodPut, "users/"+url.PathEscape(args[0])+"/admin", map[string]bool{"Admin": !revoke}, &u); err != nil {
+			var u admin.User
+			if err := set(&u)(c.SetAdmin(cmd.Context(), args[0], !revoke)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "user %s: admin %v\n", u.Name, u.Admin)
@@ -56,8 +52,8 @@ func userCommand() *cobra.Command {
 		Short: "List users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var users []iam.User
-			if err := c.call(http.MethodGet, "users", nil, &users); err != nil {
+			var users []admin.User
+			if err := set(&users)(c.Users(cmd.Context())); err != nil {
 				return err
 			}
 			return emit(cmd, output, users, func(w io.Writer) {
@@ -77,8 +73,8 @@ func userCommand() *cobra.Command {
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				var u iam.User
-				if err := c.call(http.MethodPost, "users/"+url.PathEscape(args[0])+"/"+use, nil, &u); err != nil {
+				var u admin.User
+				if err := set(&u)(c.SetUserDisabled(cmd.Context(), args[0], use == "disable")); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "user %s %s\n", u.Name, enabled(u.Disabled))
@@ -91,8 +87,7 @@ func userCommand() *cobra.Command {
 		Short: "Delete a user and its keys (refused while it owns buckets)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var none []byte
-			if err := c.call(http.MethodDelete, "users/"+url.PathEscape(args[0]), nil, &none); err != nil {
+			if err := c.DeleteUser(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "user %s deleted\n", args[0])
@@ -106,10 +101,9 @@ func userCommand() *cobra.Command {
 		Short: "Attach an IAM-style policy to a user (the bucket policy language, no Principal), or detach it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "users/" + url.PathEscape(args[0]) + "/policy"
-			var u iam.User
+			var u admin.User
 			if detach {
-				if err := c.call(http.MethodDelete, path, nil, &u); err != nil {
+				if err := set(&u)(c.ClearUserPolicy(cmd.Context(), args[0])); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "user %s: policy detached\n", u.Name)
@@ -122,7 +116,7 @@ func userCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.call(http.MethodPut, path, json.RawMessage(doc), &u); err != nil {
+			if err := set(&u)(c.SetUserPolicy(cmd.Context(), args[0], doc)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "user %s: policy attached\n", u.Name)
@@ -144,18 +138,15 @@ func enabled(disabled bool) string {
 
 func keyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Access keys of users"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var output string
 	create := &cobra.Command{
 		Use:   "create USER",
 		Short: "Create an access key; its secret is shown this once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var k struct {
-				iam.Key
-				SecretKey string `json:"secret_key"`
-			}
-			if err := c.call(http.MethodPost, "users/"+url.PathEscape(args[0])+"/keys", nil, &k); err != nil {
+			var k admin.NewKey
+			if err := set(&k)(c.CreateKey(cmd.Context(), args[0])); err != nil {
 				return err
 			}
 			return emit(cmd, output, k, func(w io.Writer) {
@@ -170,12 +161,14 @@ func keyCommand() *cobra.Command {
 		Short: "List access keys (of one user, or all)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "keys"
+			var keys []admin.Key
+			var err error
 			if len(args) == 1 {
-				path = "users/" + url.PathEscape(args[0]) + "/keys"
+				keys, err = c.UserKeys(cmd.Context(), args[0])
+			} else {
+				keys, err = c.Keys(cmd.Context())
 			}
-			var keys []iam.Key
-			if err := c.call(http.MethodGet, path, nil, &keys); err != nil {
+			if err != nil {
 				return err
 			}
 			return emit(cmd, listOut, keys, func(w io.Writer) {
@@ -195,8 +188,8 @@ func keyCommand() *cobra.Command {
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				var k iam.Key
-				if err := c.call(http.MethodPost, "keys/"+url.PathEscape(args[0])+"/"+use, nil, &k); err != nil {
+				var k admin.Key
+				if err := set(&k)(c.SetKeyDisabled(cmd.Context(), args[0], use == "disable")); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "key %s %s\n", k.AccessKey, enabled(k.Disabled))
@@ -209,8 +202,7 @@ func keyCommand() *cobra.Command {
 		Short: "Delete an access key",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var none []byte
-			if err := c.call(http.MethodDelete, "keys/"+url.PathEscape(args[0]), nil, &none); err != nil {
+			if err := c.DeleteKey(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "key %s deleted\n", args[0])
@@ -222,7 +214,7 @@ func keyCommand() *cobra.Command {
 }
 
 func auditCommand() *cobra.Command {
-	c := &adminClient{}
+	var c *adminClient
 	var limit int
 	var output string
 	cmd := &cobra.Command{
@@ -230,8 +222,8 @@ func auditCommand() *cobra.Command {
 		Short: "The admin actions taken (who, from where, what, how it ended), oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []node.AuditEntry
-			if err := c.call(http.MethodGet, "audit?limit="+fmt.Sprint(limit), nil, &list); err != nil {
+			var list []admin.AuditEntry
+			if err := set(&list)(c.Audit(cmd.Context(), limit)); err != nil {
 				return err
 			}
 			return emit(cmd, output, list, func(w io.Writer) {
@@ -248,8 +240,7 @@ func auditCommand() *cobra.Command {
 			})
 		},
 	}
-	c.flags(cmd.PersistentFlags())
-	cmd.PersistentFlags().Set("server", "http://127.0.0.1:9001")
+	c = newAdminClient(cmd, localAdmin)
 	cmd.Flags().IntVar(&limit, "limit", 100, "the newest this many")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd

@@ -1,31 +1,28 @@
-package main
+package cli
 
 import (
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/claims"
-	"github.com/strata-storage/strata/node"
+	"github.com/strata-storage/strata/admin"
 )
 
 func storageClassCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "storageclass", Short: "Storage classes that bucket claims name: reclaim policy and layout"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var reclaim, ec, output string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a storage class (--reclaim Delete or Retain)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var sc node.StorageClass
-			if err := c.call(http.MethodPost, "storageclasses", node.StorageClass{Name: args[0], Reclaim: reclaim, EC: ec}, &sc); err != nil {
+			var sc admin.StorageClass
+			if err := set(&sc)(c.CreateStorageClass(cmd.Context(), admin.StorageClass{Name: args[0], Reclaim: reclaim, EC: ec})); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "storage class %s: reclaim %s\n", sc.Name, sc.Reclaim)
@@ -39,8 +36,8 @@ func storageClassCommand() *cobra.Command {
 		Short: "List storage classes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []node.StorageClass
-			if err := c.call(http.MethodGet, "storageclasses", nil, &list); err != nil {
+			var list []admin.StorageClass
+			if err := set(&list)(c.StorageClasses(cmd.Context())); err != nil {
 				return err
 			}
 			return emit(cmd, output, list, func(w io.Writer) {
@@ -59,8 +56,7 @@ func storageClassCommand() *cobra.Command {
 		Short: "Delete a storage class no claim uses",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var none []byte
-			if err := c.call(http.MethodDelete, "storageclasses/"+url.PathEscape(args[0]), nil, &none); err != nil {
+			if err := c.DeleteStorageClass(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "storage class %s deleted\n", args[0])
@@ -71,7 +67,7 @@ func storageClassCommand() *cobra.Command {
 	return cmd
 }
 
-func readClaim(file string) (claims.Claim, error) {
+func readClaim(file string) (admin.Claim, error) {
 	var doc []byte
 	var err error
 	if file == "-" {
@@ -80,14 +76,14 @@ func readClaim(file string) (claims.Claim, error) {
 		doc, err = os.ReadFile(file)
 	}
 	if err != nil {
-		return claims.Claim{}, err
+		return admin.Claim{}, err
 	}
-	return claims.Parse(doc)
+	return admin.ParseClaim(doc)
 }
 
 func claimCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "claim", Short: "ObjectBucketClaims: a bucket and keys for an application"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var file, output string
 	var env bool
 	apply := &cobra.Command{
@@ -99,8 +95,8 @@ func claimCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var ans node.ClaimAnswer
-			if err := c.call(http.MethodPost, "claims", cl, &ans); err != nil {
+			var ans admin.ClaimAnswer
+			if err := set(&ans)(c.ApplyClaim(cmd.Context(), cl)); err != nil {
 				return err
 			}
 			if env {
@@ -123,8 +119,8 @@ func claimCommand() *cobra.Command {
 		Short: "List bound claims",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var recs []node.ClaimRecord
-			if err := c.call(http.MethodGet, "claims", nil, &recs); err != nil {
+			var recs []admin.ClaimRecord
+			if err := set(&recs)(c.Claims(cmd.Context())); err != nil {
 				return err
 			}
 			return emit(cmd, output, recs, func(w io.Writer) {
@@ -158,8 +154,8 @@ func claimCommand() *cobra.Command {
 				return fmt.Errorf("name the claim as NAMESPACE/NAME or give -f CLAIM.yaml")
 			}
 			ns, name, _ := strings.Cut(id, "/")
-			var rec node.ClaimRecord
-			if err := c.call(http.MethodDelete, "claims/"+url.PathEscape(ns)+"/"+url.PathEscape(name), nil, &rec); err != nil {
+			var rec admin.ClaimRecord
+			if err := set(&rec)(c.DeleteClaim(cmd.Context(), ns, name)); err != nil {
 				return err
 			}
 			what := "bucket " + rec.Bucket + " and its objects deleted"

@@ -1,39 +1,32 @@
-package main
+package cli
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/blockpool/volumes"
+	"github.com/strata-storage/strata/admin"
 )
 
-// volumeClient is an admin client that defaults to the local node.
-func volumeClient(cmd *cobra.Command) *adminClient {
-	c := &adminClient{}
-	c.flags(cmd.PersistentFlags())
-	cmd.PersistentFlags().Lookup("server").DefValue = "http://127.0.0.1:9001"
-	cmd.PersistentFlags().Set("server", "http://127.0.0.1:9001")
-	return c
-}
+// localAdmin is the admin address of a node started with the defaults:
+// the commands that act on one node's resources default to it.
+const localAdmin = "http://127.0.0.1:9001"
 
 func poolCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "pool", Short: "Storage pools that block volumes are carved from"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var output string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List each node's volume pool: capacity, free, provisioned, over-subscription",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var pools []volumes.PoolInfo
-			if err := c.call(http.MethodGet, "pools", nil, &pools); err != nil {
+			var pools []admin.PoolInfo
+			if err := set(&pools)(c.Pools(cmd.Context())); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -54,7 +47,7 @@ func poolCommand() *cobra.Command {
 
 func volumeCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "volume", Short: "Replicated block volumes, served over NBD"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var replicas int
 	var nodes string
 	create := &cobra.Command{
@@ -62,22 +55,22 @@ func volumeCommand() *cobra.Command {
 		Short: "Create a thin volume (SIZE like 10GiB or 512M) with --replicas copies in distinct zones",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			size, err := parseSize(args[1])
+			size, err := ParseSize(args[1])
 			if err != nil {
 				return err
 			}
-			req := volumes.CreateRequest{Name: args[0], Size: size, Replicas: replicas}
+			req := admin.VolumeCreateRequest{Name: args[0], Size: size, Replicas: replicas}
 			if nodes != "" {
 				req.Nodes = strings.Split(nodes, ",")
 				if !cmd.Flags().Changed("replicas") {
 					req.Replicas = len(req.Nodes)
 				}
 			}
-			var info volumes.VolumeInfo
-			if err := c.call(http.MethodPost, "volumes", req, &info); err != nil {
+			var info admin.VolumeInfo
+			if err := set(&info)(c.CreateVolume(cmd.Context(), req)); err != nil {
 				return err
 			}
-			printVolumes(cmd.OutOrStdout(), []volumes.VolumeInfo{info})
+			printVolumes(cmd.OutOrStdout(), []admin.VolumeInfo{info})
 			return nil
 		},
 	}
@@ -89,14 +82,14 @@ func volumeCommand() *cobra.Command {
 		Short: "List volumes with each replica's state (UpToDate, Outdated, SyncTarget, Inconsistent, Unknown)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []volumes.VolumeInfo
+			var list []admin.VolumeInfo
 			if len(args) == 1 {
-				var one volumes.VolumeInfo
-				if err := c.call(http.MethodGet, "volumes/"+url.PathEscape(args[0]), nil, &one); err != nil {
+				var one admin.VolumeInfo
+				if err := set(&one)(c.Volume(cmd.Context(), args[0])); err != nil {
 					return err
 				}
 				list = append(list, one)
-			} else if err := c.call(http.MethodGet, "volumes", nil, &list); err != nil {
+			} else if err := set(&list)(c.Volumes(cmd.Context())); err != nil {
 				return err
 			}
 			return emit(cmd, output, list, func(w io.Writer) { printVolumes(w, list) })
@@ -108,8 +101,7 @@ func volumeCommand() *cobra.Command {
 		Short: "Delete a volume and its replicas (refused while an NBD client is attached)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw []byte
-			if err := c.call(http.MethodDelete, "volumes/"+url.PathEscape(args[0]), nil, &raw); err != nil {
+			if err := c.DeleteVolume(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "volume %s deleted\n", args[0])
@@ -121,15 +113,15 @@ func volumeCommand() *cobra.Command {
 		Short: "Grow a volume online (every replica must be up to date; NBD clients see the size on reconnect)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			size, err := parseSize(args[1])
+			size, err := ParseSize(args[1])
 			if err != nil {
 				return err
 			}
-			var info volumes.VolumeInfo
-			if err := c.call(http.MethodPut, "volumes/"+url.PathEscape(args[0])+"/size", map[string]int64{"size": size}, &info); err != nil {
+			var info admin.VolumeInfo
+			if err := set(&info)(c.ResizeVolume(cmd.Context(), args[0], size)); err != nil {
 				return err
 			}
-			printVolumes(cmd.OutOrStdout(), []volumes.VolumeInfo{info})
+			printVolumes(cmd.OutOrStdout(), []admin.VolumeInfo{info})
 			return nil
 		},
 	}
@@ -142,11 +134,11 @@ func volumeCommand() *cobra.Command {
 			if fromSnap == "" {
 				return fmt.Errorf("--snapshot is required (strata snapshot create %s NAME makes one)", args[0])
 			}
-			var info volumes.VolumeInfo
-			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/clone", map[string]string{"name": args[1], "snapshot": fromSnap}, &info); err != nil {
+			var info admin.VolumeInfo
+			if err := set(&info)(c.CloneVolume(cmd.Context(), args[0], args[1], fromSnap)); err != nil {
 				return err
 			}
-			printVolumes(cmd.OutOrStdout(), []volumes.VolumeInfo{info})
+			printVolumes(cmd.OutOrStdout(), []admin.VolumeInfo{info})
 			return nil
 		},
 	}
@@ -157,11 +149,11 @@ func volumeCommand() *cobra.Command {
 		Short: "Make the --server node the volume's primary until 'volume secondary' (--force: without a quorum; risks a split brain)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var info volumes.VolumeInfo
-			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/primary", map[string]bool{"force": force}, &info); err != nil {
+			var info admin.VolumeInfo
+			if err := set(&info)(c.Promote(cmd.Context(), args[0], force)); err != nil {
 				return err
 			}
-			printVolumes(cmd.OutOrStdout(), []volumes.VolumeInfo{info})
+			printVolumes(cmd.OutOrStdout(), []admin.VolumeInfo{info})
 			return nil
 		},
 	}
@@ -171,8 +163,7 @@ func volumeCommand() *cobra.Command {
 		Short: "End 'volume primary' on the --server node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw []byte
-			return c.call(http.MethodDelete, "volumes/"+url.PathEscape(args[0])+"/primary", nil, &raw)
+			return c.Demote(cmd.Context(), args[0])
 		},
 	}
 	discard := &cobra.Command{
@@ -180,8 +171,7 @@ func volumeCommand() *cobra.Command {
 		Short: "Resolve a split brain: NODE's replica drops its diverged data for a full resync (run on the primary's node)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw []byte
-			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/discard/"+url.PathEscape(args[1]), nil, &raw); err != nil {
+			if err := c.Discard(cmd.Context(), args[0], args[1]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s on %s: diverged data discarded, full resync started\n", args[0], args[1])
@@ -194,14 +184,14 @@ func volumeCommand() *cobra.Command {
 
 func snapshotCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "snapshot", Short: "Point-in-time snapshots of block volumes"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	create := &cobra.Command{
 		Use:   "create VOLUME NAME",
 		Short: "Snapshot a volume (I/O is held for the copy; the snapshot is a point in time)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var s volumes.Snapshot
-			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/snapshots", map[string]string{"name": args[1]}, &s); err != nil {
+			var s admin.Snapshot
+			if err := set(&s)(c.CreateSnapshot(cmd.Context(), args[0], args[1])); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "snapshot %s of %s: %s on %s\n", s.Name, args[0], formatBytes(s.Size), strings.Join(s.Nodes, ","))
@@ -214,8 +204,8 @@ func snapshotCommand() *cobra.Command {
 		Short: "List a volume's snapshots",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var snaps []volumes.Snapshot
-			if err := c.call(http.MethodGet, "volumes/"+url.PathEscape(args[0])+"/snapshots", nil, &snaps); err != nil {
+			var snaps []admin.Snapshot
+			if err := set(&snaps)(c.Snapshots(cmd.Context(), args[0])); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -235,8 +225,7 @@ func snapshotCommand() *cobra.Command {
 		Short: "Roll a volume back to a snapshot (no NBD client may be attached)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw []byte
-			if err := c.call(http.MethodPost, "volumes/"+url.PathEscape(args[0])+"/snapshots/"+url.PathEscape(args[1])+"/restore", nil, &raw); err != nil {
+			if err := c.RestoreSnapshot(cmd.Context(), args[0], args[1]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "volume %s restored to snapshot %s\n", args[0], args[1])
@@ -248,8 +237,7 @@ func snapshotCommand() *cobra.Command {
 		Short: "Delete a snapshot",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw []byte
-			if err := c.call(http.MethodDelete, "volumes/"+url.PathEscape(args[0])+"/snapshots/"+url.PathEscape(args[1]), nil, &raw); err != nil {
+			if err := c.DeleteSnapshot(cmd.Context(), args[0], args[1]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "snapshot %s of %s deleted\n", args[1], args[0])
@@ -260,7 +248,7 @@ func snapshotCommand() *cobra.Command {
 	return cmd
 }
 
-func printVolumes(w io.Writer, list []volumes.VolumeInfo) {
+func printVolumes(w io.Writer, list []admin.VolumeInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VOLUME\tSIZE\tNODE\tROLE\tSTATE\tOUT OF SYNC\tSYNCED")
 	for _, v := range list {
@@ -288,7 +276,7 @@ func printVolumes(w io.Writer, list []volumes.VolumeInfo) {
 func volumeAccessCommand(c *adminClient) *cobra.Command {
 	cmd := &cobra.Command{Use: "access", Short: "Which NBD clients (TLS certificate common names, or * for any) may attach a volume"}
 	var output string
-	show := func(cmd *cobra.Command, a volumeAccess) error {
+	show := func(cmd *cobra.Command, a admin.VolumeAccess) error {
 		return emit(cmd, output, a, func(w io.Writer) {
 			if len(a.Access) == 0 {
 				fmt.Fprintf(w, "volume %s: no NBD client may attach it over TLS\n", a.Volume)
@@ -303,9 +291,14 @@ func volumeAccessCommand(c *adminClient) *cobra.Command {
 			Short: short,
 			Args:  cobra.MinimumNArgs(2),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				req := map[string][]string{verb: args[1:]}
-				var a volumeAccess
-				if err := c.call(http.MethodPut, "volumes/"+url.PathEscape(args[0])+"/access", req, &a); err != nil {
+				var grant, revoke []string
+				if verb == "grant" {
+					grant = args[1:]
+				} else {
+					revoke = args[1:]
+				}
+				a, err := c.SetVolumeAccess(cmd.Context(), args[0], grant, revoke)
+				if err != nil {
 					return err
 				}
 				return show(cmd, a)
@@ -317,8 +310,8 @@ func volumeAccessCommand(c *adminClient) *cobra.Command {
 		Short: "Show the NBD clients that may attach VOLUME",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var a volumeAccess
-			if err := c.call(http.MethodGet, "volumes/"+url.PathEscape(args[0])+"/access", nil, &a); err != nil {
+			var a admin.VolumeAccess
+			if err := set(&a)(c.VolumeAccess(cmd.Context(), args[0])); err != nil {
 				return err
 			}
 			return show(cmd, a)
@@ -328,9 +321,4 @@ func volumeAccessCommand(c *adminClient) *cobra.Command {
 	cmd.AddCommand(change("grant", "Let NBD clients (certificate common names, or *) attach VOLUME"),
 		change("revoke", "Take back NBD clients' right to attach VOLUME"), list)
 	return cmd
-}
-
-type volumeAccess struct {
-	Volume string   `json:"volume"`
-	Access []string `json:"access"`
 }

@@ -1,41 +1,38 @@
-package main
+package cli
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/cluster"
-	"github.com/strata-storage/strata/node"
-	"github.com/strata-storage/strata/objectstore"
-	"github.com/strata-storage/strata/rebalancer"
+	"context"
+	"github.com/strata-storage/strata/admin"
 )
 
 // DrillReport is what `strata drill rack-failure` found.
 type DrillReport struct {
-	Zone             string                   `json:"zone"`
-	NodesStopped     []string                 `json:"nodes_stopped"`
-	Before           objectstore.ReadCheck    `json:"before"`
-	During           objectstore.ReadCheck    `json:"during_outage"`
-	After            objectstore.ReadCheck    `json:"after_rebuild"`
-	RebuildSeconds   float64                  `json:"seconds_to_full_redundancy"`
-	BytesRebuilt     int64                    `json:"bytes_rebuilt"`
-	RecordsRebuilt   int64                    `json:"records_rebuilt"`
-	Verify           objectstore.RepairReport `json:"verify"`
-	FullRedundancy   bool                     `json:"full_redundancy"`
-	RebalanceJob     string                   `json:"rebalance_job"`
-	RebalanceRecords rebalancer.Stats         `json:"rebalance_records"`
+	Zone             string               `json:"zone"`
+	NodesStopped     []string             `json:"nodes_stopped"`
+	Before           admin.ReadCheck      `json:"before"`
+	During           admin.ReadCheck      `json:"during_outage"`
+	After            admin.ReadCheck      `json:"after_rebuild"`
+	RebuildSeconds   float64              `json:"seconds_to_full_redundancy"`
+	BytesRebuilt     int64                `json:"bytes_rebuilt"`
+	RecordsRebuilt   int64                `json:"records_rebuilt"`
+	Verify           admin.RepairReport   `json:"verify"`
+	FullRedundancy   bool                 `json:"full_redundancy"`
+	RebalanceJob     string               `json:"rebalance_job"`
+	RebalanceRecords admin.RebalanceStats `json:"rebalance_records"`
 }
 
 func drillCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "drill", Short: "Failure drills on a running test cluster"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var output, limit string
 	var timeout time.Duration
 	rack := &cobra.Command{
@@ -52,7 +49,7 @@ redundancy and the bytes rebuilt. The exit status is non-zero if anything
 was unreadable or redundancy did not return.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := rackFailureDrill(cmd.ErrOrStderr(), c, args[0], limit, timeout)
+			rep, err := rackFailureDrill(cmd.Context(), cmd.ErrOrStderr(), c, args[0], limit, timeout)
 			if err != nil {
 				return err
 			}
@@ -74,24 +71,24 @@ was unreadable or redundancy did not return.`,
 	return cmd
 }
 
-func rackFailureDrill(log io.Writer, c *adminClient, zone, limit string, timeout time.Duration) (DrillReport, error) {
+func rackFailureDrill(ctx context.Context, log io.Writer, c *adminClient, zone, limit string, timeout time.Duration) (DrillReport, error) {
 	rep := DrillReport{Zone: zone}
-	var nodes []cluster.NodeInfo
-	if err := c.call(http.MethodGet, "nodes", nil, &nodes); err != nil {
+	var nodes []admin.NodeInfo
+	if err := set(&nodes)(c.Nodes(ctx)); err != nil {
 		return rep, err
 	}
-	u, err := url.Parse(c.server)
+	u, err := url.Parse(c.Server())
 	if err != nil {
 		return rep, err
 	}
 	scheme := u.Scheme
-	var victims []cluster.NodeInfo
+	var victims []admin.NodeInfo
 	for _, nd := range nodes {
 		if nd.Zone != zone {
 			continue
 		}
 		if nd.AdminAddr == u.Host {
-			return rep, fmt.Errorf("--server %s is in zone %s: pick a node outside it", c.server, zone)
+			return rep, fmt.Errorf("--server %s is in zone %s: pick a node outside it", c.Server(), zone)
 		}
 		if nd.State == "up" {
 			victims = append(victims, nd)
@@ -101,21 +98,23 @@ func rackFailureDrill(log io.Writer, c *adminClient, zone, limit string, timeout
 		return rep, fmt.Errorf("zone %q has no node up", zone)
 	}
 	fmt.Fprintf(log, "reading every object before the failure…\n")
-	if err := c.call(http.MethodPost, "cluster/read-check", nil, &rep.Before); err != nil {
+	if err := set(&rep.Before)(c.ReadCheck(ctx)); err != nil {
 		return rep, err
 	}
 	for _, nd := range victims {
-		one := *c
-		one.server = scheme + "://" + nd.AdminAddr
-		var ack map[string]string
-		if err := one.call(http.MethodPost, "node/halt", nil, &ack); err != nil {
+		one, err := c.At(scheme + "://" + nd.AdminAddr)
+		if err != nil {
+			return rep, err
+		}
+		var ack admin.HaltAnswer
+		if err := set(&ack)(one.Halt(ctx)); err != nil {
 			return rep, fmt.Errorf("stopping %s: %w", nd.Name, err)
 		}
 		rep.NodesStopped = append(rep.NodesStopped, nd.Name)
 	}
 	fmt.Fprintf(log, "stopped %s; waiting for the cluster to see them down…\n", strings.Join(rep.NodesStopped, ", "))
 	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if err := c.call(http.MethodGet, "nodes", nil, &nodes); err != nil {
+		if err := set(&nodes)(c.Nodes(ctx)); err != nil {
 			return rep, err
 		}
 		down := 0
@@ -133,28 +132,28 @@ func rackFailureDrill(log io.Writer, c *adminClient, zone, limit string, timeout
 		time.Sleep(500 * time.Millisecond)
 	}
 	fmt.Fprintf(log, "reading every object with zone %s down…\n", zone)
-	if err := c.call(http.MethodPost, "cluster/read-check", nil, &rep.During); err != nil {
+	if err := set(&rep.During)(c.ReadCheck(ctx)); err != nil {
 		return rep, err
 	}
-	body := map[string]any{}
+	var body admin.RebalanceRequest
 	if limit != "" {
-		v, err := parseRate(limit)
+		v, err := ParseRate(limit)
 		if err != nil {
 			return rep, fmt.Errorf("--limit: %w", err)
 		}
-		body["Limit"] = v
+		body.Limit = &v
 	}
 	start := time.Now()
-	var ans node.RebalanceAnswer
-	if err := c.call(http.MethodPost, "zones/"+url.PathEscape(zone)+"/fail", body, &ans); err != nil {
+	var ans admin.RebalanceAnswer
+	if err := set(&ans)(c.ZoneAction(ctx, zone, "fail", body)); err != nil {
 		return rep, err
 	}
 	if ans.Job != nil {
 		rep.RebalanceJob = ans.Job.ID
 		fmt.Fprintf(log, "zone %s declared failed: rebuilding %d shards (rebalance %s)…\n", zone, ans.Job.Plan.Rebuilds, ans.Job.ID)
 		for deadline := start.Add(timeout); ; {
-			var st rebalancer.Status
-			if err := c.call(http.MethodGet, "rebalance", nil, &st); err != nil {
+			var st admin.RebalanceStatusAnswer
+			if err := set(&st)(c.RebalanceStatus(ctx)); err != nil {
 				return rep, err
 			}
 			if st.Job.ID != ans.Job.ID {
@@ -172,12 +171,12 @@ func rackFailureDrill(log io.Writer, c *adminClient, zone, limit string, timeout
 	}
 	rep.RebuildSeconds = time.Since(start).Seconds()
 	rep.BytesRebuilt, rep.RecordsRebuilt = rep.RebalanceRecords.Bytes, rep.RebalanceRecords.Rebuilt
-	if err := c.call(http.MethodPost, "cluster/verify", nil, &rep.Verify); err != nil {
+	if err := set(&rep.Verify)(c.Verify(ctx, false)); err != nil {
 		return rep, err
 	}
 	rep.FullRedundancy = rep.Verify.Missing == 0 && rep.Verify.Unreadable == 0
 	fmt.Fprintf(log, "reading every object after the rebuild…\n")
-	if err := c.call(http.MethodPost, "cluster/read-check", nil, &rep.After); err != nil {
+	if err := set(&rep.After)(c.ReadCheck(ctx)); err != nil {
 		return rep, err
 	}
 	return rep, nil

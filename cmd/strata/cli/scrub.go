@@ -1,25 +1,20 @@
-package main
+package cli
 
 import (
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/blockpool/replicate"
-	"github.com/strata-storage/strata/cluster"
-	"github.com/strata-storage/strata/objectstore"
-	"github.com/strata-storage/strata/scrub"
+	"github.com/strata-storage/strata/admin"
 )
 
 func scrubCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "scrub", Short: "Background verification of shards and volumes (bit rot found and repaired)"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var device, volume, output string
 	var all bool
 	target := func() string {
@@ -36,26 +31,29 @@ func scrubCommand() *cobra.Command {
 		Short: "Per device and volume: state, last full pass, progress, bytes verified, errors found/repaired/unrecoverable",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []scrub.Status
+			ctx := cmd.Context()
+			var list []admin.ScrubTargetStatus
 			if !all {
-				if err := c.call(http.MethodGet, "scrub", nil, &list); err != nil {
+				if err := set(&list)(c.ScrubStatus(ctx)); err != nil {
 					return err
 				}
 			} else {
 				// Every up node's targets, through each node's admin address.
-				var nodes []cluster.NodeInfo
-				if err := c.call(http.MethodGet, "nodes", nil, &nodes); err != nil {
+				var nodes []admin.NodeInfo
+				if err := set(&nodes)(c.Nodes(ctx)); err != nil {
 					return err
 				}
-				scheme, _, _ := strings.Cut(c.server, "://")
+				scheme, _, _ := strings.Cut(c.Server(), "://")
 				for _, nd := range nodes {
 					if nd.State != "up" || nd.AdminAddr == "" {
 						continue
 					}
-					one := *c
-					one.server = scheme + "://" + nd.AdminAddr
-					var part []scrub.Status
-					if err := one.call(http.MethodGet, "scrub", nil, &part); err != nil {
+					one, err := c.At(scheme + "://" + nd.AdminAddr)
+					if err != nil {
+						return err
+					}
+					var part []admin.ScrubTargetStatus
+					if err := set(&part)(one.ScrubStatus(ctx)); err != nil {
 						return fmt.Errorf("node %s: %w", nd.Name, err)
 					}
 					for i := range part {
@@ -75,9 +73,9 @@ func scrubCommand() *cobra.Command {
 			Short: short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				var list []scrub.Status
+				var list []admin.ScrubTargetStatus
 				for _, p := range strings.Split(path, ",") {
-					if err := c.call(http.MethodPost, "scrub/"+p, map[string]string{"target": target()}, &list); err != nil {
+					if err := set(&list)(c.ScrubControl(cmd.Context(), p, target())); err != nil {
 						return err
 					}
 				}
@@ -96,8 +94,8 @@ func scrubCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
 			if bucket, key, ok := strings.Cut(args[0], "/"); ok {
-				var st objectstore.ScrubStats
-				if err := c.call(http.MethodPost, "scrub/object", map[string]string{"Bucket": bucket, "Key": key}, &st); err != nil {
+				var st admin.ScrubStats
+				if err := set(&st)(c.ScrubObject(cmd.Context(), bucket, key)); err != nil {
 					return err
 				}
 				fmt.Fprintf(out, "%s: %d shard records, %s verified, %d bad, %d repaired, %d unrecoverable\n", args[0], st.Records, formatBytes(st.Bytes), st.Errors, st.Repaired, st.Unrecoverable)
@@ -106,8 +104,8 @@ func scrubCommand() *cobra.Command {
 				}
 				return nil
 			}
-			var st replicate.VerifyStats
-			if err := c.call(http.MethodPost, "scrub/volume/"+url.PathEscape(args[0]), nil, &st); err != nil {
+			var st admin.VerifyStats
+			if err := set(&st)(c.ScrubVolume(cmd.Context(), args[0])); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "volume %s: %s verified, %d bad blocks, %d repaired, %d differing copies rewritten, %d unrecoverable\n", args[0], formatBytes(st.Bytes), st.BadBlocks, st.Repaired, st.Mismatched, st.Unrecoverable)
@@ -124,7 +122,7 @@ func scrubCommand() *cobra.Command {
 	return cmd
 }
 
-func printScrub(cmd *cobra.Command, list []scrub.Status) {
+func printScrub(cmd *cobra.Command, list []admin.ScrubTargetStatus) {
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tSTATE\tPROGRESS\tLAST FULL PASS\tVERIFIED\tERRORS\tREPAIRED\tUNRECOVERABLE")
 	for _, s := range list {

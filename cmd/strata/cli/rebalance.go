@@ -1,19 +1,17 @@
-package main
+package cli
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/node"
-	"github.com/strata-storage/strata/rebalancer"
+	"context"
+	"github.com/strata-storage/strata/admin"
 )
 
 // rebalanceFlags are the job settings the start, drain and fail commands
@@ -34,27 +32,24 @@ func (f *rebalanceFlags) add(cmd *cobra.Command, withMinPartHours bool) {
 	}
 }
 
-func (f *rebalanceFlags) body() (map[string]any, error) {
-	b := map[string]any{}
+func (f *rebalanceFlags) body() (admin.RebalanceRequest, error) {
+	b := admin.RebalanceRequest{IgnoreMinPartHours: f.ignoreMinPartHours}
 	if f.limit != "" {
-		v, err := parseRate(f.limit)
+		v, err := ParseRate(f.limit)
 		if err != nil {
-			return nil, fmt.Errorf("--limit: %w", err)
+			return b, fmt.Errorf("--limit: %w", err)
 		}
-		b["Limit"] = v
+		b.Limit = &v
 	}
 	if f.concurrency != 0 {
-		b["Concurrency"] = f.concurrency
-	}
-	if f.ignoreMinPartHours {
-		b["IgnoreMinPartHours"] = true
+		b.Concurrency = &f.concurrency
 	}
 	return b, nil
 }
 
 func rebalanceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "rebalance", Short: "Move shards to the ring's placement: plan, start, pause, resume, cancel, status"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var output string
 	var jf rebalanceFlags
 	plan := &cobra.Command{
@@ -66,8 +61,8 @@ func rebalanceCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var sum rebalancer.Summary
-			if err := c.call(http.MethodPost, "rebalance/plan", body, &sum); err != nil {
+			var sum admin.RebalanceSummary
+			if err := set(&sum)(c.PlanRebalance(cmd.Context(), body)); err != nil {
 				return err
 			}
 			return emit(cmd, output, sum, func(w io.Writer) { printPlan(w, sum) })
@@ -81,7 +76,7 @@ func rebalanceCommand() *cobra.Command {
 		Short: "Rebalance the ring and move the data (throttled, resumable)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return startJob(cmd, c, "rebalance/start", &jf)
+			return startJob(cmd, c, &jf, c.StartRebalance)
 		},
 	}
 	jf.add(start, true)
@@ -91,8 +86,8 @@ func rebalanceCommand() *cobra.Command {
 			Short: short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				var job rebalancer.Job
-				if err := c.call(http.MethodPost, "rebalance/"+use, nil, &job); err != nil {
+				var job admin.Job
+				if err := set(&job)(c.RebalanceJobAction(cmd.Context(), use)); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "rebalance %s: %s\n", job.ID, job.State)
@@ -107,10 +102,10 @@ func rebalanceCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if watch {
-				return watchJob(cmd.OutOrStdout(), c)
+				return watchJob(cmd.Context(), cmd.OutOrStdout(), c)
 			}
-			var st rebalancer.Status
-			if err := c.call(http.MethodGet, "rebalance", nil, &st); err != nil {
+			var st admin.RebalanceStatusAnswer
+			if err := set(&st)(c.RebalanceStatus(cmd.Context())); err != nil {
 				return err
 			}
 			return emit(cmd, output, st, func(w io.Writer) { printStatus(w, st, true) })
@@ -124,16 +119,16 @@ func rebalanceCommand() *cobra.Command {
 		Short: "Change the running rebalance's bandwidth limit (e.g. 20MiB; 0: none)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v, err := parseRate(args[0])
+			v, err := ParseRate(args[0])
 			if err != nil {
 				return err
 			}
-			body := map[string]any{"Limit": v}
+			body := admin.RebalanceRequest{Limit: &v}
 			if limitConc > 0 {
-				body["Concurrency"] = limitConc
+				body.Concurrency = &limitConc
 			}
-			var job rebalancer.Job
-			if err := c.call(http.MethodPut, "rebalance/limit", body, &job); err != nil {
+			var job admin.Job
+			if err := set(&job)(c.SetRebalanceLimit(cmd.Context(), body)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "rebalance %s: limit %s\n", job.ID, formatRate(job.Limit))
@@ -148,13 +143,13 @@ func rebalanceCommand() *cobra.Command {
 
 // startJob posts a call that changes the ring and prints (or follows) the
 // job it started.
-func startJob(cmd *cobra.Command, c *adminClient, path string, jf *rebalanceFlags) error {
+func startJob(cmd *cobra.Command, c *adminClient, jf *rebalanceFlags, call func(context.Context, admin.RebalanceRequest) (admin.RebalanceAnswer, error)) error {
 	body, err := jf.body()
 	if err != nil {
 		return err
 	}
-	var ans node.RebalanceAnswer
-	if err := c.call(http.MethodPost, path, body, &ans); err != nil {
+	ans, err := call(cmd.Context(), body)
+	if err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
@@ -179,16 +174,16 @@ func startJob(cmd *cobra.Command, c *adminClient, path string, jf *rebalanceFlag
 	}
 	fmt.Fprintln(out)
 	if jf.wait {
-		return watchJob(out, c)
+		return watchJob(cmd.Context(), out, c)
 	}
 	return nil
 }
 
 // watchJob prints the progress line every second until the job ends.
-func watchJob(out io.Writer, c *adminClient) error {
+func watchJob(ctx context.Context, out io.Writer, c *adminClient) error {
 	for {
-		var st rebalancer.Status
-		if err := c.call(http.MethodGet, "rebalance", nil, &st); err != nil {
+		var st admin.RebalanceStatusAnswer
+		if err := set(&st)(c.RebalanceStatus(ctx)); err != nil {
 			return err
 		}
 		printStatus(out, st, false)
@@ -219,7 +214,7 @@ func formatSeconds(s float64) string {
 	return (time.Duration(s) * time.Second).Round(time.Second).String()
 }
 
-func printStatus(out io.Writer, st rebalancer.Status, detail bool) {
+func printStatus(out io.Writer, st admin.RebalanceStatusAnswer, detail bool) {
 	j, t := st.Job, st.Totals
 	if j == nil {
 		fmt.Fprintln(out, "no rebalance")
@@ -252,7 +247,7 @@ func printStatus(out io.Writer, st rebalancer.Status, detail bool) {
 	tw.Flush()
 }
 
-func printPlan(out io.Writer, s rebalancer.Summary) {
+func printPlan(out io.Writer, s admin.RebalanceSummary) {
 	fmt.Fprintf(out, "ring v%v -> v%d: %d moves (%d rebuilds from survivors; the ring's minimum is %d), about %s in %d device walks\n",
 		s.FromVersion, s.ToVersion, s.Moves, s.Rebuilds, s.Minimum, formatBytes(s.Bytes), s.Units)
 	if s.LimitBytes > 0 {
@@ -260,7 +255,7 @@ func printPlan(out io.Writer, s rebalancer.Summary) {
 	}
 	for _, t := range []struct {
 		title string
-		rows  []rebalancer.DomainLoad
+		rows  []admin.DomainLoad
 	}{{"DEVICE", s.Devices}, {"ZONE", s.Zones}} {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "\n%s\tMOVES OUT\tBYTES OUT\tMOVES IN\tBYTES IN\tREBUILDS IN\n", t.title)
@@ -273,14 +268,16 @@ func printPlan(out io.Writer, s rebalancer.Summary) {
 
 func zoneCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "zone", Short: "Failure domains (racks): drain one, or declare one failed"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var jf rebalanceFlags
 	drain := &cobra.Command{
 		Use:   "drain ZONE",
 		Short: "Move every shard off a zone's devices (they stay in the ring, empty)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return startJob(cmd, c, "zones/"+url.PathEscape(args[0])+"/drain", &jf)
+			return startJob(cmd, c, &jf, func(ctx context.Context, req admin.RebalanceRequest) (admin.RebalanceAnswer, error) {
+				return c.ZoneAction(ctx, args[0], "drain", req)
+			})
 		},
 	}
 	jf.add(drain, false)
@@ -290,7 +287,9 @@ func zoneCommand() *cobra.Command {
 		Short: "Declare a zone dead: its shards are rebuilt elsewhere from the survivors",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return startJob(cmd, c, "zones/"+url.PathEscape(args[0])+"/fail", &ff)
+			return startJob(cmd, c, &ff, func(ctx context.Context, req admin.RebalanceRequest) (admin.RebalanceAnswer, error) {
+				return c.ZoneAction(ctx, args[0], "fail", req)
+			})
 		},
 	}
 	ff.add(fail, false)
@@ -305,7 +304,9 @@ func nodeDrainCommand(c *adminClient) *cobra.Command {
 		Short: "Move every shard off a node's devices, to retire it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return startJob(cmd, c, "nodes/"+url.PathEscape(args[0])+"/drain", &jf)
+			return startJob(cmd, c, &jf, func(ctx context.Context, req admin.RebalanceRequest) (admin.RebalanceAnswer, error) {
+				return c.DrainNode(ctx, args[0], req)
+			})
 		},
 	}
 	jf.add(drain, false)

@@ -1,16 +1,13 @@
-package main
+package cli
 
 import (
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/iam"
-	"github.com/strata-storage/strata/node"
+	"github.com/strata-storage/strata/admin"
 )
 
 // quotaFlags are --max-size and --max-objects (0 clears a bound).
@@ -24,18 +21,18 @@ func (f *quotaFlags) add(cmd *cobra.Command) {
 	cmd.Flags().Int64Var(&f.objects, "max-objects", 0, "most objects held (0: no bound)")
 }
 
-func (f *quotaFlags) quota() (iam.Quota, error) {
-	size, err := parseSize(f.size)
+func (f *quotaFlags) quota() (admin.Quota, error) {
+	size, err := ParseSize(f.size)
 	if f.size == "0" {
 		size, err = 0, nil
 	}
 	if err != nil {
-		return iam.Quota{}, fmt.Errorf("--max-size: %w", err)
+		return admin.Quota{}, fmt.Errorf("--max-size: %w", err)
 	}
-	return iam.Quota{MaxBytes: size, MaxObjects: f.objects}, nil
+	return admin.Quota{MaxBytes: size, MaxObjects: f.objects}, nil
 }
 
-func formatQuota(q iam.Quota) string {
+func formatQuota(q admin.Quota) string {
 	if !q.Set() {
 		return "-"
 	}
@@ -51,15 +48,15 @@ func formatQuota(q iam.Quota) string {
 
 func bucketCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "bucket", Short: "Buckets: owners, usage and quotas"}
-	c := volumeClient(cmd)
+	c := newAdminClient(cmd, localAdmin)
 	var output string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List buckets with owner, usage (counted now) and quotas",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []node.BucketListing
-			if err := c.call(http.MethodGet, "buckets", nil, &list); err != nil {
+			var list []admin.BucketListing
+			if err := set(&list)(c.Buckets(cmd.Context())); err != nil {
 				return err
 			}
 			return emit(cmd, output, list, func(w io.Writer) {
@@ -87,8 +84,8 @@ func bucketCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var b node.BucketListing
-			if err := c.call(http.MethodPut, "buckets/"+url.PathEscape(args[0])+"/quota", q, &b); err != nil {
+			var b admin.BucketListing
+			if err := set(&b)(c.SetBucketQuota(cmd.Context(), args[0], q)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "bucket %s: quota %s, holding %d objects, %s\n", b.Name, formatQuota(b.Quota), b.Usage.Objects, formatBytes(b.Usage.Bytes))
@@ -111,8 +108,8 @@ func userQuotaCommand(c *adminClient) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var u iam.User
-			if err := c.call(http.MethodPut, "users/"+url.PathEscape(args[0])+"/quota", q, &u); err != nil {
+			var u admin.User
+			if err := set(&u)(c.SetUserQuota(cmd.Context(), args[0], q)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "user %s: quota %s\n", u.Name, formatQuota(u.Quota))

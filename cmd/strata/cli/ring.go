@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -6,26 +6,61 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-storage/strata/node"
-	"github.com/strata-storage/strata/ring"
+	"context"
+	"github.com/strata-storage/strata/admin"
 )
+
+// RingFiles edits ring files offline, for `strata ring` without --server.
+// The program supplies it: the CLI itself speaks only the admin API.
+type RingFiles interface {
+	// Create writes a new, empty ring file (ec is K+M).
+	Create(path string, partPower uint8, ec string, minPartHours uint16) (admin.RingInfo, error)
+	Info(path string) (admin.RingInfo, error)
+	// AddDevice adds d (id < 0: the next free id).
+	AddDevice(path string, d admin.RingDevice, id int64) (admin.RingInfo, error)
+	SetWeight(path string, id uint32, weight float64) (admin.RingInfo, error)
+	SetState(path string, id uint32, s admin.RingState) (admin.RingInfo, error)
+	RemoveDevice(path string, id uint32) (admin.RingInfo, error)
+	// Rebalance rewrites the file; the bytes estimate is -1 unless
+	// stored >= 0.
+	Rebalance(path string, ignoreMinPartHours bool, stored int64) (admin.RebalanceAnswer, error)
+	// Diff compares two ring files.
+	Diff(oldPath, newPath string) (admin.RingDiffAnswer, error)
+}
 
 // ringTarget is where `strata ring` works: a ring file, or a running node's
 // admin API.
 type ringTarget struct {
-	file string
+	file  string
+	files RingFiles
 	adminClient
 }
 
-func ringCommand() *cobra.Command {
-	t := &ringTarget{}
+// info is the ring's description, from the node or the file.
+func (t *ringTarget) info(ctx context.Context) (admin.RingInfo, error) {
+	if t.Client != nil {
+		return t.Ring(ctx)
+	}
+	return t.files.Info(t.file)
+}
+
+// show prints the ring after a change, wherever it was made.
+func show(cmd *cobra.Command, info admin.RingInfo, err error) error {
+	if err != nil {
+		return err
+	}
+	printInfo(cmd.OutOrStdout(), info)
+	return nil
+}
+
+func ringCommand(files RingFiles) *cobra.Command {
+	t := &ringTarget{files: files}
 	cmd := &cobra.Command{
 		Use:   "ring",
 		Short: "Build and change rings: offline on a ring file, or on a running node with --server",
@@ -44,7 +79,13 @@ while it moves.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&t.file, "ring", "ring", "ring file (offline)")
-	t.adminClient.flags(pf)
+	t.adminClient.flags(pf, "")
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if t.opts.Server == "" {
+			return nil // offline, on the file
+		}
+		return t.connect()
+	}
 
 	var partPower uint8
 	var ec string
@@ -54,24 +95,17 @@ while it moves.`,
 		Short: "Create an empty ring file",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if t.server != "" {
+			if t.Client != nil {
 				return errors.New("a running node already has its ring; create works on files")
-			}
-			k, m, err := node.ParseEC(ec)
-			if err != nil {
-				return err
 			}
 			if _, err := os.Stat(t.file); err == nil {
 				return fmt.Errorf("%s exists; not overwriting it", t.file)
 			}
-			r, err := ring.New(partPower, k, m, minPartHours)
+			info, err := t.files.Create(t.file, partPower, ec, minPartHours)
 			if err != nil {
 				return err
 			}
-			if err := r.Save(t.file); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created %s: %d partitions, EC %d+%d, min-part-hours %d\n", t.file, r.Partitions(), k, m, minPartHours)
+			fmt.Fprintf(cmd.OutOrStdout(), "created %s: %d partitions, EC %d+%d, min-part-hours %d\n", t.file, 1<<info.PartPower, info.K, info.M, info.MinPartHours)
 			return nil
 		},
 	}
@@ -79,7 +113,7 @@ while it moves.`,
 	create.Flags().StringVar(&ec, "ec", "4+2", "erasure coding K+M")
 	create.Flags().Uint16Var(&minPartHours, "min-part-hours", 1, "hours before a moved partition may move again")
 
-	var dev ring.Device
+	var dev admin.RingDevice
 	var id int64
 	add := &cobra.Command{
 		Use:   "add-device",
@@ -87,24 +121,15 @@ while it moves.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d := dev
-			if t.server != "" {
+			if t.Client != nil {
 				if id >= 0 {
 					d.ID = uint32(id)
 				}
-				var info ring.Info
-				if err := t.call(http.MethodPost, "ring/devices", d, &info); err != nil {
-					return err
-				}
-				printInfo(cmd.OutOrStdout(), info)
-				return nil
+				info, err := t.AddDevice(cmd.Context(), d)
+				return show(cmd, info, err)
 			}
-			return t.edit(cmd, func(r *ring.Ring) (*ring.Ring, error) {
-				d.ID = r.NextID()
-				if id >= 0 {
-					d.ID = uint32(id)
-				}
-				return r.AddDevice(d)
-			})
+			info, err := t.files.AddDevice(t.file, d, id)
+			return show(cmd, info, err)
 		},
 	}
 	af := add.Flags()
@@ -128,13 +153,15 @@ while it moves.`,
 			if err != nil {
 				return fmt.Errorf("weight %q is not a number", args[1])
 			}
-			if t.server != "" {
-				return t.callInfo(cmd, http.MethodPut, fmt.Sprintf("ring/devices/%d/weight", id), map[string]float64{"Weight": w})
+			if t.Client != nil {
+				info, err := t.SetWeight(cmd.Context(), id, w)
+				return show(cmd, info, err)
 			}
-			return t.edit(cmd, func(r *ring.Ring) (*ring.Ring, error) { return r.SetWeight(id, w) })
+			info, err := t.files.SetWeight(t.file, id, w)
+			return show(cmd, info, err)
 		},
 	}
-	stateCmd := func(use, short string, state ring.State) *cobra.Command {
+	stateCmd := func(use, short string, state admin.RingState) *cobra.Command {
 		return &cobra.Command{
 			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -142,10 +169,12 @@ while it moves.`,
 				if err != nil {
 					return err
 				}
-				if t.server != "" {
-					return t.callInfo(cmd, http.MethodPut, fmt.Sprintf("ring/devices/%d/state", id), map[string]string{"State": state.String()})
+				if t.Client != nil {
+					info, err := t.SetState(cmd.Context(), id, state)
+					return show(cmd, info, err)
 				}
-				return t.edit(cmd, func(r *ring.Ring) (*ring.Ring, error) { return r.SetState(id, state) })
+				info, err := t.files.SetState(t.file, id, state)
+				return show(cmd, info, err)
 			},
 		}
 	}
@@ -158,10 +187,12 @@ while it moves.`,
 			if err != nil {
 				return err
 			}
-			if t.server != "" {
-				return t.callInfo(cmd, http.MethodDelete, fmt.Sprintf("ring/devices/%d", id), nil)
+			if t.Client != nil {
+				info, err := t.RemoveDevice(cmd.Context(), id)
+				return show(cmd, info, err)
 			}
-			return t.edit(cmd, func(r *ring.Ring) (*ring.Ring, error) { return r.RemoveDevice(id) })
+			info, err := t.files.RemoveDevice(t.file, id)
+			return show(cmd, info, err)
 		},
 	}
 
@@ -173,9 +204,9 @@ while it moves.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			if t.server != "" {
-				var ans node.RebalanceAnswer
-				if err := t.call(http.MethodPost, "ring/rebalance", map[string]bool{"IgnoreMinPartHours": ignoreMPH}, &ans); err != nil {
+			if t.Client != nil {
+				ans, err := t.RebalanceRing(cmd.Context(), ignoreMPH)
+				if err != nil {
 					return err
 				}
 				printRebalance(out, ans.Version, ans.Result, ans.BytesEstimate, true)
@@ -183,28 +214,17 @@ while it moves.`,
 			}
 			var storedBytes int64 = -1
 			if stored != "" {
-				b, err := parseSize(stored)
+				b, err := ParseSize(stored)
 				if err != nil {
 					return fmt.Errorf("--stored: %w", err)
 				}
 				storedBytes = b
 			}
-			r, err := ring.Load(t.file)
+			ans, err := t.files.Rebalance(t.file, ignoreMPH, storedBytes)
 			if err != nil {
 				return err
 			}
-			next, res, err := r.Rebalance(ring.RebalanceOptions{IgnoreMinPartHours: ignoreMPH})
-			if err != nil {
-				return err
-			}
-			if err := next.Save(t.file); err != nil {
-				return err
-			}
-			est := int64(-1)
-			if storedBytes >= 0 && res.Slots > 0 {
-				est = int64(float64(storedBytes) * float64(res.Moved) / float64(res.Slots))
-			}
-			printRebalance(out, next.Version, *res, est, est >= 0)
+			printRebalance(out, ans.Version, ans.Result, ans.BytesEstimate, ans.BytesEstimate >= 0)
 			return nil
 		},
 	}
@@ -215,7 +235,7 @@ while it moves.`,
 	show := &cobra.Command{
 		Use: "show", Short: "Show the ring's devices, slots and targets", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			info, err := t.info()
+			info, err := t.info(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -230,7 +250,7 @@ while it moves.`,
 	dispersion := &cobra.Command{
 		Use: "dispersion", Short: "How partitions spread over zones and nodes, and what losing one costs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			info, err := t.info()
+			info, err := t.info(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -243,26 +263,21 @@ while it moves.`,
 		Short: "Compare two ring files slot by slot (with --server: the node's previous and current ring)",
 		Args:  cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var old, cur *ring.Ring
+			var d admin.RingDiffAnswer
 			var err error
 			switch {
 			case len(args) == 2:
-				if old, err = ring.Load(args[0]); err == nil {
-					cur, err = ring.Load(args[1])
-				}
-			case t.server != "" && len(args) == 0:
-				if old, err = t.fetchRing(true); err == nil {
-					cur, err = t.fetchRing(false)
-				}
+				d, err = t.files.Diff(args[0], args[1])
+			case t.Client != nil && len(args) == 0:
+				d, err = t.RingDiff(cmd.Context())
 			default:
 				return errors.New("give OLD and NEW ring files, or --server for the node's previous and current ring")
 			}
 			if err != nil {
 				return err
 			}
-			d := ring.DiffRings(old, cur)
-			fmt.Fprintf(cmd.OutOrStdout(), "version %d -> %d\n", old.Version, cur.Version)
-			printDiff(cmd.OutOrStdout(), d)
+			fmt.Fprintf(cmd.OutOrStdout(), "version %d -> %d\n", d.From, d.To)
+			printDiff(cmd.OutOrStdout(), d.Diff)
 			return nil
 		},
 	}
@@ -282,11 +297,11 @@ shards from the other devices in the background; the log and
 			if err != nil {
 				return err
 			}
-			if t.server == "" {
+			if t.Client == nil {
 				return errors.New("rebuild-device works on a running node: give --server")
 			}
-			var ans node.RebuildAnswer
-			if err := t.call(http.MethodPost, fmt.Sprintf("ring/devices/%d/rebuild", id), nil, &ans); err != nil {
+			ans, err := t.RebuildDevice(cmd.Context(), id)
+			if err != nil {
 				return err
 			}
 			return emit(cmd, rebuildOutput, ans, func(w io.Writer) {
@@ -299,9 +314,9 @@ shards from the other devices in the background; the log and
 	}
 	rebuild.Flags().StringVarP(&rebuildOutput, "output", "o", "text", "text or json")
 	cmd.AddCommand(create, add, setWeight, remove, rebuild,
-		stateCmd("drain", "Drain a device: its slots move away over the next rebalances", ring.Draining),
-		stateCmd("fail", "Declare a device failed: the next rebalance moves all its slots", ring.Failed),
-		stateCmd("activate", "Make a draining or failed device active again", ring.Active),
+		stateCmd("drain", "Drain a device: its slots move away over the next rebalances", admin.Draining),
+		stateCmd("fail", "Declare a device failed: the next rebalance moves all its slots", admin.Failed),
+		stateCmd("activate", "Make a draining or failed device active again", admin.Active),
 		rebalance, show, dispersion, diff)
 	return cmd
 }
@@ -314,59 +329,7 @@ func parseID(s string) (uint32, error) {
 	return uint32(v), nil
 }
 
-// edit applies an offline device edit to the ring file.
-func (t *ringTarget) edit(cmd *cobra.Command, edit func(*ring.Ring) (*ring.Ring, error)) error {
-	r, err := ring.Load(t.file)
-	if err != nil {
-		return err
-	}
-	next, err := edit(r)
-	if err != nil {
-		return err
-	}
-	if err := next.Save(t.file); err != nil {
-		return err
-	}
-	printInfo(cmd.OutOrStdout(), next.Info())
-	return nil
-}
-
-func (t *ringTarget) info() (ring.Info, error) {
-	if t.server != "" {
-		var info ring.Info
-		err := t.call(http.MethodGet, "ring", nil, &info)
-		return info, err
-	}
-	r, err := ring.Load(t.file)
-	if err != nil {
-		return ring.Info{}, err
-	}
-	return r.Info(), nil
-}
-
-func (t *ringTarget) callInfo(cmd *cobra.Command, method, path string, body any) error {
-	var info ring.Info
-	if err := t.call(method, path, body, &info); err != nil {
-		return err
-	}
-	printInfo(cmd.OutOrStdout(), info)
-	return nil
-}
-
-func (t *ringTarget) fetchRing(previous bool) (*ring.Ring, error) {
-	path := "ring/file"
-	if previous {
-		path += "?previous=1"
-	}
-	var raw []byte
-	if err := t.call(http.MethodGet, path, nil, &raw); err != nil {
-		return nil, err
-	}
-	r := new(ring.Ring)
-	return r, r.UnmarshalBinary(raw)
-}
-
-func printInfo(w io.Writer, info ring.Info) {
+func printInfo(w io.Writer, info admin.RingInfo) {
 	state := "built"
 	if !info.Built {
 		state = "not built yet: run rebalance"
@@ -389,7 +352,7 @@ func printInfo(w io.Writer, info ring.Info) {
 	}
 }
 
-func printDispersion(w io.Writer, rep ring.DispersionReport) {
+func printDispersion(w io.Writer, rep admin.DispersionReport) {
 	fmt.Fprintf(w, "%d partitions of %d slots (M=%d)\n", rep.Partitions, rep.Width, rep.M)
 	fmt.Fprintf(w, "limits per partition: region %d, zone %d, node %d\n", rep.RegionLimit, rep.ZoneLimit, rep.NodeLimit)
 	fmt.Fprintf(w, "worst partition: %d shards in one region, %d in one zone, %d on one node; %d partitions over a limit\n",
@@ -410,7 +373,7 @@ func printDispersion(w io.Writer, rep ring.DispersionReport) {
 	tw.Flush()
 }
 
-func printRebalance(w io.Writer, version uint64, res ring.RebalanceResult, bytes int64, haveBytes bool) {
+func printRebalance(w io.Writer, version uint64, res admin.RingRebalanceResult, bytes int64, haveBytes bool) {
 	fmt.Fprintf(w, "ring version %d: moved %d of %d slots in %d partitions (at most %d in one)",
 		version, res.Moved, res.Slots, res.PartitionsMoved, res.MaxPerPartition)
 	if haveBytes {
@@ -427,7 +390,7 @@ func printRebalance(w io.Writer, version uint64, res ring.RebalanceResult, bytes
 	printDiff(w, res.Diff)
 }
 
-func printDiff(w io.Writer, d ring.Diff) {
+func printDiff(w io.Writer, d admin.RingDiff) {
 	fmt.Fprintf(w, "%d slots moved, %d partitions touched, at most %d slots of one partition\n", d.Moved, d.PartitionsMoved, d.MaxPerPartition)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNODE\tNAME\tBEFORE\tAFTER\tIN\tOUT")
