@@ -178,10 +178,7 @@ func (n *Node) ringHandlers() map[admin.Op]admin.Handler {
 		admin.RingFile: func(w http.ResponseWriter, r *admin.Request) error {
 			rg := n.CurrentRing()
 			if r.URL.Query().Get("previous") != "" {
-				n.ringMu.Lock()
-				rg = n.prev
-				n.ringMu.Unlock()
-				if rg == nil {
+				if rg = n.prev.Load(); rg == nil {
 					return &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoPreviousRing, Message: "the ring has not changed since this node started"}
 				}
 			}
@@ -194,10 +191,7 @@ func (n *Node) ringHandlers() map[admin.Op]admin.Handler {
 			return err
 		},
 		admin.RingDiffGet: func(w http.ResponseWriter, r *admin.Request) error {
-			cur := n.CurrentRing()
-			n.ringMu.Lock()
-			prev := n.prev
-			n.ringMu.Unlock()
+			prev, cur := n.prev.Load(), n.CurrentRing()
 			if prev == nil {
 				return &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoPreviousRing, Message: "the ring has not changed since this node started"}
 			}
@@ -375,7 +369,7 @@ func (n *Node) switchRing(ctx context.Context, cur, next *ring.Ring) error {
 	}
 	for _, d := range next.Devices {
 		if d.Node == n.cfg.NodeName {
-			if _, err := n.openDevice(d); err != nil {
+			if err := n.devs.Open(d); err != nil {
 				return fmt.Errorf("device %s: %w", d.Name, err)
 			}
 		}

@@ -150,17 +150,16 @@ func (n *Node) nodeInfo() cluster.NodeInfo {
 	if r := n.ring.Load(); r != nil {
 		info.RingVersion = r.Version
 	}
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
+	local := n.devs.Snapshot()
 	for i := 0; i < n.cfg.Pools; i++ {
 		name := fmt.Sprintf("disk%d", i)
 		di := cluster.DeviceInfo{Name: name}
-		for id, ld := range n.local {
-			if ld.name == name {
-				total, free, _ := ld.pool.Capacity()
+		for id, ld := range local {
+			if ld.Name == name {
+				total, free, _ := ld.Pool.Capacity()
 				di.CapacityBytes, di.FreeBytes, di.ID = int64(total), int64(free), id
-				if ld.store != nil {
-					di.UsedBytes = ld.store.Used()
+				if ld.Store != nil {
+					di.UsedBytes = ld.Store.Used()
 				}
 			}
 		}
@@ -311,24 +310,10 @@ func (n *Node) remoteDevice(d ring.Device) *cluster.RemoteDevice {
 }
 
 // LocalDevice and LocalDeviceIDs serve the RPC.
-func (n *Node) LocalDevice(id uint32) *shard.Store {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	if ld := n.local[id]; ld != nil {
-		return ld.store
-	}
-	return nil
-}
+// They read the device set's snapshot: an RPC never waits for a ring edit.
+func (n *Node) LocalDevice(id uint32) *shard.Store { return n.devs.Store(id) }
 
-func (n *Node) LocalDeviceIDs() []uint32 {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	out := make([]uint32, 0, len(n.local))
-	for id := range n.local {
-		out = append(out, id)
-	}
-	return out
-}
+func (n *Node) LocalDeviceIDs() []uint32 { return n.devs.IDs() }
 
 // Members lists the cluster's nodes (cluster mode only).
 func (n *Node) Members(ctx context.Context) ([]cluster.NodeInfo, error) {
@@ -402,7 +387,7 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 		return err
 	}
 	ocfg := objectstore.DefaultConfig()
-	ocfg.DeviceUnreadable = n.deviceUnreadable
+	ocfg.DeviceUnreadable = n.devs.Unreadable
 	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
 	ocfg.StaleUploadAge = cfg.StaleUploadAge
 	ocfg.Hints = metastore.NewPebble(n.db, "h/")
@@ -410,10 +395,7 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 		return err
 	}
 	ocfg.Locker = n.locks
-	n.ringMu.Lock()
-	devs := n.devicesFor(r)
-	n.ringMu.Unlock()
-	if n.store, err = objectstore.New(ocfg, r, devs, n.etcd.Sub("m/")); err != nil {
+	if n.store, err = objectstore.New(ocfg, r, n.devicesFor(r), n.etcd.Sub("m/")); err != nil {
 		return err
 	}
 	n.ring.Store(r)
@@ -473,7 +455,7 @@ func (n *Node) applyRing(next *ring.Ring) error {
 	cur := n.ring.Load()
 	for _, d := range next.Devices {
 		if d.Node == n.cfg.NodeName {
-			if _, err := n.openDevice(d); err != nil {
+			if err := n.devs.Open(d); err != nil {
 				return fmt.Errorf("device %s: %w", d.Name, err)
 			}
 		}
@@ -481,7 +463,7 @@ func (n *Node) applyRing(next *ring.Ring) error {
 	if err := n.store.SetRing(next, n.devicesFor(next)); err != nil {
 		return err
 	}
-	n.prev = cur
+	n.prev.Store(cur)
 	n.ring.Store(next)
 	n.log.Info("ring changed", "version", next.Version, "devices", len(next.Devices))
 	return nil

@@ -17,21 +17,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/strata-storage/strata/admin"
-	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/blockpool/nbd"
 	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/cluster"
+	"github.com/strata-storage/strata/devices"
 	"github.com/strata-storage/strata/diskspace"
 	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
-	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/ring"
 	"github.com/strata-storage/strata/s3api"
 	"github.com/strata-storage/strata/scrub"
@@ -132,16 +130,16 @@ func ParseEC(s string) (k, m int, err error) {
 
 // Node is a running Strata process.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	db       *metastore.Mirrored // node metadata, copied into every device's database
-	shardMet *shard.Metrics
-	// ringMu serialises ring edits; local holds this node's devices by
-	// ring device id (store nil = offline).
+	cfg Config
+	log *slog.Logger
+	db  *metastore.Mirrored // node metadata, copied into every device's database
+	// devs are this node's devices; lookups read a snapshot, never ringMu.
+	devs *devices.Set
+	// ringMu serialises ring edits (which may wait on etcd); ring and
+	// prev (the ring before the last change, for diffs) are read without it.
 	ringMu sync.Mutex
-	local  map[uint32]*localDevice
 	ring   atomic.Pointer[ring.Ring]
-	prev   *ring.Ring // the ring before the last change, for diffs
+	prev   atomic.Pointer[ring.Ring]
 	store  *objectstore.Store
 	// Ring is the ring the node started with (K and M never change).
 	Ring     *ring.Ring
@@ -170,7 +168,6 @@ type Node struct {
 	claims   claimState
 	policies policyCache
 	audit    auditLog
-	space    spaceGuards
 	bgCtx    context.Context // ends with the node
 
 	volumes *volumes.Manager
@@ -203,7 +200,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.VolumeKeeperInterval <= 0 {
 		cfg.VolumeKeeperInterval = DefaultConfig().VolumeKeeperInterval
 	}
-	n := &Node{cfg: cfg, local: map[uint32]*localDevice{}, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 3), started: time.Now().UTC()}
+	n := &Node{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 3), started: time.Now().UTC()}
 	n.audit.register(n.Registry)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.bgCancel, n.bgCtx = cancel, ctx
@@ -249,7 +246,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	ocfg := objectstore.DefaultConfig()
 	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
 	ocfg.StaleUploadAge = cfg.StaleUploadAge
-	ocfg.DeviceUnreadable = n.deviceUnreadable
+	ocfg.DeviceUnreadable = n.devs.Unreadable
 	if n.store, err = objectstore.New(ocfg, n.Ring, n.devicesFor(n.Ring), metastore.NewPebble(n.db, "m/")); err != nil {
 		return err
 	}
@@ -328,7 +325,7 @@ func (n *Node) openRing() error {
 
 // openDevices opens this node's devices of the ring.
 func (n *Node) openDevices() error {
-	n.shardMet = shard.NewMetrics(n.Registry)
+	n.devs = devices.New(devices.Config{DataDir: n.cfg.DataDir, Node: n.cfg.NodeName, ChunkVolume: n.cfg.ChunkVolume, Reserve: n.cfg.DiskReserve, Meta: n.db, Registry: n.Registry, Log: n.log})
 	for _, d := range n.Ring.Devices {
 		if d.Node != n.cfg.NodeName {
 			if !n.clustered() {
@@ -336,100 +333,22 @@ func (n *Node) openDevices() error {
 			}
 			continue
 		}
-		if _, err := n.openDevice(d); err != nil {
+		if err := n.devs.Open(d); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// localDevice is one of this node's ring devices: a pool and its chunk
-// volume's shard store.
-type localDevice struct {
-	name  string
-	pool  *blockpool.FilePool
-	vol   blockpool.Volume
-	db    *pebble.DB   // the device's metadata database
-	store *shard.Store // nil: offline
-	fault string       // why it is offline
-	space *diskspace.Guard
-}
-
-// openDevice opens (creating if need be) the pool and chunk volume of a
-// device. A missing volume (a replaced disk) is created empty; its shards
-// are rebuilt from the others on read. A device that cannot be opened is
-// left offline.
-func (n *Node) openDevice(d ring.Device) (*localDevice, error) {
-	if ld := n.local[d.ID]; ld != nil {
-		return ld, nil
-	}
-	pool, err := blockpool.OpenFilePool(d.Name, filepath.Join(n.cfg.DataDir, "pools", d.Name))
-	if err != nil {
-		return nil, err
-	}
-	ld := &localDevice{name: d.Name, pool: pool}
-	n.local[d.ID] = ld
-	vol, err := pool.Open("chunk")
-	if errors.Is(err, blockpool.ErrNoSuchVolume) {
-		vol, err = pool.Create("chunk", n.cfg.ChunkVolume)
-	}
-	if err != nil {
-		n.deviceOffline(ld, "cannot open its chunk volume", err)
-		return ld, nil
-	}
-	db, err := n.openDeviceDB(d, pool)
-	if err != nil {
-		vol.Close()
-		n.deviceOffline(ld, "its metadata database is unreadable", err)
-		return ld, nil
-	}
-	st, err := shard.Open(d.ID, d.Name, vol, db, n.shardMet, n.log)
-	if err != nil {
-		vol.Close()
-		db.Close()
-		n.deviceOffline(ld, "its shard store does not open", err)
-		return ld, nil
-	}
-	if err := n.db.AddMirror(d.Name, db); err != nil {
-		n.log.Error("device holds no up-to-date copy of the node's metadata yet", "device", d.Name, "err", err)
-	}
-	ld.db = db
-	dataGuard := n.guardFor(pool.Dir())
-	st.SetSpace(dataGuard, dataGuard) // the device's records live beside its shards
-	ld.space = dataGuard
-	n.registerDeviceFull(d.Name, dataGuard)
-	ld.vol, ld.store = vol, st
-	if n.Registry != nil {
-		// Register, not MustRegister: a device re-added under a name it
-		// had before keeps the series (and must not panic the request).
-		_ = n.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_pool_free_bytes", Help: "Free bytes of the filesystem under a pool.", ConstLabels: prometheus.Labels{"pool": d.Name}}, func() float64 {
-			_, f, _ := pool.Capacity()
-			return float64(f)
-		}))
-	}
-	return ld, nil
-}
-
 // devicesFor lists the object-layer devices of a ring, nil where offline or
-// on another node.
+// on another node not (yet) reachable.
 func (n *Node) devicesFor(r *ring.Ring) []objectstore.Device {
-	out := make([]objectstore.Device, len(r.Devices))
-	for i, d := range r.Devices {
-		if ld := n.local[d.ID]; ld != nil && ld.store != nil {
-			out[i] = ld.store
-		} else if d.Node != n.cfg.NodeName {
-			if rd := n.remoteDevice(d); rd != nil {
-				out[i] = rd
-			}
+	return n.devs.ForRing(r, func(d ring.Device) objectstore.Device {
+		if rd := n.remoteDevice(d); rd != nil {
+			return rd
 		}
-	}
-	return out
-}
-
-func (n *Node) lockedDevices(r *ring.Ring) []objectstore.Device {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	return n.devicesFor(r)
+		return nil
+	})
 }
 
 // CurrentRing is the ring in force.
@@ -438,7 +357,7 @@ func (n *Node) CurrentRing() *ring.Ring { return n.ring.Load() }
 func (n *Node) registerPoolMetrics() {
 	n.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_devices_online", Help: "Devices of the ring whose shard store is open."}, func() float64 {
 		c := 0
-		for _, d := range n.lockedDevices(n.CurrentRing()) {
+		for _, d := range n.devicesFor(n.CurrentRing()) {
 			if d != nil {
 				c++
 			}
@@ -502,19 +421,25 @@ func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 	online := 0
 	var fullDevs []string
 	r := n.CurrentRing()
-	for i, d := range n.lockedDevices(r) {
+	local := n.devs.Snapshot()
+	for i, d := range n.devicesFor(r) {
 		up := d != nil
 		if o, ok := d.(interface{ Online() bool }); ok && up {
 			up = o.Online()
 		}
 		full := false
-		if g := n.localSpace(r.Devices[i].ID); g != nil {
-			full = g.Full()
+		ld, isLocal := local[r.Devices[i].ID]
+		if ld.Space != nil {
+			full = ld.Space.Full()
 		}
 		if full {
 			fullDevs = append(fullDevs, r.Devices[i].Name)
 		}
-		out.Devices = append(out.Devices, dev{r.Devices[i].Node + "/" + r.Devices[i].Name, up, full, n.localFault(r.Devices[i].ID)})
+		fault := ""
+		if isLocal && ld.Store == nil {
+			fault = ld.Fault
+		}
+		out.Devices = append(out.Devices, dev{r.Devices[i].Node + "/" + r.Devices[i].Name, up, full, fault})
 		if up {
 			online++
 		}
@@ -575,10 +500,9 @@ func (n *Node) closeStorage() error {
 		errs = append(errs, n.db.Close())
 		n.db = nil
 	}
-	for _, ld := range n.local {
-		errs = append(errs, ld.close())
+	if n.devs != nil {
+		errs = append(errs, n.devs.Close())
 	}
-	n.local = map[uint32]*localDevice{}
 	if n.etcd != nil {
 		errs = append(errs, n.etcd.Close())
 		n.etcd = nil

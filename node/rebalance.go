@@ -112,7 +112,7 @@ func (n *Node) applySources(ctx context.Context, job *rebalancer.Job) error {
 	for _, r := range rings {
 		for _, d := range r.Devices {
 			if d.Node == n.cfg.NodeName && d.State != ring.Failed {
-				if _, err := n.openDevice(d); err != nil {
+				if err := n.devs.Open(d); err != nil {
 					return fmt.Errorf("device %s: %w", d.Name, err)
 				}
 			}
@@ -310,12 +310,6 @@ func (n *Node) takeOverRebalance(ctx context.Context) {
 // usedBytes maps every device id to the shard bytes it holds (local
 // devices measured, others from their heartbeats).
 func (n *Node) usedBytes(ctx context.Context) map[uint32]int64 {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	return n.usedBytesLocked(ctx)
-}
-
-func (n *Node) usedBytesLocked(ctx context.Context) map[uint32]int64 {
 	used := map[uint32]int64{}
 	if n.clustered() {
 		if members, err := cluster.ListMembers(ctx, n.etcd); err == nil {
@@ -326,9 +320,9 @@ func (n *Node) usedBytesLocked(ctx context.Context) map[uint32]int64 {
 			}
 		}
 	}
-	for id, ld := range n.local {
-		if ld.store != nil {
-			used[id] = ld.store.Used()
+	for id, ld := range n.devs.Snapshot() {
+		if ld.Store != nil {
+			used[id] = ld.Store.Used()
 		}
 	}
 	return used
@@ -352,7 +346,7 @@ func (n *Node) prepareJob(ctx context.Context, cur, next *ring.Ring, opt jobOpti
 	if ring.DiffRings(cur, next).Moved > 0 || len(sources) == 0 {
 		sources = append(sources, cur)
 	}
-	plan, err := rebalancer.NewPlan(sources, next, n.usedBytesLocked(ctx), rebalancer.Dead(next))
+	plan, err := rebalancer.NewPlan(sources, next, n.usedBytes(ctx), rebalancer.Dead(next))
 	if err != nil {
 		return nil, nil, &admin.Error{Status: http.StatusConflict, Code: "CannotRebalance", Message: err.Error()}
 	}
@@ -549,7 +543,7 @@ func (n *Node) rebalanceRing(rg *ring.Ring, ignoreMinPartHours bool, ans *admin.
 	if err != nil {
 		return nil, err
 	}
-	used := n.usedBytesLocked(context.Background())
+	used := n.usedBytes(context.Background())
 	*ans = admin.RebalanceAnswer{Version: next.Version, Result: *res, BytesEstimate: res.BytesEstimate(used)}
 	return next, nil
 }

@@ -48,13 +48,11 @@ func (n *Node) scrubTargets() []scrub.Target {
 	if n.placementChecker() {
 		out = append(out, placementTarget{n})
 	}
-	n.ringMu.Lock()
-	for _, ld := range n.local {
-		if ld.store != nil {
-			out = append(out, deviceTarget{n: n, ld: ld})
+	for _, ld := range n.devs.Snapshot() {
+		if ld.Store != nil {
+			out = append(out, deviceTarget{n: n, name: ld.Name, store: ld.Store})
 		}
 	}
-	n.ringMu.Unlock()
 	if n.volumes == nil {
 		return out
 	}
@@ -116,15 +114,16 @@ func placementStats(rep objectstore.RepairReport) scrub.Stats {
 
 // deviceTarget scrubs one local shard store.
 type deviceTarget struct {
-	n  *Node
-	ld *localDevice
+	n     *Node
+	name  string
+	store *shard.Store
 }
 
-func (t deviceTarget) Name() string { return "device/" + t.ld.name }
-func (t deviceTarget) Size() int64  { return t.ld.store.Head() }
+func (t deviceTarget) Name() string { return "device/" + t.name }
+func (t deviceTarget) Size() int64  { return t.store.Head() }
 
 func (t deviceTarget) Step(ctx context.Context, cursor []byte, throttle func(context.Context, int) error) (scrub.Stats, []byte, error) {
-	st, next, err := t.n.store.ScrubDevice(ctx, t.ld.store, objectstore.ScrubOptions{From: cursor, MaxRecords: 256, Throttle: throttle})
+	st, next, err := t.n.store.ScrubDevice(ctx, t.store, objectstore.ScrubOptions{From: cursor, MaxRecords: 256, Throttle: throttle})
 	return st.Stats, next, err
 }
 
