@@ -94,8 +94,14 @@ func (s *Set) publish() {
 	s.snap.Store(&m)
 }
 
-// Snapshot is every local device, as of the last change.
-func (s *Set) Snapshot() map[uint32]Device { return *s.snap.Load() }
+// Snapshot is every local device, as of the last change (none before the
+// set is made: a nil set is empty).
+func (s *Set) Snapshot() map[uint32]Device {
+	if s == nil {
+		return nil
+	}
+	return *s.snap.Load()
+}
 
 // Get is one local device (ok false: not this node's).
 func (s *Set) Get(id uint32) (Device, bool) {

@@ -117,3 +117,12 @@ func TestDamagedDeviceIsOfflineUntilRebuilt(t *testing.T) {
 		t.Fatalf("rebuild of an online device: %v", err)
 	}
 }
+
+// Before the node opens its devices (a cluster joins first) the RPC and
+// the heartbeat already ask: a nil set is empty.
+func TestANilSetIsEmpty(t *testing.T) {
+	var s *Set
+	if s.Store(1) != nil || len(s.IDs()) != 0 || len(s.Snapshot()) != 0 {
+		t.Fatal("a nil set has devices")
+	}
+}

@@ -2,35 +2,36 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/strata-storage/strata/admin"
+	"github.com/strata-storage/strata/admin/gate"
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/rebalancer"
 	"github.com/strata-storage/strata/ring"
-	"github.com/strata-storage/strata/s3api/sigv4"
 )
 
-// The admin API (its routes, types and client are package admin): this
-// file authenticates and audits every call and serves the ring, cluster
-// and node operations; the other handlers sit beside what they serve
-// (volumes.go, scrub.go, users.go, quota.go, claims.go, rebalance_admin.go,
-// audit.go).
+// The admin API (its routes, types and client are package admin, its
+// authentication and audit log package admin/gate): this file assembles
+// it and serves the ring, cluster and node operations; the other handlers
+// sit beside what they serve (volumes.go, scrub.go, users.go, quota.go,
+// claims.go, rebalance_admin.go).
 
-// adminMux builds the admin API's mux from every handler group.
-func (n *Node) adminMux() (*admin.Mux, error) {
+// adminAPI is the admin API behind its gate (package admin/gate), with
+// every handler group.
+func (n *Node) adminAPI() (http.Handler, error) {
+	g := gate.New(gate.Config{
+		Credentials: n.users, RootKey: n.Root.AccessKey, AdminUser: n.users.AdminUser,
+		Audit: n.claimMeta("audit"), Node: n.cfg.NodeName, ErrorOf: adminErrorOf, Registry: n.Registry, Log: n.log,
+	})
 	all := map[admin.Op]admin.Handler{}
-	for _, group := range []map[admin.Op]admin.Handler{n.ringHandlers(), n.volumeHandlers(), n.scrubHandlers(), n.userHandlers(), n.quotaHandlers(), n.claimHandlers(), n.rebalanceHandlers(), n.auditHandlers()} {
+	for _, group := range []map[admin.Op]admin.Handler{n.ringHandlers(), n.volumeHandlers(), n.scrubHandlers(), n.users.Handlers(), n.quota.Handlers(), n.claimHandlers(), n.rebalanceHandlers(), g.Handlers()} {
 		for op, h := range group {
 			if _, dup := all[op]; dup {
 				return nil, fmt.Errorf("admin: two handlers for %s", op)
@@ -38,44 +39,11 @@ func (n *Node) adminMux() (*admin.Mux, error) {
 			all[op] = h
 		}
 	}
-	return admin.NewMux(all)
-}
-
-func (n *Node) adminAPI(mux *admin.Mux) http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w := &statusWriter{ResponseWriter: rw}
-		principal, body, err := n.adminAuth(r)
-		if principal == "" && err != nil && n.audit.throttled(remoteHost(r), time.Now()) {
-			// A signed request always goes through; one that is not, from
-			// an address that sent too many, gets no verdict.
-			n.audit.refused.WithLabelValues(admin.CodeSlowDown).Inc()
-			w.Header().Set("Retry-After", "60")
-			admin.WriteError(w, &admin.Error{Status: http.StatusServiceUnavailable, Code: admin.CodeSlowDown, Message: "too many unauthenticated requests from this address; retry later"})
-			return
-		}
-		if err == nil {
-			err = mux.Serve(w, r, body)
-		}
-		var ae *admin.Error
-		if err != nil {
-			ae = adminErrorOf(err)
-			admin.WriteError(w, ae)
-		}
-		if principal == "" && ae != nil {
-			// Nobody signed it: counted, never an audit entry.
-			if summary := n.audit.refusal(ae.Code, remoteHost(r), time.Now()); len(summary) > 0 {
-				n.logRefusals(summary)
-			}
-			return
-		}
-		if r.Method != http.MethodGet {
-			e := admin.AuditEntry{Principal: principal, Remote: remoteHost(r), Method: r.Method, Path: r.URL.RequestURI(), Body: string(body), Status: w.status}
-			if ae != nil {
-				e.Code = ae.Code
-			}
-			n.record(e)
-		}
-	})
+	mux, err := admin.NewMux(all)
+	if err != nil {
+		return nil, err
+	}
+	return g.Serve(mux), nil
 }
 
 // adminErrorOf is the answer for a handler's error: its own admin.Error,
@@ -95,62 +63,6 @@ func adminErrorOf(err error) *admin.Error {
 		ae.Status, ae.Code = http.StatusBadRequest, admin.CodeInvalidArgument
 	}
 	return ae
-}
-
-// logRefusals writes one line for a minute of unauthenticated admin
-// requests: the total and the busiest addresses.
-func (n *Node) logRefusals(bySource map[string]int) {
-	total := 0
-	type src struct {
-		addr string
-		n    int
-	}
-	var top []src
-	for a, c := range bySource {
-		total += c
-		top = append(top, src{a, c})
-	}
-	sort.Slice(top, func(i, j int) bool { return top[i].n > top[j].n })
-	var parts []string
-	for i, s := range top {
-		if i == 5 {
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%s (%d)", s.addr, s.n))
-	}
-	n.log.Warn("admin API: unauthenticated requests refused in the last minute", "count", total, "addresses", len(bySource), "top", strings.Join(parts, ", "))
-}
-
-// adminAuth verifies the signature (root, or a user with admin rights)
-// and the body against it, and names who signed.
-func (n *Node) adminAuth(r *http.Request) (string, []byte, error) {
-	auth, err := sigv4.Verify(r, userCredentials{n}, time.Now())
-	if err != nil {
-		code := "AccessDenied"
-		var se *sigv4.Error
-		if errors.As(err, &se) {
-			code = se.Code
-		}
-		return "", nil, &admin.Error{Status: http.StatusForbidden, Code: code, Message: err.Error()}
-	}
-	principal := "root"
-	if auth.AccessKey != n.Root.AccessKey {
-		user, _ := n.principal(auth.AccessKey)
-		u, err := n.iam.GetUser(r.Context(), user)
-		if err != nil || !u.Admin {
-			return user, nil, &admin.Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: "the admin API answers root and admin users only"}
-		}
-		principal = user
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		return principal, nil, admin.BadRequest("reading the body: %v", err)
-	}
-	sum := sha256.Sum256(body)
-	if auth.PayloadHash != hex.EncodeToString(sum[:]) {
-		return principal, nil, &admin.Error{Status: http.StatusBadRequest, Code: "XAmzContentSHA256Mismatch", Message: "admin requests must sign their body's SHA-256"}
-	}
-	return principal, body, nil
 }
 
 // ringHandlers serve the ring, cluster and node operations.

@@ -18,6 +18,8 @@ import (
 	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/quota"
+	"github.com/strata-storage/strata/users"
 )
 
 // ObjectBucketClaims, as Rook's bucket provisioner serves them: a claim
@@ -96,7 +98,7 @@ func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (admin.ClaimAnswe
 	bg := context.WithoutCancel(ctx)
 	// The claim's user may own this bucket alone.
 	if _, err := n.iam.CreateUserWith(ctx, iam.User{Name: rec.User, MaxBuckets: 1}); err != nil {
-		return fail(iamErr(err, nil))
+		return fail(users.IAMError(err, nil))
 	}
 	undo = append(undo, func() { n.iam.DeleteUser(bg, rec.User) })
 	key, _, err := n.iam.CreateKey(ctx, rec.User)
@@ -134,10 +136,10 @@ func (n *Node) setClaimQuota(ctx context.Context, bucket string, q iam.Quota) er
 	if q.Set() {
 		doc, _ = json.Marshal(q)
 	}
-	if err := n.store.SetBucketConfig(ctx, bucket, quotaKind, doc); err != nil {
+	if err := n.store.SetBucketConfig(ctx, bucket, quota.Kind, doc); err != nil {
 		return err
 	}
-	n.scanUsage(ctx, false)
+	n.quota.Scan(ctx, false)
 	return nil
 }
 

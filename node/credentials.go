@@ -19,16 +19,6 @@ type Credentials struct {
 	SecretKey string `json:"secretKey"`
 }
 
-// rootOnly is the credential store of a node with one user.
-type rootOnly struct{ access, secret string }
-
-func (c rootOnly) SecretKey(access string) (string, bool) {
-	if access == c.access {
-		return c.secret, true
-	}
-	return "", false
-}
-
 const credentialsFile = "root-credentials.json"
 
 func randomString(n int, alphabet string) string {

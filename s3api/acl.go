@@ -92,10 +92,7 @@ func (s *Server) writeACL(w http.ResponseWriter, r *http.Request, rc *reqContext
 
 // displayNameOf is the user name of a canonical id ("" if unknown).
 func (s *Server) displayNameOf(r *http.Request, id string) string {
-	if s.cfg.UserByCanonicalID == nil {
-		return id
-	}
-	user, ok := s.cfg.UserByCanonicalID(r.Context(), id)
+	user, ok := s.cfg.Identity.UserByCanonicalID(r.Context(), id)
 	if !ok {
 		return ""
 	}
@@ -269,7 +266,7 @@ func (s *Server) authorizeAnonymous(r *http.Request, rc *reqContext) error {
 // ACLs allow; an explicit Deny in a policy binds the owner too. A copy needs
 // read access to its source as well.
 func (s *Server) authorizeUser(r *http.Request, rc *reqContext) error {
-	if rc.api == "CreateBucket" && s.cfg.MayCreateBucket != nil && !s.cfg.MayCreateBucket(r.Context(), rc.user) {
+	if rc.api == "CreateBucket" && !s.cfg.Identity.MayCreateBucket(r.Context(), rc.user) {
 		return apiErr("TooManyBuckets")
 	}
 	if rc.bucket == "" || rc.api == "CreateBucket" {
@@ -301,11 +298,9 @@ func (s *Server) userMayUse(r *http.Request, rc *reqContext) error {
 	// The user's own (IAM-style) policy is weighed with the bucket's:
 	// a Deny in either wins, then ownership or an Allow in either.
 	ud := policy.Undecided
-	if s.cfg.UserPolicy != nil {
-		if up := s.cfg.UserPolicy(r.Context(), rc.user); up != nil {
-			if req, ok := s.policyRequest(r, rc); ok {
-				ud = up.Evaluate(req)
-			}
+	if up := s.cfg.Identity.UserPolicy(r.Context(), rc.user); up != nil {
+		if req, ok := s.policyRequest(r, rc); ok {
+			ud = up.Evaluate(req)
 		}
 	}
 	switch {

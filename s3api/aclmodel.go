@@ -145,18 +145,13 @@ func (s *Server) parseGrantHeader(ctx context.Context, v, perm string) ([]aclGra
 func (s *Server) resolveGrantee(ctx context.Context, kind, value string) (aclGrant, error) {
 	switch strings.ToLower(kind) {
 	case "id":
-		if s.cfg.UserByCanonicalID == nil {
-			return aclGrant{}, apiErr("InvalidArgument", "Invalid id")
-		}
-		if _, ok := s.cfg.UserByCanonicalID(ctx, value); !ok {
+		if _, ok := s.cfg.Identity.UserByCanonicalID(ctx, value); !ok {
 			return aclGrant{}, apiErr("InvalidArgument", "Invalid id")
 		}
 		return aclGrant{ID: value}, nil
 	case "emailaddress":
-		if s.cfg.UserByEmail != nil {
-			if user, ok := s.cfg.UserByEmail(ctx, value); ok {
-				return aclGrant{ID: s.identity(user).ID}, nil
-			}
+		if user, ok := s.cfg.Identity.UserByEmail(ctx, value); ok {
+			return aclGrant{ID: s.identity(user).ID}, nil
 		}
 		return aclGrant{}, &APIError{Code: "UnresolvableGrantByEmailAddress", Status: 400, Message: "The email address you provided does not match any account on record."}
 	case "uri":

@@ -33,10 +33,7 @@ func (s *Server) identity(user string) owner {
 	if user == "" {
 		display = s.cfg.OwnerID
 	}
-	id := display
-	if s.cfg.CanonicalID != nil {
-		id = s.cfg.CanonicalID(context.Background(), user)
-	}
+	id := s.cfg.Identity.CanonicalID(context.Background(), user)
 	return owner{ID: id, DisplayName: display}
 }
 

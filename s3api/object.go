@@ -579,7 +579,7 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 // bucket lost: the version removed (a delete that only adds a marker
 // removes none).
 func (s *Server) deleteCounted(r *http.Request, bucket, key, versionID string) (objectstore.DeleteResult, error) {
-	if s.cfg.Release == nil || s.cfg.Tracked == nil || !s.cfg.Tracked(r.Context(), bucket) {
+	if s.cfg.Quota == nil || !s.cfg.Quota.Tracked(r.Context(), bucket) {
 		return s.store.DeleteObject(r.Context(), bucket, key, versionID)
 	}
 	var gone objectstore.ObjectInfo
@@ -591,7 +591,7 @@ func (s *Server) deleteCounted(r *http.Request, bucket, key, versionID string) (
 	}
 	res, err := s.store.DeleteObject(r.Context(), bucket, key, versionID)
 	if err == nil && herr == nil && !gone.DeleteMarker && (versionID != "" || !res.DeleteMarker) {
-		s.cfg.Release(r.Context(), bucket, gone.Size, 1)
+		s.cfg.Quota.Release(r.Context(), bucket, gone.Size, 1)
 	}
 	return res, err
 }

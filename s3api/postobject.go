@@ -212,20 +212,18 @@ func (s *Server) postObject(w http.ResponseWriter, r *http.Request, rc *reqConte
 		var auth *sigv4.Auth
 		switch {
 		case fields["x-amz-algorithm"] == "" && fields["awsaccesskeyid"] != "" && s.cfg.SigV2:
-			auth, err = sigv4.VerifyPOSTPolicyV2(fields, s.cfg.Credentials)
+			auth, err = sigv4.VerifyPOSTPolicyV2(fields, s.cfg.Identity)
 		case fields["x-amz-algorithm"] == "" && fields["awsaccesskeyid"] != "":
 			err = apiErr("AccessDenied", "Signature Version 2 is turned off on this server; sign the form with Signature Version 4.")
 		default:
-			auth, err = sigv4.VerifyPOSTPolicy(fields, s.cfg.Credentials, s.cfg.Now())
+			auth, err = sigv4.VerifyPOSTPolicy(fields, s.cfg.Identity, s.cfg.Now())
 		}
 		if err != nil {
 			return err
 		}
 		// The form's signer, not the anonymous caller, is who writes.
 		rc.anonymous, rc.root = false, true
-		if s.cfg.Principal != nil {
-			rc.user, rc.root = s.cfg.Principal(auth.AccessKey)
-		}
+		rc.user, rc.root = s.cfg.Identity.Principal(auth.AccessKey)
 		if !rc.root {
 			rc.api = "PutObject"
 			err := s.authorizeUser(r, rc)

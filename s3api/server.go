@@ -27,38 +27,17 @@ type Config struct {
 	Region string
 	// OwnerID is the root user's display name in listings and ACLs.
 	OwnerID string
-	// CanonicalID gives a user's S3 canonical user id ("" is root); nil
-	// uses the names themselves.
-	CanonicalID func(ctx context.Context, user string) string
-	// UserByEmail and UserByCanonicalID resolve ACL grantees to users
-	// ("" is root); nil resolves none.
-	UserByEmail       func(ctx context.Context, email string) (user string, ok bool)
-	UserByCanonicalID func(ctx context.Context, id string) (user string, ok bool)
 	// Domains enable virtual-hosted-style requests: a Host of
 	// "<bucket>.<domain>" addresses that bucket.
-	Domains     []string
-	Credentials sigv4.Credentials
+	Domains []string
+	// Identity says who signed a request and what users may do (nil:
+	// nobody's signature is accepted).
+	Identity Identity
+	// Quota admits writes against quotas (nil: no quotas).
+	Quota QuotaGate
 	// SigV2 accepts Signature Version 2 (header, presigned URLs, POST
 	// forms) besides SigV4.
-	SigV2 bool
-	// Principal names the user of an access key and says whether it is
-	// the root user (nil: every signed request is the root user's).
-	// Other users reach their own buckets and what bucket policies grant.
-	Principal func(accessKey string) (user string, root bool)
-	// UserPolicy, if set, returns the IAM-style policy attached to a user
-	// (nil: none).
-	UserPolicy func(ctx context.Context, user string) *policy.Policy
-	// MayCreateBucket, if set, tells whether a user (not root) may create
-	// one more bucket.
-	MayCreateBucket func(ctx context.Context, user string) bool
-	// Admit, if set, is asked before a write adds bytes and objects to a
-	// bucket; an error refuses it with QuotaExceeded.
-	Admit func(ctx context.Context, bucket string, bytes, objects int64) error
-	// Release, if set, is told what a delete took from a bucket whose
-	// usage is tracked (Tracked says which; the delete then reads what it
-	// removes first, so untracked buckets pay nothing).
-	Tracked  func(ctx context.Context, bucket string) bool
-	Release  func(ctx context.Context, bucket string, bytes, objects int64)
+	SigV2    bool
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	Now      func() time.Time // for tests; time.Now by default
@@ -95,6 +74,9 @@ func New(cfg Config, store *objectstore.Store) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Identity == nil {
+		cfg.Identity = nobody{}
 	}
 	s := &Server{cfg: cfg, store: store, log: cfg.Logger}
 	s.metrics = &serverMetrics{
@@ -182,9 +164,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var auth *sigv4.Auth
 	var err error
 	if s.cfg.SigV2 {
-		auth, err = sigv4.VerifyAny(r, s.cfg.Credentials, s.cfg.Now(), s.hostBucket(r.Host))
+		auth, err = sigv4.VerifyAny(r, s.cfg.Identity, s.cfg.Now(), s.hostBucket(r.Host))
 	} else {
-		auth, err = sigv4.Verify(r, s.cfg.Credentials, s.cfg.Now())
+		auth, err = sigv4.Verify(r, s.cfg.Identity, s.cfg.Now())
 	}
 	switch {
 	case errors.Is(err, sigv4.ErrNoAuth):
@@ -198,9 +180,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		rc.auth = auth
 		rc.root = true
-		if s.cfg.Principal != nil {
-			rc.user, rc.root = s.cfg.Principal(auth.AccessKey)
-		}
+		rc.user, rc.root = s.cfg.Identity.Principal(auth.AccessKey)
 	}
 	if bucket := s.hostBucket(r.Host); bucket != "" {
 		r.URL.Path = "/" + bucket + r.URL.Path
@@ -489,10 +469,10 @@ func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.00
 
 // admit asks the quota hook about a write.
 func (s *Server) admit(r *http.Request, bucket string, bytes, objects int64) error {
-	if s.cfg.Admit == nil {
+	if s.cfg.Quota == nil {
 		return nil
 	}
-	if err := s.cfg.Admit(r.Context(), bucket, max(bytes, 0), objects); err != nil {
+	if err := s.cfg.Quota.Admit(r.Context(), bucket, max(bytes, 0), objects); err != nil {
 		return apiErr("QuotaExceeded", "The bucket's or its owner's quota does not allow this write: "+err.Error()+".")
 	}
 	return nil
