@@ -24,6 +24,7 @@ import (
 	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/blockpool/nbd"
 	"github.com/strata-storage/strata/blockpool/volumes"
+	"github.com/strata-storage/strata/claims/bind"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/devices"
 	"github.com/strata-storage/strata/diskspace"
@@ -167,7 +168,7 @@ type Node struct {
 	iam    *iam.Store
 	users  *users.Directory
 	quota  *quota.Tracker
-	claims claimState
+	claims *bind.Binder
 	bgCtx  context.Context // ends with the node
 
 	volumes *volumes.Manager
@@ -273,6 +274,11 @@ func (n *Node) serve(ctx context.Context) error {
 	}
 	n.quota = quota.New(n.store, n.iam, n.log)
 	n.goBackground(func() { n.quota.Run(ctx) })
+	n.claims = bind.New(bind.Config{
+		Claims: n.claimMeta("claims"), Classes: n.claimMeta("storageclasses"), IAM: n.iam, Store: n.store,
+		Rescan: func(ctx context.Context) { n.quota.Scan(ctx, false) }, Endpoint: n.s3Endpoint,
+		Region: cfg.Region, K: n.Ring.K, M: n.Ring.M, ParseEC: ParseEC,
+	})
 	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Identity: n.users, Quota: n.quota, SigV2: cfg.SigV2, Logger: n.log, Registry: n.Registry}, n.store)
 	n.startScrub(ctx)
 	n.startRebalancer(ctx)

@@ -1,4 +1,13 @@
-package node
+// Package bind binds ObjectBucketClaims, as Rook's bucket provisioner
+// serves them: a claim names a storage class and a bucket (or a prefix to
+// generate one); it gets the bucket, a user whose only bucket it is, a
+// key, and the ConfigMap and Secret a pod mounts. Storage classes carry
+// the reclaim policy (Delete: bucket, objects and user go with the claim;
+// Retain: the bucket stays and the keys are revoked) and the erasure
+// layout, which must be the ring's (one layout per store). Re-applying a
+// claim returns what it got the first time. It serves the storage class
+// and claim operations of the admin API.
+package bind
 
 import (
 	"context"
@@ -6,9 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,36 +29,50 @@ import (
 	"github.com/strata-storage/strata/users"
 )
 
-// ObjectBucketClaims, as Rook's bucket provisioner serves them: a claim
-// names a storage class and a bucket (or a prefix to generate one); it
-// gets the bucket, a user whose only bucket it is, a key, and the
-// ConfigMap and Secret a pod mounts. Storage classes carry the reclaim
-// policy (Delete: bucket, objects and user go with the claim; Retain: the
-// bucket stays and the keys are revoked) and the erasure layout, which
-// must be the ring's (one layout per store). Re-applying a claim returns
-// what it got the first time.
-
-type claimState struct {
-	mu sync.Mutex // one apply or delete at a time on this node
+// Store is what binding needs of the object store.
+type Store interface {
+	CreateBucketFor(ctx context.Context, bucket, owner string) error
+	DeleteBucket(ctx context.Context, bucket string) error
+	PurgeBucket(ctx context.Context, bucket string) error
+	SetBucketConfig(ctx context.Context, bucket, kind string, doc []byte) error
 }
 
-func (n *Node) claimMeta(kind string) metastore.Store {
-	if n.clustered() {
-		return n.etcd.Sub(kind + "/")
-	}
-	return metastore.NewPebble(n.db, kind+"/")
+// Config is what a binder needs.
+type Config struct {
+	// Claims and Classes hold the bound claims and the storage classes.
+	Claims, Classes metastore.Store
+	IAM             *iam.Store
+	Store           Store
+	// Rescan recounts usage after a quota changed.
+	Rescan func(ctx context.Context)
+	// Endpoint is the S3 host and port a claim's workload is given.
+	Endpoint func() (host string, port int)
+	Region   string
+	// K and M are the ring's layout, the only one a class may name.
+	K, M int
+	// ParseEC reads a class's "K+M".
+	ParseEC func(string) (k, m int, err error)
 }
+
+// Binder applies and deletes claims.
+type Binder struct {
+	cfg Config
+	mu  sync.Mutex // one apply or delete at a time on this node
+}
+
+// New makes a binder.
+func New(cfg Config) *Binder { return &Binder{cfg: cfg} }
 
 func claimKey(ns, name string) string { return ns + "/" + name }
 
-// applyClaim binds a claim (or returns its binding).
-func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (admin.ClaimAnswer, error) {
+// Apply binds a claim (or returns its binding).
+func (bd *Binder) Apply(ctx context.Context, c claims.Claim) (admin.ClaimAnswer, error) {
 	if err := c.Check(); err != nil {
 		return admin.ClaimAnswer{}, admin.BadRequest("%v", err)
 	}
-	n.claims.mu.Lock()
-	defer n.claims.mu.Unlock()
-	store := n.claimMeta("claims")
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	store := bd.cfg.Claims
 	maxBytes, maxObjects, _ := c.Limits()
 	quota := iam.Quota{MaxBytes: maxBytes, MaxObjects: maxObjects}
 	if b, err := store.Get(ctx, claimKey(c.Metadata.Namespace, c.Metadata.Name)); err == nil {
@@ -63,19 +84,19 @@ func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (admin.ClaimAnswe
 		if old.StorageClassName != c.Spec.StorageClassName || old.BucketName != c.Spec.BucketName || old.GenerateBucketName != c.Spec.GenerateBucketName {
 			return admin.ClaimAnswer{}, &admin.Error{Status: http.StatusConflict, Code: "ClaimConflict", Message: fmt.Sprintf("claim %s is bound to bucket %s with another spec; delete it first", c.ID(), rec.Bucket)}
 		}
-		if err := n.setClaimQuota(ctx, rec.Bucket, quota); err != nil {
+		if err := bd.setQuota(ctx, rec.Bucket, quota); err != nil {
 			return admin.ClaimAnswer{}, err
 		}
 		rec.Claim = c
 		if err := putClaim(ctx, store, rec); err != nil {
 			return admin.ClaimAnswer{}, err
 		}
-		g, err := n.grant(ctx, rec)
+		g, err := bd.grant(ctx, rec)
 		return admin.ClaimAnswer{Record: rec, Grant: g}, err
 	} else if !errors.Is(err, metastore.ErrNotFound) {
 		return admin.ClaimAnswer{}, err
 	}
-	class, err := n.storageClass(ctx, c.Spec.StorageClassName)
+	class, err := bd.storageClass(ctx, c.Spec.StorageClassName)
 	if err != nil {
 		return admin.ClaimAnswer{}, err
 	}
@@ -97,29 +118,29 @@ func (n *Node) applyClaim(ctx context.Context, c claims.Claim) (admin.ClaimAnswe
 	}
 	bg := context.WithoutCancel(ctx)
 	// The claim's user may own this bucket alone.
-	if _, err := n.iam.CreateUserWith(ctx, iam.User{Name: rec.User, MaxBuckets: 1}); err != nil {
+	if _, err := bd.cfg.IAM.CreateUserWith(ctx, iam.User{Name: rec.User, MaxBuckets: 1}); err != nil {
 		return fail(users.IAMError(err, nil))
 	}
-	undo = append(undo, func() { n.iam.DeleteUser(bg, rec.User) })
-	key, _, err := n.iam.CreateKey(ctx, rec.User)
+	undo = append(undo, func() { bd.cfg.IAM.DeleteUser(bg, rec.User) })
+	key, _, err := bd.cfg.IAM.CreateKey(ctx, rec.User)
 	if err != nil {
 		return fail(err)
 	}
 	rec.AccessKey = key.AccessKey
-	if err := n.store.CreateBucketFor(ctx, bucket, rec.User); err != nil {
+	if err := bd.cfg.Store.CreateBucketFor(ctx, bucket, rec.User); err != nil {
 		if errors.Is(err, objectstore.ErrBucketExists) {
 			return fail(&admin.Error{Status: http.StatusConflict, Code: "BucketAlreadyExists", Message: fmt.Sprintf("bucket %s exists", bucket)})
 		}
 		return fail(err)
 	}
-	undo = append(undo, func() { n.store.DeleteBucket(bg, bucket) })
-	if err := n.setClaimQuota(ctx, bucket, quota); err != nil {
+	undo = append(undo, func() { bd.cfg.Store.DeleteBucket(bg, bucket) })
+	if err := bd.setQuota(ctx, bucket, quota); err != nil {
 		return fail(err)
 	}
 	if err := putClaim(ctx, store, rec); err != nil {
 		return fail(err)
 	}
-	g, err := n.grant(ctx, rec)
+	g, err := bd.grant(ctx, rec)
 	return admin.ClaimAnswer{Record: rec, Grant: g, Created: true}, err
 }
 
@@ -131,45 +152,34 @@ func putClaim(ctx context.Context, store metastore.Store, rec admin.ClaimRecord)
 	return store.Put(ctx, claimKey(rec.Claim.Metadata.Namespace, rec.Claim.Metadata.Name), b)
 }
 
-func (n *Node) setClaimQuota(ctx context.Context, bucket string, q iam.Quota) error {
+func (bd *Binder) setQuota(ctx context.Context, bucket string, q iam.Quota) error {
 	var doc []byte
 	if q.Set() {
 		doc, _ = json.Marshal(q)
 	}
-	if err := n.store.SetBucketConfig(ctx, bucket, quota.Kind, doc); err != nil {
+	if err := bd.cfg.Store.SetBucketConfig(ctx, bucket, quota.Kind, doc); err != nil {
 		return err
 	}
-	n.quota.Scan(ctx, false)
+	bd.cfg.Rescan(ctx)
 	return nil
 }
 
 // grant is the endpoint and keys a bound claim gives.
-func (n *Node) grant(ctx context.Context, rec admin.ClaimRecord) (claims.Grant, error) {
-	secret, _, ok := n.iam.Lookup(ctx, rec.AccessKey)
+func (bd *Binder) grant(ctx context.Context, rec admin.ClaimRecord) (claims.Grant, error) {
+	secret, _, ok := bd.cfg.IAM.Lookup(ctx, rec.AccessKey)
 	if !ok {
 		return claims.Grant{}, &admin.Error{Status: http.StatusConflict, Code: "ClaimKeysRevoked", Message: fmt.Sprintf("the keys of claim %s were disabled or removed", rec.Claim.ID())}
 	}
-	host, port := n.s3Endpoint()
+	host, port := bd.cfg.Endpoint()
 	return claims.Grant{Namespace: rec.Claim.Metadata.Namespace, Name: rec.Claim.Metadata.Name, Host: host, Port: port,
-		Bucket: rec.Bucket, Region: n.cfg.Region, AccessKey: rec.AccessKey, SecretKey: secret}, nil
+		Bucket: rec.Bucket, Region: bd.cfg.Region, AccessKey: rec.AccessKey, SecretKey: secret}, nil
 }
 
-// s3Endpoint is the S3 host and port clients use: the listen address, or
-// the first domain when it listens on every interface.
-func (n *Node) s3Endpoint() (string, int) {
-	host, p, _ := net.SplitHostPort(n.S3Addr())
-	port, _ := strconv.Atoi(p)
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() && len(n.cfg.Domains) > 0 {
-		host = n.cfg.Domains[0]
-	}
-	return host, port
-}
-
-// deleteClaim applies the claim's reclaim policy and forgets it.
-func (n *Node) deleteClaim(ctx context.Context, ns, name string) (admin.ClaimRecord, error) {
-	n.claims.mu.Lock()
-	defer n.claims.mu.Unlock()
-	store := n.claimMeta("claims")
+// Delete applies the claim's reclaim policy and forgets it.
+func (bd *Binder) Delete(ctx context.Context, ns, name string) (admin.ClaimRecord, error) {
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	store := bd.cfg.Claims
 	b, err := store.Get(ctx, claimKey(ns, name))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return admin.ClaimRecord{}, &admin.Error{Status: http.StatusNotFound, Code: "NoSuchClaim", Message: fmt.Sprintf("no claim %s/%s", ns, name)}
@@ -183,31 +193,31 @@ func (n *Node) deleteClaim(ctx context.Context, ns, name string) (admin.ClaimRec
 	}
 	switch rec.StorageClass.Reclaim {
 	case "Delete":
-		if err := n.store.PurgeBucket(ctx, rec.Bucket); err != nil && !errors.Is(err, objectstore.ErrNoSuchBucket) {
+		if err := bd.cfg.Store.PurgeBucket(ctx, rec.Bucket); err != nil && !errors.Is(err, objectstore.ErrNoSuchBucket) {
 			return rec, fmt.Errorf("claim %s: %w", rec.Claim.ID(), err)
 		}
-		if err := n.iam.DeleteUser(ctx, rec.User); err != nil && !errors.Is(err, iam.ErrNoSuchUser) {
+		if err := bd.cfg.IAM.DeleteUser(ctx, rec.User); err != nil && !errors.Is(err, iam.ErrNoSuchUser) {
 			return rec, err
 		}
 	default: // Retain: the bucket (and its owner) stay, the keys go
-		keys, err := n.iam.ListKeys(ctx, rec.User)
+		keys, err := bd.cfg.IAM.ListKeys(ctx, rec.User)
 		if err != nil {
 			return rec, err
 		}
 		for _, k := range keys {
-			if err := n.iam.DeleteKey(ctx, k.AccessKey); err != nil {
+			if err := bd.cfg.IAM.DeleteKey(ctx, k.AccessKey); err != nil {
 				return rec, err
 			}
 		}
-		if _, err := n.iam.SetUserDisabled(ctx, rec.User, true); err != nil && !errors.Is(err, iam.ErrNoSuchUser) {
+		if _, err := bd.cfg.IAM.SetUserDisabled(ctx, rec.User, true); err != nil && !errors.Is(err, iam.ErrNoSuchUser) {
 			return rec, err
 		}
 	}
 	return rec, store.Delete(ctx, claimKey(ns, name))
 }
 
-func (n *Node) storageClass(ctx context.Context, name string) (admin.StorageClass, error) {
-	b, err := n.claimMeta("storageclasses").Get(ctx, name)
+func (bd *Binder) storageClass(ctx context.Context, name string) (admin.StorageClass, error) {
+	b, err := bd.cfg.Classes.Get(ctx, name)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return admin.StorageClass{}, &admin.Error{Status: http.StatusNotFound, Code: "NoSuchStorageClass", Message: fmt.Sprintf("no storage class %q (strata storageclass create)", name)}
 	}
@@ -228,11 +238,11 @@ func randomLower(n int) string {
 	return string(b)
 }
 
-// claimHandlers serve the storage class and claim operations.
-func (n *Node) claimHandlers() map[admin.Op]admin.Handler {
+// Handlers serve the storage class and claim operations.
+func (bd *Binder) Handlers() map[admin.Op]admin.Handler {
 	return map[admin.Op]admin.Handler{
 		admin.ClassesList: func(w http.ResponseWriter, r *admin.Request) error {
-			kvs, err := n.claimMeta("storageclasses").List(r.Context(), "")
+			kvs, err := bd.cfg.Classes.List(r.Context(), "")
 			if err != nil {
 				return err
 			}
@@ -257,17 +267,17 @@ func (n *Node) claimHandlers() map[admin.Op]admin.Handler {
 				return admin.BadRequest("reclaim_policy must be Delete or Retain")
 			}
 			if sc.EC != "" {
-				k, m, err := ParseEC(sc.EC)
+				k, m, err := bd.cfg.ParseEC(sc.EC)
 				if err != nil {
 					return admin.BadRequest("%v", err)
 				}
-				if k != n.Ring.K || m != n.Ring.M {
-					return admin.BadRequest("this store writes every object EC %d+%d; a class cannot ask for %d+%d", n.Ring.K, n.Ring.M, k, m)
+				if k != bd.cfg.K || m != bd.cfg.M {
+					return admin.BadRequest("this store writes every object EC %d+%d; a class cannot ask for %d+%d", bd.cfg.K, bd.cfg.M, k, m)
 				}
 			}
 			sc.Created = time.Now().UTC()
 			b, _ := json.Marshal(sc)
-			ok, err := n.claimMeta("storageclasses").PutIfAbsent(r.Context(), sc.Name, b)
+			ok, err := bd.cfg.Classes.PutIfAbsent(r.Context(), sc.Name, b)
 			if err != nil {
 				return err
 			}
@@ -278,10 +288,10 @@ func (n *Node) claimHandlers() map[admin.Op]admin.Handler {
 		},
 		admin.ClassDelete: func(w http.ResponseWriter, r *admin.Request) error {
 			ctx, name := r.Context(), r.PathValue("name")
-			if _, err := n.storageClass(ctx, name); err != nil {
+			if _, err := bd.storageClass(ctx, name); err != nil {
 				return err
 			}
-			recs, err := n.claimRecords(ctx)
+			recs, err := bd.records(ctx)
 			if err != nil {
 				return err
 			}
@@ -290,13 +300,13 @@ func (n *Node) claimHandlers() map[admin.Op]admin.Handler {
 					return &admin.Error{Status: http.StatusConflict, Code: admin.CodeStorageClassInUse, Message: fmt.Sprintf("claim %s uses storage class %s", rec.Claim.ID(), name)}
 				}
 			}
-			if err := n.claimMeta("storageclasses").Delete(ctx, name); err != nil {
+			if err := bd.cfg.Classes.Delete(ctx, name); err != nil {
 				return err
 			}
 			return admin.NoContent(w)
 		},
 		admin.ClaimsList: func(w http.ResponseWriter, r *admin.Request) error {
-			recs, err := n.claimRecords(r.Context())
+			recs, err := bd.records(r.Context())
 			if err != nil {
 				return err
 			}
@@ -307,7 +317,7 @@ func (n *Node) claimHandlers() map[admin.Op]admin.Handler {
 			if err := r.Decode(&c, false); err != nil {
 				return err
 			}
-			ans, err := n.applyClaim(r.Context(), c)
+			ans, err := bd.Apply(r.Context(), c)
 			if err != nil {
 				return err
 			}
@@ -318,7 +328,7 @@ func (n *Node) claimHandlers() map[admin.Op]admin.Handler {
 			return admin.WriteJSONStatus(w, status, ans)
 		},
 		admin.ClaimDelete: func(w http.ResponseWriter, r *admin.Request) error {
-			rec, err := n.deleteClaim(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
+			rec, err := bd.Delete(r.Context(), r.PathValue("namespace"), r.PathValue("name"))
 			if err != nil {
 				return err
 			}
@@ -327,8 +337,8 @@ func (n *Node) claimHandlers() map[admin.Op]admin.Handler {
 	}
 }
 
-func (n *Node) claimRecords(ctx context.Context) ([]admin.ClaimRecord, error) {
-	kvs, err := n.claimMeta("claims").List(ctx, "")
+func (bd *Binder) records(ctx context.Context) ([]admin.ClaimRecord, error) {
+	kvs, err := bd.cfg.Claims.List(ctx, "")
 	if err != nil {
 		return nil, err
 	}
