@@ -31,7 +31,7 @@ func (n *Node) adminAPI() (http.Handler, error) {
 		Audit: n.claimMeta("audit"), Node: n.cfg.NodeName, ErrorOf: adminErrorOf, Registry: n.Registry, Log: n.log,
 	})
 	all := map[admin.Op]admin.Handler{}
-	for _, group := range []map[admin.Op]admin.Handler{n.ringHandlers(), n.volumeHandlers(), n.scrubHandlers(), n.users.Handlers(), n.quota.Handlers(), n.claims.Handlers(), n.rebalanceHandlers(), g.Handlers()} {
+	for _, group := range []map[admin.Op]admin.Handler{n.ringHandlers(), n.blocks.Handlers(), n.scrubHandlers(), n.users.Handlers(), n.quota.Handlers(), n.claims.Handlers(), n.rebalanceHandlers(), g.Handlers()} {
 		for op, h := range group {
 			if _, dup := all[op]; dup {
 				return nil, fmt.Errorf("admin: two handlers for %s", op)

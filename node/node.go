@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/strata-storage/strata/admin"
-	"github.com/strata-storage/strata/blockpool/nbd"
+	"github.com/strata-storage/strata/blockpool/blockserve"
 	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/claims/bind"
 	"github.com/strata-storage/strata/cluster"
@@ -172,8 +172,7 @@ type Node struct {
 	bgCtx  context.Context // ends with the node
 
 	volumes *volumes.Manager
-	nbdSrv  *nbd.Server
-	nbdLn   net.Listener
+	blocks  *blockserve.Service
 	s3      *s3api.Server
 	scrub   *scrub.Runner
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-storage/strata/admin"
+	"github.com/strata-storage/strata/blockpool/blockserve"
 	"github.com/strata-storage/strata/blockpool/replicate"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
@@ -35,7 +36,7 @@ func (n *Node) startScrub(ctx context.Context) {
 		Period:  n.cfg.ScrubPeriod,
 		Busy: func() bool {
 			busy := n.s3 != nil && n.s3.InFlight() > 0
-			return busy || n.nbdSrv != nil && n.nbdSrv.InFlight() > 0
+			return busy || n.blocks != nil && n.blocks.InFlight() > 0
 		},
 		Log: n.log,
 	})
@@ -263,7 +264,7 @@ func (n *Node) scrubHandlers() map[admin.Op]admin.Handler {
 				st, next, err := n.volumes.VerifyStep(r.Context(), name, off, volumeScrubStep, nil)
 				total.Add(st)
 				if err != nil {
-					return volumeError(err)
+					return blockserve.Error(err)
 				}
 				off = next
 			}
