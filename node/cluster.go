@@ -15,11 +15,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/objectstore/shard"
+	"github.com/strata-storage/strata/placement"
 	"github.com/strata-storage/strata/ring"
 )
 
@@ -147,8 +147,10 @@ func (n *Node) nodeInfo() cluster.NodeInfo {
 		pi := n.volumes.Pool()
 		info.VolumePool = &pi
 	}
-	if r := n.ring.Load(); r != nil {
-		info.RingVersion = r.Version
+	if n.place != nil {
+		if r := n.place.Current(); r != nil {
+			info.RingVersion = r.Version
+		}
 	}
 	local := n.devs.Snapshot()
 	for i := 0; i < n.cfg.Pools; i++ {
@@ -183,7 +185,7 @@ func (n *Node) clusterRing(ctx context.Context) (*ring.Ring, error) {
 	logged := time.Time{}
 	for {
 		if b, err := n.etcd.Get(ctx, keyRing); err == nil {
-			r, err := decodeRing(b)
+			r, err := placement.DecodeRing(b)
 			if err != nil {
 				return nil, fmt.Errorf("cluster ring: %w", err)
 			}
@@ -255,83 +257,11 @@ func (n *Node) buildClusterRing(members []cluster.NodeInfo) (*ring.Ring, error) 
 	return r, nil
 }
 
-// followRing applies every new ring version published in etcd.
-func (n *Node) followRing(ctx context.Context) {
-	n.etcd.Watch(ctx, keyRing, func(key string, value []byte) {
-		if key != keyRing || value == nil {
-			return
-		}
-		r, err := decodeRing(value)
-		if err != nil {
-			n.log.Error("unreadable ring in etcd", "err", err)
-			return
-		}
-		n.ringMu.Lock()
-		defer n.ringMu.Unlock()
-		if cur := n.ring.Load(); cur != nil && r.Version <= cur.Version {
-			return
-		}
-		if err := n.applyRing(r); err != nil {
-			n.log.Error("cannot apply the new ring", "version", r.Version, "err", err)
-		}
-	})
-}
-
-// publishRing stores next in etcd if the ring there is still cur.
-func (n *Node) publishRing(ctx context.Context, cur, next *ring.Ring) error {
-	old, err := cur.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	b, err := next.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	ok, err := n.etcd.Swap(ctx, keyRing, old, b)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return &admin.Error{Status: 409, Code: "RingChanged", Message: "the cluster's ring changed meanwhile (another admin?); retry"}
-	}
-	return nil
-}
-
-// remoteDevices fills in the devices of other nodes.
-func (n *Node) remoteDevice(d ring.Device) *cluster.RemoteDevice {
-	if n.peers == nil {
-		return nil
-	}
-	p := n.peers.Get(d.Node)
-	if p == nil {
-		return nil
-	}
-	return p.Device(d.ID, d.Name)
-}
-
 // LocalDevice and LocalDeviceIDs serve the RPC.
 // They read the device set's snapshot: an RPC never waits for a ring edit.
 func (n *Node) LocalDevice(id uint32) *shard.Store { return n.devs.Store(id) }
 
 func (n *Node) LocalDeviceIDs() []uint32 { return n.devs.IDs() }
-
-// Members lists the cluster's nodes (cluster mode only).
-func (n *Node) Members(ctx context.Context) ([]cluster.NodeInfo, error) {
-	if !n.clustered() {
-		info := n.nodeInfo()
-		info.State, info.Heartbeat = "up", time.Now().UTC()
-		return []cluster.NodeInfo{info}, nil
-	}
-	return cluster.ListMembers(ctx, n.etcd)
-}
-
-func decodeRing(b []byte) (*ring.Ring, error) {
-	r := &ring.Ring{}
-	if err := r.UnmarshalBinary(b); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
 
 // startClustered brings a cluster node up: etcd, RPC, membership, the
 // shared ring, local devices, then the S3 and admin listeners.
@@ -373,7 +303,13 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	if err := n.peers.Load(ctx, n.etcd, cfg.NodeName); err != nil {
 		return err
 	}
-	n.goBackground(func() { n.peers.Follow(ctx, n.etcd, cfg.NodeName, n.refreshDevices) })
+	n.goBackground(func() {
+		n.peers.Follow(ctx, n.etcd, cfg.NodeName, func() {
+			if n.place != nil {
+				n.place.RefreshDevices()
+			}
+		})
+	})
 
 	r, err := n.clusterRing(ctx)
 	if err != nil {
@@ -395,12 +331,11 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 		return err
 	}
 	ocfg.Locker = n.locks
-	if n.store, err = objectstore.New(ocfg, r, n.devicesFor(r), n.etcd.Sub("m/")); err != nil {
+	if n.store, err = objectstore.New(ocfg, r, n.place.DevicesFor(r), n.etcd.Sub("m/")); err != nil {
 		return err
 	}
-	n.ring.Store(r)
+	n.place.Start(ctx, r, n.store, n.volumes)
 	n.registerPoolMetrics()
-	n.goBackground(func() { n.followRing(ctx) })
 	n.goBackground(func() { n.store.RunHints(ctx, cfg.HintInterval) })
 	return n.serve(ctx)
 }
@@ -427,65 +362,4 @@ func (n *Node) stopBackground() {
 	if n.transport != nil {
 		n.transport.Close()
 	}
-}
-
-// refreshDevices re-resolves the ring's devices after a new peer appeared.
-func (n *Node) refreshDevices() {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	r := n.ring.Load()
-	if r == nil || n.store == nil {
-		return
-	}
-	if err := n.store.SetRing(r, n.devicesFor(r)); err != nil {
-		n.log.Error("refresh devices", "err", err)
-	}
-	n.rb.mu.Lock()
-	started := n.rb.started
-	n.rb.mu.Unlock()
-	if started {
-		// The source rings of a rebalance name the new peer's devices too.
-		n.goBackground(func() { n.jobChanged(n.bgCtx) })
-	}
-}
-
-// applyRing switches to next (ringMu held): opens this node's new devices,
-// then placement.
-func (n *Node) applyRing(next *ring.Ring) error {
-	cur := n.ring.Load()
-	for _, d := range next.Devices {
-		if d.Node == n.cfg.NodeName {
-			if err := n.devs.Open(d); err != nil {
-				return fmt.Errorf("device %s: %w", d.Name, err)
-			}
-		}
-	}
-	if err := n.store.SetRing(next, n.devicesFor(next)); err != nil {
-		return err
-	}
-	n.prev.Store(cur)
-	n.ring.Store(next)
-	n.log.Info("ring changed", "version", next.Version, "devices", len(next.Devices))
-	return nil
-}
-
-// checkDeviceNode refuses a new device on a node that is not this one (or,
-// in a cluster, not a member).
-func (n *Node) checkDeviceNode(ctx context.Context, name string) error {
-	if name == n.cfg.NodeName {
-		return nil
-	}
-	if !n.clustered() {
-		return admin.BadRequest("device node %q: this node is %q and serves only its own devices", name, n.cfg.NodeName)
-	}
-	members, err := cluster.ListMembers(ctx, n.etcd)
-	if err != nil {
-		return err
-	}
-	for _, m := range members {
-		if m.Name == name {
-			return nil
-		}
-	}
-	return admin.BadRequest("device node %q is not a member of the cluster", name)
 }

@@ -7,3 +7,5 @@
 // 127.0.0.1:9001. Restarting on the same data dir keeps every object: the
 // ring, the metadata database and the volumes all live there.
 package node
+
+import ()

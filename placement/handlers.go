@@ -1,4 +1,4 @@
-package node
+package placement
 
 import (
 	"context"
@@ -16,8 +16,17 @@ import (
 // The rebalance admin API and its metrics: what operators call and see of
 // the jobs rebalance.go runs.
 
+// Handlers serve the ring, cluster and rebalance operations.
+func (pl *Controller) Handlers() map[admin.Op]admin.Handler {
+	all := pl.ringHandlers()
+	for op, h := range pl.rebalanceHandlers() {
+		all[op] = h
+	}
+	return all
+}
+
 // rebalanceHandlers serve the rebalance, drain, zone and halt operations.
-func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
+func (pl *Controller) rebalanceHandlers() map[admin.Op]admin.Handler {
 	request := func(r *admin.Request) (admin.RebalanceRequest, error) {
 		var req admin.RebalanceRequest
 		if err := r.Decode(&req, true); err != nil {
@@ -29,7 +38,7 @@ func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
 		return jobOptions{Limit: req.Limit, Concurrency: req.Concurrency}
 	}
 	stateChange := func(w http.ResponseWriter, what string, match func(ring.Device) bool, to ring.State, req admin.RebalanceRequest) error {
-		ans, err := n.deviceStateChange(what, match, to, opts(req))
+		ans, err := pl.deviceStateChange(what, match, to, opts(req))
 		if err != nil {
 			return err
 		}
@@ -37,7 +46,7 @@ func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
 	}
 	return map[admin.Op]admin.Handler{
 		admin.RebalanceStatus: func(w http.ResponseWriter, r *admin.Request) error {
-			st, err := n.rebalanceStatus(r.Context())
+			st, err := pl.rebalanceStatus(r.Context())
 			if errors.Is(err, rebalancer.ErrNoJob) {
 				return &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoRebalance, Message: "no rebalance was ever started"}
 			}
@@ -55,7 +64,7 @@ func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
 			if req.Limit != nil {
 				limit = *req.Limit
 			}
-			sum, err := n.planRebalance(r.Context(), req.IgnoreMinPartHours, limit)
+			sum, err := pl.planRebalance(r.Context(), req.IgnoreMinPartHours, limit)
 			if err != nil {
 				return err
 			}
@@ -68,8 +77,8 @@ func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
 			}
 			var ans admin.RebalanceAnswer
 			var job *rebalancer.Job
-			err = n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
-				next, err := n.rebalanceRing(rg, req.IgnoreMinPartHours, &ans)
+			err = pl.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
+				next, err := pl.rebalanceRing(rg, req.IgnoreMinPartHours, &ans)
 				if err == nil && ans.Result.Moved == 0 {
 					return nil, &admin.Error{Status: http.StatusConflict, Code: "NothingToMove", Message: "the ring is balanced: a rebalance would move nothing"}
 				}
@@ -88,7 +97,7 @@ func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
 			}
 			ctx := r.Context()
 			if action == "cancel" {
-				job, err := n.rollBack(ctx)
+				job, err := pl.rollBack(ctx)
 				if err != nil {
 					return err
 				}
@@ -98,12 +107,12 @@ func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
 			if action == "resume" {
 				to = rebalancer.Running
 			}
-			job, err := n.setJobState(ctx, to)
+			job, err := pl.setJobState(ctx, to)
 			if err != nil {
 				return err
 			}
-			n.rb.exec.Refresh(ctx)
-			n.jobChanged(n.bgCtx)
+			pl.rb.exec.Refresh(ctx)
+			pl.jobChanged(pl.bgCtx)
 			return admin.WriteJSON(w, job)
 		},
 		admin.RebalanceLimit: func(w http.ResponseWriter, r *admin.Request) error {
@@ -114,11 +123,11 @@ func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
 			if req.Limit == nil && req.Concurrency == nil {
 				return admin.BadRequest("give Limit or Concurrency")
 			}
-			job, err := n.setJobLimit(r.Context(), opts(req))
+			job, err := pl.setJobLimit(r.Context(), opts(req))
 			if err != nil {
 				return err
 			}
-			n.rb.exec.Refresh(r.Context())
+			pl.rb.exec.Refresh(r.Context())
 			return admin.WriteJSON(w, job)
 		},
 		admin.NodeDrain: func(w http.ResponseWriter, r *admin.Request) error {
@@ -145,31 +154,19 @@ func (n *Node) rebalanceHandlers() map[admin.Op]admin.Handler {
 			zone := r.PathValue("zone")
 			return stateChange(w, "zone "+zone, inZone(zone), state, req)
 		},
-		admin.NodeHalt: func(w http.ResponseWriter, r *admin.Request) error {
-			if n.cfg.Halt == nil {
-				return &admin.Error{Status: http.StatusForbidden, Code: "HaltDisabled", Message: "this node was not started with --allow-halt"}
-			}
-			n.log.Warn("halting on request of the admin API")
-			admin.WriteJSON(w, admin.HaltAnswer{Halting: n.cfg.NodeName})
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
-			go func() { time.Sleep(50 * time.Millisecond); n.cfg.Halt() }()
-			return nil
-		},
 	}
 }
 
 // registerRebalanceMetrics exports the job's figures: the same status the
 // admin API answers with, read once per scrape.
-func (n *Node) registerRebalanceMetrics() {
-	if n.Registry == nil {
+func (pl *Controller) registerRebalanceMetrics() {
+	if pl.cfg.Registry == nil {
 		return
 	}
-	n.Registry.MustRegister(&rebalanceCollector{n: n})
+	pl.cfg.Registry.MustRegister(&rebalanceCollector{pl: pl})
 }
 
-type rebalanceCollector struct{ n *Node }
+type rebalanceCollector struct{ pl *Controller }
 
 var (
 	rbActive   = prometheus.NewDesc("strata_rebalance_active", "1 while a rebalance is running or paused.", nil, nil)
@@ -194,7 +191,7 @@ func (c *rebalanceCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *rebalanceCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st, err := c.n.rebalanceStatus(ctx)
+	st, err := c.pl.rebalanceStatus(ctx)
 	if err != nil || st.Job == nil {
 		ch <- prometheus.MustNewConstMetric(rbActive, prometheus.GaugeValue, 0)
 		return

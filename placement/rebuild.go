@@ -1,4 +1,4 @@
-package node
+package placement
 
 import (
 	"context"
@@ -21,42 +21,42 @@ import (
 
 // rebuildDevice starts an offline local device anew: see the comment at
 // the top of this file.
-func (n *Node) rebuildDevice(id uint32) (admin.RebuildAnswer, error) {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	cur := n.ring.Load()
+func (pl *Controller) rebuildDevice(id uint32) (admin.RebuildAnswer, error) {
+	pl.ringMu.Lock()
+	defer pl.ringMu.Unlock()
+	cur := pl.ring.Load()
 	i, ok := cur.Index(id)
 	if !ok {
 		return admin.RebuildAnswer{}, &admin.Error{Status: http.StatusNotFound, Code: admin.CodeNoSuchDevice, Message: fmt.Sprintf("the ring has no device %d", id)}
 	}
 	d := cur.Devices[i]
-	ans, err := n.devs.Rebuild(d)
+	ans, err := pl.devs.Rebuild(d)
 	if err != nil {
 		return ans, err
 	}
-	if err := n.store.SetRing(cur, n.devicesFor(cur)); err != nil {
+	if err := pl.store.SetRing(cur, pl.DevicesFor(cur)); err != nil {
 		return ans, err
 	}
-	n.log.Warn("device rebuilt empty; its records and shards are refilled from the others", "device", d.Name, "generation", ans.Generation, "kept", ans.Kept)
+	pl.log.Warn("device rebuilt empty; its records and shards are refilled from the others", "device", d.Name, "generation", ans.Generation, "kept", ans.Kept)
 	ans.Refill = "placement repair started"
-	ctx := n.bgCtx
-	n.goBackground(func() { n.refill(ctx, d.Name) })
+	ctx := pl.bgCtx
+	pl.goBackground(func() { pl.refill(ctx, d.Name) })
 	return ans, nil
 }
 
 // refill runs the placement repair that brings a rebuilt device's records
 // and shards back, retrying while a rebalance holds it off.
-func (n *Node) refill(ctx context.Context, device string) {
+func (pl *Controller) refill(ctx context.Context, device string) {
 	for {
-		rep, err := n.store.VerifyPlacement(ctx)
+		rep, err := pl.store.VerifyPlacement(ctx)
 		if err == nil {
-			if n.scrub != nil {
-				n.scrub.Record(ctx, placementStats(rep))
+			if pl.cfg.Record != nil {
+				pl.cfg.Record(ctx, rep)
 			}
-			n.log.Warn("rebuilt device refilled", "device", device, "report", fmt.Sprintf("%+v", rep))
+			pl.log.Warn("rebuilt device refilled", "device", device, "report", fmt.Sprintf("%+v", rep))
 			return
 		}
-		n.log.Error("refilling a rebuilt device: retrying in a minute (the periodic placement check also refills it)", "device", device, "err", err)
+		pl.log.Error("refilling a rebuilt device: retrying in a minute (the periodic placement check also refills it)", "device", device, "err", err)
 		select {
 		case <-ctx.Done():
 			return

@@ -1,4 +1,4 @@
-package node
+package placement
 
 import (
 	"context"
@@ -45,117 +45,110 @@ type jobOptions struct {
 	rollsBack   string
 }
 
-func (n *Node) rebalanceMeta() metastore.Store {
-	if n.clustered() {
-		return n.etcd.Sub("rebalance/")
-	}
-	return metastore.NewPebble(n.db, "rebalance/")
-}
-
 // startRebalancer loads the job, reads through its sources, resumes it if
 // it is this node's, and (in a cluster) follows changes to it.
-func (n *Node) startRebalancer(ctx context.Context) {
-	n.rb.jobs = &rebalancer.Jobs{Meta: n.rebalanceMeta()}
-	n.rb.exec = &rebalancer.Executor{Store: n.store, Jobs: n.rb.jobs, Log: n.log, Self: n.cfg.NodeName}
-	n.rb.mu.Lock()
-	n.rb.started = true
-	n.rb.mu.Unlock()
-	n.registerRebalanceMetrics()
-	n.jobChanged(ctx)
-	if w, ok := n.rb.jobs.Meta.(metastore.Watcher); ok {
-		n.goBackground(func() {
+func (pl *Controller) startRebalancer(ctx context.Context) {
+	pl.rb.jobs = &rebalancer.Jobs{Meta: pl.cfg.Jobs}
+	pl.rb.exec = &rebalancer.Executor{Store: pl.store, Jobs: pl.rb.jobs, Log: pl.log, Self: pl.cfg.Node}
+	pl.rb.mu.Lock()
+	pl.rb.started = true
+	pl.rb.mu.Unlock()
+	pl.registerRebalanceMetrics()
+	pl.jobChanged(ctx)
+	if w, ok := pl.rb.jobs.Meta.(metastore.Watcher); ok {
+		pl.goBackground(func() {
 			w.Watch(ctx, "job", func(key string, _ []byte) {
 				if key == "job" {
-					n.jobChanged(ctx)
+					pl.jobChanged(ctx)
 				}
 			})
 		})
-		n.goBackground(func() { n.takeOverRebalance(ctx) })
+		pl.goBackground(func() { pl.takeOverRebalance(ctx) })
 	}
 }
 
 // jobChanged applies the stored job: sources on, or off when it ended;
 // the executor started here if this node owns it.
-func (n *Node) jobChanged(ctx context.Context) {
-	job, _, err := n.rb.jobs.Load(ctx)
+func (pl *Controller) jobChanged(ctx context.Context) {
+	job, _, err := pl.rb.jobs.Load(ctx)
 	if errors.Is(err, rebalancer.ErrNoJob) {
 		return
 	}
 	if err != nil {
-		n.log.Warn("rebalance job unreadable", "err", err)
+		pl.log.Warn("rebalance job unreadable", "err", err)
 		return
 	}
-	n.rb.mu.Lock()
-	n.rb.job = job
-	n.rb.mu.Unlock()
-	if err := n.applySources(ctx, job); err != nil {
-		n.log.Error("rebalance: cannot read through the source rings", "err", err)
+	pl.rb.mu.Lock()
+	pl.rb.job = job
+	pl.rb.mu.Unlock()
+	if err := pl.applySources(ctx, job); err != nil {
+		pl.log.Error("rebalance: cannot read through the source rings", "err", err)
 	}
-	if job.Active() && job.Owner == n.cfg.NodeName {
-		n.runJob(ctx, job)
+	if job.Active() && job.Owner == pl.cfg.Node {
+		pl.runJob(ctx, job)
 	}
 }
 
 // applySources makes the store read through an active job's source rings
 // (and stop when it is not active).
-func (n *Node) applySources(ctx context.Context, job *rebalancer.Job) error {
+func (pl *Controller) applySources(ctx context.Context, job *rebalancer.Job) error {
 	if !job.Active() {
-		return n.store.SetSources(nil)
+		return pl.store.SetSources(nil)
 	}
-	rings, err := n.rb.jobs.Sources(ctx, job)
+	rings, err := pl.rb.jobs.Sources(ctx, job)
 	if err != nil {
 		return err
 	}
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
+	pl.ringMu.Lock()
+	defer pl.ringMu.Unlock()
 	var src []objectstore.Placement
 	for _, r := range rings {
 		for _, d := range r.Devices {
-			if d.Node == n.cfg.NodeName && d.State != ring.Failed {
-				if err := n.devs.Open(d); err != nil {
+			if d.Node == pl.cfg.Node && d.State != ring.Failed {
+				if err := pl.devs.Open(d); err != nil {
 					return fmt.Errorf("device %s: %w", d.Name, err)
 				}
 			}
 		}
-		src = append(src, objectstore.Placement{Ring: r, Devices: n.devicesFor(r)})
+		src = append(src, objectstore.Placement{Ring: r, Devices: pl.DevicesFor(r)})
 	}
-	return n.store.SetSources(src)
+	return pl.store.SetSources(src)
 }
 
 // runJob starts the executor for job unless it already runs it; another
 // job running here is stopped first.
-func (n *Node) runJob(ctx context.Context, job *rebalancer.Job) {
-	n.rb.mu.Lock()
-	if n.rb.running == job.ID {
-		n.rb.mu.Unlock()
+func (pl *Controller) runJob(ctx context.Context, job *rebalancer.Job) {
+	pl.rb.mu.Lock()
+	if pl.rb.running == job.ID {
+		pl.rb.mu.Unlock()
 		return
 	}
-	if n.rb.cancel != nil {
-		n.rb.cancel()
-		stopped := n.rb.stopped
-		n.rb.mu.Unlock()
+	if pl.rb.cancel != nil {
+		pl.rb.cancel()
+		stopped := pl.rb.stopped
+		pl.rb.mu.Unlock()
 		<-stopped
-		n.rb.mu.Lock()
+		pl.rb.mu.Lock()
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	n.rb.running, n.rb.cancel, n.rb.stopped = job.ID, cancel, make(chan struct{})
-	stopped := n.rb.stopped
-	n.rb.mu.Unlock()
-	n.goBackground(func() {
+	pl.rb.running, pl.rb.cancel, pl.rb.stopped = job.ID, cancel, make(chan struct{})
+	stopped := pl.rb.stopped
+	pl.rb.mu.Unlock()
+	pl.goBackground(func() {
 		defer close(stopped)
 		defer func() {
-			n.rb.mu.Lock()
-			if n.rb.running == job.ID {
-				n.rb.running, n.rb.cancel = "", nil
+			pl.rb.mu.Lock()
+			if pl.rb.running == job.ID {
+				pl.rb.running, pl.rb.cancel = "", nil
 			}
-			n.rb.mu.Unlock()
+			pl.rb.mu.Unlock()
 		}()
 		for rctx.Err() == nil {
-			err := n.executeJob(rctx, job)
+			err := pl.executeJob(rctx, job)
 			if err == nil || rctx.Err() != nil {
 				return
 			}
-			n.log.Warn("rebalance: executor stopped; retrying", "job", job.ID, "err", err)
+			pl.log.Warn("rebalance: executor stopped; retrying", "job", job.ID, "err", err)
 			select {
 			case <-rctx.Done():
 			case <-time.After(3 * time.Second):
@@ -166,47 +159,47 @@ func (n *Node) runJob(ctx context.Context, job *rebalancer.Job) {
 
 // executeJob waits until every node places by the job's target ring, runs
 // the executor, and marks the job done when it finishes.
-func (n *Node) executeJob(ctx context.Context, job *rebalancer.Job) error {
-	if cur, _, err := n.rb.jobs.Load(ctx); err != nil {
+func (pl *Controller) executeJob(ctx context.Context, job *rebalancer.Job) error {
+	if cur, _, err := pl.rb.jobs.Load(ctx); err != nil {
 		return err
-	} else if cur.ID != job.ID || !cur.Active() || cur.Owner != n.cfg.NodeName {
+	} else if cur.ID != job.ID || !cur.Active() || cur.Owner != pl.cfg.Node {
 		return nil // replaced, ended or taken over meanwhile
 	}
-	if err := n.waitRingEverywhere(ctx, job.Target); err != nil {
+	if err := pl.waitRingEverywhere(ctx, job.Target); err != nil {
 		return err
 	}
-	if err := n.applySources(ctx, job); err != nil {
+	if err := pl.applySources(ctx, job); err != nil {
 		return err
 	}
-	sources, err := n.rb.jobs.Sources(ctx, job)
+	sources, err := pl.rb.jobs.Sources(ctx, job)
 	if err != nil {
 		return err
 	}
-	target := n.ring.Load()
-	plan, err := rebalancer.NewPlan(sources, target, n.usedBytes(ctx), rebalancer.Dead(target))
+	target := pl.ring.Load()
+	plan, err := rebalancer.NewPlan(sources, target, pl.usedBytes(ctx), rebalancer.Dead(target))
 	if err != nil {
 		return err
 	}
-	cur, prog, err := n.rb.jobs.Load(ctx)
+	cur, prog, err := pl.rb.jobs.Load(ctx)
 	if err != nil {
 		return err
 	}
-	if cur.ID != job.ID || !cur.Active() || cur.Owner != n.cfg.NodeName {
+	if cur.ID != job.ID || !cur.Active() || cur.Owner != pl.cfg.Node {
 		return nil // replaced, ended or taken over meanwhile
 	}
-	n.log.Info("rebalance running", "job", job.ID, "target", job.Target, "moves", len(plan.Moves), "units", len(plan.Units), "resumed", prog != nil)
-	if err := n.rb.exec.Run(ctx, cur, prog, plan, sources, target); err != nil {
+	pl.log.Info("rebalance running", "job", job.ID, "target", job.Target, "moves", len(plan.Moves), "units", len(plan.Units), "resumed", prog != nil)
+	if err := pl.rb.exec.Run(ctx, cur, prog, plan, sources, target); err != nil {
 		return err
 	}
-	return n.finishJob(ctx, job.ID)
+	return pl.finishJob(ctx, job.ID)
 }
 
 // finishJob marks the job done (if it is still the one stored) and drops
 // its sources everywhere.
-func (n *Node) finishJob(ctx context.Context, id string) error {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	job, _, err := n.rb.jobs.Load(ctx)
+func (pl *Controller) finishJob(ctx context.Context, id string) error {
+	pl.ringMu.Lock()
+	defer pl.ringMu.Unlock()
+	job, _, err := pl.rb.jobs.Load(ctx)
 	if err != nil {
 		return err
 	}
@@ -214,26 +207,26 @@ func (n *Node) finishJob(ctx context.Context, id string) error {
 		return nil
 	}
 	job.State = rebalancer.Done
-	if err := n.rb.jobs.SaveJob(ctx, job); err != nil {
+	if err := pl.rb.jobs.SaveJob(ctx, job); err != nil {
 		return err
 	}
-	if err := n.store.SetSources(nil); err != nil {
+	if err := pl.store.SetSources(nil); err != nil {
 		return err
 	}
-	return n.rb.jobs.DropSources(ctx, nil)
+	return pl.rb.jobs.DropSources(ctx, nil)
 }
 
 // waitRingEverywhere waits until this node, and every up member, places
 // by version v (a node still on an older ring would write where the
 // executor has already walked).
-func (n *Node) waitRingEverywhere(ctx context.Context, v uint64) error {
+func (pl *Controller) waitRingEverywhere(ctx context.Context, v uint64) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		behind := ""
-		if r := n.ring.Load(); r.Version < v {
-			behind = n.cfg.NodeName
-		} else if n.clustered() {
-			members, err := cluster.ListMembers(ctx, n.etcd)
+		if r := pl.ring.Load(); r.Version < v {
+			behind = pl.cfg.Node
+		} else if pl.clustered() {
+			members, err := cluster.ListMembers(ctx, pl.etcd)
 			if err != nil {
 				return err
 			}
@@ -247,10 +240,10 @@ func (n *Node) waitRingEverywhere(ctx context.Context, v uint64) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			if n.ring.Load().Version < v {
+			if pl.ring.Load().Version < v {
 				return fmt.Errorf("this node has not applied ring v%d", v)
 			}
-			n.log.Warn("rebalance starts while a node still places by an older ring", "node", behind, "version", v)
+			pl.log.Warn("rebalance starts while a node still places by an older ring", "node", behind, "version", v)
 			return nil
 		}
 		select {
@@ -263,56 +256,56 @@ func (n *Node) waitRingEverywhere(ctx context.Context, v uint64) error {
 
 // takeOverRebalance runs an active job whose owner has been down for
 // RebalanceTakeover (its progress is in the metadata store).
-func (n *Node) takeOverRebalance(ctx context.Context) {
+func (pl *Controller) takeOverRebalance(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(5 * time.Second):
 		}
-		n.rb.mu.Lock()
-		job := n.rb.job
-		n.rb.mu.Unlock()
-		if !job.Active() || job.Owner == n.cfg.NodeName {
+		pl.rb.mu.Lock()
+		job := pl.rb.job
+		pl.rb.mu.Unlock()
+		if !job.Active() || job.Owner == pl.cfg.Node {
 			continue
 		}
-		members, err := cluster.ListMembers(ctx, n.etcd)
+		members, err := cluster.ListMembers(ctx, pl.etcd)
 		if err != nil {
 			continue
 		}
 		ownerDown := true
 		var first string
 		for _, m := range members {
-			if m.Name == job.Owner && (m.State == "up" || time.Since(m.Heartbeat) < n.cfg.RebalanceTakeover) {
+			if m.Name == job.Owner && (m.State == "up" || time.Since(m.Heartbeat) < pl.cfg.RebalanceTakeover) {
 				ownerDown = false
 			}
 			if m.State == "up" && (first == "" || m.Name < first) {
 				first = m.Name
 			}
 		}
-		if !ownerDown || first != n.cfg.NodeName {
+		if !ownerDown || first != pl.cfg.Node {
 			continue // the first up node by name takes over, so only one does
 		}
-		n.ringMu.Lock()
-		cur, _, err := n.rb.jobs.Load(ctx)
+		pl.ringMu.Lock()
+		cur, _, err := pl.rb.jobs.Load(ctx)
 		if err == nil && cur.ID == job.ID && cur.Active() {
-			n.log.Warn("rebalance: taking over from a node that is down", "job", job.ID, "owner", job.Owner)
-			cur.Owner = n.cfg.NodeName
-			err = n.rb.jobs.SaveJob(ctx, cur)
+			pl.log.Warn("rebalance: taking over from a node that is down", "job", job.ID, "owner", job.Owner)
+			cur.Owner = pl.cfg.Node
+			err = pl.rb.jobs.SaveJob(ctx, cur)
 		}
-		n.ringMu.Unlock()
+		pl.ringMu.Unlock()
 		if err != nil {
-			n.log.Warn("rebalance takeover", "err", err)
+			pl.log.Warn("rebalance takeover", "err", err)
 		}
 	}
 }
 
 // usedBytes maps every device id to the shard bytes it holds (local
 // devices measured, others from their heartbeats).
-func (n *Node) usedBytes(ctx context.Context) map[uint32]int64 {
+func (pl *Controller) usedBytes(ctx context.Context) map[uint32]int64 {
 	used := map[uint32]int64{}
-	if n.clustered() {
-		if members, err := cluster.ListMembers(ctx, n.etcd); err == nil {
+	if pl.clustered() {
+		if members, err := cluster.ListMembers(ctx, pl.etcd); err == nil {
 			for _, m := range members {
 				for _, d := range m.Devices {
 					used[d.ID] = d.UsedBytes
@@ -320,7 +313,7 @@ func (n *Node) usedBytes(ctx context.Context) map[uint32]int64 {
 			}
 		}
 	}
-	for id, ld := range n.devs.Snapshot() {
+	for id, ld := range pl.devs.Snapshot() {
 		if ld.Store != nil {
 			used[id] = ld.Store.Used()
 		}
@@ -332,29 +325,29 @@ func (n *Node) usedBytes(ctx context.Context) map[uint32]int64 {
 // before next is published, and returns it with a function that puts the
 // previous job back if publishing fails. No job: the change moves nothing
 // and none is active.
-func (n *Node) prepareJob(ctx context.Context, cur, next *ring.Ring, opt jobOptions) (*rebalancer.Job, func(), error) {
-	prev, _, err := n.rb.jobs.Load(ctx)
+func (pl *Controller) prepareJob(ctx context.Context, cur, next *ring.Ring, opt jobOptions) (*rebalancer.Job, func(), error) {
+	prev, _, err := pl.rb.jobs.Load(ctx)
 	if err != nil && !errors.Is(err, rebalancer.ErrNoJob) {
 		return nil, nil, err
 	}
 	var sources []*ring.Ring
 	if prev.Active() {
-		if sources, err = n.rb.jobs.Sources(ctx, prev); err != nil {
+		if sources, err = pl.rb.jobs.Sources(ctx, prev); err != nil {
 			return nil, nil, err
 		}
 	}
 	if ring.DiffRings(cur, next).Moved > 0 || len(sources) == 0 {
 		sources = append(sources, cur)
 	}
-	plan, err := rebalancer.NewPlan(sources, next, n.usedBytes(ctx), rebalancer.Dead(next))
+	plan, err := rebalancer.NewPlan(sources, next, pl.usedBytes(ctx), rebalancer.Dead(next))
 	if err != nil {
 		return nil, nil, &admin.Error{Status: http.StatusConflict, Code: "CannotRebalance", Message: err.Error()}
 	}
 	if len(plan.Moves) == 0 && !prev.Active() {
 		return nil, func() {}, nil
 	}
-	job := &rebalancer.Job{ID: newJobID(), State: rebalancer.Running, Owner: n.cfg.NodeName, Target: next.Version,
-		Limit: n.cfg.RebalanceLimit, Concurrency: n.cfg.RebalanceConcurrency, Created: time.Now().UTC(), RollsBack: opt.rollsBack}
+	job := &rebalancer.Job{ID: newJobID(), State: rebalancer.Running, Owner: pl.cfg.Node, Target: next.Version,
+		Limit: pl.cfg.RebalanceLimit, Concurrency: pl.cfg.RebalanceConcurrency, Created: time.Now().UTC(), RollsBack: opt.rollsBack}
 	if prev.Active() {
 		job.Limit, job.Concurrency = prev.Limit, prev.Concurrency
 	}
@@ -368,19 +361,19 @@ func (n *Node) prepareJob(ctx context.Context, cur, next *ring.Ring, opt jobOpti
 		job.Sources = append(job.Sources, s.Version)
 	}
 	job.Plan = plan.Summarize(sources, next, job.Limit)
-	if err := n.rb.jobs.SaveSource(ctx, cur); err != nil {
+	if err := pl.rb.jobs.SaveSource(ctx, cur); err != nil {
 		return nil, nil, err
 	}
-	if err := n.rb.jobs.SaveJob(ctx, job); err != nil {
+	if err := pl.rb.jobs.SaveJob(ctx, job); err != nil {
 		return nil, nil, err
 	}
 	undo := func() {
 		uctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if prev != nil {
-			n.rb.jobs.SaveJob(uctx, prev)
+			pl.rb.jobs.SaveJob(uctx, prev)
 		} else {
-			n.rb.jobs.Meta.Delete(uctx, "job")
+			pl.rb.jobs.Meta.Delete(uctx, "job")
 		}
 	}
 	return job, undo, nil
@@ -394,11 +387,11 @@ func newJobID() string {
 
 // rebalanceStatus is the job's status: live from the executor when it
 // runs here, else the last checkpoint.
-func (n *Node) rebalanceStatus(ctx context.Context) (rebalancer.Status, error) {
-	if st, ok := n.rb.exec.Live(); ok {
+func (pl *Controller) rebalanceStatus(ctx context.Context) (rebalancer.Status, error) {
+	if st, ok := pl.rb.exec.Live(); ok {
 		return st, nil
 	}
-	job, prog, err := n.rb.jobs.Load(ctx)
+	job, prog, err := pl.rb.jobs.Load(ctx)
 	if err != nil {
 		return rebalancer.Status{}, err
 	}
@@ -406,10 +399,10 @@ func (n *Node) rebalanceStatus(ctx context.Context) (rebalancer.Status, error) {
 }
 
 // setJobState pauses or resumes the active job.
-func (n *Node) setJobState(ctx context.Context, to rebalancer.State) (*rebalancer.Job, error) {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	job, _, err := n.rb.jobs.Load(ctx)
+func (pl *Controller) setJobState(ctx context.Context, to rebalancer.State) (*rebalancer.Job, error) {
+	pl.ringMu.Lock()
+	defer pl.ringMu.Unlock()
+	job, _, err := pl.rb.jobs.Load(ctx)
 	if errors.Is(err, rebalancer.ErrNoJob) {
 		return nil, &admin.Error{Status: http.StatusNotFound, Code: "NoRebalance", Message: "no rebalance was ever started"}
 	}
@@ -420,14 +413,14 @@ func (n *Node) setJobState(ctx context.Context, to rebalancer.State) (*rebalance
 		return nil, &admin.Error{Status: http.StatusConflict, Code: "RebalanceNotActive", Message: fmt.Sprintf("the last rebalance is %s", job.State)}
 	}
 	job.State = to
-	return job, n.rb.jobs.SaveJob(ctx, job)
+	return job, pl.rb.jobs.SaveJob(ctx, job)
 }
 
 // setJobLimit changes the active job's bandwidth and concurrency limits.
-func (n *Node) setJobLimit(ctx context.Context, opt jobOptions) (*rebalancer.Job, error) {
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	job, _, err := n.rb.jobs.Load(ctx)
+func (pl *Controller) setJobLimit(ctx context.Context, opt jobOptions) (*rebalancer.Job, error) {
+	pl.ringMu.Lock()
+	defer pl.ringMu.Unlock()
+	job, _, err := pl.rb.jobs.Load(ctx)
 	if err != nil || !job.Active() {
 		return nil, &admin.Error{Status: http.StatusConflict, Code: "RebalanceNotActive", Message: "no rebalance is running"}
 	}
@@ -437,22 +430,22 @@ func (n *Node) setJobLimit(ctx context.Context, opt jobOptions) (*rebalancer.Job
 	if opt.Concurrency != nil {
 		job.Concurrency = *opt.Concurrency
 	}
-	return job, n.rb.jobs.SaveJob(ctx, job)
+	return job, pl.rb.jobs.SaveJob(ctx, job)
 }
 
 // rollBack cancels the active job: the ring goes back to the newest
 // source and a new job moves back what had moved.
-func (n *Node) rollBack(ctx context.Context) (*rebalancer.Job, error) {
-	job, _, err := n.rb.jobs.Load(ctx)
+func (pl *Controller) rollBack(ctx context.Context) (*rebalancer.Job, error) {
+	job, _, err := pl.rb.jobs.Load(ctx)
 	if err != nil || !job.Active() {
 		return nil, &admin.Error{Status: http.StatusConflict, Code: "RebalanceNotActive", Message: "no rebalance is running"}
 	}
-	sources, err := n.rb.jobs.Sources(ctx, job)
+	sources, err := pl.rb.jobs.Sources(ctx, job)
 	if err != nil {
 		return nil, err
 	}
 	last := sources[len(sources)-1]
-	cur := n.ring.Load()
+	cur := pl.ring.Load()
 	dead := rebalancer.Dead(cur)
 	for i, c := range last.SlotCounts() {
 		if c > 0 && dead(last.Devices[i]) {
@@ -460,7 +453,7 @@ func (n *Node) rollBack(ctx context.Context) (*rebalancer.Job, error) {
 		}
 	}
 	var next *rebalancer.Job
-	err = n.changeRing(func(cur *ring.Ring) (*ring.Ring, error) {
+	err = pl.changeRing(func(cur *ring.Ring) (*ring.Ring, error) {
 		return last.WithVersion(cur.Version + 1), nil
 	}, jobOptions{rollsBack: job.ID}, &next)
 	return next, err
@@ -468,10 +461,10 @@ func (n *Node) rollBack(ctx context.Context) (*rebalancer.Job, error) {
 
 // deviceStateChange edits the state of every ring device matching pick,
 // rebalances and starts the job; what the drain and fail commands do.
-func (n *Node) deviceStateChange(what string, pick func(ring.Device) bool, state ring.State, opt jobOptions) (admin.RebalanceAnswer, error) {
+func (pl *Controller) deviceStateChange(what string, pick func(ring.Device) bool, state ring.State, opt jobOptions) (admin.RebalanceAnswer, error) {
 	var ans admin.RebalanceAnswer
 	var job *rebalancer.Job
-	err := n.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
+	err := pl.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
 		next := rg
 		found := 0
 		for _, d := range rg.Devices {
@@ -487,18 +480,18 @@ func (n *Node) deviceStateChange(what string, pick func(ring.Device) bool, state
 		if found == 0 {
 			return nil, &admin.Error{Status: http.StatusNotFound, Code: "NoSuchDevice", Message: fmt.Sprintf("the ring has no device on %s", what)}
 		}
-		return n.rebalanceRing(next, false, &ans)
+		return pl.rebalanceRing(next, false, &ans)
 	}, opt, &job)
 	ans.Job = job
 	if err != nil {
 		return ans, err
 	}
 	// Block volume replicas on the nodes whose every device leaves.
-	if n.volumes != nil {
+	if pl.volumes != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		var nodes []string
-		cur := n.ring.Load()
+		cur := pl.ring.Load()
 		for _, d := range cur.Devices {
 			if pick(d) && !contains(nodes, d.Node) {
 				nodes = append(nodes, d.Node)
@@ -509,7 +502,7 @@ func (n *Node) deviceStateChange(what string, pick func(ring.Device) bool, state
 				nodes = remove(nodes, d.Node) // the node keeps other devices
 			}
 		}
-		moves, verr := n.volumes.Evacuate(ctx, nodes)
+		moves, verr := pl.volumes.Evacuate(ctx, nodes)
 		ans.VolumeMoves = moves
 		if verr != nil {
 			ans.VolumeErrors = verr.Error()
@@ -538,26 +531,26 @@ func remove(list []string, s string) []string {
 }
 
 // rebalanceRing rebalances rg and fills ans.
-func (n *Node) rebalanceRing(rg *ring.Ring, ignoreMinPartHours bool, ans *admin.RebalanceAnswer) (*ring.Ring, error) {
+func (pl *Controller) rebalanceRing(rg *ring.Ring, ignoreMinPartHours bool, ans *admin.RebalanceAnswer) (*ring.Ring, error) {
 	next, res, err := rg.Rebalance(ring.RebalanceOptions{IgnoreMinPartHours: ignoreMinPartHours})
 	if err != nil {
 		return nil, err
 	}
-	used := n.usedBytes(context.Background())
+	used := pl.usedBytes(context.Background())
 	*ans = admin.RebalanceAnswer{Version: next.Version, Result: *res, BytesEstimate: res.BytesEstimate(used)}
 	return next, nil
 }
 
 // planRebalance is what `rebalance start` would do now, without doing it.
-func (n *Node) planRebalance(ctx context.Context, ignoreMinPartHours bool, limit int64) (rebalancer.Summary, error) {
-	cur := n.ring.Load()
+func (pl *Controller) planRebalance(ctx context.Context, ignoreMinPartHours bool, limit int64) (rebalancer.Summary, error) {
+	cur := pl.ring.Load()
 	next, _, err := cur.Rebalance(ring.RebalanceOptions{IgnoreMinPartHours: ignoreMinPartHours})
 	if err != nil {
 		return rebalancer.Summary{}, err
 	}
 	sources := []*ring.Ring{cur}
-	if job, _, err := n.rb.jobs.Load(ctx); err == nil && job.Active() {
-		if src, err := n.rb.jobs.Sources(ctx, job); err == nil {
+	if job, _, err := pl.rb.jobs.Load(ctx); err == nil && job.Active() {
+		if src, err := pl.rb.jobs.Sources(ctx, job); err == nil {
 			sources = append(src, cur)
 		}
 		if limit == 0 {
@@ -565,9 +558,9 @@ func (n *Node) planRebalance(ctx context.Context, ignoreMinPartHours bool, limit
 		}
 	}
 	if limit == 0 {
-		limit = n.cfg.RebalanceLimit
+		limit = pl.cfg.RebalanceLimit
 	}
-	plan, err := rebalancer.NewPlan(sources, next, n.usedBytes(ctx), rebalancer.Dead(next))
+	plan, err := rebalancer.NewPlan(sources, next, pl.usedBytes(ctx), rebalancer.Dead(next))
 	if err != nil {
 		return rebalancer.Summary{}, &admin.Error{Status: http.StatusConflict, Code: "CannotRebalance", Message: err.Error()}
 	}
