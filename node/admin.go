@@ -28,7 +28,7 @@ func (n *Node) adminAPI() (http.Handler, error) {
 		Audit: n.claimMeta("audit"), Node: n.cfg.NodeName, ErrorOf: adminErrorOf, Registry: n.Registry, Log: n.log,
 	})
 	all := map[admin.Op]admin.Handler{}
-	for _, group := range []map[admin.Op]admin.Handler{n.place.Handlers(), n.haltHandlers(), n.blocks.Handlers(), n.scrubHandlers(), n.users.Handlers(), n.quota.Handlers(), n.claims.Handlers(), g.Handlers()} {
+	for _, group := range []map[admin.Op]admin.Handler{n.place.Handlers(), n.haltHandlers(), n.blocks.Handlers(), n.scrub.Handlers(), n.users.Handlers(), n.quota.Handlers(), n.claims.Handlers(), g.Handlers()} {
 		for op, h := range group {
 			if _, dup := all[op]; dup {
 				return nil, fmt.Errorf("admin: two handlers for %s", op)
@@ -84,6 +84,6 @@ func (n *Node) haltHandlers() map[admin.Op]admin.Handler {
 // rebuilt device.
 func (n *Node) recordPlacement(ctx context.Context, rep objectstore.RepairReport) {
 	if n.scrub != nil {
-		n.scrub.Record(ctx, placementStats(rep))
+		n.scrub.RecordPlacement(ctx, rep)
 	}
 }

@@ -34,7 +34,7 @@ import (
 	"github.com/strata-storage/strata/quota"
 	"github.com/strata-storage/strata/ring"
 	"github.com/strata-storage/strata/s3api"
-	"github.com/strata-storage/strata/scrub"
+	"github.com/strata-storage/strata/scrub/nodescrub"
 	"github.com/strata-storage/strata/slowclient"
 	"github.com/strata-storage/strata/users"
 )
@@ -170,7 +170,7 @@ type Node struct {
 	volumes *volumes.Manager
 	blocks  *blockserve.Service
 	s3      *s3api.Server
-	scrub   *scrub.Runner
+	scrub   *nodescrub.Scrubber
 }
 
 // Start opens (or creates) the data dir and starts serving.
