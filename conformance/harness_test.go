@@ -23,6 +23,7 @@ import (
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/strata-storage/strata/node"
+	"github.com/strata-storage/strata/users"
 )
 
 const (
@@ -49,7 +50,7 @@ func startNodeWith(t testing.TB, dataDir string, edit func(*node.Config)) *serve
 	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.S3Addr, cfg.AdminAddr, cfg.NBDAddr = dataDir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ChunkVolume = 64 << 30
-	cfg.Root = node.Credentials{AccessKey: testUser, SecretKey: testSecret}
+	cfg.Root = users.Credentials{AccessKey: testUser, SecretKey: testSecret}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if edit != nil {
 		edit(&cfg)

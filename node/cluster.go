@@ -3,14 +3,10 @@ package node
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,67 +16,18 @@ import (
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/placement"
-	"github.com/strata-storage/strata/ring"
+	"github.com/strata-storage/strata/users"
 )
 
 // Cluster mode: the node's buckets, members, root credentials and ring live
 // in etcd (--meta etcd://…); its own devices are local, every other ring
 // device is reached over RPC.
 
-// Keys of the cluster metadata store.
-const (
-	keyRing = "ring"
-	keyRoot = "root-credentials"
-)
-
 func (n *Node) clustered() bool { return n.cfg.Meta != "" }
 
-// tlsConfigs returns the server config of the S3, admin and NBD listeners,
-// the RPC client config and the RPC server config (all nil without
-// certificates). With certificates the RPC is mutual TLS: every node
-// presents its certificate as a client too, and the RPC listener accepts
-// only clients whose certificate the CA (--tls-ca, else the system roots)
-// signed.
+// tlsConfigs are the node's TLS configurations (cluster.TLSConfigs).
 func (n *Node) tlsConfigs() (server, client, rpcServer *tls.Config, err error) {
-	if n.cfg.TLSCert == "" && n.cfg.TLSKey == "" {
-		return nil, nil, nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("TLS certificate: %w", err)
-	}
-	if n.clustered() && !clientAuthAllowed(cert.Leaf) {
-		return nil, nil, nil, fmt.Errorf("TLS certificate %s does not allow client authentication (extended key usage clientAuth), which nodes need for mutual TLS on the RPC", n.cfg.TLSCert)
-	}
-	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	client = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	rpcServer = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequireAndVerifyClientCert}
-	if n.cfg.TLSCA != "" {
-		pem, err := os.ReadFile(n.cfg.TLSCA)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("TLS CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, nil, fmt.Errorf("TLS CA %s: no certificates", n.cfg.TLSCA)
-		}
-		client.RootCAs, rpcServer.ClientCAs = pool, pool
-	}
-	return server, client, rpcServer, nil
-}
-
-// clientAuthAllowed reports whether a certificate may authenticate a TLS
-// client: no extended key usage at all, or one that names client auth.
-func clientAuthAllowed(leaf *x509.Certificate) bool {
-	if leaf == nil || len(leaf.ExtKeyUsage) == 0 {
-		return true
-	}
-	for _, u := range leaf.ExtKeyUsage {
-		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
-			return true
-		}
-	}
-	return false
+	return cluster.TLSConfigs(n.cfg.TLSCert, n.cfg.TLSKey, n.cfg.TLSCA, n.clustered())
 }
 
 // joinCluster connects to etcd, agrees on root credentials, starts the RPC
@@ -106,31 +53,10 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	return nil
 }
 
-// clusterRoot makes every node use the same root credentials: the first
-// node's (given or generated) are stored in etcd; others must match.
-func (n *Node) clusterRoot(ctx context.Context) error {
-	want := n.cfg.Root
-	if want.AccessKey == "" || want.SecretKey == "" {
-		want = newCredentials()
-	}
-	v, _ := json.Marshal(want)
-	created, err := n.etcd.PutIfAbsent(ctx, keyRoot, v)
-	if err != nil {
-		return err
-	}
-	b, err := n.etcd.Get(ctx, keyRoot)
-	if err != nil {
-		return err
-	}
-	var have Credentials
-	if err := json.Unmarshal(b, &have); err != nil {
-		return fmt.Errorf("cluster root credentials: %w", err)
-	}
-	if n.cfg.Root.AccessKey != "" && have != n.cfg.Root {
-		return errors.New("STRATA_ROOT_USER/STRATA_ROOT_PASSWORD differ from the cluster's root credentials")
-	}
-	n.Root, n.NewRoot = have, created && n.cfg.Root.AccessKey == ""
-	return nil
+// clusterRoot makes every node use the same root credentials.
+func (n *Node) clusterRoot(ctx context.Context) (err error) {
+	n.Root, n.NewRoot, err = users.ClusterRoot(ctx, n.etcd, n.cfg.Root)
+	return err
 }
 
 // nodeInfo is what the heartbeat publishes.
@@ -177,84 +103,6 @@ func (n *Node) advertise(addr string) string {
 		return n.cfg.AdvertiseRPC
 	}
 	return addr
-}
-
-// clusterRing waits for the cluster's ring, building it from the members
-// once ClusterSize nodes have joined if nobody has yet.
-func (n *Node) clusterRing(ctx context.Context) (*ring.Ring, error) {
-	logged := time.Time{}
-	for {
-		if b, err := n.etcd.Get(ctx, keyRing); err == nil {
-			r, err := placement.DecodeRing(b)
-			if err != nil {
-				return nil, fmt.Errorf("cluster ring: %w", err)
-			}
-			return r, nil
-		} else if !errors.Is(err, metastore.ErrNotFound) {
-			return nil, err
-		}
-		members, err := cluster.ListMembers(ctx, n.etcd)
-		if err != nil {
-			return nil, err
-		}
-		up := 0
-		for _, m := range members {
-			if m.State == "up" {
-				up++
-			}
-		}
-		if n.cfg.ClusterSize > 0 && up >= n.cfg.ClusterSize {
-			r, err := n.buildClusterRing(members)
-			if err != nil {
-				return nil, err
-			}
-			b, err := r.MarshalBinary()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := n.etcd.PutIfAbsent(ctx, keyRing, b); err != nil {
-				return nil, err
-			}
-			continue // read back whichever ring won
-		}
-		if time.Since(logged) > 10*time.Second {
-			n.log.Info("waiting for the cluster's ring", "members_up", up, "cluster_size", n.cfg.ClusterSize)
-			logged = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// buildClusterRing places every device of every live member.
-func (n *Node) buildClusterRing(members []cluster.NodeInfo) (*ring.Ring, error) {
-	ec := n.cfg.EC
-	if ec == "" {
-		ec = "2+2"
-	}
-	k, m, err := ParseEC(ec)
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
-	var devs []ring.Device
-	for _, mb := range members {
-		if mb.State != "up" {
-			continue
-		}
-		for _, d := range mb.Devices {
-			devs = append(devs, ring.Device{ID: uint32(len(devs)), Region: mb.Region, Zone: mb.Zone, Node: mb.Name, Name: d.Name, Weight: 1})
-		}
-	}
-	r, err := ring.Build(devs, n.cfg.PartPower, k, m)
-	if err != nil {
-		return nil, fmt.Errorf("building the cluster ring: %w", err)
-	}
-	n.log.Info("built the cluster ring", "devices", len(devs), "ec", ec)
-	return r, nil
 }
 
 // LocalDevice and LocalDeviceIDs serve the RPC.
@@ -311,7 +159,7 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 		})
 	})
 
-	r, err := n.clusterRing(ctx)
+	r, err := placement.ClusterRing(ctx, n.etcd, n.cfg.ClusterSize, n.layout(), n.log)
 	if err != nil {
 		return err
 	}

@@ -3,16 +3,12 @@ package node
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,7 +50,7 @@ type Config struct {
 	BlockSize   int
 	// StaleUploadAge: multipart uploads older than this are aborted.
 	StaleUploadAge time.Duration
-	Root           Credentials
+	Root           users.Credentials
 	Logger         *slog.Logger
 
 	// Cluster mode (Meta "etcd://host:port[,…]"); empty Meta is the
@@ -120,17 +116,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// ParseEC parses "K+M".
-func ParseEC(s string) (k, m int, err error) {
-	a, b, ok := strings.Cut(s, "+")
-	k, err1 := strconv.Atoi(a)
-	m, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil || k < 1 || m < 0 || k+m > ring.MaxShards {
-		return 0, 0, fmt.Errorf("invalid erasure coding layout %q: want K+M, for example 2+2 or 4+2", s)
-	}
-	return k, m, nil
-}
-
 // Node is a running Strata process.
 type Node struct {
 	cfg Config
@@ -143,7 +128,7 @@ type Node struct {
 	store *objectstore.Store
 	// Ring is the ring the node started with (K and M never change).
 	Ring     *ring.Ring
-	Root     Credentials
+	Root     users.Credentials
 	Registry *prometheus.Registry
 
 	s3Srv, adminSrv, rpcSrv *http.Server
@@ -222,7 +207,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	if err := n.privateDataDir(); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if n.Root, n.NewRoot, err = rootCredentials(cfg.DataDir, cfg.Root); err != nil {
+	if n.Root, n.NewRoot, err = users.RootCredentials(cfg.DataDir, cfg.Root); err != nil {
 		return err
 	}
 	if err := n.openRing(); err != nil {
@@ -251,7 +236,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 		return err
 	}
 	if n.NewRoot {
-		if err := storeCredentials(cfg.DataDir, n.Root); err != nil {
+		if err := users.StoreRoot(cfg.DataDir, n.Root); err != nil {
 			n.s3Srv.Close()
 			n.adminSrv.Close()
 			return err
@@ -272,7 +257,7 @@ func (n *Node) serve(ctx context.Context) error {
 	n.claims = bind.New(bind.Config{
 		Claims: n.claimMeta("claims"), Classes: n.claimMeta("storageclasses"), IAM: n.iam, Store: n.store,
 		Rescan: func(ctx context.Context) { n.quota.Scan(ctx, false) }, Endpoint: n.s3Endpoint,
-		Region: cfg.Region, K: n.Ring.K, M: n.Ring.M, ParseEC: ParseEC,
+		Region: cfg.Region, K: n.Ring.K, M: n.Ring.M, ParseEC: ring.ParseEC,
 	})
 	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Identity: n.users, Quota: n.quota, SigV2: cfg.SigV2, Logger: n.log, Registry: n.Registry}, n.store)
 	n.startScrub(ctx)
@@ -280,46 +265,14 @@ func (n *Node) serve(ctx context.Context) error {
 }
 
 // openRing loads the data dir's ring, or builds one for a new data dir.
-func (n *Node) openRing() error {
-	path := filepath.Join(n.cfg.DataDir, "ring")
-	r, err := ring.Load(path)
-	if err == nil {
-		if n.cfg.EC != "" {
-			k, m, err := ParseEC(n.cfg.EC)
-			if err != nil {
-				return err
-			}
-			if k != r.K || m != r.M {
-				return fmt.Errorf("this data dir holds a ring with EC %d+%d; it cannot be changed to %d+%d in place", r.K, r.M, k, m)
-			}
-		}
-		n.Ring = r
-		return nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	ec := n.cfg.EC
-	if ec == "" {
-		ec = "2+2"
-	}
-	k, m, err := ParseEC(ec)
-	if err != nil {
-		return err
-	}
-	var devs []ring.Device
-	for i := 0; i < n.cfg.Pools; i++ {
-		devs = append(devs, ring.Device{ID: uint32(i), Region: n.cfg.Region, Zone: "zone1", Node: n.cfg.NodeName, Name: fmt.Sprintf("pool%d", i), Weight: 1})
-	}
-	r, err = ring.Build(devs, n.cfg.PartPower, k, m)
-	if err != nil {
-		return fmt.Errorf("%w (add pools with --pools, or pick a smaller layout)", err)
-	}
-	if err := r.Save(path); err != nil {
-		return err
-	}
-	n.Ring = r
-	return nil
+func (n *Node) openRing() (err error) {
+	n.Ring, err = placement.OpenLocal(n.cfg.DataDir, n.layout())
+	return err
+}
+
+// layout is how this node builds a first ring.
+func (n *Node) layout() placement.Layout {
+	return placement.Layout{EC: n.cfg.EC, PartPower: n.cfg.PartPower, Region: n.cfg.Region, Node: n.cfg.NodeName, Pools: n.cfg.Pools}
 }
 
 // openDevices opens this node's devices of the ring.
@@ -380,7 +333,7 @@ func (n *Node) listen(s3 http.Handler) (err error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", n.health)
+	mux.HandleFunc("/healthz", n.place.Health)
 	mux.Handle(admin.Prefix, api)
 	n.adminSrv = &http.Server{Handler: slowclient.Handler(mux, n.cfg.ClientLimits), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { n.errc <- n.s3Srv.Serve(n.s3Ln) }()
@@ -395,65 +348,6 @@ func listen(addr string, conf *tls.Config) (net.Listener, error) {
 		return ln, err
 	}
 	return tls.NewListener(ln, conf), nil
-}
-
-// health reports per-device state; 503 when fewer devices than a write
-// quorum are online.
-func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
-	type dev struct {
-		Name   string `json:"name"`
-		Online bool   `json:"online"`
-		Full   bool   `json:"full,omitempty"`  // down to its space reserve: writes refused
-		Fault  string `json:"fault,omitempty"` // why a local device is offline
-	}
-	out := struct {
-		Status  string `json:"status"`
-		EC      string `json:"ec"`
-		Devices []dev  `json:"devices"`
-	}{EC: fmt.Sprintf("%d+%d", n.Ring.K, n.Ring.M)}
-	online := 0
-	var fullDevs []string
-	r := n.CurrentRing()
-	local := n.devs.Snapshot()
-	for i, d := range n.place.DevicesFor(r) {
-		up := d != nil
-		if o, ok := d.(interface{ Online() bool }); ok && up {
-			up = o.Online()
-		}
-		full := false
-		ld, isLocal := local[r.Devices[i].ID]
-		if ld.Space != nil {
-			full = ld.Space.Full()
-		}
-		if full {
-			fullDevs = append(fullDevs, r.Devices[i].Name)
-		}
-		fault := ""
-		if isLocal && ld.Store == nil {
-			fault = ld.Fault
-		}
-		out.Devices = append(out.Devices, dev{r.Devices[i].Node + "/" + r.Devices[i].Name, up, full, fault})
-		if up {
-			online++
-		}
-	}
-	need := n.Ring.K
-	if n.Ring.K == n.Ring.M {
-		need++
-	}
-	status := http.StatusOK
-	out.Status = "ok"
-	switch {
-	case online < need:
-		out.Status, status = "degraded: below write quorum", http.StatusServiceUnavailable
-	case len(fullDevs) > 0:
-		// Reads and deletes are served: the node is up, but says why
-		// writes fail.
-		out.Status = "degraded: disk space down to the reserve, writes refused on " + strings.Join(fullDevs, ", ")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(out)
 }
 
 // S3Addr and AdminAddr are the bound listen addresses.

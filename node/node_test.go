@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-storage/strata/users"
 )
 
 func testConfig(dir string) Config {
@@ -45,7 +47,7 @@ func TestRefusesLayoutsTheDevicesCannotHold(t *testing.T) {
 	failed := testConfig(t.TempDir())
 	failed.EC = "3+2"
 	Start(failed)
-	if _, err := os.Stat(filepath.Join(failed.DataDir, credentialsFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(failed.DataDir, users.CredentialsFile)); err == nil {
 		t.Fatal("a failed first start stored generated credentials")
 	}
 	// A layout that fits with more pools.
@@ -63,34 +65,5 @@ func TestRefusesLayoutsTheDevicesCannotHold(t *testing.T) {
 	cfg.EC = "2+2"
 	if _, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "cannot be changed") {
 		t.Fatalf("layout change on restart: %v", err)
-	}
-}
-
-func TestRootCredentials(t *testing.T) {
-	dir := t.TempDir()
-	c1, gen, err := rootCredentials(dir, Credentials{})
-	if err != nil || !gen || len(c1.AccessKey) != 20 || len(c1.SecretKey) != 40 {
-		t.Fatalf("generate: %+v %v %v", c1, gen, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, credentialsFile)); err == nil {
-		t.Fatal("credentials stored before the node was up")
-	}
-	if err := storeCredentials(dir, c1); err != nil {
-		t.Fatal(err)
-	}
-	st, _ := os.Stat(filepath.Join(dir, credentialsFile))
-	if st.Mode().Perm() != 0o600 {
-		t.Fatalf("credentials file mode %v", st.Mode())
-	}
-	c2, gen, err := rootCredentials(dir, Credentials{})
-	if err != nil || gen || c2 != c1 {
-		t.Fatalf("reload: %+v %v %v", c2, gen, err)
-	}
-	env := Credentials{AccessKey: "admin", SecretKey: "password1"}
-	if c3, _, _ := rootCredentials(dir, env); c3 != env {
-		t.Fatal("configured credentials not used")
-	}
-	if _, _, err := rootCredentials(dir, Credentials{AccessKey: "admin", SecretKey: "short"}); err == nil {
-		t.Fatal("short password accepted")
 	}
 }

@@ -3,6 +3,7 @@ package ring
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -212,4 +213,15 @@ func (d Diff) BytesEstimate(used map[uint32]int64) int64 {
 		}
 	}
 	return total
+}
+
+// ParseEC parses an erasure layout "K+M".
+func ParseEC(s string) (k, m int, err error) {
+	a, b, ok := strings.Cut(s, "+")
+	k, err1 := strconv.Atoi(a)
+	m, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || k < 1 || m < 0 || k+m > MaxShards {
+		return 0, 0, fmt.Errorf("invalid erasure coding layout %q: want K+M, for example 2+2 or 4+2", s)
+	}
+	return k, m, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/strata-storage/strata/admin"
-	"github.com/strata-storage/strata/node"
 	"github.com/strata-storage/strata/ring"
 )
 
@@ -10,7 +9,7 @@ import (
 type ringFiles struct{}
 
 func (ringFiles) Create(path string, partPower uint8, ec string, minPartHours uint16) (admin.RingInfo, error) {
-	k, m, err := node.ParseEC(ec)
+	k, m, err := ring.ParseEC(ec)
 	if err != nil {
 		return admin.RingInfo{}, err
 	}

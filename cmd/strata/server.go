@@ -14,6 +14,8 @@ import (
 
 	"github.com/strata-storage/strata/cmd/strata/cli"
 	"github.com/strata-storage/strata/node"
+	"github.com/strata-storage/strata/ring"
+	"github.com/strata-storage/strata/users"
 )
 
 func serverCommand() *cobra.Command {
@@ -49,11 +51,11 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 			}
 			cfg.ChunkVolume = size
 			if cfg.EC != "" {
-				if _, _, err := node.ParseEC(cfg.EC); err != nil {
+				if _, _, err := ring.ParseEC(cfg.EC); err != nil {
 					return err
 				}
 			}
-			cfg.Root = node.Credentials{AccessKey: os.Getenv("STRATA_ROOT_USER"), SecretKey: os.Getenv("STRATA_ROOT_PASSWORD")}
+			cfg.Root = users.Credentials{AccessKey: os.Getenv("STRATA_ROOT_USER"), SecretKey: os.Getenv("STRATA_ROOT_PASSWORD")}
 			cfg.ClusterSecret = os.Getenv("STRATA_CLUSTER_SECRET")
 			if secretFile != "" {
 				b, err := os.ReadFile(secretFile)
