@@ -13,7 +13,6 @@ import (
 
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
-	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/placement"
 	"github.com/strata-storage/strata/users"
@@ -170,20 +169,15 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	if err := n.db.Check(); err != nil {
 		return err
 	}
-	ocfg := objectstore.DefaultConfig()
-	ocfg.DeviceUnreadable = n.devs.Unreadable
-	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
-	ocfg.StaleUploadAge = cfg.StaleUploadAge
+	ocfg := n.objectConfig()
 	ocfg.Hints = metastore.NewPebble(n.db, "h/")
 	if n.locks, err = cluster.NewKeyLocks(n.etcd, cfg.HeartbeatTTL, 10*time.Second); err != nil {
 		return err
 	}
 	ocfg.Locker = n.locks
-	if n.store, err = objectstore.New(ocfg, r, n.place.DevicesFor(r), n.etcd.Sub("m/")); err != nil {
+	if err := n.openStore(ctx, ocfg, n.etcd.Sub("m/")); err != nil {
 		return err
 	}
-	n.place.Start(ctx, r, n.store, n.volumes)
-	n.registerPoolMetrics()
 	n.goBackground(func() { n.store.RunHints(ctx, cfg.HintInterval) })
 	return n.serve(ctx)
 }

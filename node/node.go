@@ -223,15 +223,9 @@ func (n *Node) start(ctx context.Context) (err error) {
 	if err := n.openVolumes(ctx, metastore.NewPebble(n.db, "v/")); err != nil {
 		return err
 	}
-	ocfg := objectstore.DefaultConfig()
-	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = cfg.BlockSize, n.log, n.Registry
-	ocfg.StaleUploadAge = cfg.StaleUploadAge
-	ocfg.DeviceUnreadable = n.devs.Unreadable
-	if n.store, err = objectstore.New(ocfg, n.Ring, n.place.DevicesFor(n.Ring), metastore.NewPebble(n.db, "m/")); err != nil {
+	if err := n.openStore(ctx, n.objectConfig(), metastore.NewPebble(n.db, "m/")); err != nil {
 		return err
 	}
-	n.place.Start(ctx, n.Ring, n.store, n.volumes)
-	n.registerPoolMetrics()
 	if err := n.serve(ctx); err != nil {
 		return err
 	}
@@ -242,6 +236,25 @@ func (n *Node) start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	return nil
+}
+
+// objectConfig is the object store's configuration on this node.
+func (n *Node) objectConfig() objectstore.Config {
+	ocfg := objectstore.DefaultConfig()
+	ocfg.BlockSize, ocfg.Logger, ocfg.Registry = n.cfg.BlockSize, n.log, n.Registry
+	ocfg.StaleUploadAge = n.cfg.StaleUploadAge
+	ocfg.DeviceUnreadable = n.devs.Unreadable
+	return ocfg
+}
+
+// openStore opens the object store over the ring's devices and puts the
+// ring in force.
+func (n *Node) openStore(ctx context.Context, ocfg objectstore.Config, meta metastore.Store) (err error) {
+	if n.store, err = objectstore.New(ocfg, n.Ring, n.place.DevicesFor(n.Ring), meta); err != nil {
+		return err
+	}
+	n.place.Start(ctx, n.Ring, n.store, n.volumes)
 	return nil
 }
 
@@ -299,18 +312,6 @@ func (n *Node) openDevices() error {
 
 // CurrentRing is the ring in force.
 func (n *Node) CurrentRing() *ring.Ring { return n.place.Current() }
-
-func (n *Node) registerPoolMetrics() {
-	n.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_devices_online", Help: "Devices of the ring whose shard store is open."}, func() float64 {
-		c := 0
-		for _, d := range n.place.DevicesFor(n.CurrentRing()) {
-			if d != nil {
-				c++
-			}
-		}
-		return float64(c)
-	}))
-}
 
 func (n *Node) listen(s3 http.Handler) (err error) {
 	serverTLS, _, _, err := n.tlsConfigs()

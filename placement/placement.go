@@ -93,6 +93,17 @@ func (pl *Controller) Start(ctx context.Context, r *ring.Ring, store *objectstor
 	pl.ring.Store(r)
 	pl.ringMu.Unlock()
 	pl.startRebalancer(ctx)
+	if pl.cfg.Registry != nil {
+		pl.cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_devices_online", Help: "Devices of the ring whose shard store is open."}, func() float64 {
+			c := 0
+			for _, d := range pl.DevicesFor(pl.Current()) {
+				if d != nil {
+					c++
+				}
+			}
+			return float64(c)
+		}))
+	}
 	if pl.clustered() {
 		pl.goBackground(func() { pl.followRing(ctx) })
 	}
