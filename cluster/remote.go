@@ -357,3 +357,6 @@ func (w *remoteWriter) Abort() {
 
 // Online reports whether the peer is reachable as far as this node knows.
 func (d *RemoteDevice) Online() bool { return d.peer.Up() }
+
+// Remote is true: the device is on another node.
+func (d *RemoteDevice) Remote() bool { return true }

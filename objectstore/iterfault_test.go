@@ -3,7 +3,6 @@ package objectstore
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -13,56 +12,11 @@ import (
 
 	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/objectstore/devfault"
 	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/ring"
 )
 
-// cutDevice is a device whose record iterators stop after a few records,
-// as pebble's do at a corrupt block: Close reports the error, unless lie
-// is set (the bug this guards against: a walk that ends early passing for
-// a complete one).
-type cutDevice struct {
-	Device
-	after int
-	lie   bool
-}
-
-func (d cutDevice) Iter(lower, upper []byte) (shard.RecordIter, error) {
-	it, err := d.Device.Iter(lower, upper)
-	if err != nil {
-		return nil, err
-	}
-	return &cutIter{RecordIter: it, left: d.after, lie: d.lie}, nil
-}
-
-type cutIter struct {
-	shard.RecordIter
-	left     int
-	lie, cut bool
-}
-
-func (c *cutIter) Valid() bool { return !c.cut && c.RecordIter.Valid() }
-
-func (c *cutIter) Next() {
-	c.RecordIter.Next()
-	if c.left--; c.left <= 0 && c.RecordIter.Valid() {
-		c.cut = true
-	}
-}
-
-func (c *cutIter) Close() error {
-	err := c.RecordIter.Close()
-	if c.cut && !c.lie {
-		return errors.Join(err, errors.New("injected: corrupt block in the middle of the walk"))
-	}
-	return err
-}
-
-// Issue 18 must-show 3: when the walk of a device's records fails part way
-// at open, no space that later records still use is taken as free: new
-// writes go past them and every live object reads back. The same walk
-// passing for complete (lie) hands that space out, and live objects are
-// overwritten — which shows the test can tell.
 func TestPartialRecordWalkAtOpenFreesNoLiveSpace(t *testing.T) {
 	for _, lie := range []bool{false, true} {
 		t.Run(fmt.Sprintf("error reported %v", !lie), func(t *testing.T) {
@@ -114,8 +68,11 @@ func TestPartialRecordWalkAtOpenFreesNoLiveSpace(t *testing.T) {
 			}
 			s.Close()
 
-			// Restart with walks that end after 3 records.
-			s2, err := New(cfg, r, open(func(d Device) Device { return cutDevice{d, 3, lie} }), metastore.NewPebble(db, "meta/"))
+			// Restart with walks that end after 3 records (reporting it,
+			// unless lie).
+			cut := devfault.New()
+			cut.Add(devfault.Rule{Ops: []devfault.Op{devfault.Iter}, Cut: 3, Lie: lie})
+			s2, err := New(cfg, r, open(func(d Device) Device { return cut.Wrap(d) }), metastore.NewPebble(db, "meta/"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,7 +115,9 @@ func TestListingSurvivesAPartialDeviceWalk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ts.editDevices(t, func(devs []Device) { devs[1] = cutDevice{devs[1], 5, false} })
+	cut := devfault.New()
+	cut.Add(devfault.Rule{Ops: []devfault.Op{devfault.Iter}, Devices: []string{ts.devs[1].Name()}, Cut: 5})
+	ts.editDevices(t, func(devs []Device) { devs[1] = cut.Wrap(devs[1]) })
 	res, err := ts.ListObjects(ctx, "bucket", ListOptions{MaxKeys: 1000})
 	if err != nil {
 		t.Fatal(err)

@@ -16,30 +16,10 @@ import (
 
 	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/objectstore/devfault"
 	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/ring"
 )
-
-// freezable lets a test stop metadata commits and frees for an instant, so
-// that the crash images of the database and of the volumes are taken at one
-// logical moment. Shard data writes and fsyncs go on meanwhile, as they
-// would at a real power cut.
-type freezable struct {
-	*shard.Store
-	gate *sync.RWMutex
-}
-
-func (f freezable) Commit(ctx context.Context, ops ...shard.Op) error {
-	f.gate.RLock()
-	defer f.gate.RUnlock()
-	return f.Store.Commit(ctx, ops...)
-}
-
-func (f freezable) Free(loc shard.Locator) error {
-	f.gate.RLock()
-	defer f.gate.RUnlock()
-	return f.Store.Free(loc)
-}
 
 // TestPowerLoss cuts the power (only fsync'd bytes survive, in pebble and
 // on the chunk volumes) at random moments while writers are busy, and
@@ -61,7 +41,7 @@ func TestPowerLoss(t *testing.T) {
 		devFS := make([]*vfs.MemFS, 4)
 		devDB := make([]*pebble.DB, 4)
 		devs := make([]Device, 4)
-		gate := &sync.RWMutex{}
+		inj := devfault.New() // its Quiesce stops commits and frees for the crash images
 		for i := range vols {
 			rdevs = append(rdevs, ring.Device{ID: uint32(i), Zone: "z", Node: "n", Name: fmt.Sprint(i), Weight: 1})
 			vols[i] = blockpool.NewMemVolume(48 << 20)
@@ -73,7 +53,7 @@ func TestPowerLoss(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			devs[i] = freezable{st, gate}
+			devs[i] = inj.Wrap(st)
 		}
 		r, _ := ring.Build(rdevs, 4, 2, 2)
 		cfg := DefaultConfig()
@@ -117,7 +97,7 @@ func TestPowerLoss(t *testing.T) {
 		}
 		time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
 		// The power cut: no commit or free runs while the images are taken.
-		gate.Lock()
+		resume := inj.Quiesce()
 		mu.Lock()
 		mustSurvive := map[string][32]byte{}
 		for k, v := range acked {
@@ -131,7 +111,7 @@ func TestPowerLoss(t *testing.T) {
 			images[i] = v.CrashClone()
 			devImages[i] = devFS[i].CrashClone(vfs.CrashCloneCfg{})
 		}
-		gate.Unlock()
+		resume()
 		close(stop)
 		wg.Wait()
 		s.Close()

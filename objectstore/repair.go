@@ -17,18 +17,7 @@ import (
 // Verify walks every object and compares where its records are with where
 // the ring says they belong; with repair it also fixes what it finds.
 
-// onlineDevice is a device that can say whether it is reachable now.
-type onlineDevice interface{ Online() bool }
-
-func online(d Device) bool {
-	if d == nil {
-		return false
-	}
-	if o, ok := d.(onlineDevice); ok {
-		return o.Online()
-	}
-	return true
-}
+func online(d Device) bool { return d != nil && d.Online() }
 
 func hintKey(bucket, key string) string { return bucket + "\x00" + key }
 

@@ -38,6 +38,12 @@ type Device interface {
 	// RebuildFreeSpace recomputes reusable space from every locator the
 	// walk yields (all records of this device).
 	RebuildFreeSpace(walk func(yield func(*shard.Locator)) error) error
+	// Remote says the device is reached over the network: its records
+	// are read in parallel and a read quorum need not wait for all of it.
+	Remote() bool
+	// Online says whether the device can be reached now (as far as this
+	// node knows).
+	Online() bool
 }
 
 // Config tunes the object layer.
@@ -413,7 +419,7 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 	ch := make(chan answer, len(devs))
 	pending := 0
 	for i, d := range devs {
-		if _, remote := d.(onlineDevice); d == nil || !remote {
+		if d == nil || !d.Remote() {
 			continue
 		}
 		pending++
@@ -426,7 +432,7 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 	// Local devices answer from pebble in microseconds: read them here
 	// while the network calls are under way.
 	for i, d := range devs {
-		if _, remote := d.(onlineDevice); d != nil && !remote {
+		if d != nil && !d.Remote() {
 			set.recs[i], set.raw[i], set.answered[i] = s.readRecord(d, key)
 		}
 	}

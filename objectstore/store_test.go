@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/metastore"
+	"github.com/strata-storage/strata/objectstore/devfault"
 	"github.com/strata-storage/strata/objectstore/shard"
 	"github.com/strata-storage/strata/ring"
 )
@@ -652,28 +653,14 @@ func TestFailedQuorumLeavesOldVersion(t *testing.T) {
 	}
 }
 
-// commitFailing is a device whose shard writes work but whose metadata
-// commits fail: the case where rollback must undo a partial commit.
-type commitFailing struct {
-	*shard.Store
-	fail bool
-}
-
-func (c *commitFailing) Commit(ctx context.Context, ops ...shard.Op) error {
-	if c.fail {
-		return errors.New("injected commit failure")
-	}
-	return c.Store.Commit(ctx, ops...)
-}
-
 func TestPartialCommitIsRolledBack(t *testing.T) {
 	ctx := context.Background()
 	ts := newTestStore(t, 2, 2, 4, 64<<10)
-	wrapped := make([]*commitFailing, 4)
+	// Shard writes work on every device; the metadata commits of two fail.
+	inj := devfault.New()
 	ts.editDevices(t, func(d []Device) {
 		for i := range d {
-			wrapped[i] = &commitFailing{Store: d[i].(*shard.Store)}
-			d[i] = wrapped[i]
+			d[i] = inj.Wrap(d[i])
 		}
 	})
 	v1 := randBytes(300000)
@@ -684,14 +671,14 @@ func TestPartialCommitIsRolledBack(t *testing.T) {
 	p1 := randBytes(200000)
 	e1, _ := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(p1), int64(len(p1)), nil, nil)
 
-	wrapped[1].fail, wrapped[3].fail = true, true
+	failing := inj.Add(devfault.Rule{Ops: []devfault.Op{devfault.Commit}, Devices: []string{ts.devs[1].Name(), ts.devs[3].Name()}})
 	if _, err := ts.PutObject(ctx, "bucket", "k", bytes.NewReader(randBytes(300000)), 300000, PutOptions{}); !errors.Is(err, ErrWriteQuorum) {
 		t.Fatalf("streamed overwrite committed on 2 of 4: %v", err)
 	}
 	if _, err := ts.UploadPart(ctx, "bucket", "mp", id, 1, bytes.NewReader(randBytes(200000)), 200000, nil, nil); !errors.Is(err, ErrWriteQuorum) {
 		t.Fatalf("part re-upload committed on 2 of 4: %v", err)
 	}
-	wrapped[1].fail, wrapped[3].fail = false, false
+	failing()
 	// Even with the two devices that did commit offline, the old version
 	// and the old part read back: their records were restored and their
 	// shards never freed.

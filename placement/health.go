@@ -27,10 +27,7 @@ func (pl *Controller) Health(w http.ResponseWriter, _ *http.Request) {
 	var fullDevs []string
 	local := pl.devs.Snapshot()
 	for i, d := range pl.DevicesFor(r) {
-		up := d != nil
-		if o, ok := d.(interface{ Online() bool }); ok && up {
-			up = o.Online()
-		}
+		up := d != nil && d.Online()
 		full := false
 		ld, isLocal := local[r.Devices[i].ID]
 		if ld.Space != nil {

@@ -410,6 +410,12 @@ func (s *Store) sync() error {
 	return s.syncErr
 }
 
+// Remote is false: a shard store is this node's own.
+func (s *Store) Remote() bool { return false }
+
+// Online is true: a store that is open serves.
+func (s *Store) Online() bool { return true }
+
 // StreamWriter appends one shard stream: a local Writer, or a stream to a
 // device on another node.
 type StreamWriter interface {
