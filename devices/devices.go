@@ -40,6 +40,10 @@ type Config struct {
 	Meta     *metastore.Mirrored
 	Registry prometheus.Registerer
 	Log      *slog.Logger
+	// WrapVolume, if set, stands between each device's chunk volume and
+	// its shard store: the seam a test injects volume faults at (a
+	// blockpool.FaultVolume), as pebble's errorfs does for files.
+	WrapVolume func(device string, v blockpool.Volume) blockpool.Volume
 }
 
 // Device is what a reader sees of one local device.
@@ -161,13 +165,17 @@ func (s *Set) open(d ring.Device) error {
 	}
 	l := &local{name: d.Name, pool: pool}
 	s.devs[d.ID] = l
-	vol, err := pool.Open("chunk")
+	fv, err := pool.Open("chunk")
 	if errors.Is(err, blockpool.ErrNoSuchVolume) {
-		vol, err = pool.Create("chunk", s.cfg.ChunkVolume)
+		fv, err = pool.Create("chunk", s.cfg.ChunkVolume)
 	}
 	if err != nil {
 		s.offline(l, "cannot open its chunk volume", err)
 		return nil
+	}
+	var vol blockpool.Volume = fv
+	if s.cfg.WrapVolume != nil {
+		vol = s.cfg.WrapVolume(d.Name, vol)
 	}
 	db, err := s.openDB(d, pool)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/strata-storage/strata/admin"
+	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/blockpool/blockserve"
 	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/claims/bind"
@@ -104,6 +105,9 @@ type Config struct {
 	// Halt, if set, lets the admin API stop this process at once (a
 	// drill's rack failure, on test clusters).
 	Halt func()
+	// WrapVolume, if set, wraps each device's chunk volume (the fault
+	// injection seam of in-process tests; see devices.Config).
+	WrapVolume func(device string, v blockpool.Volume) blockpool.Volume
 }
 
 // DefaultConfig is the embedded default.
@@ -290,7 +294,7 @@ func (n *Node) layout() placement.Layout {
 
 // openDevices opens this node's devices of the ring.
 func (n *Node) openDevices() error {
-	n.devs = devices.New(devices.Config{DataDir: n.cfg.DataDir, Node: n.cfg.NodeName, ChunkVolume: n.cfg.ChunkVolume, Reserve: n.cfg.DiskReserve, Meta: n.db, Registry: n.Registry, Log: n.log})
+	n.devs = devices.New(devices.Config{DataDir: n.cfg.DataDir, Node: n.cfg.NodeName, ChunkVolume: n.cfg.ChunkVolume, Reserve: n.cfg.DiskReserve, Meta: n.db, Registry: n.Registry, Log: n.log, WrapVolume: n.cfg.WrapVolume})
 	n.place = placement.New(placement.Config{
 		Node: n.cfg.NodeName, DataDir: n.cfg.DataDir, Etcd: n.etcd, Peers: n.peers, Devices: n.devs, Jobs: n.claimMeta("rebalance"),
 		RebalanceLimit: n.cfg.RebalanceLimit, RebalanceConcurrency: n.cfg.RebalanceConcurrency, RebalanceTakeover: n.cfg.RebalanceTakeover,
