@@ -27,7 +27,7 @@ func BenchmarkRemoteReadBlock(b *testing.B) {
 			if remote {
 				dev = rd
 			}
-			w := rd.NewWriter(256 << 10)
+			w := rd.NewWriter(context.Background(), 256<<10)
 			if err := w.Append(make([]byte, shard.HeaderSize+256<<10)); err != nil {
 				b.Fatal(err)
 			}

@@ -79,8 +79,8 @@ func (d *RemoteDevice) ReadBlock(ctx context.Context, loc *shard.Locator, i int,
 }
 
 // Free releases a stream's space on the peer.
-func (d *RemoteDevice) Free(loc shard.Locator) error {
-	_, err := d.peer.call(context.Background(), d.path("free"), locBody(nil, &loc))
+func (d *RemoteDevice) Free(ctx context.Context, loc shard.Locator) error {
+	_, err := d.peer.call(ctx, d.path("free"), locBody(nil, &loc))
 	return err
 }
 
@@ -95,13 +95,13 @@ func (d *RemoteDevice) Commit(ctx context.Context, ops ...shard.Op) error {
 }
 
 // Get returns the record under key, or metastore.ErrNotFound.
-func (d *RemoteDevice) Get(key []byte) ([]byte, error) {
-	return d.peer.call(context.Background(), d.path("get"), bytes.Clone(key))
+func (d *RemoteDevice) Get(ctx context.Context, key []byte) ([]byte, error) {
+	return d.peer.call(ctx, d.path("get"), bytes.Clone(key))
 }
 
 // DeleteRange removes the records with keys in [lower, upper).
-func (d *RemoteDevice) DeleteRange(lower, upper []byte) error {
-	_, err := d.peer.call(context.Background(), d.path("deleterange"), appendBytes(appendBytes(nil, lower), upper))
+func (d *RemoteDevice) DeleteRange(ctx context.Context, lower, upper []byte) error {
+	_, err := d.peer.call(ctx, d.path("deleterange"), appendBytes(appendBytes(nil, lower), upper))
 	return err
 }
 
@@ -112,8 +112,8 @@ func (d *RemoteDevice) RebuildFreeSpace(func(yield func(*shard.Locator)) error) 
 const listPage = 256
 
 // Iter pages through the peer's records in [lower, upper).
-func (d *RemoteDevice) Iter(lower, upper []byte) (shard.RecordIter, error) {
-	it := &remoteIter{d: d, lower: bytes.Clone(lower), upper: bytes.Clone(upper)}
+func (d *RemoteDevice) Iter(ctx context.Context, lower, upper []byte) (shard.RecordIter, error) {
+	it := &remoteIter{ctx: ctx, d: d, lower: bytes.Clone(lower), upper: bytes.Clone(upper)}
 	if err := it.fetch(it.lower); err != nil {
 		return nil, err
 	}
@@ -121,6 +121,7 @@ func (d *RemoteDevice) Iter(lower, upper []byte) (shard.RecordIter, error) {
 }
 
 type remoteIter struct {
+	ctx          context.Context // of the walk: every page is fetched under it
 	d            *RemoteDevice
 	lower, upper []byte
 	keys, vals   [][]byte
@@ -132,7 +133,7 @@ type remoteIter struct {
 func (it *remoteIter) fetch(from []byte) error {
 	body := appendBytes(appendBytes(nil, from), it.upper)
 	body = binary.AppendUvarint(body, listPage)
-	out, err := it.d.peer.call(context.Background(), it.d.path("list"), body)
+	out, err := it.d.peer.call(it.ctx, it.d.path("list"), body)
 	if err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ var errStreamTimeout = errors.New("cluster: shard stream timed out")
 // NewWriter opens a shard stream on the peer. The HTTP request runs in the
 // background, fed through a pipe; every Append is bounded by the block
 // timeout, so a frozen peer fails the stream instead of stalling the PUT.
-func (d *RemoteDevice) NewWriter(sizeHint int64) shard.StreamWriter {
+func (d *RemoteDevice) NewWriter(ctx context.Context, sizeHint int64) shard.StreamWriter {
 	w := &remoteWriter{d: d, done: make(chan struct{})}
 	p := d.peer
 	if !p.Up() {
@@ -200,7 +201,7 @@ func (d *RemoteDevice) NewWriter(sizeHint int64) shard.StreamWriter {
 		return w
 	}
 	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	w.pw, w.cancel = pw, cancel
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url(d.path("stream")+"?hint="+strconv.FormatInt(sizeHint, 10)), pr)
 	if err != nil {

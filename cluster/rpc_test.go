@@ -175,7 +175,7 @@ func TestRPCReplayIsRefused(t *testing.T) {
 	if got := send(evil); got != http.StatusUnauthorized {
 		t.Fatalf("replayed with another body: %d", got)
 	}
-	if _, err := st.Get([]byte("victim")); err != nil {
+	if _, err := st.Get(ctx, []byte("victim")); err != nil {
 		t.Fatalf("the victim's record: %v", err)
 	}
 	// A fresh nonce does not help without the secret: the MAC covers it.
@@ -312,7 +312,7 @@ func TestRemoteDeviceRoundTrip(t *testing.T) {
 
 	// A shard stream of three blocks, the last one short.
 	blocks := [][]byte{bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000), []byte("tail")}
-	w := d.NewWriter(2004)
+	w := d.NewWriter(context.Background(), 2004)
 	for _, b := range blocks {
 		if err := w.Append(append(make([]byte, shard.HeaderSize), b...)); err != nil {
 			t.Fatal(err)
@@ -355,13 +355,13 @@ func TestRemoteDeviceRoundTrip(t *testing.T) {
 	if err := d.Commit(context.Background(), shard.Op{Key: []byte("new"), Delete: true, Check: true, Expect: []byte("x")}); err != nil {
 		t.Fatalf("conditional delete: %v", err)
 	}
-	if v, err := d.Get([]byte("k0042")); err != nil || string(v) != "42" {
+	if v, err := d.Get(context.Background(), []byte("k0042")); err != nil || string(v) != "42" {
 		t.Fatalf("get: %q %v", v, err)
 	}
-	if _, err := d.Get([]byte("nope")); !errors.Is(err, metastore.ErrNotFound) {
+	if _, err := d.Get(context.Background(), []byte("nope")); !errors.Is(err, metastore.ErrNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}
-	it, err := d.Iter([]byte("k0100"), []byte("k0500"))
+	it, err := d.Iter(context.Background(), []byte("k0100"), []byte("k0500"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,18 +375,18 @@ func TestRemoteDeviceRoundTrip(t *testing.T) {
 	if count != 400 || it.Close() != nil {
 		t.Fatalf("listed %d of 400", count)
 	}
-	it, _ = d.Iter(nil, nil)
+	it, _ = d.Iter(context.Background(), nil, nil)
 	it.SeekGE([]byte("k0598"))
 	if !it.Valid() || string(it.Key()) != "k0598" {
 		t.Fatal("seek")
 	}
-	if err := d.DeleteRange([]byte("k0000"), []byte("k0300")); err != nil {
+	if err := d.DeleteRange(context.Background(), []byte("k0000"), []byte("k0300")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Get([]byte("k0299")); !errors.Is(err, metastore.ErrNotFound) {
+	if _, err := d.Get(context.Background(), []byte("k0299")); !errors.Is(err, metastore.ErrNotFound) {
 		t.Fatalf("deleted range: %v", err)
 	}
-	if err := d.Free(loc); err != nil {
+	if err := d.Free(context.Background(), loc); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.ReadBlock(context.Background(), &loc, 0, make([]byte, shard.HeaderSize+1000)); !errors.Is(err, shard.ErrCorrupt) {
@@ -402,7 +402,7 @@ func TestRemoteStreamAbort(t *testing.T) {
 	defer tr.Close()
 	d := tr.NewPeer("n2", srv.Listener.Addr().String()).Device(7, "disk0")
 	before := local.Head()
-	w := d.NewWriter(1 << 20)
+	w := d.NewWriter(context.Background(), 1<<20)
 	if err := w.Append(append(make([]byte, shard.HeaderSize), make([]byte, 4096)...)); err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +411,7 @@ func TestRemoteStreamAbort(t *testing.T) {
 		t.Fatal("finish after abort succeeded")
 	}
 	// The space comes back: the next stream reuses it.
-	w = d.NewWriter(4096)
+	w = d.NewWriter(context.Background(), 4096)
 	if err := w.Append(append(make([]byte, shard.HeaderSize), make([]byte, 4096)...)); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestFrozenPeerIsBoundedAndSkipped(t *testing.T) {
 	d := p.Device(1, "disk0")
 
 	start := time.Now()
-	if _, err := d.Get([]byte("k")); !errors.Is(err, shard.ErrOffline) {
+	if _, err := d.Get(context.Background(), []byte("k")); !errors.Is(err, shard.ErrOffline) {
 		t.Fatalf("get from a frozen peer: %v", err)
 	}
 	if took := time.Since(start); took > 2*testTimeouts().Call {
@@ -452,10 +452,10 @@ func TestFrozenPeerIsBoundedAndSkipped(t *testing.T) {
 		t.Fatal("peer still up after a timeout")
 	}
 	start = time.Now()
-	if _, err := d.Get([]byte("k")); !errors.Is(err, shard.ErrOffline) || time.Since(start) > 50*time.Millisecond {
+	if _, err := d.Get(context.Background(), []byte("k")); !errors.Is(err, shard.ErrOffline) || time.Since(start) > 50*time.Millisecond {
 		t.Fatalf("a down peer was not skipped at once: %v after %v", err, time.Since(start))
 	}
-	w := d.NewWriter(100)
+	w := d.NewWriter(context.Background(), 100)
 	if err := w.Append(make([]byte, shard.HeaderSize+10)); !errors.Is(err, shard.ErrOffline) {
 		t.Fatalf("stream to a down peer: %v", err)
 	}
@@ -463,7 +463,7 @@ func TestFrozenPeerIsBoundedAndSkipped(t *testing.T) {
 	// A stream already open when the peer froze fails within the block
 	// and finish timeouts rather than hanging the PUT.
 	p2 := tr.NewPeer("n4", frozen.Listener.Addr().String())
-	w = p2.Device(1, "disk0").NewWriter(64 << 20)
+	w = p2.Device(1, "disk0").NewWriter(context.Background(), 64<<20)
 	start = time.Now()
 	var err error
 	for i := 0; i < 64 && err == nil; i++ {
@@ -500,7 +500,7 @@ func TestRemoteReadIsCancelledWithItsCaller(t *testing.T) {
 	defer srv.Close()
 	p := probedPeer(t, srv)
 	d := p.Device(7, "disk0")
-	w := d.NewWriter(1000)
+	w := d.NewWriter(context.Background(), 1000)
 	if err := w.Append(append(make([]byte, shard.HeaderSize), bytes.Repeat([]byte("x"), 1000)...)); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -253,7 +254,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad locator", http.StatusBadRequest)
 			return
 		}
-		if err := st.Free(loc); err != nil {
+		if err := st.Free(r.Context(), loc); err != nil {
 			writeErr(w, err)
 		}
 	case "commit":
@@ -270,7 +271,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, err)
 		}
 	case "get":
-		v, err := st.Get(body)
+		v, err := st.Get(r.Context(), body)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -278,14 +279,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(v)))
 		w.Write(v)
 	case "list":
-		s.list(w, st, d)
+		s.list(r.Context(), w, st, d)
 	case "deleterange":
 		lower, upper := d.bytes(), d.bytes()
 		if d.err != nil {
 			http.Error(w, d.err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := st.DeleteRange(lower, upper); err != nil {
+		if err := st.DeleteRange(r.Context(), lower, upper); err != nil {
 			writeErr(w, err)
 		}
 	default:
@@ -296,7 +297,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // list answers one page: lower, upper (empty = end of the records), a
 // limit; the answer is a count of entries, key and value each, then a
 // byte saying whether more follow.
-func (s *Server) list(w http.ResponseWriter, st *shard.Store, d *decoder) {
+func (s *Server) list(ctx context.Context, w http.ResponseWriter, st *shard.Store, d *decoder) {
 	lower, upper, limit := d.bytes(), d.bytes(), d.uvarint()
 	if d.err != nil {
 		http.Error(w, d.err.Error(), http.StatusBadRequest)
@@ -306,7 +307,7 @@ func (s *Server) list(w http.ResponseWriter, st *shard.Store, d *decoder) {
 		upper = nil
 	}
 	limit = min(max(limit, 1), maxListPage)
-	it, err := st.Iter(lower, upper)
+	it, err := st.Iter(ctx, lower, upper)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -337,7 +338,7 @@ func (s *Server) list(w http.ResponseWriter, st *shard.Store, d *decoder) {
 // before its MAC holds, and the final (empty) frame has one too.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *shard.Store, mac *frameMAC) {
 	hint, _ := strconv.ParseInt(r.URL.Query().Get("hint"), 10, 64)
-	sw := st.NewWriter(hint)
+	sw := st.NewWriter(r.Context(), hint)
 	var lenBuf [4]byte
 	var sum [macSize]byte
 	var rec []byte

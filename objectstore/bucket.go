@@ -273,7 +273,7 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	for _, lower := range [][]byte{objectKey(name, ""), noncurrentPrefix(name, "")[:len(name)+2]} {
 		for _, d := range s.allDevices() {
 			if d != nil {
-				if err := d.DeleteRange(lower, append(lower[:len(lower)-1:len(lower)-1], 1)); err != nil {
+				if err := d.DeleteRange(ctx, lower, append(lower[:len(lower)-1:len(lower)-1], 1)); err != nil {
 					s.log.Warn("clear deleted bucket's records", "bucket", name, "device", d.Name(), "err", err)
 				}
 			}

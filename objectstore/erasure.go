@@ -96,7 +96,7 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 		if d == nil {
 			continue
 		}
-		dw := &devWriter{w: d.NewWriter(hint), ch: make(chan *blockJob, prefetchBlocks), done: make(chan struct{})}
+		dw := &devWriter{w: d.NewWriter(ctx, hint), ch: make(chan *blockJob, prefetchBlocks), done: make(chan struct{})}
 		writers[i] = dw
 		go func(i int) {
 			defer close(dw.done)
@@ -258,7 +258,7 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 func (s *Store) freeSet(devs []Device, set *shardSet) {
 	for i, ok := range set.ok {
 		if ok {
-			devs[i].Free(set.locs[i])
+			devs[i].Free(context.Background(), set.locs[i])
 		}
 	}
 }

@@ -46,8 +46,8 @@ func (s *Store) open(ctx context.Context, bucket, key string, hold bool) (*Objec
 		lock, unlock = mu.Lock, mu.Unlock
 	}
 	lock()
-	set := s.readSet(devs, okey)
-	devs = s.withSources(bucket, key, okey, devs, set)
+	set := s.readSet(ctx, devs, okey)
+	devs = s.withSources(ctx, bucket, key, okey, devs, set)
 	recs, answered := set.recs, set.answered
 	best = quorumRecord(recs)
 	if best >= 0 && hold {

@@ -220,7 +220,7 @@ func (s *Store) rebuildStreams(ctx context.Context, o *Object, targets []int, re
 	}()
 	for pi, p := range o.ref.Parts {
 		for _, i := range targets {
-			writers[i] = o.devs[i].NewWriter(int64(shardLen(int(min(p.Size, int64(s.cfg.BlockSize))), o.ref.K)) * ((p.Size + int64(s.cfg.BlockSize) - 1) / int64(s.cfg.BlockSize)))
+			writers[i] = o.devs[i].NewWriter(ctx, int64(shardLen(int(min(p.Size, int64(s.cfg.BlockSize))), o.ref.K))*((p.Size+int64(s.cfg.BlockSize)-1)/int64(s.cfg.BlockSize)))
 		}
 		blocks := max((p.Size+int64(s.cfg.BlockSize)-1)/int64(s.cfg.BlockSize), 1)
 		for b := int64(0); b < blocks; b++ {
@@ -276,7 +276,7 @@ func (s *Store) commitHealed(ctx context.Context, o *Object, recs map[int]*Recor
 		}
 		return 0, err
 	}
-	set := s.readSet(o.devs, okey)
+	set := s.readSet(ctx, o.devs, okey)
 	cur := set.recs
 	if q := quorumRecord(cur); q < 0 || !cur[q].sameVersion(o.ref) {
 		mu()

@@ -35,14 +35,14 @@ type mergeIter struct {
 	n    int   // width of the record slice handed out
 }
 
-func (s *Store) newMergeIter(lower, upper []byte) (*mergeIter, error) {
+func (s *Store) newMergeIter(ctx context.Context, lower, upper []byte) (*mergeIter, error) {
 	devs := s.allDevices()
 	m := &mergeIter{n: len(devs)}
 	for i, d := range devs {
 		if d == nil {
 			continue
 		}
-		it, err := d.Iter(lower, upper)
+		it, err := d.Iter(ctx, lower, upper)
 		if err != nil {
 			// An unreachable device is left out like an offline one: keys
 			// still need a read quorum of agreeing records to be listed.
@@ -133,7 +133,7 @@ func (s *Store) bucketIter(ctx context.Context, bucket, prefix string, max int) 
 		return nil, nil
 	}
 	lower := objectKey(bucket, prefix)
-	return s.newMergeIter(lower, metastore.PrefixEnd(lower))
+	return s.newMergeIter(ctx, lower, metastore.PrefixEnd(lower))
 }
 
 // ListObjects lists a bucket in key order. Only objects with a read quorum

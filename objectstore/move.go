@@ -51,7 +51,7 @@ func (s *Store) Moving() bool { return len(s.current.Load().sources) > 0 }
 // whose target device holds no record of key (or did not answer) with the
 // record the source's device for that slot holds. It returns the devices
 // to read each slot from (devs itself when nothing was filled).
-func (s *Store) withSources(bucket, key string, rkey []byte, devs []Device, set recordSet) []Device {
+func (s *Store) withSources(ctx context.Context, bucket, key string, rkey []byte, devs []Device, set recordSet) []Device {
 	l := s.current.Load()
 	if len(l.sources) == 0 {
 		return devs
@@ -68,7 +68,7 @@ func (s *Store) withSources(bucket, key string, rkey []byte, devs []Device, set 
 			if sd == nil || sd == out[i] || !online(sd) {
 				continue
 			}
-			r, raw, ok := s.readRecord(sd, rkey)
+			r, raw, ok := s.readRecord(ctx, sd, rkey)
 			if !ok || r == nil || r.ShardIndex != i {
 				continue
 			}
@@ -196,10 +196,10 @@ func (sc *RecordScanner) Decode(key, raw []byte) (DeviceRecord, bool) {
 // placementOf returns the target ring's devices for bucket/key, with a
 // source's device for slots the target lacks, and the record set of rkey
 // read from them.
-func (s *Store) placementOf(bucket, key string, rkey []byte) ([]Device, []Device, recordSet) {
+func (s *Store) placementOf(ctx context.Context, bucket, key string, rkey []byte) ([]Device, []Device, recordSet) {
 	place := s.placement(bucket, key)
-	set := s.readSet(place, rkey)
-	return place, s.withSources(bucket, key, rkey, place, set), set
+	set := s.readSet(ctx, place, rkey)
+	return place, s.withSources(ctx, bucket, key, rkey, place, set), set
 }
 
 // agreed reports whether dr is a record of the version of its key that
@@ -234,12 +234,12 @@ func (s *Store) MoveRecord(ctx context.Context, dr DeviceRecord, i int, src, dst
 	if !online(dst) {
 		return MoveDeferred, 0, fmt.Errorf("device %s: %w", dst.Name(), shard.ErrOffline)
 	}
-	place, _, set := s.placementOf(dr.Bucket, dr.Object, dr.Key)
+	place, _, set := s.placementOf(ctx, dr.Bucket, dr.Object, dr.Key)
 	if i >= len(place) || place[i] != dst {
 		return MoveDeferred, 0, fmt.Errorf("device %s is not slot %d of %s in the ring in force", dst.Name(), i, recordName(dr.Key, dr.Rec))
 	}
 	// The target's own record (set may hold the source's in its slot).
-	have, _, ok := s.readRecord(dst, dr.Key)
+	have, _, ok := s.readRecord(ctx, dst, dr.Key)
 	if !ok {
 		return MoveDeferred, 0, fmt.Errorf("device %s did not answer", dst.Name())
 	}
@@ -268,8 +268,8 @@ func (s *Store) MoveRecord(ctx context.Context, dr DeviceRecord, i int, src, dst
 		return MoveDeferred, 0, err
 	}
 	defer unlock()
-	_, _, now := s.placementOf(dr.Bucket, dr.Object, dr.Key)
-	old, oldRaw, answered := s.readRecord(dst, dr.Key)
+	_, _, now := s.placementOf(ctx, dr.Bucket, dr.Object, dr.Key)
+	old, oldRaw, answered := s.readRecord(ctx, dst, dr.Key)
 	if ok, decided := s.agreed(dr, now); !ok || !decided || !answered {
 		s.freeRecordShards(dst, copied)
 		return MoveDeferred, 0, nil // overwritten or deleted meanwhile: decide again
@@ -318,7 +318,7 @@ func (s *Store) copyRecord(ctx context.Context, rec *Record, src, dst Device, op
 	fail := func(err error) (*Record, int64, error) {
 		for _, p := range out.Parts[:done] {
 			if !p.Missing {
-				dst.Free(p.Loc)
+				dst.Free(context.WithoutCancel(ctx), p.Loc)
 			}
 		}
 		return nil, 0, err
@@ -332,7 +332,7 @@ func (s *Store) copyRecord(ctx context.Context, rec *Record, src, dst Device, op
 		if !src.Holds(&p.Loc) {
 			return fail(fmt.Errorf("device %s: %w (its volume was replaced)", src.Name(), shard.ErrMissing))
 		}
-		w := dst.NewWriter(p.Loc.Size())
+		w := dst.NewWriter(ctx, p.Loc.Size())
 		for b := 0; b < p.Loc.Blocks(); b++ {
 			size := shard.HeaderSize + p.Loc.DataLen(b)
 			if cap(buf) < size {
@@ -421,13 +421,13 @@ func (s *Store) dropSourceLocked(ctx context.Context, dr DeviceRecord, src Devic
 // version dr belongs to (dr is any surviving shard's record) whose target
 // devices lack them; shards lists the slots to rebuild.
 func (s *Store) RebuildRecord(ctx context.Context, dr DeviceRecord, shards []int, opt MoveOptions) (MoveOutcome, int64, error) {
-	place, _, set := s.placementOf(dr.Bucket, dr.Object, dr.Key)
+	place, _, set := s.placementOf(ctx, dr.Bucket, dr.Object, dr.Key)
 	var need []int
 	for _, i := range shards {
 		if i < 0 || i >= len(place) || place[i] == nil {
 			continue
 		}
-		r, _, ok := s.readRecord(place[i], dr.Key)
+		r, _, ok := s.readRecord(ctx, place[i], dr.Key)
 		if !ok || !online(place[i]) {
 			return MoveDeferred, 0, fmt.Errorf("device %s did not answer", deviceName(place[i]))
 		}

@@ -105,7 +105,7 @@ func (s *Store) getUpload(ctx context.Context, bucket, key, uploadID string) ([]
 		return nil, nil, ErrNoSuchUpload
 	}
 	devs := s.placement(bucket, key)
-	recs := s.readRecords(devs, uploadKey(bucket, key, uploadID))
+	recs := s.readRecords(ctx, devs, uploadKey(bucket, key, uploadID))
 	i := quorumRecord(recs)
 	if i < 0 {
 		return nil, nil, ErrNoSuchUpload
@@ -151,7 +151,7 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 		s.freeSet(devs, set)
 		return "", err
 	}
-	old := s.readRecords(devs, pkey)
+	old := s.readRecords(ctx, devs, pkey)
 	recs := make([]*Record, len(devs))
 	errs := commitEach(ctx, devs, func(i int, d Device) error {
 		if !set.ok[i] {
@@ -188,14 +188,14 @@ func (s *Store) UploadPart(ctx context.Context, bucket, key, uploadID string, nu
 
 // partRecords reads every part record of an upload on every device:
 // result[partNumber][device].
-func (s *Store) partRecords(devs []Device, uploadID string) map[int][]*Record {
+func (s *Store) partRecords(ctx context.Context, devs []Device, uploadID string) map[int][]*Record {
 	out := map[int][]*Record{}
 	prefix := partPrefix(uploadID)
 	for i, d := range devs {
 		if d == nil {
 			continue
 		}
-		it, err := d.Iter(prefix, metastore.PrefixEnd(prefix))
+		it, err := d.Iter(ctx, prefix, metastore.PrefixEnd(prefix))
 		if err != nil {
 			continue
 		}
@@ -232,7 +232,7 @@ func (s *Store) ListParts(ctx context.Context, bucket, key, uploadID string, par
 	if err != nil {
 		return nil, false, err
 	}
-	all := s.partRecords(devs, uploadID)
+	all := s.partRecords(ctx, devs, uploadID)
 	var out []PartInfo
 	for n := partMarker + 1; n <= MaxPartNumber; n++ {
 		recs, ok := all[n]
@@ -262,7 +262,7 @@ func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	all := s.partRecords(devs, uploadID)
+	all := s.partRecords(ctx, devs, uploadID)
 	chosen := make([]*Record, len(parts))
 	md := md5.New()
 	var size int64
@@ -318,7 +318,7 @@ func (s *Store) CompleteUpload(ctx context.Context, bucket, key, uploadID string
 		recs[i] = &r
 	}
 	ukey := uploadKey(bucket, key, uploadID)
-	upRecs := s.readRecords(devs, ukey)
+	upRecs := s.readRecords(ctx, devs, ukey)
 	plan := commitPlan{
 		// The upload and its part records go with the commit...
 		extra: func(i int) []shard.Op {
@@ -378,7 +378,7 @@ func (s *Store) AbortUpload(ctx context.Context, bucket, key, uploadID string) e
 	if err != nil {
 		return err
 	}
-	all := s.partRecords(devs, uploadID)
+	all := s.partRecords(ctx, devs, uploadID)
 	ukey := uploadKey(bucket, key, uploadID)
 	n, cerr := commitAll(ctx, devs, func(i int, d Device) error {
 		ops := []shard.Op{{Key: ukey, Delete: true}}
@@ -409,7 +409,7 @@ func (s *Store) ListUploads(ctx context.Context, bucket string, max int) ([]Uplo
 		return nil, err
 	}
 	lower := append(append([]byte{nsUpload}, bucket...), 0)
-	it, err := s.newMergeIter(lower, metastore.PrefixEnd(lower))
+	it, err := s.newMergeIter(ctx, lower, metastore.PrefixEnd(lower))
 	if err != nil {
 		return nil, err
 	}

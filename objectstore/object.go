@@ -169,7 +169,7 @@ func (s *Store) putStreaming(ctx context.Context, bucket, key string, devs []Dev
 	if stuck, err := s.commitObject(ctx, bucket, key, devs, recs, commitPlan{}); err != nil {
 		for i, ok := range set.ok {
 			if ok && (stuck == nil || !stuck[i]) {
-				devs[i].Free(set.locs[i])
+				devs[i].Free(context.WithoutCancel(ctx), set.locs[i]) // cleanup is not called off with the request
 			}
 		}
 		return ObjectInfo{}, err
@@ -197,7 +197,7 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 	if err != nil {
 		return nil, err
 	}
-	set := s.readSet(devs, okey)
+	set := s.readSet(ctx, devs, okey)
 	old := set.recs
 	if cond := firstRecord(recs).precondition; cond != nil {
 		var cur *ObjectInfo
@@ -210,7 +210,7 @@ func (s *Store) commitObject(ctx context.Context, bucket, key string, devs []Dev
 			return nil, err
 		}
 	}
-	vp := s.planVersions(bucket, key, devs, old, firstRecord(recs))
+	vp := s.planVersions(ctx, bucket, key, devs, old, firstRecord(recs))
 	newRaw := make([][]byte, len(devs))
 	errs := commitEach(ctx, devs, func(i int, d Device) error {
 		if recs[i] == nil {
@@ -356,7 +356,7 @@ func (s *Store) updateMetaVersion(ctx context.Context, bucket, key, apiVid strin
 		keys = append(keys, noncurrentKey(bucket, key, normVersion(apiVid)))
 	}
 	for _, k := range keys {
-		set := s.readSet(devs, k)
+		set := s.readSet(ctx, devs, k)
 		recs := set.recs
 		q := quorumRecord(recs)
 		if q < 0 || apiVid != "" && recs[q].VersionID != normVersion(apiVid) {
@@ -412,7 +412,7 @@ func (s *Store) deleteUnversioned(ctx context.Context, bucket, key string) error
 	if err != nil {
 		return err
 	}
-	set := s.readSet(devs, okey)
+	set := s.readSet(ctx, devs, okey)
 	old := set.recs
 	n, err := commitAll(ctx, devs, func(i int, d Device) error {
 		if set.raw[i] == nil && set.answered[i] {

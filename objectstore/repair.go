@@ -141,7 +141,7 @@ func (s *Store) RepairObject(ctx context.Context, bucket, key string) (RepairRep
 	rep := RepairReport{Objects: 1}
 	devs := s.placement(bucket, key)
 	okey := objectKey(bucket, key)
-	set := s.readSet(devs, okey)
+	set := s.readSet(ctx, devs, okey)
 	recs := set.recs
 	q := quorumRecord(recs)
 	if q < 0 {
@@ -203,7 +203,7 @@ func (s *Store) dropLeftovers(ctx context.Context, bucket, key string, devs []De
 	}
 	defer unlock()
 	okey := objectKey(bucket, key)
-	set := s.readSet(devs, okey)
+	set := s.readSet(ctx, devs, okey)
 	count := map[[16]byte]int{}
 	for i, d := range devs {
 		if d == nil || !set.answered[i] || (set.raw[i] != nil && set.recs[i] == nil) {
@@ -239,7 +239,7 @@ func (s *Store) copyMarker(ctx context.Context, bucket, key string, devs []Devic
 		return 0, err
 	}
 	defer mu()
-	set := s.readSet(devs, okey)
+	set := s.readSet(ctx, devs, okey)
 	cur := set.recs
 	if q := quorumRecord(cur); q < 0 || !cur[q].sameVersion(ref) {
 		return 0, nil // changed meanwhile
@@ -305,7 +305,7 @@ func (s *Store) verifyBucket(ctx context.Context, l *layout, bucket string, repa
 		if d == nil || !online(d) {
 			continue // holds no slots (checked by verify)
 		}
-		it, err := d.Iter(lower, upper)
+		it, err := d.Iter(ctx, lower, upper)
 		if err != nil {
 			m.close() // the error of opening is the one to report
 			return rep, fmt.Errorf("device %s: %w", d.Name(), err)

@@ -56,7 +56,7 @@ const DefaultOrphanGrace = 24 * time.Hour
 // the key to resume from (nil when the device is done).
 func (s *Store) ScrubDevice(ctx context.Context, d Device, opt ScrubOptions) (ScrubStats, []byte, error) {
 	var st ScrubStats
-	it, err := d.Iter(opt.From, opt.To)
+	it, err := d.Iter(ctx, opt.From, opt.To)
 	if err != nil {
 		return st, opt.From, fmt.Errorf("scrub %s: %w", d.Name(), err)
 	}
@@ -239,7 +239,7 @@ func (s *Store) checkPlacement(ctx context.Context, d Device, key, raw []byte, r
 		return err
 	}
 	defer unlock()
-	if quorumRecord(s.readSet(s.placement(bucket, objKey), key).recs) < 0 {
+	if quorumRecord(s.readSet(ctx, s.placement(bucket, objKey), key).recs) < 0 {
 		s.log.Warn("scrub: misplaced record kept: its object has no quorum where the ring places it", "device", d.Name(), "object", bucket+"/"+objKey)
 		return nil
 	}

@@ -26,7 +26,7 @@ func (ts *testStore) rotRecord(t *testing.T, key string, recKey []byte, i int, r
 	t.Helper()
 	d := ts.placement("bucket", key)[i]
 	di := slices.Index(ts.devs, d)
-	raw, err := d.Get(recKey)
+	raw, err := d.Get(context.Background(), recKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestScrubCollectsMisplacedRecords(t *testing.T) {
 	if err != nil || rep.Missing != 1 || rep.Repaired != 1 || rep.Extra != 1 {
 		t.Fatalf("placement check: %+v %v", rep, err)
 	}
-	if _, err := old.Get(objectKey("bucket", "k")); err != nil {
+	if _, err := old.Get(ctx, objectKey("bucket", "k")); err != nil {
 		t.Fatal("the placement check removed the misplaced record at once")
 	}
 	st, _, err := ts.ScrubDevice(ctx, old, ScrubOptions{})
@@ -166,7 +166,7 @@ func TestScrubCollectsMisplacedRecords(t *testing.T) {
 	if err != nil || st.Misplaced != 1 || st.Collected != 1 {
 		t.Fatalf("after the grace: %+v %v", st, err)
 	}
-	if _, err := old.Get(objectKey("bucket", "k")); err == nil {
+	if _, err := old.Get(ctx, objectKey("bucket", "k")); err == nil {
 		t.Fatal("the misplaced record is still there")
 	}
 	if got, err := readAll(t, ts.Store, "k", 0, -1); err != nil || !bytes.Equal(got, b) {

@@ -23,18 +23,21 @@ import (
 // shard.Store, or a device of another node reached over inter-node RPC.
 type Device interface {
 	Name() string
-	NewWriter(sizeHint int64) shard.StreamWriter
+	// NewWriter opens a shard stream; ctx ends a remote stream (the
+	// request it serves is gone) and every I/O call below takes the
+	// context of the request or worker it serves.
+	NewWriter(ctx context.Context, sizeHint int64) shard.StreamWriter
 	// ReadBlock reads and verifies one block; ctx ends a remote read when
 	// the request it serves is gone.
 	ReadBlock(ctx context.Context, loc *shard.Locator, i int, buf []byte) ([]byte, error)
 	// Holds reports whether the locator is of the device's current volume
 	// (false: the volume was replaced and the shard is gone).
 	Holds(loc *shard.Locator) bool
-	Free(loc shard.Locator) error
+	Free(ctx context.Context, loc shard.Locator) error
 	Commit(ctx context.Context, ops ...shard.Op) error
-	Get(key []byte) ([]byte, error)
-	Iter(lower, upper []byte) (shard.RecordIter, error)
-	DeleteRange(lower, upper []byte) error
+	Get(ctx context.Context, key []byte) ([]byte, error)
+	Iter(ctx context.Context, lower, upper []byte) (shard.RecordIter, error)
+	DeleteRange(ctx context.Context, lower, upper []byte) error
 	// RebuildFreeSpace recomputes reusable space from every locator the
 	// walk yields (all records of this device).
 	RebuildFreeSpace(walk func(yield func(*shard.Locator)) error) error
@@ -318,7 +321,7 @@ func objectKey(bucket, key string) []byte {
 // device: objects and uploaded parts. A record that cannot be decoded names
 // no space, so its shards become reusable; the record is useless anyway.
 func walkLocators(d Device, yield func(*shard.Locator)) error {
-	it, err := d.Iter(nil, nil)
+	it, err := d.Iter(context.Background(), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -381,7 +384,7 @@ func (s *Store) freeLater(id [16]byte, free func()) {
 func (s *Store) freeRecordShards(dev Device, rec *Record) {
 	for _, p := range rec.Parts {
 		if !p.Missing {
-			if err := dev.Free(p.Loc); err != nil {
+			if err := dev.Free(context.Background(), p.Loc); err != nil {
 				s.log.Warn("free shard", "device", dev.Name(), "err", err)
 			}
 		}
@@ -393,8 +396,8 @@ func (s *Store) freeRecordShards(dev Device, rec *Record) {
 // the hedge delay it stops waiting for up to M stragglers (a frozen node)
 // if the answers already hold a read quorum of the newest version seen;
 // otherwise it waits for every device (each bounded by its own timeout).
-func (s *Store) readRecords(devs []Device, key []byte) []*Record {
-	return s.readSet(devs, key).recs
+func (s *Store) readRecords(ctx context.Context, devs []Device, key []byte) []*Record {
+	return s.readSet(ctx, devs, key).recs
 }
 
 // recordSet is what every device of a placement holds under one key.
@@ -409,7 +412,7 @@ type recordSet struct {
 }
 
 // readSet reads the record under key from every device (see readRecords).
-func (s *Store) readSet(devs []Device, key []byte) recordSet {
+func (s *Store) readSet(ctx context.Context, devs []Device, key []byte) recordSet {
 	type answer struct {
 		i   int
 		r   *Record
@@ -424,7 +427,7 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 		}
 		pending++
 		go func() {
-			r, raw, ok := s.readRecord(d, key)
+			r, raw, ok := s.readRecord(ctx, d, key)
 			ch <- answer{i, r, raw, ok}
 		}()
 	}
@@ -433,7 +436,7 @@ func (s *Store) readSet(devs []Device, key []byte) recordSet {
 	// while the network calls are under way.
 	for i, d := range devs {
 		if d != nil && !d.Remote() {
-			set.recs[i], set.raw[i], set.answered[i] = s.readRecord(d, key)
+			set.recs[i], set.raw[i], set.answered[i] = s.readRecord(ctx, d, key)
 		}
 	}
 	var hedge <-chan time.Time
@@ -473,8 +476,8 @@ func settled(recs []*Record) bool {
 	return true
 }
 
-func (s *Store) readRecord(d Device, key []byte) (*Record, []byte, bool) {
-	b, err := d.Get(key)
+func (s *Store) readRecord(ctx context.Context, d Device, key []byte) (*Record, []byte, bool) {
+	b, err := d.Get(ctx, key)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return nil, nil, true
 	}

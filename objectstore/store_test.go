@@ -609,7 +609,7 @@ func TestFailedQuorumLeavesOldVersion(t *testing.T) {
 		ts.vols[0].FailSync(true)
 		ts.vols[1].FailSync(true)
 		for _, d := range ts.devs[:2] {
-			w := d.NewWriter(1)
+			w := d.NewWriter(ctx, 1)
 			w.Append(make([]byte, shard.HeaderSize+1))
 			w.Finish() // trips the sticky sync error
 		}
@@ -638,7 +638,7 @@ func TestFailedQuorumLeavesOldVersion(t *testing.T) {
 	}
 	ts.vols[3].FailSync(true)
 	for _, d := range ts.devs[2:] {
-		w := d.NewWriter(1)
+		w := d.NewWriter(ctx, 1)
 		w.Append(make([]byte, shard.HeaderSize+1))
 		w.Finish()
 	}

@@ -103,7 +103,7 @@ type versionPlan struct {
 	toFree2 []*Record              // a replaced noncurrent null version
 }
 
-func (s *Store) planVersions(bucket, key string, devs []Device, old []*Record, newRec *Record) versionPlan {
+func (s *Store) planVersions(ctx context.Context, bucket, key string, devs []Device, old []*Record, newRec *Record) versionPlan {
 	mode := s.versioning(bucket)
 	p := versionPlan{toFree: make([]*Record, len(devs)), toFree2: make([]*Record, len(devs))}
 	if mode == "" {
@@ -116,7 +116,7 @@ func (s *Store) planVersions(bucket, key string, devs []Device, old []*Record, n
 	}
 	var oldNull []*Record
 	if mode == "Suspended" {
-		oldNull = s.readRecords(devs, noncurrentKey(bucket, key, ""))
+		oldNull = s.readRecords(ctx, devs, noncurrentKey(bucket, key, ""))
 	}
 	keep := func(r *Record) bool { return mode == "Enabled" || r.VersionID != "" }
 	p.move = func(i int) []shard.Op {
@@ -152,9 +152,9 @@ func (s *Store) planVersions(bucket, key string, devs []Device, old []*Record, n
 
 // readVersion reads, on every device, the record of one version: the
 // current record if it is that version, else the noncurrent one.
-func (s *Store) readVersion(devs []Device, bucket, key, vid string) []*Record {
-	cur := s.readRecords(devs, objectKey(bucket, key))
-	nc := s.readRecords(devs, noncurrentKey(bucket, key, vid))
+func (s *Store) readVersion(ctx context.Context, devs []Device, bucket, key, vid string) []*Record {
+	cur := s.readRecords(ctx, devs, objectKey(bucket, key))
+	nc := s.readRecords(ctx, devs, noncurrentKey(bucket, key, vid))
 	for i := range cur {
 		if cur[i] == nil || cur[i].VersionID != vid {
 			cur[i] = nc[i]
@@ -166,7 +166,7 @@ func (s *Store) readVersion(devs []Device, bucket, key, vid string) []*Record {
 // versionFromSources fills the slots of recs that lack version vid from
 // the source rings of a rebalance under way (see withSources) and returns
 // the devices to read each slot from.
-func (s *Store) versionFromSources(bucket, key, vid string, devs []Device, recs []*Record) []Device {
+func (s *Store) versionFromSources(ctx context.Context, bucket, key, vid string, devs []Device, recs []*Record) []Device {
 	if !s.Moving() {
 		return devs
 	}
@@ -174,7 +174,7 @@ func (s *Store) versionFromSources(bucket, key, vid string, devs []Device, recs 
 	for _, rkey := range [][]byte{noncurrentKey(bucket, key, vid), objectKey(bucket, key)} {
 		set := recordSet{recs: make([]*Record, len(recs)), raw: make([][]byte, len(recs)), answered: make([]bool, len(recs))}
 		copy(set.recs, recs)
-		got := s.withSources(bucket, key, rkey, devs, set)
+		got := s.withSources(ctx, bucket, key, rkey, devs, set)
 		for i, r := range set.recs {
 			if recs[i] == nil && r != nil && r.VersionID == vid {
 				recs[i], out[i] = r, got[i]
@@ -219,8 +219,8 @@ func (s *Store) deleteVersion(ctx context.Context, bucket, key, apiVid string) (
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	cur := s.readRecords(devs, okey)
-	nc := s.readRecords(devs, nkey)
+	cur := s.readRecords(ctx, devs, okey)
+	nc := s.readRecords(ctx, devs, nkey)
 	removed := make([]*Record, len(devs))
 	res := DeleteResult{VersionID: apiVid}
 	errs := commitEach(ctx, devs, func(i int, d Device) error {
@@ -228,7 +228,7 @@ func (s *Store) deleteVersion(ctx context.Context, bucket, key, apiVid string) (
 		if r := cur[i]; r != nil && r.VersionID == vid {
 			removed[i] = r
 			ops = append(ops, shard.Op{Key: okey, Delete: true})
-			if next, err := s.newestNoncurrent(d, bucket, key, vid); err != nil {
+			if next, err := s.newestNoncurrent(ctx, d, bucket, key, vid); err != nil {
 				return err
 			} else if next != nil {
 				ops = append(ops, shard.Op{Key: okey, Value: next.MarshalBinary()}, shard.Op{Key: noncurrentKey(bucket, key, next.VersionID), Delete: true})
@@ -259,9 +259,9 @@ func (s *Store) deleteVersion(ctx context.Context, bucket, key, apiVid string) (
 
 // newestNoncurrent returns a device's newest noncurrent version of a key
 // other than skip (nil if none).
-func (s *Store) newestNoncurrent(d Device, bucket, key, skip string) (*Record, error) {
+func (s *Store) newestNoncurrent(ctx context.Context, d Device, bucket, key, skip string) (*Record, error) {
 	prefix := noncurrentPrefix(bucket, key)
-	it, err := d.Iter(prefix, metastore.PrefixEnd(prefix))
+	it, err := d.Iter(ctx, prefix, metastore.PrefixEnd(prefix))
 	if err != nil {
 		return nil, err
 	}
@@ -318,8 +318,8 @@ func (s *Store) openVersion(ctx context.Context, bucket, key, apiVid string, hol
 	devs := s.placement(bucket, key)
 	mu := s.keyLock(bucket, key)
 	mu.Lock()
-	recs := s.readVersion(devs, bucket, key, vid)
-	devs = s.versionFromSources(bucket, key, vid, devs, recs)
+	recs := s.readVersion(ctx, devs, bucket, key, vid)
+	devs = s.versionFromSources(ctx, bucket, key, vid, devs, recs)
 	best := quorumRecord(recs)
 	if best >= 0 && recs[best].VersionID == vid && hold && !recs[best].DeleteMarker {
 		s.acquireReader(recs[best].WriteID)
@@ -428,7 +428,7 @@ func (s *Store) ListObjectVersions(ctx context.Context, bucket string, opts Vers
 				continue
 			}
 		}
-		versions, err := s.keyVersions(bucket, key, cur)
+		versions, err := s.keyVersions(ctx, bucket, key, cur)
 		if err != nil {
 			return nil, err
 		}
@@ -454,12 +454,12 @@ func (s *Store) ListObjectVersions(ctx context.Context, bucket string, opts Vers
 
 // keyVersions returns a key's versions, current first, then noncurrent
 // newest first.
-func (s *Store) keyVersions(bucket, key string, cur *Record) ([]ObjectInfo, error) {
+func (s *Store) keyVersions(ctx context.Context, bucket, key string, cur *Record) ([]ObjectInfo, error) {
 	latest := infoOf(bucket, key, cur)
 	latest.IsLatest = true
 	out := []ObjectInfo{latest}
 	prefix := noncurrentPrefix(bucket, key)
-	it, err := s.newMergeIter(prefix, metastore.PrefixEnd(prefix))
+	it, err := s.newMergeIter(ctx, prefix, metastore.PrefixEnd(prefix))
 	if err != nil {
 		return nil, err
 	}

@@ -304,7 +304,7 @@ func (e *Executor) runUnit(ctx context.Context, ui int, u *Unit, devs *deviceSet
 		if cursor != nil {
 			// Parts are placed by their upload, whose record sorts
 			// earlier: read the uploads again before resuming past them.
-			if err := walk(walked, []byte("U"), minKey(cursor, []byte("V")), func(keys, vals [][]byte) bool {
+			if err := walk(ctx, walked, []byte("U"), minKey(cursor, []byte("V")), func(keys, vals [][]byte) bool {
 				for i := range keys {
 					sc.Decode(keys[i], vals[i])
 				}
@@ -363,9 +363,9 @@ func minKey(a, b []byte) []byte {
 
 // walk reads [from, to) of a device in batches, handing each to fn until
 // it returns false.
-func walk(d objectstore.Device, from, to []byte, fn func(keys, vals [][]byte) bool) error {
+func walk(ctx context.Context, d objectstore.Device, from, to []byte, fn func(keys, vals [][]byte) bool) error {
 	for {
-		it, err := d.Iter(from, to)
+		it, err := d.Iter(ctx, from, to)
 		if err != nil {
 			return fmt.Errorf("walk %s: %w", d.Name(), err)
 		}
@@ -395,7 +395,7 @@ func (e *Executor) pass(ctx context.Context, ui int, u *Unit, walked objectstore
 	e.mu.Lock()
 	from := e.prog.Units[ui].Cursor
 	e.mu.Unlock()
-	err = walk(walked, from, nil, func(keys, vals [][]byte) bool {
+	err = walk(ctx, walked, from, nil, func(keys, vals [][]byte) bool {
 		if e.waitRunning(ctx) != nil {
 			return false
 		}

@@ -205,14 +205,14 @@ func (in *Injector) wait(ctx context.Context, device string, r *Rule) error {
 // Inner is the device seam a Device wraps (objectstore.Device's methods).
 type Inner interface {
 	Name() string
-	NewWriter(sizeHint int64) shard.StreamWriter
+	NewWriter(ctx context.Context, sizeHint int64) shard.StreamWriter
 	ReadBlock(ctx context.Context, loc *shard.Locator, i int, buf []byte) ([]byte, error)
 	Holds(loc *shard.Locator) bool
-	Free(loc shard.Locator) error
+	Free(ctx context.Context, loc shard.Locator) error
 	Commit(ctx context.Context, ops ...shard.Op) error
-	Get(key []byte) ([]byte, error)
-	Iter(lower, upper []byte) (shard.RecordIter, error)
-	DeleteRange(lower, upper []byte) error
+	Get(ctx context.Context, key []byte) ([]byte, error)
+	Iter(ctx context.Context, lower, upper []byte) (shard.RecordIter, error)
+	DeleteRange(ctx context.Context, lower, upper []byte) error
 	RebuildFreeSpace(walk func(yield func(*shard.Locator)) error) error
 	Remote() bool
 	Online() bool
@@ -259,56 +259,57 @@ func (d *Device) Commit(ctx context.Context, ops ...shard.Op) error {
 	return d.Inner.Commit(ctx, ops...)
 }
 
-func (d *Device) Free(loc shard.Locator) error {
-	if _, _, err := d.fault(context.Background(), Free); err != nil {
+func (d *Device) Free(ctx context.Context, loc shard.Locator) error {
+	if _, _, err := d.fault(ctx, Free); err != nil {
 		return err
 	}
 	d.in.gate.RLock()
 	defer d.in.gate.RUnlock()
-	return d.Inner.Free(loc)
+	return d.Inner.Free(ctx, loc)
 }
 
-func (d *Device) Get(key []byte) ([]byte, error) {
-	if _, _, err := d.fault(context.Background(), Get); err != nil {
+func (d *Device) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if _, _, err := d.fault(ctx, Get); err != nil {
 		return nil, err
 	}
-	return d.Inner.Get(key)
+	return d.Inner.Get(ctx, key)
 }
 
-func (d *Device) DeleteRange(lower, upper []byte) error {
-	if _, _, err := d.fault(context.Background(), DeleteRange); err != nil {
+func (d *Device) DeleteRange(ctx context.Context, lower, upper []byte) error {
+	if _, _, err := d.fault(ctx, DeleteRange); err != nil {
 		return err
 	}
 	d.in.gate.RLock()
 	defer d.in.gate.RUnlock()
-	return d.Inner.DeleteRange(lower, upper)
+	return d.Inner.DeleteRange(ctx, lower, upper)
 }
 
-func (d *Device) Iter(lower, upper []byte) (shard.RecordIter, error) {
-	_, cut, err := d.fault(context.Background(), Iter)
+func (d *Device) Iter(ctx context.Context, lower, upper []byte) (shard.RecordIter, error) {
+	_, cut, err := d.fault(ctx, Iter)
 	if err != nil {
 		return nil, err
 	}
-	it, err := d.Inner.Iter(lower, upper)
+	it, err := d.Inner.Iter(ctx, lower, upper)
 	if err != nil || cut == nil {
 		return it, err
 	}
 	return &cutIter{RecordIter: it, left: cut.Cut, lie: cut.Lie}, nil
 }
 
-func (d *Device) NewWriter(sizeHint int64) shard.StreamWriter {
-	return &writer{StreamWriter: d.Inner.NewWriter(sizeHint), d: d}
+func (d *Device) NewWriter(ctx context.Context, sizeHint int64) shard.StreamWriter {
+	return &writer{StreamWriter: d.Inner.NewWriter(ctx, sizeHint), d: d, ctx: ctx}
 }
 
 // writer is a shard stream whose appends and finish the rules may fail
 // or tear.
 type writer struct {
 	shard.StreamWriter
-	d *Device
+	d   *Device
+	ctx context.Context
 }
 
 func (w *writer) Append(rec []byte) error {
-	torn, _, err := w.d.fault(context.Background(), Write)
+	torn, _, err := w.d.fault(w.ctx, Write)
 	if torn && len(rec) > shard.HeaderSize {
 		half := shard.HeaderSize + (len(rec)-shard.HeaderSize)/2
 		w.StreamWriter.Append(rec[:half])
@@ -320,7 +321,7 @@ func (w *writer) Append(rec []byte) error {
 }
 
 func (w *writer) Finish() (shard.Locator, error) {
-	if _, _, err := w.d.fault(context.Background(), Write); err != nil {
+	if _, _, err := w.d.fault(w.ctx, Write); err != nil {
 		w.StreamWriter.Abort()
 		return shard.Locator{}, err
 	}

@@ -15,16 +15,16 @@ type fake struct {
 	appends [][]byte
 }
 
-func (f *fake) Name() string                              { return f.name }
-func (f *fake) NewWriter(int64) shard.StreamWriter        { return &fakeWriter{f} }
-func (f *fake) Holds(*shard.Locator) bool                 { return true }
-func (f *fake) Free(shard.Locator) error                  { return nil }
-func (f *fake) Commit(context.Context, ...shard.Op) error { return nil }
-func (f *fake) Get([]byte) ([]byte, error)                { return []byte("v"), nil }
-func (f *fake) Iter([]byte, []byte) (shard.RecordIter, error) {
+func (f *fake) Name() string                                        { return f.name }
+func (f *fake) NewWriter(context.Context, int64) shard.StreamWriter { return &fakeWriter{f} }
+func (f *fake) Holds(*shard.Locator) bool                           { return true }
+func (f *fake) Free(context.Context, shard.Locator) error           { return nil }
+func (f *fake) Commit(context.Context, ...shard.Op) error           { return nil }
+func (f *fake) Get(context.Context, []byte) ([]byte, error)         { return []byte("v"), nil }
+func (f *fake) Iter(context.Context, []byte, []byte) (shard.RecordIter, error) {
 	return &sliceIter{keys: []string{"a", "b", "c", "d"}}, nil
 }
-func (f *fake) DeleteRange([]byte, []byte) error                        { return nil }
+func (f *fake) DeleteRange(context.Context, []byte, []byte) error       { return nil }
 func (f *fake) RebuildFreeSpace(func(func(*shard.Locator)) error) error { return nil }
 func (f *fake) Remote() bool                                            { return false }
 func (f *fake) Online() bool                                            { return true }
@@ -60,7 +60,7 @@ func TestRulesSelectCallsByOpDeviceAndCount(t *testing.T) {
 	in.Add(Rule{Ops: []Op{Get}, Devices: []string{"a"}, Skip: 1, Times: 2, Err: boom})
 	var got []error
 	for i := 0; i < 5; i++ {
-		_, err := a.Get(nil)
+		_, err := a.Get(context.Background(), nil)
 		got = append(got, err)
 	}
 	want := []error{nil, boom, boom, nil, nil}
@@ -69,7 +69,7 @@ func TestRulesSelectCallsByOpDeviceAndCount(t *testing.T) {
 			t.Fatalf("call %d of a: %v, want %v", i, got[i], want[i])
 		}
 	}
-	if _, err := b.Get(nil); err != nil {
+	if _, err := b.Get(context.Background(), nil); err != nil {
 		t.Fatalf("device b was not named: %v", err)
 	}
 	if err := a.Commit(context.Background()); err != nil {
@@ -79,11 +79,11 @@ func TestRulesSelectCallsByOpDeviceAndCount(t *testing.T) {
 		t.Fatalf("calls: %d %d", in.Calls("a", Get), in.Calls("b", Get))
 	}
 	remove := in.Add(Rule{Devices: []string{"b"}}) // a bare rule fails everything
-	if err := b.Free(shard.Locator{}); !errors.Is(err, ErrInjected) {
+	if err := b.Free(context.Background(), shard.Locator{}); !errors.Is(err, ErrInjected) {
 		t.Fatalf("bare rule: %v", err)
 	}
 	remove()
-	if err := b.Free(shard.Locator{}); err != nil {
+	if err := b.Free(context.Background(), shard.Locator{}); err != nil {
 		t.Fatalf("after remove: %v", err)
 	}
 }
@@ -123,7 +123,7 @@ func TestTornWritesAndCutWalks(t *testing.T) {
 	f := &fake{name: "d"}
 	d := in.Wrap(f)
 	in.Add(Rule{Ops: []Op{Write}, Torn: true, Times: 1})
-	w := d.NewWriter(0)
+	w := d.NewWriter(context.Background(), 0)
 	rec := make([]byte, shard.HeaderSize+100)
 	if err := w.Append(rec); !errors.Is(err, ErrInjected) {
 		t.Fatalf("torn append: %v", err)
@@ -135,7 +135,7 @@ func TestTornWritesAndCutWalks(t *testing.T) {
 	for _, lie := range []bool{false, true} {
 		in.Clear()
 		in.Add(Rule{Ops: []Op{Iter}, Cut: 2, Lie: lie})
-		it, _ := d.Iter(nil, nil)
+		it, _ := d.Iter(context.Background(), nil, nil)
 		n := 0
 		for ; it.Valid(); it.Next() {
 			n++

@@ -76,7 +76,7 @@ func TestRecordsMoveToTheDevicesDatabase(t *testing.T) {
 	if s.Head() != old.Head() {
 		t.Fatalf("head %d after the move, %d before", s.Head(), old.Head())
 	}
-	if v, err := s.Get([]byte("b\x00k2")); err != nil || string(v) != "v2" {
+	if v, err := s.Get(ctx, []byte("b\x00k2")); err != nil || string(v) != "v2" {
 		t.Fatalf("record after the move: %q %v", v, err)
 	}
 	if _, err := s.ReadBlock(context.Background(), &loc, 1, make([]byte, 2000)); err != nil {
@@ -109,7 +109,7 @@ func TestInterruptedMoveIsFinished(t *testing.T) {
 		t.Fatal("the interrupted move left the node's copy")
 	}
 	s, _ := Open(5, "d5", vol, dev, nil, slog.Default())
-	if v, err := s.Get([]byte("b\x00k")); err != nil || string(v) != "newer" {
+	if v, err := s.Get(context.Background(), []byte("b\x00k")); err != nil || string(v) != "newer" {
 		t.Fatalf("the device's own record was overwritten by the node's stale one: %q %v", v, err)
 	}
 }

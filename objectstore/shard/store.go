@@ -457,7 +457,7 @@ const (
 
 // NewWriter starts a shard stream. sizeHint is the expected data size (or
 // -1); it lets the writer reserve one contiguous extent for the stream.
-func (s *Store) NewWriter(sizeHint int64) StreamWriter {
+func (s *Store) NewWriter(_ context.Context, sizeHint int64) StreamWriter {
 	var id [8]byte
 	rand.Read(id[:])
 	return &Writer{s: s, loc: Locator{Generation: s.gen, WriterID: binary.LittleEndian.Uint64(id[:])}, hint: sizeHint}
@@ -545,7 +545,7 @@ func (w *Writer) Abort() {
 	w.giveBackRest()
 	if !w.finished {
 		w.finished = true
-		w.s.Free(w.loc)
+		w.s.Free(context.Background(), w.loc) // giving back space is not to be called off
 	}
 }
 
@@ -605,7 +605,7 @@ func VerifyBlock(buf []byte, loc *Locator, i int) ([]byte, error) {
 // Freed space reads as zeroes until reused, and a stale locator into reused
 // space fails verification (the writer id differs), so a late reader never
 // gets another stream's bytes.
-func (s *Store) Free(loc Locator) error {
+func (s *Store) Free(_ context.Context, loc Locator) error {
 	if loc.Generation != s.gen {
 		return nil
 	}
@@ -636,7 +636,7 @@ type Op struct {
 var ErrConflict = errors.New("shard: record changed meanwhile")
 
 // DeleteRange removes every metadata record with key in [lower, upper).
-func (s *Store) DeleteRange(lower, upper []byte) error {
+func (s *Store) DeleteRange(_ context.Context, lower, upper []byte) error {
 	if err := s.db.DeleteRange(s.key(nsRecord, lower), s.key(nsRecord, upper), pebble.Sync); err != nil {
 		return fmt.Errorf("device %s: delete range: %w", s.name, err)
 	}
@@ -661,7 +661,7 @@ func (s *Store) Commit(ctx context.Context, ops ...Op) error {
 			if !op.Check {
 				continue
 			}
-			cur, err := s.Get(op.Key)
+			cur, err := s.Get(ctx, op.Key)
 			if errors.Is(err, metastore.ErrNotFound) {
 				cur, err = nil, nil
 			}
@@ -742,7 +742,10 @@ func (s *Store) lockChecked(ops []Op) func() {
 const checkStripes = 1024 // many: a stripe is held through the commit's fsync
 
 // Get returns the metadata record under key, or metastore.ErrNotFound.
-func (s *Store) Get(key []byte) ([]byte, error) {
+func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	v, closer, err := s.db.Get(s.key(nsRecord, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, metastore.ErrNotFound
@@ -756,7 +759,10 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 
 // Iter iterates metadata records with keys in [lower, upper); a nil upper
 // means to the end of the device's records.
-func (s *Store) Iter(lower, upper []byte) (RecordIter, error) {
+func (s *Store) Iter(ctx context.Context, lower, upper []byte) (RecordIter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	opts := &pebble.IterOptions{LowerBound: s.key(nsRecord, lower)}
 	if upper != nil {
 		opts.UpperBound = s.key(nsRecord, upper)

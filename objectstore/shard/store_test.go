@@ -41,7 +41,7 @@ func record(data []byte) []byte { return append(make([]byte, HeaderSize), data..
 
 func writeStream(t *testing.T, s *Store, blocks [][]byte) Locator {
 	t.Helper()
-	w := s.NewWriter(-1)
+	w := s.NewWriter(context.Background(), -1)
 	for _, b := range blocks {
 		if err := w.Append(record(b)); err != nil {
 			t.Fatal(err)
@@ -116,7 +116,7 @@ func TestWriteReadVerify(t *testing.T) {
 		t.Fatalf("foreign record: %v", err)
 	}
 	// Freed space reads back as zeroes, which fail verification.
-	if err := s.Free(got); err != nil {
+	if err := s.Free(context.Background(), got); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ReadBlock(context.Background(), &got, 0, buf); !errors.Is(err, ErrCorrupt) {
@@ -137,7 +137,7 @@ func TestCommitIterAndReopen(t *testing.T) {
 	s2, _ := Open(8, "d8", blockpool.NewMemVolume(8<<20), db, nil, slog.Default())
 	s2.Commit(ctx, Op{Key: []byte("b\x00zz"), Value: []byte("other device")})
 
-	it, _ := s.Iter([]byte("b\x00"), []byte("b\x01"))
+	it, _ := s.Iter(ctx, []byte("b\x00"), []byte("b\x01"))
 	var keys []string
 	for ; it.Valid(); it.Next() {
 		keys = append(keys, string(it.Key()))
@@ -147,7 +147,7 @@ func TestCommitIterAndReopen(t *testing.T) {
 		t.Fatalf("iter keys %q", keys)
 	}
 	s.Commit(ctx, Op{Key: []byte("b\x00k2"), Delete: true})
-	if _, err := s.Get([]byte("b\x00k2")); !errors.Is(err, metastore.ErrNotFound) {
+	if _, err := s.Get(ctx, []byte("b\x00k2")); !errors.Is(err, metastore.ErrNotFound) {
 		t.Fatalf("deleted record: %v", err)
 	}
 
@@ -207,7 +207,7 @@ func TestCrashLosesOnlyUncommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := s2.Get([]byte("acked"))
+	v, err := s2.Get(ctx, []byte("acked"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestSyncFailureTakesDeviceOffline(t *testing.T) {
 	vol := blockpool.NewFaultVolume(blockpool.NewMemVolume(8 << 20))
 	s, _ := Open(1, "d1", vol, db, nil, slog.Default())
 	vol.FailSync(true)
-	w := s.NewWriter(10)
+	w := s.NewWriter(context.Background(), 10)
 	w.Append(record([]byte("0123456789")))
 	if _, err := w.Finish(); !errors.Is(err, ErrOffline) {
 		t.Fatalf("finish with failing fsync: %v", err)
@@ -240,7 +240,7 @@ func TestSyncFailureTakesDeviceOffline(t *testing.T) {
 func TestFullVolume(t *testing.T) {
 	db := memDB(t, vfs.NewMem())
 	s, _ := Open(1, "d1", blockpool.NewMemVolume(superblockSize+1000), db, nil, slog.Default())
-	w := s.NewWriter(-1)
+	w := s.NewWriter(context.Background(), -1)
 	if err := w.Append(record(make([]byte, 2000))); !errors.Is(err, ErrFull) {
 		t.Fatalf("append past end: %v", err)
 	}
@@ -273,7 +273,7 @@ func TestSpaceIsReusedAndRebuiltOnOpen(t *testing.T) {
 		if i%10 == 0 {
 			keep = append(keep, loc)
 			s.Commit(ctx, Op{Key: []byte(fmt.Sprint("k", i)), Value: loc.AppendBinary(nil)})
-		} else if err := s.Free(loc); err != nil {
+		} else if err := s.Free(ctx, loc); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -295,7 +295,7 @@ func TestSpaceIsReusedAndRebuiltOnOpen(t *testing.T) {
 	}
 	// Fill the volume with new streams; the kept ones must stay intact.
 	for {
-		w := s2.NewWriter(-1)
+		w := s2.NewWriter(ctx, -1)
 		if err := w.Append(record(make([]byte, 100000))); err != nil {
 			if !errors.Is(err, ErrFull) {
 				t.Fatal(err)
@@ -340,15 +340,15 @@ func TestConditionalCommit(t *testing.T) {
 		if !errors.Is(err, st.want) || (st.want == nil) != (err == nil) {
 			t.Fatalf("%s: %v, want %v", st.name, err, st.want)
 		}
-		got, _ := s.Get(k)
-		o, _ := s.Get(other)
+		got, _ := s.Get(ctx, k)
+		o, _ := s.Get(ctx, other)
 		if string(got) != st.key || string(o) != st.otherIs {
 			t.Fatalf("%s: key=%q other=%q, want %q %q (nothing half-applied)", st.name, got, o, st.key, st.otherIs)
 		}
 	}
 	// Racing conditional writers of one key: exactly one wins each round.
 	for round := 0; round < 20; round++ {
-		cur, _ := s.Get(k)
+		cur, _ := s.Get(ctx, k)
 		var wins atomic.Int32
 		var wg sync.WaitGroup
 		for w := 0; w < 8; w++ {
@@ -369,7 +369,7 @@ func TestConditionalCommit(t *testing.T) {
 
 func walkAll(s *Store) func(yield func(*Locator)) error {
 	return func(yield func(*Locator)) error {
-		it, err := s.Iter(nil, nil)
+		it, err := s.Iter(context.Background(), nil, nil)
 		if err != nil {
 			return err
 		}
@@ -458,7 +458,7 @@ func TestCrosswiseCommitsNeverLowerTheHead(t *testing.T) {
 		key    string
 		blocks [][]byte
 	}{{"a", blocksA}, {"b", blocksB}} {
-		v, err := s2.Get([]byte(c.key))
+		v, err := s2.Get(ctx, []byte(c.key))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -518,7 +518,7 @@ func TestFullFilesystemRefusesWritesButNotDeletes(t *testing.T) {
 	}
 	full := diskspace.New("/", diskspace.Reserve{Min: 1 << 30}, func(string) (int64, int64, error) { return 2 << 30, 1 << 29, nil })
 	s.SetSpace(full, full)
-	w := s.NewWriter(-1)
+	w := s.NewWriter(ctx, -1)
 	if err := w.Append(record(make([]byte, 100))); !errors.Is(err, ErrFull) {
 		t.Fatalf("shard data on a full filesystem: %v", err)
 	}
