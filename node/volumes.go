@@ -52,7 +52,5 @@ func (n *Node) closeVolumes(ctx context.Context) error {
 	if n.blocks == nil {
 		return nil
 	}
-	err := n.blocks.Close(ctx)
-	n.blocks, n.volumes = nil, nil
-	return err
+	return n.blocks.Close(ctx) // only the first call acts; workers may still read the fields
 }

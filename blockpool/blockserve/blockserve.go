@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,10 +57,11 @@ type Config struct {
 
 // Service is a node's block volumes.
 type Service struct {
-	cfg    Config
-	mgr    *volumes.Manager
-	nbdSrv *nbd.Server
-	nbdLn  net.Listener
+	cfg       Config
+	mgr       *volumes.Manager // set by Open, never changed
+	nbdSrv    *nbd.Server
+	nbdLn     net.Listener
+	closeOnce sync.Once
 }
 
 // Open opens the volume manager on cfg.Meta, reconciles it and, unless
@@ -207,17 +209,19 @@ func (s *Service) NBDAddr() string {
 
 // Close stops NBD (waiting for requests in flight up to ctx) and closes
 // the manager.
+// The fields stay as they are (workers may still read them while the node
+// stops); only the first Close acts.
 func (s *Service) Close(ctx context.Context) error {
-	var errs []error
-	if s.nbdSrv != nil {
-		errs = append(errs, s.nbdSrv.Close(ctx))
-		s.nbdSrv = nil
-	}
-	if s.mgr != nil {
+	var err error
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.nbdSrv != nil {
+			errs = append(errs, s.nbdSrv.Close(ctx))
+		}
 		errs = append(errs, s.mgr.Close())
-		s.mgr = nil
-	}
-	return errors.Join(errs...)
+		err = errors.Join(errs...)
+	})
+	return err
 }
 
 // Cluster lets the volume manager reach the other members: their list
