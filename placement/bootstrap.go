@@ -25,6 +25,14 @@ type Layout struct {
 	Pools     int
 }
 
+// erasure is the layout's K and M (2+2 when none is given).
+func (l Layout) erasure() (k, m int, err error) {
+	if l.EC == "" {
+		return 2, 2, nil
+	}
+	return ring.ParseEC(l.EC)
+}
+
 // OpenLocal loads a single node's ring from its data dir, or builds one
 // for a new data dir: l.Pools devices of l.Node in one zone.
 func OpenLocal(dataDir string, l Layout) (*ring.Ring, error) {
@@ -45,11 +53,7 @@ func OpenLocal(dataDir string, l Layout) (*ring.Ring, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	ec := l.EC
-	if ec == "" {
-		ec = "2+2"
-	}
-	k, m, err := ring.ParseEC(ec)
+	k, m, err := l.erasure()
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +123,7 @@ func ClusterRing(ctx context.Context, etcd *cluster.Etcd, size int, l Layout, lo
 
 // buildClusterRing places every device of every live member.
 func buildClusterRing(members []cluster.NodeInfo, l Layout, log *slog.Logger) (*ring.Ring, error) {
-	ec := l.EC
-	if ec == "" {
-		ec = "2+2"
-	}
-	k, m, err := ring.ParseEC(ec)
+	k, m, err := l.erasure()
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +141,6 @@ func buildClusterRing(members []cluster.NodeInfo, l Layout, log *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("building the cluster ring: %w", err)
 	}
-	log.Info("built the cluster ring", "devices", len(devs), "ec", ec)
+	log.Info("built the cluster ring", "devices", len(devs), "ec", fmt.Sprintf("%d+%d", k, m))
 	return r, nil
 }
