@@ -118,6 +118,7 @@ type Replica struct {
 	mu       sync.Mutex
 	st       state
 	lastSeen time.Time // last request of the current primary
+	now      func() time.Time
 
 	// volMu: I/O holds it shared; resize and restore, which reopen the
 	// volume, exclusively.
@@ -166,7 +167,8 @@ func OpenReplica(dir, node string, lease time.Duration) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: %w", dir, err)
 	}
-	r := &Replica{node: node, dir: dir, lease: lease, bms: map[string]*bitmap{}, lastSeen: time.Now()}
+	r := &Replica{node: node, dir: dir, lease: lease, bms: map[string]*bitmap{}, now: time.Now}
+	r.lastSeen = r.now()
 	if err := json.Unmarshal(b, &r.st); err != nil {
 		return nil, fmt.Errorf("replica %s: state: %w", dir, err)
 	}
@@ -254,7 +256,7 @@ func (r *Replica) Close() error {
 func (r *Replica) Status() Status {
 	r.mu.Lock()
 	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent,
-		Leased: r.st.Primary != "" && time.Since(r.lastSeen) < r.lease, History: append([]uint64(nil), r.st.History...), Forced: r.st.Forced, Weak: r.st.Weak}
+		Leased: r.st.Primary != "" && r.leased(), History: append([]uint64(nil), r.st.History...), Forced: r.st.Forced, Weak: r.st.Weak}
 	r.mu.Unlock()
 	vol := r.Volume()
 	st.Corruptions = vol.Corruptions()
@@ -280,12 +282,24 @@ func extents(idx []uint32, size int64) []Extent {
 	return out
 }
 
+// SetClock replaces the clock the lease is judged by (time.Now): the seam
+// tests use to pass a lease without waiting for it.
+func (r *Replica) SetClock(now func() time.Time) {
+	r.mu.Lock()
+	r.now, r.lastSeen = now, now()
+	r.mu.Unlock()
+}
+
+// leased says the current primary was heard from within the lease (mu
+// held).
+func (r *Replica) leased() bool { return r.now().Sub(r.lastSeen) < r.lease }
+
 // Hello reports the status; from the current primary it also renews its
 // lease.
 func (r *Replica) Hello(epoch uint64, primary string) Status {
 	r.mu.Lock()
 	if epoch != 0 && epoch == r.st.Epoch && primary == r.st.Primary {
-		r.lastSeen = time.Now()
+		r.lastSeen = r.now()
 	}
 	r.mu.Unlock()
 	return r.Status()
@@ -302,7 +316,7 @@ func (r *Replica) Promote(epoch uint64, primary string, mode Mode) (Status, erro
 	case !same && epoch <= r.st.Epoch:
 		r.mu.Unlock()
 		return Status{}, fmt.Errorf("%w (epoch %d, promised %d to %s)", ErrFenced, epoch, r.st.Epoch, r.st.Primary)
-	case !same && !mode.Force && !r.st.Weak && r.st.Primary != "" && r.st.Primary != primary && time.Since(r.lastSeen) < r.lease:
+	case !same && !mode.Force && !r.st.Weak && r.st.Primary != "" && r.st.Primary != primary && r.leased():
 		held := r.st.Primary
 		r.mu.Unlock()
 		return Status{}, fmt.Errorf("%w: %s", ErrPrimaryElsewhere, held)
@@ -316,7 +330,7 @@ func (r *Replica) Promote(epoch uint64, primary string, mode Mode) (Status, erro
 		}
 		r.st = st
 	}
-	r.lastSeen = time.Now()
+	r.lastSeen = r.now()
 	r.mu.Unlock()
 	return r.Status(), nil
 }
@@ -349,7 +363,7 @@ func (r *Replica) admit(epoch uint64) error {
 	if epoch != r.st.Epoch || r.st.Primary == "" {
 		return fmt.Errorf("%w (epoch %d, promised %d)", ErrFenced, epoch, r.st.Epoch)
 	}
-	r.lastSeen = time.Now()
+	r.lastSeen = r.now()
 	return nil
 }
 

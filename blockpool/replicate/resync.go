@@ -41,24 +41,21 @@ func (p *Primary) tick() {
 	var claimed uint64 // highest epoch a returning replica promised to a primary that is gone
 	for i, m := range all {
 		p.mu.Lock()
-		connected, syncing, split := m.connected(), m.syncing, m.state == SplitBrain
+		view := memberView{connected: m.connected(), syncing: m.syncing, split: m.state == SplitBrain}
 		p.mu.Unlock()
 		r := res[i]
-		if r.err == nil && !connected && (r.st.Epoch > p.epoch.Load() || r.st.Epoch == p.epoch.Load() && r.st.Primary != p.cfg.Self) {
-			if r.st.Leased {
-				continue // another primary is alive there; our writes tell whether it deposed us
-			}
+		switch judgeHello(p.epoch.Load(), p.cfg.Self, view, r.st, r.err) {
+		case leasedElsewhere:
+			// another primary is alive there; our writes tell whether it deposed us
+		case claimedElsewhere:
 			claimed = max(claimed, r.st.Epoch)
-			if !split && Diverged(p.sourceStatus(res, all), r.st) {
+			if !view.split && Diverged(p.sourceStatus(res, all), r.st) {
 				p.markSplit(m, r.st)
 			}
-			continue
-		}
-		switch {
-		case connected && r.err != nil:
+		case lost:
 			p.log.Warn("replica does not answer", "node", m.link.Node(), "err", r.err)
 			dead = append(dead, m)
-		case connected:
+		case tracks:
 			// An up-to-date replica's bitmaps say how far behind the
 			// absent ones are.
 			p.mu.Lock()
@@ -68,7 +65,10 @@ func (p *Primary) tick() {
 				}
 			}
 			p.mu.Unlock()
-		case r.err == nil && !syncing && !split && p.ctx.Err() == nil:
+		case resyncs:
+			if p.ctx.Err() != nil {
+				continue
+			}
 			p.mu.Lock()
 			m.syncing = true
 			p.mu.Unlock()
@@ -92,6 +92,41 @@ func (p *Primary) tick() {
 			p.log.Warn("cannot move to a newer epoch to take back a replica", "err", err)
 		}
 	}
+}
+
+// memberView is what the primary knows of a member before a ping.
+type memberView struct{ connected, syncing, split bool }
+
+// helloVerdict is what the primary does about a member after a ping.
+type helloVerdict int
+
+const (
+	nothing          helloVerdict = iota
+	leasedElsewhere               // another primary holds its lease there: wait
+	claimedElsewhere              // it promised a newer (or another's) epoch: take it back
+	lost                          // a connected member stopped answering: drop it
+	tracks                        // connected: read how far behind the absent ones are
+	resyncs                       // back and answering: resync it
+)
+
+// judgeHello decides about one member from its answer to a ping (st, err)
+// at the primary's epoch: a pure function of what the primary knows.
+func judgeHello(epoch uint64, self string, m memberView, st Status, err error) helloVerdict {
+	if err == nil && !m.connected && (st.Epoch > epoch || st.Epoch == epoch && st.Primary != self) {
+		if st.Leased {
+			return leasedElsewhere
+		}
+		return claimedElsewhere
+	}
+	switch {
+	case m.connected && err != nil:
+		return lost
+	case m.connected:
+		return tracks
+	case err == nil && !m.syncing && !m.split:
+		return resyncs
+	}
+	return nothing
 }
 
 // sourceStatus is the status of an up-to-date member among res.
