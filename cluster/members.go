@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/strata-storage/strata/blockpool/volumes"
 	"log/slog"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-storage/strata/blockpool"
 )
 
 // Membership keys: members/<name> holds a node's NodeInfo (kept after it
@@ -45,9 +46,9 @@ type NodeInfo struct {
 	// RingVersion is the ring version the node places by.
 	RingVersion uint64 `json:"ring_version"`
 	// VolumePool is the node's block-volume pool.
-	VolumePool *volumes.PoolInfo `json:"volume_pool,omitempty"`
-	Started    time.Time         `json:"started"`
-	Heartbeat  time.Time         `json:"last_heartbeat"`
+	VolumePool *blockpool.PoolInfo `json:"volume_pool,omitempty"`
+	Started    time.Time           `json:"started"`
+	Heartbeat  time.Time           `json:"last_heartbeat"`
 	// State is "up" while the heartbeat lease lives, else "down" (filled
 	// in by ListMembers).
 	State string `json:"state,omitempty"`

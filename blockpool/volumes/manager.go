@@ -60,18 +60,9 @@ type NodeInfo struct {
 	Pool *PoolInfo
 }
 
-// PoolInfo describes a node's volume pool.
-type PoolInfo struct {
-	Node        string  `json:"node"`
-	Name        string  `json:"name"`
-	Driver      string  `json:"driver"`
-	Capacity    int64   `json:"capacity_bytes"`
-	Free        int64   `json:"free_bytes"`
-	Provisioned int64   `json:"provisioned_bytes"` // sum of the sizes of its replicas
-	Allocated   int64   `json:"allocated_bytes"`   // space they really use
-	Volumes     int     `json:"volumes"`
-	OverSub     float64 `json:"oversubscription"` // provisioned / capacity
-}
+// PoolInfo is the node's volume pool as the admin API and heartbeats
+// show it (blockpool.PoolInfo).
+type PoolInfo = blockpool.PoolInfo
 
 // Cluster is how the manager reaches other nodes (nil on a single node).
 type Cluster interface {
