@@ -123,9 +123,9 @@ func (s *Service) listen() error {
 	if err != nil {
 		return fmt.Errorf("NBD listener: %w", err)
 	}
-	if opts.TLS == nil && opts.PSK == nil && !s.cfg.NBDInsecure && !isLoopback(ln.Addr()) {
+	if err := mayServe(ln.Addr(), opts, s.cfg.NBDInsecure); err != nil {
 		ln.Close()
-		return fmt.Errorf("NBD listener %s: without TLS (--tls-cert or --nbd-psk-file) block volumes are served on loopback addresses only, since nobody can be told apart; give a certificate or keys, or --nbd-insecure to serve plaintext there anyway", ln.Addr())
+		return err
 	}
 	s.nbdLn = ln
 	opts.Access = s.mgr
@@ -192,6 +192,15 @@ func (s *Service) nbdOptions() (nbd.Options, error) {
 	conf.ClientAuth, conf.ClientCAs = tls.RequireAndVerifyClientCert, pool
 	opts.TLS = conf
 	return opts, nil
+}
+
+// mayServe refuses plaintext NBD off loopback addresses (unless insecure
+// is asked for): without TLS nobody can be told apart.
+func mayServe(a net.Addr, opts nbd.Options, insecure bool) error {
+	if opts.TLS == nil && opts.PSK == nil && !insecure && !isLoopback(a) {
+		return fmt.Errorf("NBD listener %s: without TLS (--tls-cert or --nbd-psk-file) block volumes are served on loopback addresses only, since nobody can be told apart; give a certificate or keys, or --nbd-insecure to serve plaintext there anyway", a)
+	}
+	return nil
 }
 
 func isLoopback(a net.Addr) bool {
