@@ -28,8 +28,26 @@ func TestClientHangUpCancelsRemoteShardReads(t *testing.T) {
 	meta := startEtcd(t)
 	vols := map[string]*blockpool.FaultVolume{}
 	var volsMu sync.Mutex
+	type started struct {
+		i   int
+		n   *node.Node
+		err error
+	}
 	nodes := make([]*node.Node, 3)
-	errs := make(chan error, 3)
+	results := make(chan started, 3)
+	release := make(chan struct{})
+	var once sync.Once
+	unstall := func() { once.Do(func() { close(release) }) }
+	// Registered before any node starts, so a failed start still stops
+	// the ones that came up (and a stalled read never holds a Close).
+	t.Cleanup(func() {
+		unstall()
+		for _, n := range nodes {
+			if n != nil {
+				n.Close(context.Background())
+			}
+		}
+	})
 	for i := range nodes {
 		cfg := node.DefaultConfig()
 		cfg.DataDir, cfg.NodeName, cfg.Zone = t.TempDir(), fmt.Sprintf("node%d", i+1), fmt.Sprintf("zone%d", i+1)
@@ -48,24 +66,20 @@ func TestClientHangUpCancelsRemoteShardReads(t *testing.T) {
 		}
 		go func() {
 			n, err := node.Start(cfg)
-			nodes[i] = n
-			errs <- err
+			results <- started{i, n, err}
 		}()
 	}
+	var startErr error
 	for range nodes {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		r := <-results // every start ends (the ring needs all three), so nodes is complete here
+		nodes[r.i] = r.n
+		if r.err != nil && startErr == nil {
+			startErr = r.err
 		}
 	}
-	release := make(chan struct{})
-	var once sync.Once
-	unstall := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(func() {
-		unstall() // before the nodes close: a stalled read would hold Close
-		for _, n := range nodes {
-			n.Close(context.Background())
-		}
-	})
+	if startErr != nil {
+		t.Fatal(startErr)
+	}
 	mc, err := minio.New(nodes[0].S3Addr(), &minio.Options{Creds: miniocreds.NewStaticV4(testUser, testSecret, ""), Region: "us-east-1", MaxRetries: 1})
 	if err != nil {
 		t.Fatal(err)

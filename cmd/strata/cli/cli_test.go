@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 
@@ -59,8 +58,8 @@ func mustRun(t *testing.T, args ...string) string {
 }
 
 func TestConnectionFlags(t *testing.T) {
-	os.Unsetenv("STRATA_ROOT_USER")
-	os.Unsetenv("STRATA_ROOT_PASSWORD")
+	t.Setenv("STRATA_ROOT_USER", "")
+	t.Setenv("STRATA_ROOT_PASSWORD", "")
 	for _, c := range []struct {
 		args []string
 		want string
