@@ -32,6 +32,10 @@ const (
 	hdrBody  = "X-Strata-Content-SHA256"
 	hdrAuth  = "X-Strata-Auth"
 
+	// ParamsHeader carries a call's parameters (JSON) under the request's
+	// MAC. It is named for its first user, volume replication.
+	ParamsHeader = "X-Strata-Vol"
+
 	// streamBody in hdrBody announces a chained-MAC frame stream.
 	streamBody = "STREAM"
 	// maxSkew bounds how far a request's time may be from the receiver's
@@ -100,7 +104,7 @@ func signAs(r *http.Request, secret, node, body string) []byte {
 	var n [16]byte
 	rand.Read(n[:])
 	date, nonce := strconv.FormatInt(time.Now().UnixNano(), 10), hex.EncodeToString(n[:])
-	sig := requestMAC(secret, canonical(r.Method, r.URL.RequestURI(), node, date, nonce, body, r.Header.Get(volHeader)))
+	sig := requestMAC(secret, canonical(r.Method, r.URL.RequestURI(), node, date, nonce, body, r.Header.Get(ParamsHeader)))
 	r.Header.Set(hdrNode, node)
 	r.Header.Set(hdrDate, date)
 	r.Header.Set(hdrNonce, nonce)
@@ -165,7 +169,7 @@ func (a *authenticator) verify(r *http.Request, now time.Time) (verified, error)
 	if err != nil || len(nb) != 16 {
 		return verified{}, refuse(reasonUnsigned, "bad nonce")
 	}
-	want := requestMAC(a.secret, canonical(r.Method, r.URL.RequestURI(), node, date, nonce, body, r.Header.Get(volHeader)))
+	want := requestMAC(a.secret, canonical(r.Method, r.URL.RequestURI(), node, date, nonce, body, r.Header.Get(ParamsHeader)))
 	if !hmac.Equal(want, sig) {
 		return verified{}, refuse(reasonSignature, "signature does not match")
 	}

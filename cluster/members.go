@@ -178,6 +178,23 @@ func ListMembers(ctx context.Context, meta *Etcd) ([]NodeInfo, error) {
 	return out, nil
 }
 
+// FirstUp is the name of the first member, by name, with a current
+// heartbeat: the one node that does what one node of the cluster must
+// (checking placement for the whole store). "" when none is up.
+func FirstUp(ctx context.Context, meta *Etcd) (string, error) {
+	members, err := ListMembers(ctx, meta)
+	if err != nil {
+		return "", err
+	}
+	first := ""
+	for _, m := range members {
+		if m.State == "up" && (first == "" || m.Name < first) {
+			first = m.Name
+		}
+	}
+	return first, nil
+}
+
 // Peers is this node's view of the others: a client per member, kept in
 // step with membership (addresses and heartbeats) by Follow.
 type Peers struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/strata-storage/strata/metastore"
-	"github.com/strata-storage/strata/objectstore/shard"
 )
 
 // Timeouts of the RPC client. A hung node costs a request at most one of
@@ -61,6 +57,9 @@ func NewTransport(self, secret string, tlsConf *tls.Config, t Timeouts) *Transpo
 	}
 	return &Transport{Self: self, Secret: secret, TLS: tlsConf, Timeouts: t, client: &http.Client{Transport: tr}}
 }
+
+// Timeouts is what the peer's calls are bounded by.
+func (p *Peer) Timeouts() Timeouts { return p.t.Timeouts }
 
 // Close drops idle connections.
 func (t *Transport) Close() { t.client.CloseIdleConnections() }
@@ -132,9 +131,9 @@ func (p *Peer) LastError() error {
 	return p.lastErr
 }
 
-// markDown skips the peer for the backoff; network failures and timeouts
+// MarkDown skips the peer for the backoff; network failures and timeouts
 // count, answers (even errors) do not.
-func (p *Peer) markDown(err error) {
+func (p *Peer) MarkDown(err error) {
 	p.mu.Lock()
 	p.downUntil = time.Now().Add(p.t.Timeouts.Backoff)
 	p.lastErr = err
@@ -173,89 +172,150 @@ func (p *Peer) Probe(ctx context.Context) (*NodeHealth, error) {
 	}
 	if h.Node != p.Name {
 		err := fmt.Errorf("node %s: %s answers as %q", p.Name, p.Addr(), h.Node)
-		p.markDown(err)
+		p.MarkDown(err)
 		return nil, err
 	}
 	p.markUp(&h)
 	return &h, nil
 }
 
+// ErrUnreachable marks a failure to reach a peer: it is being skipped
+// after a failure, the connection failed, or it stopped answering in time.
+// Answers, even refusals, are not this but a *StatusError.
+var ErrUnreachable = errors.New("node unreachable")
+
 // errPeerDown is returned at once for a peer being skipped.
 var errPeerDown = errors.New("node down")
 
-// call runs one request with the call timeout.
-func (p *Peer) call(ctx context.Context, path string, body []byte) ([]byte, error) {
-	if !p.Up() {
-		return nil, fmt.Errorf("node %s: %w (%v): %w", p.Name, errPeerDown, p.LastError(), shard.ErrOffline)
+// StatusError is a peer's answer other than 200.
+type StatusError struct {
+	Node    string
+	Status  int
+	Kind    string // the answer's X-Strata-Error, if any
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("node %s: status %d: %s", e.Node, e.Status, e.Message)
+}
+
+// Call sends one request with a whole body and reads the whole answer
+// (bounded), within the call timeout. A peer being skipped fails at once.
+func (p *Peer) Call(ctx context.Context, path string, body []byte) ([]byte, error) {
+	if err := p.Skipped(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.t.Timeouts.Call)
 	defer cancel()
 	return p.do(ctx, http.MethodPost, path, body)
 }
 
-// callerLeft reports whether a call failed because its caller gave it up
+// Skipped is nil for a peer that is up, else the error a call to it fails
+// with at once.
+func (p *Peer) Skipped() error {
+	if p.Up() {
+		return nil
+	}
+	return fmt.Errorf("node %s: %w (%v): %w", p.Name, errPeerDown, p.LastError(), ErrUnreachable)
+}
+
+// CallerLeft reports whether a call failed because its caller gave it up
 // (a client hung up, a hedged read was not needed), which says nothing
 // about the peer; a deadline that ran out does.
-func callerLeft(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
+func CallerLeft(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
 
 // do sends a request and reads the whole answer.
 func (p *Peer) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	resp, err := p.send(ctx, method, path, body)
+	resp, err := p.Send(ctx, method, path, body)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, maxFrame+1<<20))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		if callerLeft(ctx) {
-			return nil, fmt.Errorf("node %s: %w", p.Name, ctx.Err())
-		}
-		p.markDown(err)
-		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, shard.ErrOffline)
+		return nil, p.Failed(ctx, err)
 	}
 	return out, nil
 }
 
-// send signs and sends a request; the caller closes the body of a 200
-// answer. Transport failures mark the peer down and come back as
-// shard.ErrOffline; other answers as the error they carry.
-func (p *Peer) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+// Failed turns a transport failure of a call under ctx into its error:
+// the peer is marked down unless the caller left.
+func (p *Peer) Failed(ctx context.Context, err error) error {
+	if CallerLeft(ctx) {
+		return fmt.Errorf("node %s: %w", p.Name, ctx.Err())
 	}
-	req, err := http.NewRequestWithContext(ctx, method, p.url(path), rd)
+	p.MarkDown(err)
+	return fmt.Errorf("node %s: %w: %w", p.Name, err, ErrUnreachable)
+}
+
+// Send signs and sends a request; the caller closes the body of a 200
+// answer. Transport failures mark the peer down and wrap ErrUnreachable;
+// other answers are a *StatusError.
+func (p *Peer) Send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	resp, err := p.send(ctx, Request{Method: method, Path: path, Body: body})
+	if err != nil && !errors.As(err, new(*StatusError)) {
+		return nil, p.Failed(ctx, err)
+	}
+	return resp, err
+}
+
+// Request is one RPC with a whole body.
+type Request struct {
+	Method string // POST if empty
+	Path   string // under /rpc/v1/, with its query
+	Body   []byte
+	// Params travel in the signed X-Strata-Vol header (JSON).
+	Params []byte
+	// Idempotent lets the transport send the request again when a pooled
+	// connection turns out to be dead (the peer restarted).
+	Idempotent bool
+}
+
+// Post sends req as it is: no timeout but ctx's, and a failure does not
+// mark the peer down (callers with their own idea of a dead peer, such as
+// volume replication, decide). Transport failures wrap ErrUnreachable;
+// answers other than 200 are a *StatusError.
+func (p *Peer) Post(ctx context.Context, req Request) (*http.Response, error) {
+	resp, err := p.send(ctx, req)
+	if err != nil && !errors.As(err, new(*StatusError)) {
+		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, ErrUnreachable)
+	}
+	return resp, err
+}
+
+// send is Post with transport failures returned as they are.
+func (p *Peer) send(ctx context.Context, req Request) (*http.Response, error) {
+	if req.Method == "" {
+		req.Method = http.MethodPost
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, p.url(req.Path), nil)
 	if err != nil {
 		return nil, err
 	}
-	signRequest(req, p.t.Secret, p.t.Self, body)
-	resp, err := p.t.client.Do(req)
+	if req.Body != nil {
+		body := req.Body
+		hr.Body = io.NopCloser(bytes.NewReader(body))
+		hr.ContentLength = int64(len(body))
+		hr.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	if req.Params != nil {
+		hr.Header.Set(ParamsHeader, string(req.Params))
+	}
+	if req.Idempotent {
+		hr.Header.Set("Idempotency-Key", "strata-rpc")
+	}
+	signRequest(hr, p.t.Secret, p.t.Self, req.Body)
+	resp, err := p.t.client.Do(hr)
 	if err != nil {
-		if callerLeft(ctx) {
-			return nil, fmt.Errorf("node %s: %w", p.Name, ctx.Err())
-		}
-		p.markDown(err)
-		return nil, fmt.Errorf("node %s: %w: %w", p.Name, err, shard.ErrOffline)
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		return nil, answerError(p.Name, resp.StatusCode, msg)
+		return nil, &StatusError{Node: p.Name, Status: resp.StatusCode, Kind: resp.Header.Get("X-Strata-Error"),
+			Message: strings.TrimSpace(string(msg))}
 	}
 	return resp, nil
-}
-
-func answerError(node string, status int, body []byte) error {
-	msg := strings.TrimSpace(string(body))
-	for _, e := range statusOf {
-		if e.status == status {
-			if e.err == metastore.ErrNotFound {
-				return metastore.ErrNotFound
-			}
-			return fmt.Errorf("node %s: %s: %w", node, msg, e.err)
-		}
-	}
-	return fmt.Errorf("node %s: status %d: %s", node, status, msg)
 }
 
 // RunProbes probes the peer every interval (more often while it is down)
@@ -277,15 +337,11 @@ func (p *Peer) RunProbes(ctx context.Context) {
 	}
 }
 
-func (p *Peer) generation(id uint32) (uint32, bool) {
+// Generation is the volume generation of device id the peer last
+// reported in its health answer.
+func (p *Peer) Generation(id uint32) (uint32, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g, ok := p.gens[id]
 	return g, ok
-}
-
-func locBody(prefix []byte, loc *shard.Locator) []byte { return loc.AppendBinary(prefix) }
-
-func blockBody(loc *shard.Locator, i int) []byte {
-	return locBody(binary.LittleEndian.AppendUint32(nil, uint32(i)), loc)
 }

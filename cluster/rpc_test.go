@@ -6,11 +6,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,44 +19,79 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/strata-storage/strata/blockpool"
-	"github.com/strata-storage/strata/metastore"
-	"github.com/strata-storage/strata/objectstore/shard"
 )
 
-type oneDevice struct {
-	id uint32
-	st *shard.Store
+// records is a component for the transport's tests: whole-body calls put,
+// delete and get records, and a stream becomes one record (its frames
+// joined) only when its final frame arrives, so a refused request visibly
+// has no effect.
+type records struct {
+	mu sync.Mutex
+	m  map[string]string
 }
 
-func (o oneDevice) LocalDevice(id uint32) *shard.Store {
-	if id == o.id {
-		return o.st
-	}
-	return nil
+func (rs *records) register(srv Registerer) {
+	srv.Handle(http.MethodPost, "test/{op}", func(w http.ResponseWriter, r *http.Request, c *Call) {
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		switch r.PathValue("op") {
+		case "put":
+			k, v, _ := strings.Cut(string(c.Body), "=")
+			rs.m[k] = v
+		case "delete":
+			delete(rs.m, string(c.Body))
+		case "get":
+			v, ok := rs.m[string(c.Body)]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			io.WriteString(w, v)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	srv.HandleStream(http.MethodPost, "test/stream/{key}", func(w http.ResponseWriter, r *http.Request, c *Call) {
+		var joined []byte
+		for {
+			rec, err := c.ReadFrame(1, 1<<20)
+			if err != nil {
+				FrameError(w, err)
+				return
+			}
+			if len(rec) == 0 {
+				break
+			}
+			joined = append(joined, rec...)
+		}
+		rs.mu.Lock()
+		rs.m[r.PathValue("key")] = string(joined)
+		rs.mu.Unlock()
+		io.WriteString(w, "stored")
+	})
 }
-func (o oneDevice) LocalDeviceIDs() []uint32 { return []uint32{o.id} }
+
+func (rs *records) get(k string) (string, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	v, ok := rs.m[k]
+	return v, ok
+}
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// rpcNode serves one device (id 7) of node "n2" on a real 127.0.0.1 port.
-func rpcNode(t *testing.T) (*httptest.Server, *shard.Store) { return rpcNodeTB(t) }
+// rpcNode serves a records component as node "n2" on a real 127.0.0.1
+// port, with device 7 at generation 3 in its health answer.
+func rpcNode(t *testing.T) (*httptest.Server, *records) { return rpcNodeReg(t, nil) }
 
-func rpcNodeTB(t testing.TB) (*httptest.Server, *shard.Store) {
+func rpcNodeReg(t *testing.T, reg prometheus.Registerer) (*httptest.Server, *records) {
 	t.Helper()
-	db, err := metastore.OpenPebble(t.TempDir(), quietLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := shard.Open(7, "disk0", blockpool.NewMemVolume(64<<20), db, nil, quietLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(NewServer("n2", "s3cret", oneDevice{7, st}, nil, quietLog))
-	t.Cleanup(srv.Close)
-	return srv, st
+	rs := &records{m: map[string]string{}}
+	srv := NewServer("n2", "s3cret", func() map[uint32]uint32 { return map[uint32]uint32{7: 3} }, reg, quietLog)
+	rs.register(srv)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return hs, rs
 }
 
 func testTimeouts() Timeouts {
@@ -69,13 +104,13 @@ func testTimeouts() Timeouts {
 func resign(r *http.Request, secret string, skew time.Duration) {
 	date := strconv.FormatInt(time.Now().Add(skew).UnixNano(), 10)
 	r.Header.Set(hdrDate, date)
-	sig := requestMAC(secret, canonical(r.Method, r.URL.RequestURI(), r.Header.Get(hdrNode), date, r.Header.Get(hdrNonce), r.Header.Get(hdrBody), r.Header.Get(volHeader)))
+	sig := requestMAC(secret, canonical(r.Method, r.URL.RequestURI(), r.Header.Get(hdrNode), date, r.Header.Get(hdrNonce), r.Header.Get(hdrBody), r.Header.Get(ParamsHeader)))
 	r.Header.Set(hdrAuth, hex.EncodeToString(sig))
 }
 
 func TestRPCRefusesRequestsWithoutTheClusterSecret(t *testing.T) {
 	srv, _ := rpcNode(t)
-	body := []byte("\x01k")
+	body := []byte("k")
 	sign := func(secret string, skew time.Duration) func(*http.Request) {
 		return func(r *http.Request) {
 			signRequest(r, secret, "n1", body)
@@ -91,30 +126,32 @@ func TestRPCRefusesRequestsWithoutTheClusterSecret(t *testing.T) {
 		status int
 	}{
 		{"unsigned health", "health", func(*http.Request) {}, http.StatusUnauthorized},
-		{"unsigned record read", "dev/7/get", func(*http.Request) {}, http.StatusUnauthorized},
-		{"wrong secret", "dev/7/get", sign("guess", 0), http.StatusUnauthorized},
-		{"an hour old", "dev/7/get", sign("s3cret", -time.Hour), http.StatusUnauthorized},
-		{"a minute ahead", "dev/7/get", sign("s3cret", time.Minute), http.StatusUnauthorized},
-		{"signed before the node started", "dev/7/get", sign("s3cret", -2*time.Second), http.StatusUnauthorized},
-		{"signature of another path", "dev/7/get", func(r *http.Request) {
+		{"unsigned record read", "test/get", func(*http.Request) {}, http.StatusUnauthorized},
+		{"wrong secret", "test/get", sign("guess", 0), http.StatusUnauthorized},
+		{"an hour old", "test/get", sign("s3cret", -time.Hour), http.StatusUnauthorized},
+		{"a minute ahead", "test/get", sign("s3cret", time.Minute), http.StatusUnauthorized},
+		{"signed before the node started", "test/get", sign("s3cret", -2*time.Second), http.StatusUnauthorized},
+		{"signature of another path", "test/get", func(r *http.Request) {
 			signRequest(r, "s3cret", "n1", body)
-			r.URL.Path = "/rpc/v1/dev/7/deleterange"
+			r.URL.Path = "/rpc/v1/test/delete"
 		}, http.StatusUnauthorized},
-		{"signature of another body", "dev/7/get", func(r *http.Request) {
-			signRequest(r, "s3cret", "n1", []byte("\x01j"))
+		{"signature of another body", "test/get", func(r *http.Request) {
+			signRequest(r, "s3cret", "n1", []byte("j"))
 		}, http.StatusUnauthorized},
-		{"another node name", "dev/7/get", func(r *http.Request) {
+		{"another node name", "test/get", func(r *http.Request) {
 			signRequest(r, "s3cret", "n1", body)
 			r.Header.Set(hdrNode, "n3")
 		}, http.StatusUnauthorized},
-		{"volume parameters added", "dev/7/get", func(r *http.Request) {
+		{"volume parameters added", "test/get", func(r *http.Request) {
 			signRequest(r, "s3cret", "n1", body)
-			r.Header.Set(volHeader, `{"Off":4096}`)
+			r.Header.Set(ParamsHeader, `{"Off":4096}`)
 		}, http.StatusUnauthorized},
-		{"a whole body declared as a stream", "dev/7/get", func(r *http.Request) {
+		{"a whole body declared as a stream", "test/get", func(r *http.Request) {
 			signStream(r, "s3cret", "n1")
 		}, http.StatusUnauthorized},
-		{"right secret", "dev/7/get", sign("s3cret", 0), http.StatusNotFound}, // signed: the key just is not there
+		{"right secret", "test/get", sign("s3cret", 0), http.StatusNotFound}, // signed: the key just is not there
+		{"right secret, unknown path", "test/nothing/here", sign("s3cret", 0), http.StatusNotFound},
+		{"unsigned, unknown path", "test/nothing/here", func(*http.Request) {}, http.StatusUnauthorized},
 		{"right secret, health", "health", func(r *http.Request) { signRequest(r, "s3cret", "n1", nil) }, http.StatusOK},
 	}
 	for _, tc := range cases {
@@ -139,24 +176,16 @@ func TestRPCRefusesRequestsWithoutTheClusterSecret(t *testing.T) {
 // A request captured on the wire is refused when sent again as it was, and
 // when sent with another body; each refusal is counted.
 func TestRPCReplayIsRefused(t *testing.T) {
-	db, err := metastore.OpenPebble(t.TempDir(), quietLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	st, _ := shard.Open(7, "disk0", blockpool.NewMemVolume(1<<20), db, nil, quietLog)
 	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(NewServer("n2", "s3cret", oneDevice{7, st}, reg, quietLog))
-	defer srv.Close()
-	ctx := context.Background()
-	st.Commit(ctx, shard.Op{Key: []byte("victim"), Value: []byte("record")})
+	srv, rs := rpcNodeReg(t, reg)
+	rs.m["victim"] = "record"
 
-	ops := encodeOps([]shard.Op{{Key: []byte("k1"), Value: []byte("v1")}})
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/commit", bytes.NewReader(ops))
-	signRequest(req, "s3cret", "n1", ops)
+	put := []byte("k1=v1")
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/test/put", bytes.NewReader(put))
+	signRequest(req, "s3cret", "n1", put)
 	captured := req.Header.Clone()
 	send := func(body []byte) int {
-		r, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/commit", bytes.NewReader(body))
+		r, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/test/put", bytes.NewReader(body))
 		r.Header = captured.Clone()
 		resp, err := http.DefaultClient.Do(r)
 		if err != nil {
@@ -165,22 +194,21 @@ func TestRPCReplayIsRefused(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if got := send(ops); got != http.StatusOK {
+	if got := send(put); got != http.StatusOK {
 		t.Fatalf("original request: %d", got)
 	}
-	if got := send(ops); got != http.StatusUnauthorized {
+	if got := send(put); got != http.StatusUnauthorized {
 		t.Fatalf("replayed as it was: %d", got)
 	}
-	evil := encodeOps([]shard.Op{{Key: []byte("victim"), Delete: true}})
-	if got := send(evil); got != http.StatusUnauthorized {
+	if got := send([]byte("victim=overwritten")); got != http.StatusUnauthorized {
 		t.Fatalf("replayed with another body: %d", got)
 	}
-	if _, err := st.Get(ctx, []byte("victim")); err != nil {
-		t.Fatalf("the victim's record: %v", err)
+	if v, _ := rs.get("victim"); v != "record" {
+		t.Fatalf("the victim's record: %q", v)
 	}
 	// A fresh nonce does not help without the secret: the MAC covers it.
 	captured.Set(hdrNonce, strings.Repeat("ab", 16))
-	if got := send(ops); got != http.StatusUnauthorized {
+	if got := send(put); got != http.StatusUnauthorized {
 		t.Fatalf("new nonce, old MAC: %d", got)
 	}
 	// The nonce is checked before the body, so the swapped body counts as
@@ -199,8 +227,8 @@ func TestRPCReplayIsRefused(t *testing.T) {
 // Frames of a stream are sealed: a stream whose frame is altered, dropped or
 // taken from another stream is refused and nothing is written.
 func TestRPCStreamFramesAreAuthenticated(t *testing.T) {
-	srv, st := rpcNode(t)
-	rec := func(data string) []byte { return append(make([]byte, shard.HeaderSize), data...) }
+	srv, rs := rpcNode(t)
+	rec := func(data string) []byte { return []byte(data) }
 	frames := func(mac *frameMAC, recs [][]byte, tamper func(i int, b []byte) []byte) []byte {
 		var out []byte
 		for i, r := range append(recs, nil) {
@@ -223,7 +251,7 @@ func TestRPCStreamFramesAreAuthenticated(t *testing.T) {
 		{"intact", nil, http.StatusOK},
 		{"a flipped data byte", func(i int, b []byte) []byte {
 			if i == 1 {
-				b[4+shard.HeaderSize] ^= 1
+				b[4] ^= 1
 			}
 			return b
 		}, http.StatusUnauthorized},
@@ -242,8 +270,7 @@ func TestRPCStreamFramesAreAuthenticated(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := st.Used()
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/stream?hint=20", nil)
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/test/stream/"+url.PathEscape(tc.name), nil)
 			mac := signStream(req, "s3cret", "n1")
 			body := frames(mac, recs, tc.tamper)
 			req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
@@ -255,15 +282,16 @@ func TestRPCStreamFramesAreAuthenticated(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
 			}
-			if tc.status != http.StatusOK && st.Used() != before {
-				t.Fatalf("a refused stream kept space: %d -> %d bytes used", before, st.Used())
+			v, stored := rs.get(tc.name)
+			if stored != (tc.status == http.StatusOK) || stored && v != "block zeroblock one" {
+				t.Fatalf("stored %v (%q) after status %d", stored, v, resp.StatusCode)
 			}
 		})
 	}
 	// A stream whose frames were sealed for another request.
-	other, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/stream?hint=20", nil)
+	other, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/test/stream/other", nil)
 	body := frames(signStream(other, "s3cret", "n1"), recs, nil)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/dev/7/stream?hint=20", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/rpc/v1/test/stream/other", bytes.NewReader(body))
 	signStream(req, "s3cret", "n1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -306,126 +334,74 @@ func probedPeer(t *testing.T, srv *httptest.Server) *Peer {
 	return p
 }
 
-func TestRemoteDeviceRoundTrip(t *testing.T) {
-	srv, local := rpcNode(t)
-	d := probedPeer(t, srv).Device(7, "disk0")
+// The client's side of the transport against a real server: whole-body
+// calls, answers other than 200 as a *StatusError, health generations,
+// and frame streams that take effect only when finished.
+func TestPeerCallsAndStreams(t *testing.T) {
+	srv, rs := rpcNode(t)
+	p := probedPeer(t, srv)
+	ctx := context.Background()
+	if g, ok := p.Generation(7); !ok || g != 3 {
+		t.Fatalf("generation of device 7 from health: %d, %v", g, ok)
+	}
+	if _, err := p.Call(ctx, "test/put", []byte("a=1")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := p.Call(ctx, "test/get", []byte("a")); err != nil || string(v) != "1" {
+		t.Fatalf("get: %q, %v", v, err)
+	}
+	var se *StatusError
+	if _, err := p.Call(ctx, "test/get", []byte("b")); !errors.As(err, &se) || se.Status != http.StatusNotFound || se.Node != "n2" {
+		t.Fatalf("a missing record: %v", err)
+	}
+	if errors.Is(errOf(p.Call(ctx, "test/get", []byte("b"))), ErrUnreachable) || !p.Up() {
+		t.Fatal("an answer marked the peer unreachable")
+	}
 
-	// A shard stream of three blocks, the last one short.
-	blocks := [][]byte{bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000), []byte("tail")}
-	w := d.NewWriter(context.Background(), 2004)
-	for _, b := range blocks {
-		if err := w.Append(append(make([]byte, shard.HeaderSize), b...)); err != nil {
+	s := p.OpenStream(ctx, "test/stream/joined")
+	for _, rec := range []string{"one ", "two ", "three"} {
+		if err := s.Append([]byte(rec)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	loc, err := w.Finish()
-	if err != nil {
+	if _, ok := rs.get("joined"); ok {
+		t.Fatal("a stream took effect before its end")
+	}
+	if out, err := s.Finish(); err != nil || string(out) != "stored" {
+		t.Fatalf("finish: %q, %v", out, err)
+	}
+	if v, _ := rs.get("joined"); v != "one two three" {
+		t.Fatalf("streamed record: %q", v)
+	}
+	// An aborted stream never ends with its final frame: no effect.
+	s = p.OpenStream(ctx, "test/stream/aborted")
+	if err := s.Append([]byte("half")); err != nil {
 		t.Fatal(err)
 	}
-	if !d.Holds(&loc) {
-		t.Fatal("remote device disowns its own stream")
-	}
-	for i, want := range blocks {
-		got, err := d.ReadBlock(context.Background(), &loc, i, make([]byte, shard.HeaderSize+loc.DataLen(i)))
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("block %d: %q, %v", i, got, err)
-		}
-	}
-	// The same bytes as a local read.
-	if got, err := local.ReadBlock(context.Background(), &loc, 2, make([]byte, shard.HeaderSize+4)); err != nil || string(got) != "tail" {
-		t.Fatalf("local read: %q %v", got, err)
-	}
-
-	// Records: commit, get, list across pages, delete range.
-	const n = 600 // more than a list page
-	var ops []shard.Op
-	for i := 0; i < n; i++ {
-		ops = append(ops, shard.Op{Key: []byte(fmt.Sprintf("k%04d", i)), Value: []byte(strconv.Itoa(i))})
-	}
-	if err := d.Commit(context.Background(), ops...); err != nil {
-		t.Fatal(err)
-	}
-	// Conditions cross the wire: a stale expectation is a conflict.
-	if err := d.Commit(context.Background(), shard.Op{Key: []byte("k0001"), Value: []byte("x"), Check: true, Expect: []byte("stale")}); !errors.Is(err, shard.ErrConflict) {
-		t.Fatalf("stale conditional commit: %v", err)
-	}
-	if err := d.Commit(context.Background(), shard.Op{Key: []byte("new"), Value: []byte("x"), Check: true}); err != nil {
-		t.Fatalf("create-if-absent: %v", err)
-	}
-	if err := d.Commit(context.Background(), shard.Op{Key: []byte("new"), Delete: true, Check: true, Expect: []byte("x")}); err != nil {
-		t.Fatalf("conditional delete: %v", err)
-	}
-	if v, err := d.Get(context.Background(), []byte("k0042")); err != nil || string(v) != "42" {
-		t.Fatalf("get: %q %v", v, err)
-	}
-	if _, err := d.Get(context.Background(), []byte("nope")); !errors.Is(err, metastore.ErrNotFound) {
-		t.Fatalf("missing key: %v", err)
-	}
-	it, err := d.Iter(context.Background(), []byte("k0100"), []byte("k0500"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := 0
-	for ; it.Valid(); it.Next() {
-		if want := fmt.Sprintf("k%04d", 100+count); string(it.Key()) != want {
-			t.Fatalf("key %d: %s, want %s", count, it.Key(), want)
-		}
-		count++
-	}
-	if count != 400 || it.Close() != nil {
-		t.Fatalf("listed %d of 400", count)
-	}
-	it, _ = d.Iter(context.Background(), nil, nil)
-	it.SeekGE([]byte("k0598"))
-	if !it.Valid() || string(it.Key()) != "k0598" {
-		t.Fatal("seek")
-	}
-	if err := d.DeleteRange(context.Background(), []byte("k0000"), []byte("k0300")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Get(context.Background(), []byte("k0299")); !errors.Is(err, metastore.ErrNotFound) {
-		t.Fatalf("deleted range: %v", err)
-	}
-	if err := d.Free(context.Background(), loc); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.ReadBlock(context.Background(), &loc, 0, make([]byte, shard.HeaderSize+1000)); !errors.Is(err, shard.ErrCorrupt) {
-		t.Fatalf("read of a freed stream: %v", err)
-	}
-}
-
-// A stream whose gateway gives up (the body ends without its final frame)
-// is aborted by the server: nothing half-written is left committed.
-func TestRemoteStreamAbort(t *testing.T) {
-	srv, local := rpcNode(t)
-	tr := NewTransport("n1", "s3cret", nil, testTimeouts())
-	defer tr.Close()
-	d := tr.NewPeer("n2", srv.Listener.Addr().String()).Device(7, "disk0")
-	before := local.Head()
-	w := d.NewWriter(context.Background(), 1<<20)
-	if err := w.Append(append(make([]byte, shard.HeaderSize), make([]byte, 4096)...)); err != nil {
-		t.Fatal(err)
-	}
-	w.Abort()
-	if _, err := w.Finish(); err == nil {
+	s.Abort()
+	if _, err := s.Finish(); err == nil {
 		t.Fatal("finish after abort succeeded")
 	}
-	// The space comes back: the next stream reuses it.
-	w = d.NewWriter(context.Background(), 4096)
-	if err := w.Append(append(make([]byte, shard.HeaderSize), make([]byte, 4096)...)); err != nil {
-		t.Fatal(err)
+	if _, ok := rs.get("aborted"); ok {
+		t.Fatal("an aborted stream took effect")
 	}
-	loc, err := w.Finish()
-	if err != nil {
-		t.Fatal(err)
+	// A frame longer than the handler takes is refused, as a bad request.
+	s = p.OpenStream(ctx, "test/stream/big")
+	s.Append(make([]byte, 2<<20))
+	if _, err := s.Finish(); !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+		t.Fatalf("an oversized frame: %v", err)
 	}
-	if loc.Offsets[0] >= before+8192 {
-		t.Fatalf("aborted stream's space not reused: head was %d, new stream at %d", before, loc.Offsets[0])
+	// A whole-body call to a stream's path is refused.
+	if _, err := p.Call(ctx, "test/stream/x", []byte("y")); !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+		t.Fatalf("a whole body to a stream: %v", err)
 	}
 }
 
+func errOf(_ []byte, e error) error { return e }
+
 // A peer that accepts connections but never answers (a frozen process)
-// costs one call timeout; then it is skipped at once until it answers.
+// costs one call timeout; then it is skipped at once until it answers,
+// and a stream to it fails within the block and finish timeouts.
 func TestFrozenPeerIsBoundedAndSkipped(t *testing.T) {
 	release := make(chan struct{})
 	frozen := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -439,10 +415,9 @@ func TestFrozenPeerIsBoundedAndSkipped(t *testing.T) {
 	tr := NewTransport("n1", "s3cret", nil, testTimeouts())
 	defer tr.Close()
 	p := tr.NewPeer("n3", frozen.Listener.Addr().String())
-	d := p.Device(1, "disk0")
 
 	start := time.Now()
-	if _, err := d.Get(context.Background(), []byte("k")); !errors.Is(err, shard.ErrOffline) {
+	if _, err := p.Call(context.Background(), "test/get", []byte("k")); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("get from a frozen peer: %v", err)
 	}
 	if took := time.Since(start); took > 2*testTimeouts().Call {
@@ -452,90 +427,27 @@ func TestFrozenPeerIsBoundedAndSkipped(t *testing.T) {
 		t.Fatal("peer still up after a timeout")
 	}
 	start = time.Now()
-	if _, err := d.Get(context.Background(), []byte("k")); !errors.Is(err, shard.ErrOffline) || time.Since(start) > 50*time.Millisecond {
+	if _, err := p.Call(context.Background(), "test/get", []byte("k")); !errors.Is(err, ErrUnreachable) || time.Since(start) > 50*time.Millisecond {
 		t.Fatalf("a down peer was not skipped at once: %v after %v", err, time.Since(start))
 	}
-	w := d.NewWriter(context.Background(), 100)
-	if err := w.Append(make([]byte, shard.HeaderSize+10)); !errors.Is(err, shard.ErrOffline) {
+	if err := p.OpenStream(context.Background(), "test/stream/k").Append([]byte("x")); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("stream to a down peer: %v", err)
 	}
 
-	// A stream already open when the peer froze fails within the block
-	// and finish timeouts rather than hanging the PUT.
 	p2 := tr.NewPeer("n4", frozen.Listener.Addr().String())
-	w = p2.Device(1, "disk0").NewWriter(context.Background(), 64<<20)
+	s := p2.OpenStream(context.Background(), "test/stream/k")
 	start = time.Now()
 	var err error
 	for i := 0; i < 64 && err == nil; i++ {
-		err = w.Append(make([]byte, shard.HeaderSize+1<<20))
+		err = s.Append(make([]byte, 1<<20))
 	}
 	if err == nil {
-		_, err = w.Finish()
+		_, err = s.Finish()
 	}
-	if !errors.Is(err, shard.ErrOffline) {
+	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("stream to a frozen peer ended with %v", err)
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("stream to a frozen peer took %v to fail", took)
-	}
-}
-
-// Issue 18 must-show 2, at the seam: a shard read whose caller goes away
-// (the gateway's client hung up) ends at once on the calling side without
-// marking the peer down, and the serving node gives the read up and
-// counts it instead of sending a block nobody waits for.
-func TestRemoteReadIsCancelledWithItsCaller(t *testing.T) {
-	db, err := metastore.OpenPebble(t.TempDir(), quietLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	vol := blockpool.NewFaultVolume(blockpool.NewMemVolume(64 << 20))
-	st, err := shard.Open(7, "disk0", vol, db, nil, quietLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := NewServer("n2", "s3cret", oneDevice{7, st}, nil, quietLog)
-	srv := httptest.NewServer(server)
-	defer srv.Close()
-	p := probedPeer(t, srv)
-	d := p.Device(7, "disk0")
-	w := d.NewWriter(context.Background(), 1000)
-	if err := w.Append(append(make([]byte, shard.HeaderSize), bytes.Repeat([]byte("x"), 1000)...)); err != nil {
-		t.Fatal(err)
-	}
-	loc, err := w.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	release := make(chan struct{})
-	var once sync.Once
-	unstall := func() { once.Do(func() { close(release) }) }
-	defer unstall()         // before srv.Close, which waits for the stalled handler
-	vol.StallReads(release) // the serving disk stops answering
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel) // the client hangs up
-	start := time.Now()
-	_, err = d.ReadBlock(ctx, &loc, 0, make([]byte, shard.HeaderSize+1000))
-	if !errors.Is(err, context.Canceled) || time.Since(start) > testTimeouts().Call/2 {
-		t.Fatalf("a cancelled read: %v after %v", err, time.Since(start))
-	}
-	if !p.Up() {
-		t.Fatal("a read the caller gave up marked the peer down")
-	}
-	time.Sleep(500 * time.Millisecond) // the serving node sees the connection go
-	unstall()
-	vol.StallReads(nil)
-	deadline := time.Now().Add(5 * time.Second)
-	for server.Cancelled() != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := server.Cancelled(); n != 1 {
-		t.Fatalf("the serving node counted %v cancelled reads, want 1", n)
-	}
-	// The peer still serves the next read.
-	if got, err := d.ReadBlock(context.Background(), &loc, 0, make([]byte, shard.HeaderSize+1000)); err != nil || len(got) != 1000 {
-		t.Fatalf("the next read: %d bytes, %v", len(got), err)
 	}
 }

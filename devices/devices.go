@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/diskspace"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
@@ -113,11 +114,14 @@ func (s *Set) Get(id uint32) (Device, bool) {
 	return d, ok
 }
 
-// Store is a local device's shard store (nil: offline or not local).
-func (s *Set) Store(id uint32) *shard.Store { return s.Snapshot()[id].Store }
+// LocalDevice is a local device's shard store (nil: offline or not
+// local). With LocalDeviceIDs it makes the set the shard RPC's
+// shardrpc.LocalDevices; both read the snapshot, so an RPC never waits
+// for a ring edit.
+func (s *Set) LocalDevice(id uint32) *shard.Store { return s.Snapshot()[id].Store }
 
-// IDs are the local devices' ring ids, in order.
-func (s *Set) IDs() []uint32 {
+// LocalDeviceIDs are the local devices' ring ids, in order.
+func (s *Set) LocalDeviceIDs() []uint32 {
 	m := s.Snapshot()
 	out := make([]uint32, 0, len(m))
 	for id := range m {
@@ -290,4 +294,26 @@ func (s *Set) registerDevice(name string, pool *blockpool.FilePool, g *diskspace
 		}
 		return 0
 	}))
+}
+
+// Infos describes the node's pools disk0 … disk<pools-1> for its
+// heartbeat: each one's ring device (if open) and its capacity, free and
+// used space.
+func (s *Set) Infos(pools int) []cluster.DeviceInfo {
+	local := s.Snapshot()
+	out := make([]cluster.DeviceInfo, 0, pools)
+	for i := 0; i < pools; i++ {
+		di := cluster.DeviceInfo{Name: fmt.Sprintf("disk%d", i)}
+		for id, ld := range local {
+			if ld.Name == di.Name {
+				total, free, _ := ld.Pool.Capacity()
+				di.CapacityBytes, di.FreeBytes, di.ID = int64(total), int64(free), id
+				if ld.Store != nil {
+					di.UsedBytes = ld.Store.Used()
+				}
+			}
+		}
+		out = append(out, di)
+	}
+	return out
 }

@@ -31,7 +31,7 @@ func newSet(t *testing.T) (*Set, string) {
 
 func TestOpenPublishesTheDevice(t *testing.T) {
 	s, _ := newSet(t)
-	if len(s.Snapshot()) != 0 || s.Store(0) != nil {
+	if len(s.Snapshot()) != 0 || s.LocalDevice(0) != nil {
 		t.Fatal("a new set has devices")
 	}
 	for i, name := range []string{"d0", "d1"} {
@@ -39,7 +39,7 @@ func TestOpenPublishesTheDevice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if ids := s.IDs(); len(ids) != 2 || ids[0] != 0 || ids[1] != 1 {
+	if ids := s.LocalDeviceIDs(); len(ids) != 2 || ids[0] != 0 || ids[1] != 1 {
 		t.Fatalf("ids %v", ids)
 	}
 	d, ok := s.Get(1)
@@ -63,7 +63,7 @@ func TestLookupsDoNotWaitForAChange(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	done := make(chan bool)
-	go func() { done <- s.Store(3) != nil && len(s.IDs()) == 1 }()
+	go func() { done <- s.LocalDevice(3) != nil && len(s.LocalDeviceIDs()) == 1 }()
 	select {
 	case ok := <-done:
 		if !ok {
@@ -83,7 +83,7 @@ func TestDamagedDeviceIsOfflineUntilRebuilt(t *testing.T) {
 	if err := s.Open(d); err != nil {
 		t.Fatal(err)
 	}
-	gen := s.Store(0).Generation()
+	gen := s.LocalDevice(0).Generation()
 	s.Close()
 	// Damage the database: its manifest is garbage.
 	metaDir := filepath.Join(dir, "pools", "d0", "meta")
@@ -110,7 +110,7 @@ func TestDamagedDeviceIsOfflineUntilRebuilt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Store(0) == nil || ans.Generation == gen || ans.Kept == "" {
+	if s.LocalDevice(0) == nil || ans.Generation == gen || ans.Kept == "" {
 		t.Fatalf("after rebuild: %+v (generation was %d)", ans, gen)
 	}
 	if _, err := s.Rebuild(d); !admin.HasCode(err, "DeviceOnline") {
@@ -122,7 +122,7 @@ func TestDamagedDeviceIsOfflineUntilRebuilt(t *testing.T) {
 // the heartbeat already ask: a nil set is empty.
 func TestANilSetIsEmpty(t *testing.T) {
 	var s *Set
-	if s.Store(1) != nil || len(s.IDs()) != 0 || len(s.Snapshot()) != 0 {
+	if s.LocalDevice(1) != nil || len(s.LocalDeviceIDs()) != 0 || len(s.Snapshot()) != 0 {
 		t.Fatal("a nil set has devices")
 	}
 }

@@ -2,16 +2,14 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/admin/gate"
 	"github.com/strata-storage/strata/objectstore"
-	"github.com/strata-storage/strata/ring"
+	"github.com/strata-storage/strata/placement"
 )
 
 // The admin API (its routes, types and client are package admin, its
@@ -25,7 +23,7 @@ import (
 func (n *Node) adminAPI() (http.Handler, error) {
 	g := gate.New(gate.Config{
 		Credentials: n.users, RootKey: n.Root.AccessKey, AdminUser: n.users.AdminUser,
-		Audit: n.claimMeta("audit"), Node: n.cfg.NodeName, ErrorOf: adminErrorOf, Registry: n.Registry, Log: n.log,
+		Audit: n.claimMeta("audit"), Node: n.cfg.NodeName, ErrorOf: placement.ErrorOf, Registry: n.Registry, Log: n.log,
 	})
 	all := map[admin.Op]admin.Handler{}
 	for _, group := range []map[admin.Op]admin.Handler{n.place.Handlers(), n.haltHandlers(), n.blocks.Handlers(), n.scrub.Handlers(), n.users.Handlers(), n.quota.Handlers(), n.claims.Handlers(), g.Handlers()} {
@@ -41,25 +39,6 @@ func (n *Node) adminAPI() (http.Handler, error) {
 		return nil, err
 	}
 	return g.Serve(mux), nil
-}
-
-// adminErrorOf is the answer for a handler's error: its own admin.Error,
-// or one for the errors of the ring, else a 500.
-func adminErrorOf(err error) *admin.Error {
-	var ae *admin.Error
-	if errors.As(err, &ae) {
-		return ae
-	}
-	ae = &admin.Error{Status: http.StatusInternalServerError, Code: admin.CodeInternalError, Message: err.Error()}
-	switch {
-	case errors.Is(err, ring.ErrNoDevice):
-		ae.Status, ae.Code = http.StatusNotFound, admin.CodeNoSuchDevice
-	case errors.Is(err, ring.ErrLayout):
-		ae.Status, ae.Code = http.StatusConflict, admin.CodeLayoutDoesNotFit
-	case strings.HasPrefix(err.Error(), "ring: "):
-		ae.Status, ae.Code = http.StatusBadRequest, admin.CodeInvalidArgument
-	}
-	return ae
 }
 
 // haltHandlers serve a drill's node halt.

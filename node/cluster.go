@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
+	"github.com/strata-storage/strata/blockpool/replicate/volrpc"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
-	"github.com/strata-storage/strata/objectstore/shard"
+	"github.com/strata-storage/strata/objectstore/shard/shardrpc"
 	"github.com/strata-storage/strata/placement"
 	"github.com/strata-storage/strata/users"
 )
@@ -77,21 +75,7 @@ func (n *Node) nodeInfo() cluster.NodeInfo {
 			info.RingVersion = r.Version
 		}
 	}
-	local := n.devs.Snapshot()
-	for i := 0; i < n.cfg.Pools; i++ {
-		name := fmt.Sprintf("disk%d", i)
-		di := cluster.DeviceInfo{Name: name}
-		for id, ld := range local {
-			if ld.Name == name {
-				total, free, _ := ld.Pool.Capacity()
-				di.CapacityBytes, di.FreeBytes, di.ID = int64(total), int64(free), id
-				if ld.Store != nil {
-					di.UsedBytes = ld.Store.Used()
-				}
-			}
-		}
-		info.Devices = append(info.Devices, di)
-	}
+	info.Devices = n.devs.Infos(n.cfg.Pools)
 	return info
 }
 
@@ -104,24 +88,14 @@ func (n *Node) advertise(addr string) string {
 	return addr
 }
 
-// LocalDevice and LocalDeviceIDs serve the RPC.
-// They read the device set's snapshot: an RPC never waits for a ring edit.
-func (n *Node) LocalDevice(id uint32) *shard.Store { return n.devs.Store(id) }
-
-func (n *Node) LocalDeviceIDs() []uint32 { return n.devs.IDs() }
-
 // startClustered brings a cluster node up: etcd, RPC, membership, the
 // shared ring, local devices, then the S3 and admin listeners.
 func (n *Node) startClustered(ctx context.Context) (err error) {
 	cfg := n.cfg
-	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := n.privateDataDir(); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
 	if err := n.joinCluster(ctx); err != nil {
 		return err
 	}
-	n.db = metastore.OpenMirrored(filepath.Join(cfg.DataDir, "meta"), n.log)
+	n.openMeta()
 	_, _, rpcTLS, err := n.tlsConfigs()
 	if err != nil {
 		return err
@@ -132,8 +106,9 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 	if err := n.openVolumes(ctx, n.etcd.Sub("v/")); err != nil {
 		return err
 	}
-	rpc := cluster.NewServer(cfg.NodeName, cfg.ClusterSecret, n, n.Registry, n.log)
-	rpc.SetVolumes(n.volumes)
+	rpc := cluster.NewServer(cfg.NodeName, cfg.ClusterSecret, shardrpc.Generations(n.devs), n.Registry, n.log)
+	shardrpc.Register(rpc, cfg.NodeName, n.devs, n.Registry)
+	volrpc.Register(rpc, cfg.NodeName, n.volumes)
 	// No body limits here: a peer relays a slow client's PUT block by block,
 	// so its stream may rightly pause for as long as a block takes to
 	// arrive; only peers that signed the request get as far as the body,

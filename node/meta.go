@@ -1,9 +1,6 @@
 package node
 
 import (
-	"net"
-	"strconv"
-
 	"github.com/strata-storage/strata/metastore"
 )
 
@@ -15,15 +12,4 @@ func (n *Node) claimMeta(kind string) metastore.Store {
 		return n.etcd.Sub(kind + "/")
 	}
 	return metastore.NewPebble(n.db, kind+"/")
-}
-
-// s3Endpoint is the S3 host and port clients use: the listen address, or
-// the first domain when it listens on every interface.
-func (n *Node) s3Endpoint() (string, int) {
-	host, p, _ := net.SplitHostPort(n.S3Addr())
-	port, _ := strconv.Atoi(p)
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() && len(n.cfg.Domains) > 0 {
-		host = n.cfg.Domains[0]
-	}
-	return host, port
 }

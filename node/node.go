@@ -186,17 +186,17 @@ func Start(cfg Config) (*Node, error) {
 		cfg.VolumeKeeperInterval = DefaultConfig().VolumeKeeperInterval
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 3), started: time.Now().UTC()}
+	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := n.privateDataDir(); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.bgCancel, n.bgCtx = cancel, ctx
+	start := n.start
 	if cfg.Meta != "" {
-		if err := n.startClustered(ctx); err != nil {
-			n.stopBackground()
-			n.closeStorage()
-			return nil, err
-		}
-		return n, nil
+		start = n.startClustered
 	}
-	if err := n.start(ctx); err != nil {
+	if err := start(ctx); err != nil {
 		n.stopBackground()
 		n.closeVolumes(context.Background())
 		n.closeStorage()
@@ -207,17 +207,13 @@ func Start(cfg Config) (*Node, error) {
 
 func (n *Node) start(ctx context.Context) (err error) {
 	cfg := n.cfg
-	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := n.privateDataDir(); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
 	if n.Root, n.NewRoot, err = users.RootCredentials(cfg.DataDir, cfg.Root); err != nil {
 		return err
 	}
 	if err := n.openRing(); err != nil {
 		return err
 	}
-	n.db = metastore.OpenMirrored(filepath.Join(cfg.DataDir, "meta"), n.log)
+	n.openMeta()
 	if err := n.openDevices(); err != nil {
 		return err
 	}
@@ -273,7 +269,7 @@ func (n *Node) serve(ctx context.Context) error {
 	n.goBackground(func() { n.quota.Run(ctx) })
 	n.claims = bind.New(bind.Config{
 		Claims: n.claimMeta("claims"), Classes: n.claimMeta("storageclasses"), IAM: n.iam, Store: n.store,
-		Rescan: func(ctx context.Context) { n.quota.Scan(ctx, false) }, Endpoint: n.s3Endpoint,
+		Rescan: func(ctx context.Context) { n.quota.Scan(ctx, false) }, Endpoint: func() (string, int) { return bind.Endpoint(n.S3Addr(), cfg.Domains) },
 		Region: cfg.Region, K: n.Ring.K, M: n.Ring.M, ParseEC: ring.ParseEC,
 	})
 	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Identity: n.users, Quota: n.quota, SigV2: cfg.SigV2, Logger: n.log, Registry: n.Registry}, n.store)
@@ -292,9 +288,15 @@ func (n *Node) layout() placement.Layout {
 	return placement.Layout{EC: n.cfg.EC, PartPower: n.cfg.PartPower, Region: n.cfg.Region, Node: n.cfg.NodeName, Pools: n.cfg.Pools}
 }
 
+// openMeta opens the node's database and its (still empty) device set,
+// which the RPC serves from the start.
+func (n *Node) openMeta() {
+	n.db = metastore.OpenMirrored(filepath.Join(n.cfg.DataDir, "meta"), n.log)
+	n.devs = devices.New(devices.Config{DataDir: n.cfg.DataDir, Node: n.cfg.NodeName, ChunkVolume: n.cfg.ChunkVolume, Reserve: n.cfg.DiskReserve, Meta: n.db, Registry: n.Registry, Log: n.log, WrapVolume: n.cfg.WrapVolume})
+}
+
 // openDevices opens this node's devices of the ring.
 func (n *Node) openDevices() error {
-	n.devs = devices.New(devices.Config{DataDir: n.cfg.DataDir, Node: n.cfg.NodeName, ChunkVolume: n.cfg.ChunkVolume, Reserve: n.cfg.DiskReserve, Meta: n.db, Registry: n.Registry, Log: n.log, WrapVolume: n.cfg.WrapVolume})
 	n.place = placement.New(placement.Config{
 		Node: n.cfg.NodeName, DataDir: n.cfg.DataDir, Etcd: n.etcd, Peers: n.peers, Devices: n.devs, Jobs: n.claimMeta("rebalance"),
 		RebalanceLimit: n.cfg.RebalanceLimit, RebalanceConcurrency: n.cfg.RebalanceConcurrency, RebalanceTakeover: n.cfg.RebalanceTakeover,

@@ -29,15 +29,6 @@ func (n *Node) placementChecker() bool {
 	if !n.clustered() {
 		return true
 	}
-	members, err := cluster.ListMembers(context.Background(), n.etcd)
-	if err != nil {
-		return false
-	}
-	first := ""
-	for _, m := range members {
-		if m.State == "up" && (first == "" || m.Name < first) {
-			first = m.Name
-		}
-	}
-	return first == n.cfg.NodeName
+	first, err := cluster.FirstUp(context.Background(), n.etcd)
+	return err == nil && first == n.cfg.NodeName
 }

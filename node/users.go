@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 
 	"github.com/strata-storage/strata/iam"
-	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/users"
 )
 
@@ -16,32 +15,22 @@ import (
 
 const masterKeyFile = "master.key"
 
-func (n *Node) openIAM() error {
-	var meta metastore.Store
+func (n *Node) openIAM() (err error) {
 	var key []byte
-	var err error
 	if n.clustered() {
-		meta = n.etcd.Sub("iam/")
 		key, err = iam.MasterKeyFromSecret(n.cfg.ClusterSecret)
 	} else {
-		meta = metastore.NewPebble(n.db, "iam/")
 		key, err = iam.LoadOrCreateMasterKey(filepath.Join(n.cfg.DataDir, masterKeyFile))
 	}
 	if err != nil {
 		return fmt.Errorf("iam master key: %w", err)
 	}
-	if n.iam, err = iam.New(meta, key); err != nil {
+	if n.iam, err = iam.New(n.claimMeta("iam"), key); err != nil {
 		return err
 	}
 	n.users = users.New(users.Config{IAM: n.iam, RootKey: n.Root.AccessKey, RootSecret: n.Root.SecretKey, Buckets: n.store})
-	if w, ok := meta.(metastore.Watcher); ok {
-		// A key or user disabled on another node stops signing here at
-		// once, not when the cache entry ages out.
-		n.goBackground(func() {
-			w.Watch(n.bgCtx, "", func(string, []byte) {
-				n.users.Invalidate()
-			})
-		})
+	if n.clustered() {
+		n.goBackground(func() { n.users.Follow(n.bgCtx, n.etcd.Sub("iam/")) })
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -224,4 +225,24 @@ func (c *rebalanceCollector) Collect(ch chan<- prometheus.Metric) {
 	}{{"copied", t.Copied}, {"found", t.Found}, {"stale", t.Stale}, {"rebuilt", t.Rebuilt}, {"deferred", t.Deferred}, {"lost", t.Lost}} {
 		g(rbRecords, float64(o.v), o.name)
 	}
+}
+
+// ErrorOf is the admin answer for a handler's error: its own admin.Error,
+// or one for the errors of the ring (whose edits this package serves),
+// else a 500.
+func ErrorOf(err error) *admin.Error {
+	var ae *admin.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	ae = &admin.Error{Status: http.StatusInternalServerError, Code: admin.CodeInternalError, Message: err.Error()}
+	switch {
+	case errors.Is(err, ring.ErrNoDevice):
+		ae.Status, ae.Code = http.StatusNotFound, admin.CodeNoSuchDevice
+	case errors.Is(err, ring.ErrLayout):
+		ae.Status, ae.Code = http.StatusConflict, admin.CodeLayoutDoesNotFit
+	case strings.HasPrefix(err.Error(), "ring: "):
+		ae.Status, ae.Code = http.StatusBadRequest, admin.CodeInvalidArgument
+	}
+	return ae
 }

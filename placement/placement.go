@@ -32,6 +32,7 @@ import (
 	"github.com/strata-storage/strata/devices"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
+	"github.com/strata-storage/strata/objectstore/shard/shardrpc"
 	"github.com/strata-storage/strata/rebalancer"
 	"github.com/strata-storage/strata/ring"
 )
@@ -176,7 +177,7 @@ func (pl *Controller) publishRing(ctx context.Context, cur, next *ring.Ring) err
 }
 
 // remoteDevices fills in the devices of other nodes.
-func (pl *Controller) remoteDevice(d ring.Device) *cluster.RemoteDevice {
+func (pl *Controller) remoteDevice(d ring.Device) *shardrpc.RemoteDevice {
 	if pl.peers == nil {
 		return nil
 	}
@@ -184,7 +185,7 @@ func (pl *Controller) remoteDevice(d ring.Device) *cluster.RemoteDevice {
 	if p == nil {
 		return nil
 	}
-	return p.Device(d.ID, d.Name)
+	return shardrpc.Device(p, d.ID, d.Name)
 }
 
 // Members lists the cluster's nodes (cluster mode only).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/iam"
+	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/s3api/policy"
 )
@@ -41,6 +42,14 @@ type Directory struct {
 
 // New makes a directory over cfg.IAM.
 func New(cfg Config) *Directory { return &Directory{cfg: cfg} }
+
+// Follow drops what is cached whenever users or keys change in w (their
+// store, when it is shared: etcd in a cluster), so a key disabled on
+// another node stops signing here at once, not when its cache entry ages
+// out. It returns when ctx ends.
+func (d *Directory) Follow(ctx context.Context, w metastore.Watcher) {
+	w.Watch(ctx, "", func(string, []byte) { d.Invalidate() })
+}
 
 // Invalidate drops what is cached (a user or key changed elsewhere).
 func (d *Directory) Invalidate() {

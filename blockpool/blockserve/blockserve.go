@@ -23,6 +23,7 @@ import (
 	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/blockpool/nbd"
 	"github.com/strata-storage/strata/blockpool/replicate"
+	"github.com/strata-storage/strata/blockpool/replicate/volrpc"
 	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
@@ -268,7 +269,7 @@ func (v nodeVolumes) Link(node, volume string) replicate.Link {
 	if err != nil {
 		return deadLink{node, err}
 	}
-	return p.VolumeLink(volume)
+	return volrpc.Link(p, volume)
 }
 
 func (v nodeVolumes) CreateReplica(ctx context.Context, node, volume string, size int64) error {
@@ -276,7 +277,7 @@ func (v nodeVolumes) CreateReplica(ctx context.Context, node, volume string, siz
 	if err != nil {
 		return err
 	}
-	return p.CreateReplica(ctx, volume, size)
+	return volrpc.CreateReplica(ctx, p, volume, size)
 }
 
 func (v nodeVolumes) CloneReplica(ctx context.Context, node, volume, from, snapshot string) error {
@@ -284,7 +285,7 @@ func (v nodeVolumes) CloneReplica(ctx context.Context, node, volume, from, snaps
 	if err != nil {
 		return err
 	}
-	return p.CloneReplica(ctx, volume, from, snapshot)
+	return volrpc.CloneReplica(ctx, p, volume, from, snapshot)
 }
 
 func (v nodeVolumes) DeleteReplica(ctx context.Context, node, volume string) error {
@@ -292,7 +293,7 @@ func (v nodeVolumes) DeleteReplica(ctx context.Context, node, volume string) err
 	if err != nil {
 		return err
 	}
-	return p.DeleteReplica(ctx, volume)
+	return volrpc.DeleteReplica(ctx, p, volume)
 }
 
 // deadLink stands for a replica on a node this one does not know (yet):

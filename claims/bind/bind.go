@@ -15,7 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -351,4 +353,16 @@ func (bd *Binder) records(ctx context.Context) ([]admin.ClaimRecord, error) {
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// Endpoint is the S3 host and port clients use, from the address the S3
+// listener is bound to: that address, or the first of domains when it
+// listens on every interface.
+func Endpoint(addr string, domains []string) (string, int) {
+	host, p, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(p)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() && len(domains) > 0 {
+		host = domains[0]
+	}
+	return host, port
 }

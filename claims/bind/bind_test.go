@@ -186,3 +186,23 @@ func TestFailedClaimLeavesNothing(t *testing.T) {
 		t.Fatalf("records after failed claims: %v %v", recs, err)
 	}
 }
+
+func TestEndpoint(t *testing.T) {
+	cases := []struct {
+		addr    string
+		domains []string
+		host    string
+		port    int
+	}{
+		{"127.0.0.1:9000", []string{"s3.example"}, "127.0.0.1", 9000},
+		{"0.0.0.0:9000", []string{"s3.example", "other"}, "s3.example", 9000},
+		{"[::]:443", []string{"s3.example"}, "s3.example", 443},
+		{"0.0.0.0:9000", nil, "0.0.0.0", 9000},
+		{"10.0.0.5:80", nil, "10.0.0.5", 80},
+	}
+	for _, tc := range cases {
+		if host, port := Endpoint(tc.addr, tc.domains); host != tc.host || port != tc.port {
+			t.Errorf("Endpoint(%q, %q) = %s, %d; want %s, %d", tc.addr, tc.domains, host, port, tc.host, tc.port)
+		}
+	}
+}

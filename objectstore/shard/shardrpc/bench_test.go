@@ -1,9 +1,10 @@
-package cluster
+package shardrpc
 
 import (
 	"context"
 	"testing"
 
+	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/objectstore/shard"
 )
 
@@ -18,12 +19,12 @@ func BenchmarkRemoteReadBlock(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			srv, local := rpcNodeTB(b)
-			tr := NewTransport("n1", "s3cret", nil, DefaultTimeouts())
+			tr := cluster.NewTransport("n1", "s3cret", nil, cluster.DefaultTimeouts())
 			defer tr.Close()
 			var dev interface {
 				ReadBlock(context.Context, *shard.Locator, int, []byte) ([]byte, error)
 			} = local
-			rd := tr.NewPeer("n2", srv.Listener.Addr().String()).Device(7, "disk0")
+			rd := Device(tr.NewPeer("n2", srv.Listener.Addr().String()), 7, "disk0")
 			if remote {
 				dev = rd
 			}

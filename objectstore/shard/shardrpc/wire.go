@@ -1,12 +1,24 @@
-// Package cluster makes separate Strata processes one store: inter-node
-// RPC to other nodes' shard devices, membership with heartbeats, and the
-// etcd-backed cluster metadata store.
-package cluster
+// Package shardrpc is the inter-node protocol of shard devices: the
+// handlers a node registers on its cluster RPC server for its own devices,
+// and RemoteDevice, the objectstore.Device of another node's. Transport,
+// authentication and the frame streams are cluster's (docs/format/rpc.md).
+//
+//	POST /rpc/v1/dev/{id}/stream?hint=N frames in, locator out
+//	POST /rpc/v1/dev/{id}/read          u32 block + locator in, block record out
+//	POST /rpc/v1/dev/{id}/free          locator
+//	POST /rpc/v1/dev/{id}/commit        record ops (?reserve=1: may use the reserve)
+//	POST /rpc/v1/dev/{id}/get           key in, record out (404: none)
+//	POST /rpc/v1/dev/{id}/list          lower, upper, limit in; entries out
+//	POST /rpc/v1/dev/{id}/deleterange   lower, upper
+package shardrpc
 
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/http"
+
+	"github.com/strata-storage/strata/cluster"
 
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore/shard"
@@ -26,6 +38,37 @@ var statusOf = []struct {
 	{http.StatusConflict, shard.ErrConflict},
 }
 
+// maxFrame bounds one block record on the wire.
+const maxFrame = cluster.MaxFrame
+
+// maxListPage bounds the records of one list answer.
+const maxListPage = 1024
+
+// wireErr gives a call's error the sentinel the object layer acts on: an
+// unreachable peer is an offline device, and an answer carries the
+// sentinel of its status.
+func wireErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *cluster.StatusError
+	if errors.As(err, &se) {
+		for _, e := range statusOf {
+			if e.status == se.Status {
+				if e.err == metastore.ErrNotFound {
+					return metastore.ErrNotFound
+				}
+				return fmt.Errorf("node %s: %s: %w", se.Node, se.Message, e.err)
+			}
+		}
+		return err
+	}
+	if errors.Is(err, cluster.ErrUnreachable) {
+		return fmt.Errorf("%w: %w", err, shard.ErrOffline)
+	}
+	return err
+}
+
 // Wire encoding: uvarint-prefixed byte strings.
 func appendBytes(b, v []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
@@ -43,7 +86,7 @@ func (d *decoder) uvarint() uint64 {
 	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.err = errors.New("cluster: truncated message")
+		d.err = errors.New("shardrpc: truncated message")
 		return 0
 	}
 	d.b = d.b[n:]
@@ -56,7 +99,7 @@ func (d *decoder) bytes() []byte {
 		return nil
 	}
 	if n > uint64(len(d.b)) {
-		d.err = errors.New("cluster: truncated message")
+		d.err = errors.New("shardrpc: truncated message")
 		return nil
 	}
 	v := d.b[:n:n]
@@ -106,18 +149,18 @@ func decodeOps(b []byte) ([]shard.Op, error) {
 	d := &decoder{b: b}
 	n := d.uvarint()
 	if n > uint64(len(b)) {
-		return nil, errors.New("cluster: bad op count")
+		return nil, errors.New("shardrpc: bad op count")
 	}
 	ops := make([]shard.Op, 0, n)
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		if len(d.b) == 0 {
-			d.err = errors.New("cluster: truncated message")
+			d.err = errors.New("shardrpc: truncated message")
 			break
 		}
 		flags := d.b[0]
 		d.b = d.b[1:]
 		if flags&^7 != 0 {
-			return nil, errors.New("cluster: unknown op flags")
+			return nil, errors.New("shardrpc: unknown op flags")
 		}
 		op := shard.Op{Delete: flags&1 != 0, Check: flags&2 != 0, Key: d.bytes(), Value: d.bytes()}
 		if op.Check && flags&4 == 0 {

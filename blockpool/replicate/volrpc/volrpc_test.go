@@ -1,10 +1,12 @@
-package cluster
+package volrpc
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http/httptest"
@@ -15,7 +17,10 @@ import (
 
 	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/blockpool/replicate"
+	"github.com/strata-storage/strata/cluster"
 )
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type replicas map[string]*replicate.Replica
 
@@ -40,8 +45,8 @@ func (n *volNode) start() {
 		n.t.Fatal(err)
 	}
 	n.rep = rep
-	s := NewServer(n.name, "s3cret", oneDevice{}, nil, quietLog)
-	s.SetVolumes(replicas{"v": rep})
+	s := cluster.NewServer(n.name, "s3cret", nil, nil, quietLog)
+	Register(s, n.name, replicas{"v": rep})
 	srv := httptest.NewUnstartedServer(s)
 	addr := n.addr
 	if addr == "" {
@@ -87,14 +92,14 @@ func TestVolumeReplicationOverRPC(t *testing.T) {
 			n.stop()
 		}
 	}()
-	tr := NewTransport("n0", "s3cret", nil, testTimeouts())
+	tr := cluster.NewTransport("n0", "s3cret", nil, cluster.DefaultTimeouts())
 	defer tr.Close()
 	links := []replicate.Link{replicate.LocalLink{R: nodes[0].rep}}
-	var peers []*Peer
+	var peers []*cluster.Peer
 	for _, n := range nodes[1:] {
 		p := tr.NewPeer(n.name, n.addr)
 		peers = append(peers, p)
-		links = append(links, p.VolumeLink("v"))
+		links = append(links, Link(p, "v"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

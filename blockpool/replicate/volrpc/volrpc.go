@@ -1,24 +1,7 @@
-package cluster
-
-import (
-	"bytes"
-	"context"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
-
-	"github.com/strata-storage/strata/blockpool"
-	"github.com/strata-storage/strata/blockpool/replicate"
-)
-
-// Volume replication over the RPC listener: a primary on one node reaches
-// the replicas of its volume on others.
+// Package volrpc is volume replication between nodes: a primary on one
+// node reaches the replicas of its volume on others through Link (a
+// replicate.Link), and each node registers the handlers of its own
+// replicas on its cluster RPC server, which authenticates every call.
 //
 //	POST /rpc/v1/vol/{name}/{op}   op: create delete (this node's replica),
 //	                               hello promote release write trim read
@@ -30,6 +13,24 @@ import (
 // data and a bitmap's words (u64 little endian) are the body, as are a
 // read's data and a bitmap answer. A refusal carries its kind in
 // X-Strata-Error so the primary sees the same error as in process.
+package volrpc
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+
+	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/blockpool/replicate"
+	"github.com/strata-storage/strata/cluster"
+)
 
 // VolumeReplicas finds, creates and deletes this node's replicas.
 type VolumeReplicas interface {
@@ -52,8 +53,6 @@ type volParams struct {
 	Force   bool                 `json:",omitempty"`
 	Weak    bool                 `json:",omitempty"`
 }
-
-const volHeader = "X-Strata-Vol"
 
 // Kinds of volume refusals on the wire.
 var volErrors = []struct {
@@ -86,18 +85,36 @@ func writeVolErr(w http.ResponseWriter, err error) {
 // maxVolIO bounds one read or write (the NBD server's largest request).
 const maxVolIO = 32 << 20
 
-// volume serves one volume call; body is the request's whole body, already
-// checked against its signature.
-func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string, body []byte) {
-	name, op, ok := strings.Cut(rest, "/")
-	if !ok || r.Method != http.MethodPost || s.volumes == nil {
-		http.NotFound(w, r)
-		return
+// Server answers other nodes' calls to this node's volume replicas.
+type Server struct {
+	node    string
+	volumes VolumeReplicas
+	bufs    sync.Pool // *[]byte: read buffers
+}
+
+// Register serves node's replicas on srv.
+func Register(srv cluster.Registerer, node string, volumes VolumeReplicas) *Server {
+	s := &Server{node: node, volumes: volumes}
+	srv.Handle(http.MethodPost, "vol/{name}/{op}", s.volume)
+	return s
+}
+
+func (s *Server) buffer(n int) *[]byte {
+	if bp, ok := s.bufs.Get().(*[]byte); ok && cap(*bp) >= n {
+		return bp
 	}
+	b := make([]byte, n)
+	return &b
+}
+
+// volume serves one volume call; c.Body is the request's whole body,
+// already checked against its signature.
+func (s *Server) volume(w http.ResponseWriter, r *http.Request, c *cluster.Call) {
+	name, op, body := r.PathValue("name"), r.PathValue("op"), c.Body
 	switch op {
 	case "create", "delete":
 		var p volParams
-		if err := json.Unmarshal([]byte(r.Header.Get(volHeader)), &p); err != nil {
+		if err := json.Unmarshal([]byte(r.Header.Get(cluster.ParamsHeader)), &p); err != nil {
 			http.Error(w, "bad parameters: "+err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -118,7 +135,7 @@ func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string, bod
 		return
 	}
 	var p volParams
-	if err := json.Unmarshal([]byte(r.Header.Get(volHeader)), &p); err != nil {
+	if err := json.Unmarshal([]byte(r.Header.Get(cluster.ParamsHeader)), &p); err != nil {
 		http.Error(w, "bad parameters: "+err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -176,7 +193,7 @@ func (s *Server) volume(w http.ResponseWriter, r *http.Request, rest string, bod
 			return
 		}
 		h, _ := json.Marshal(volParams{Track: &tr, Found: found})
-		w.Header().Set(volHeader, string(h))
+		w.Header().Set(cluster.ParamsHeader, string(h))
 		w.Header().Set("Content-Length", strconv.Itoa(8*len(words)))
 		w.Write(encodeWords(words))
 	case "mergebitmap":
@@ -219,12 +236,12 @@ func decodeWords(b []byte) []uint64 {
 
 // RemoteReplica is the replicate.Link to a volume's replica on a peer.
 type RemoteReplica struct {
-	peer *Peer
+	peer *cluster.Peer
 	name string
 }
 
-// VolumeLink returns the link to volume name's replica on this peer.
-func (p *Peer) VolumeLink(name string) *RemoteReplica { return &RemoteReplica{peer: p, name: name} }
+// Link returns the link to volume name's replica on peer p.
+func Link(p *cluster.Peer, name string) *RemoteReplica { return &RemoteReplica{peer: p, name: name} }
 
 func (l *RemoteReplica) Node() string { return l.peer.Name }
 
@@ -235,42 +252,27 @@ func (l *RemoteReplica) call(ctx context.Context, op string, p volParams, body [
 	// costs a resync. A volume call gives up only on a node without a
 	// heartbeat, a refused connection or its own timeout.
 	if l.peer.Gone() {
-		return fmt.Errorf("node %s: %w (no heartbeat)", l.peer.Name, errPeerDown)
+		return fmt.Errorf("node %s: %w (no heartbeat)", l.peer.Name, cluster.ErrUnreachable)
 	}
 	hdr, _ := json.Marshal(p)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.peer.url("vol/"+url.PathEscape(l.name)+"/"+op), nil)
+	// Every call but create can be repeated safely (writes are to an
+	// offset, merges OR, the rest set state): marked so, the transport
+	// re-sends it when a pooled connection turns out to be dead (the peer
+	// restarted) instead of failing the call.
+	resp, err := l.peer.Post(ctx, cluster.Request{Path: "vol/" + url.PathEscape(l.name) + "/" + op, Body: body,
+		Params: hdr, Idempotent: op != "create"})
 	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	req.Header.Set(volHeader, string(hdr))
-	if op != "create" {
-		// Every other call can be repeated safely (writes are to an
-		// offset, merges OR, the rest set state): marked so, the
-		// transport re-sends it when a pooled connection turns out to be
-		// dead (the peer restarted) instead of failing the call.
-		req.Header.Set("Idempotency-Key", "strata-vol")
-	}
-	signRequest(req, l.peer.t.Secret, l.peer.t.Self, body)
-	resp, err := l.peer.t.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", l.peer.Name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		kind := resp.Header.Get("X-Strata-Error")
-		for _, e := range volErrors {
-			if e.kind == kind {
-				return fmt.Errorf("node %s: %s: %w", l.peer.Name, strings.TrimSpace(string(msg)), e.err)
+		var se *cluster.StatusError
+		if errors.As(err, &se) {
+			for _, e := range volErrors {
+				if e.kind == se.Kind {
+					return fmt.Errorf("node %s: %s: %w", se.Node, se.Message, e.err)
+				}
 			}
 		}
-		return fmt.Errorf("node %s: status %d: %s", l.peer.Name, resp.StatusCode, strings.TrimSpace(string(msg)))
+		return err
 	}
+	defer resp.Body.Close()
 	if answer != nil {
 		return answer(resp)
 	}
@@ -284,19 +286,19 @@ func (l *RemoteReplica) status(ctx context.Context, op string, p volParams) (rep
 }
 
 // CreateReplica creates volume name's replica on the peer.
-func (p *Peer) CreateReplica(ctx context.Context, name string, size int64) error {
-	return p.VolumeLink(name).call(ctx, "create", volParams{N: size}, nil, nil)
+func CreateReplica(ctx context.Context, p *cluster.Peer, name string, size int64) error {
+	return Link(p, name).call(ctx, "create", volParams{N: size}, nil, nil)
 }
 
 // CloneReplica creates volume name's replica on the peer from a snapshot
 // of volume from's replica there.
-func (p *Peer) CloneReplica(ctx context.Context, name, from, snapshot string) error {
-	return p.VolumeLink(name).call(ctx, "create", volParams{From: from, Peer: snapshot}, nil, nil)
+func CloneReplica(ctx context.Context, p *cluster.Peer, name, from, snapshot string) error {
+	return Link(p, name).call(ctx, "create", volParams{From: from, Peer: snapshot}, nil, nil)
 }
 
 // DeleteReplica deletes volume name's replica on the peer.
-func (p *Peer) DeleteReplica(ctx context.Context, name string) error {
-	return p.VolumeLink(name).call(ctx, "delete", volParams{}, nil, nil)
+func DeleteReplica(ctx context.Context, p *cluster.Peer, name string) error {
+	return Link(p, name).call(ctx, "delete", volParams{}, nil, nil)
 }
 
 func (l *RemoteReplica) Hello(ctx context.Context, epoch uint64, primary string) (replicate.Status, error) {
@@ -343,7 +345,7 @@ func (l *RemoteReplica) Bitmap(ctx context.Context, epoch uint64, peer string) (
 	var found bool
 	err := l.call(ctx, "bitmap", volParams{Epoch: epoch, Peer: peer}, nil, func(r *http.Response) error {
 		var p volParams
-		if err := json.Unmarshal([]byte(r.Header.Get(volHeader)), &p); err != nil || p.Track == nil {
+		if err := json.Unmarshal([]byte(r.Header.Get(cluster.ParamsHeader)), &p); err != nil || p.Track == nil {
 			return fmt.Errorf("node %s: bad bitmap answer", l.peer.Name)
 		}
 		body, err := io.ReadAll(r.Body)
