@@ -111,9 +111,9 @@ func TestClientCallsTheRouteItNames(t *testing.T) {
 		call func() error
 		want map[string]string
 	}{
-		{RingSetWeight, func() error { return c.call(ctx, RingSetWeight, nil, WeightRequest{Weight: ptr(2.5)}, &got, "7") }, map[string]string{"id": "7", "body": `{"Weight":2.5}`}},
+		{RingSetWeight, func() error { return c.call(ctx, RingSetWeight, nil, WeightRequest{Weight: ptr(2.5)}, &got, "7") }, map[string]string{"id": "7", "body": `{"weight":2.5}`}},
 		{SnapshotRestore, func() error { return c.call(ctx, SnapshotRestore, nil, nil, &got, "vol a/b", "s1") }, map[string]string{"name": "vol a/b", "snapshot": "s1"}},
-		{ScrubObject, func() error { return c.call(ctx, ScrubObject, nil, ObjectRequest{Bucket: "b"}, &got) }, map[string]string{"body": `{"Bucket":"b","Key":""}`}},
+		{ScrubObject, func() error { return c.call(ctx, ScrubObject, nil, ObjectRequest{Bucket: "b"}, &got) }, map[string]string{"body": `{"bucket":"b","key":""}`}},
 		{ScrubControl, func() error { return c.call(ctx, ScrubControl, nil, nil, &got, "pause") }, map[string]string{"action": "pause"}},
 		{UserEnable, func() error { return c.call(ctx, UserEnable, nil, nil, &got, "carol", enableAction(true)) }, map[string]string{"name": "carol", "action": "disable"}},
 		{ClaimDelete, func() error { return c.call(ctx, ClaimDelete, nil, nil, &got, "ns", "claim") }, map[string]string{"namespace": "ns", "name": "claim"}},

@@ -87,7 +87,7 @@ const (
 	RebalanceJob    Op = "RebalanceJob"    // {action}: pause, resume or cancel -> Job (cancel: the rollback job)
 	RebalanceLimit  Op = "RebalanceLimit"  // RebalanceRequest -> Job
 	NodeDrain       Op = "NodeDrain"       // RebalanceRequest -> RebalanceAnswer
-	ZoneChange      Op = "ZoneChange"      // {action}: drain or fail; RebalanceRequest -> RebalanceAnswer
+	ZoneChange      Op = "ZoneChange"      // {action}: drain, fail or activate; RebalanceRequest -> RebalanceAnswer
 	AuditList       Op = "AuditList"       // ?limit=N -> []AuditEntry, oldest first
 )
 

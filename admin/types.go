@@ -52,36 +52,36 @@ const (
 
 // RebalanceAnswer is what a ring change that moves data returns.
 type RebalanceAnswer struct {
-	Version       uint64
-	Result        ring.RebalanceResult
-	BytesEstimate int64
+	Version       uint64               `json:"version"`
+	Result        ring.RebalanceResult `json:"result"`
+	BytesEstimate int64                `json:"bytes_estimate"`
 	// Job is the rebalance that moves the data (nil: nothing moves).
-	Job *rebalancer.Job `json:",omitempty"`
+	Job *rebalancer.Job `json:"job,omitempty"`
 	// VolumeMoves are the block volume replicas a drain or a failure
 	// started to replace; VolumeErrors those it could not.
-	VolumeMoves  []volumes.Evacuation `json:",omitempty"`
-	VolumeErrors string               `json:",omitempty"`
+	VolumeMoves  []volumes.Evacuation `json:"volume_moves,omitempty"`
+	VolumeErrors string               `json:"volume_errors,omitempty"`
 }
 
 // RebuildAnswer is the answer to a device rebuild.
 type RebuildAnswer struct {
-	Device string
+	Device string `json:"device"`
 	// Kept is where the damaged database was moved ("" if there was none).
-	Kept string
+	Kept string `json:"kept"`
 	// Generation is the chunk volume's new generation.
-	Generation uint32
+	Generation uint32 `json:"generation"`
 	// Refill says how the device's shards come back: a placement repair
 	// started now in the background, whose result the log and `strata
 	// scrub status` report.
-	Refill string
+	Refill string `json:"refill"`
 }
 
 // RebalanceRequest is the body of rebalance plan, start and limit and of
 // the drain and fail calls.
 type RebalanceRequest struct {
-	IgnoreMinPartHours bool   `json:",omitempty"`
-	Limit              *int64 `json:",omitempty"` // bytes per second, 0: none
-	Concurrency        *int   `json:",omitempty"`
+	IgnoreMinPartHours bool   `json:"ignore_min_part_hours,omitempty"`
+	Limit              *int64 `json:"limit,omitempty"` // bytes per second, 0: none
+	Concurrency        *int   `json:"concurrency,omitempty"`
 }
 
 // Check refuses limits out of range.
@@ -96,16 +96,24 @@ func (q RebalanceRequest) Check() error {
 }
 
 // RingRebalanceRequest is the body of a ring rebalance.
-type RingRebalanceRequest struct{ IgnoreMinPartHours bool }
+type RingRebalanceRequest struct {
+	IgnoreMinPartHours bool `json:"ignore_min_part_hours"`
+}
 
 // WeightRequest sets a device's weight.
-type WeightRequest struct{ Weight *float64 }
+type WeightRequest struct {
+	Weight *float64 `json:"weight"`
+}
 
 // StateRequest sets a device's state (active, draining or failed).
-type StateRequest struct{ State *ring.State }
+type StateRequest struct {
+	State *ring.State `json:"state"`
+}
 
 // VerifyRequest is the body of a cluster verify.
-type VerifyRequest struct{ Repair bool }
+type VerifyRequest struct {
+	Repair bool `json:"repair"`
+}
 
 // Hints is how many keys this node still has to repair.
 type Hints struct {
@@ -156,17 +164,22 @@ type TargetRequest struct {
 }
 
 // ObjectRequest names one object.
-type ObjectRequest struct{ Bucket, Key string }
+type ObjectRequest struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+}
 
 // UserCreateRequest is the body of a user create.
 type UserCreateRequest struct {
-	Name  string
-	Admin bool
-	Email string
+	Name  string `json:"name"`
+	Admin bool   `json:"admin"`
+	Email string `json:"email"`
 }
 
 // AdminRequest grants or revokes a user's admin rights.
-type AdminRequest struct{ Admin *bool }
+type AdminRequest struct {
+	Admin *bool `json:"admin"`
+}
 
 // UserWithKeys is a user and its access keys (no secrets).
 type UserWithKeys struct {
@@ -245,6 +258,7 @@ func ParseClaim(doc []byte) (Claim, error) { return claims.Parse(doc) }
 // RingDiffAnswer compares the ring before the last change with the ring
 // in force.
 type RingDiffAnswer struct {
-	From, To uint64
-	Diff     ring.Diff
+	From uint64    `json:"from"`
+	To   uint64    `json:"to"`
+	Diff ring.Diff `json:"diff"`
 }

@@ -20,7 +20,7 @@ import (
 func BenchmarkScrub(b *testing.B) {
 	ctx := context.Background()
 	// Passes back to back, as fast as the runner lets them go.
-	srv := startBinaryServer(&testing.T{}, b.TempDir(), "--scrub-rate", "100000", "--scrub-period", "1ms")
+	srv := startBinaryServer(&testing.T{}, b.TempDir(), "--scrub-rate", "100000MiB/s", "--scrub-period", "1ms")
 	b.Cleanup(srv.proc.kill)
 	mc := minioClient(b, srv.server, testSecret)
 	if err := mc.MakeBucket(ctx, "bench", minio.MakeBucketOptions{}); err != nil {

@@ -97,7 +97,7 @@ func scrubPass(t *testing.T, admin string) map[string]scrub.Stats {
 
 func TestScrubRepairsRotOnADevice(t *testing.T) {
 	t.Parallel()
-	srv := startBinaryServer(t, t.TempDir(), "--scrub-rate", "512", "--scrub-period", "1h")
+	srv := startBinaryServer(t, t.TempDir(), "--scrub-rate", "512MiB/s", "--scrub-period", "1h")
 	mc := minioClient(t, srv.server, testSecret)
 	ctx := context.Background()
 	if err := mc.MakeBucket(ctx, "data", minio.MakeBucketOptions{}); err != nil {
@@ -165,7 +165,7 @@ func TestScrubRepairsRotOnADevice(t *testing.T) {
 // `scrub status` and the metrics.
 func TestUnrecoverableRotIsReportedAsDataLoss(t *testing.T) {
 	t.Parallel()
-	srv := startBinaryServer(t, t.TempDir(), "--scrub-rate", "512", "--scrub-period", "1h")
+	srv := startBinaryServer(t, t.TempDir(), "--scrub-rate", "512MiB/s", "--scrub-period", "1h")
 	mc := minioClient(t, srv.server, testSecret)
 	ctx := context.Background()
 	if err := mc.MakeBucket(ctx, "lost", minio.MakeBucketOptions{}); err != nil {

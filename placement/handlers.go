@@ -140,7 +140,7 @@ func (pl *Controller) rebalanceHandlers() map[admin.Op]admin.Handler {
 			return stateChange(w, "node "+name, onNode(name), ring.Draining, req)
 		},
 		admin.ZoneChange: func(w http.ResponseWriter, r *admin.Request) error {
-			action, err := admin.Action(r, "drain", "fail")
+			action, err := admin.Action(r, "drain", "fail", "activate")
 			if err != nil {
 				return err
 			}
@@ -148,10 +148,7 @@ func (pl *Controller) rebalanceHandlers() map[admin.Op]admin.Handler {
 			if err != nil {
 				return err
 			}
-			state := ring.Draining
-			if action == "fail" {
-				state = ring.Failed
-			}
+			state := map[string]ring.State{"drain": ring.Draining, "fail": ring.Failed, "activate": ring.Active}[action]
 			zone := r.PathValue("zone")
 			return stateChange(w, "zone "+zone, inZone(zone), state, req)
 		},

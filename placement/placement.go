@@ -240,23 +240,23 @@ func (pl *Controller) applyRing(next *ring.Ring) error {
 
 // checkDeviceNode refuses a new device on a node that is not this one (or,
 // in a cluster, not a member).
-func (pl *Controller) checkDeviceNode(ctx context.Context, name string) error {
+func (pl *Controller) checkDeviceNode(ctx context.Context, name string) (cluster.NodeInfo, error) {
 	if name == pl.cfg.Node {
-		return nil
+		return pl.cfg.Self(), nil
 	}
 	if !pl.clustered() {
-		return admin.BadRequest("device node %q: this node is %q and serves only its own devices", name, pl.cfg.Node)
+		return cluster.NodeInfo{}, admin.BadRequest("device node %q: this node is %q and serves only its own devices", name, pl.cfg.Node)
 	}
 	members, err := cluster.ListMembers(ctx, pl.etcd)
 	if err != nil {
-		return err
+		return cluster.NodeInfo{}, err
 	}
 	for _, m := range members {
 		if m.Name == name {
-			return nil
+			return m, nil
 		}
 	}
-	return admin.BadRequest("device node %q is not a member of the cluster", name)
+	return cluster.NodeInfo{}, admin.BadRequest("device node %q is not a member of the cluster", name)
 }
 
 // ringHandlers serve the ring, cluster and node operations.
@@ -311,8 +311,17 @@ func (pl *Controller) ringHandlers() map[admin.Op]admin.Handler {
 			if d.Node == "" {
 				d.Node = pl.cfg.Node
 			}
-			if err := pl.checkDeviceNode(r.Context(), d.Node); err != nil {
+			node, err := pl.checkDeviceNode(r.Context(), d.Node)
+			if err != nil {
 				return err
+			}
+			// A device is where its node is unless the request says
+			// otherwise.
+			if d.Region == "" {
+				d.Region = node.Region
+			}
+			if d.Zone == "" {
+				d.Zone = node.Zone
 			}
 			return pl.editRing(w, func(rg *ring.Ring) (*ring.Ring, error) {
 				if d.ID == 0 {

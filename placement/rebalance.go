@@ -487,7 +487,7 @@ func (pl *Controller) deviceStateChange(what string, pick func(ring.Device) bool
 		return ans, err
 	}
 	// Block volume replicas on the nodes whose every device leaves.
-	if pl.volumes != nil {
+	if pl.volumes != nil && state != ring.Active {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		var nodes []string

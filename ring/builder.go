@@ -23,9 +23,9 @@ type RebalanceResult struct {
 	// Held is how many slots should have moved (off a draining or removing
 	// device, or to restore dispersion) but were held back by the per-
 	// partition limit or min-part-hours; rebalance again later.
-	Held int
+	Held int `json:"held"`
 	// Removed lists devices that left the ring with their last slot.
-	Removed []Device
+	Removed []Device `json:"removed"`
 }
 
 // Rebalance places every partition's slots and returns the new ring,

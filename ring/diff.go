@@ -8,18 +8,23 @@ type Diff struct {
 	// Moved is how many slots changed device; PartitionsMoved how many
 	// partitions had at least one; MaxPerPartition the most slots of one
 	// partition that moved.
-	Moved, PartitionsMoved, MaxPerPartition int
+	Moved           int `json:"moved"`
+	PartitionsMoved int `json:"partitions_moved"`
+	MaxPerPartition int `json:"max_per_partition"`
 	// Slots is partitions * width of the newer ring.
-	Slots   int
-	Devices []DeviceDiff
+	Slots   int          `json:"slots"`
+	Devices []DeviceDiff `json:"devices"`
 }
 
 // DeviceDiff is one device's part in a Diff.
 type DeviceDiff struct {
-	ID            uint32
-	Node, Name    string
-	Before, After int // slots held
-	In, Out       int // slots gained and lost
+	ID     uint32 `json:"id"`
+	Node   string `json:"node"`
+	Name   string `json:"name"`
+	Before int    `json:"before"` // slots held
+	After  int    `json:"after"`  // slots held
+	In     int    `json:"in"`     // slots gained and lost
+	Out    int    `json:"out"`    // slots gained and lost
 }
 
 // DiffRings compares old and new. Rings of different partition power or

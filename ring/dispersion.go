@@ -8,47 +8,61 @@ import (
 // DispersionReport says how well the ring spreads partitions over failure
 // domains, and what losing one rack (zone) or node would cost.
 type DispersionReport struct {
-	Partitions, Width, M int
+	Partitions int `json:"partitions"`
+	Width      int `json:"width"`
+	M          int `json:"m"`
 	// Limits are the most slots of one partition the builder lets one
 	// region, zone or node hold with the current devices (0 if unbuilt).
-	RegionLimit, ZoneLimit, NodeLimit int
+	RegionLimit int `json:"region_limit"`
+	ZoneLimit   int `json:"zone_limit"`
+	NodeLimit   int `json:"node_limit"`
 	// MaxPerRegion, MaxPerZone and MaxPerNode are the worst partitions
 	// actually seen.
-	MaxPerRegion, MaxPerZone, MaxPerNode int
+	MaxPerRegion int `json:"max_per_region"`
+	MaxPerZone   int `json:"max_per_zone"`
+	MaxPerNode   int `json:"max_per_node"`
 	// ZoneHistogram[c] counts partitions whose fullest zone holds c slots;
 	// NodeHistogram likewise for nodes.
-	ZoneHistogram, NodeHistogram []int
+	ZoneHistogram []int `json:"zone_histogram"`
+	NodeHistogram []int `json:"node_histogram"`
 	// OverLimit counts partitions that break a limit (after device changes,
 	// until the next rebalance).
-	OverLimit int
+	OverLimit int `json:"over_limit"`
 	// Zones and Nodes: what the failure of each one alone would do.
-	Zones, Nodes []DomainLoss
+	Zones []DomainLoss `json:"zones"`
+	Nodes []DomainLoss `json:"nodes"`
 	// Balance: each device's slots against its target.
-	Balance []DeviceBalance
+	Balance []DeviceBalance `json:"balance"`
 	// WorstDeviation is the largest |slots-target|/target over devices
 	// with a target, as a fraction.
-	WorstDeviation float64
+	WorstDeviation float64 `json:"worst_deviation"`
 }
 
 // DomainLoss is what losing one failure domain costs.
 type DomainLoss struct {
-	Region, Zone, Node string // Node empty for a zone
-	Devices            int
+	Region  string `json:"region"` // Node empty for a zone
+	Zone    string `json:"zone"`   // Node empty for a zone
+	Node    string `json:"node"`   // Node empty for a zone
+	Devices int    `json:"devices"`
 	// Partitions with slots in the domain; AtRisk have exactly M there (one
 	// more failure anywhere loses them); Lost have more than M (their data
 	// is unreadable while the domain is down).
-	Partitions, AtRisk, Lost int
+	Partitions int `json:"partitions"`
+	AtRisk     int `json:"at_risk"`
+	Lost       int `json:"lost"`
 }
 
 // DeviceBalance compares a device's slots with its weighted share.
 type DeviceBalance struct {
-	ID            uint32
-	Node, Name    string
-	Weight        float64
-	State         State
-	Slots, Target int
+	ID     uint32  `json:"id"`
+	Node   string  `json:"node"`
+	Name   string  `json:"name"`
+	Weight float64 `json:"weight"`
+	State  State   `json:"state"`
+	Slots  int     `json:"slots"`
+	Target int     `json:"target"`
 	// Deviation is (Slots-Target)/Target, or 0 when both are 0.
-	Deviation float64
+	Deviation float64 `json:"deviation"`
 }
 
 // Dispersion computes the report.

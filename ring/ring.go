@@ -50,13 +50,13 @@ func ParseState(s string) (State, error) {
 // Device is one placement target: a disk (here a pool's chunk volume) with
 // its place in the failure-domain hierarchy region > zone (rack) > node.
 type Device struct {
-	ID     uint32
-	Region string
-	Zone   string // rack
-	Node   string
-	Name   string
-	Weight float64
-	State  State
+	ID     uint32  `json:"id"`
+	Region string  `json:"region"`
+	Zone   string  `json:"zone"` // rack
+	Node   string  `json:"node"`
+	Name   string  `json:"name"`
+	Weight float64 `json:"weight"`
+	State  State   `json:"state"`
 }
 
 // eligible reports whether the device may receive new slots.
@@ -187,13 +187,14 @@ func (s *State) UnmarshalText(b []byte) error {
 // Info is a ring's header, devices and dispersion report: what `strata ring
 // show` prints, offline or from a running node.
 type Info struct {
-	Version      uint64
-	PartPower    uint8
-	K, M         int
-	MinPartHours uint16
-	Built        bool
-	Devices      []Device
-	Report       DispersionReport
+	Version      uint64           `json:"version"`
+	PartPower    uint8            `json:"part_power"`
+	K            int              `json:"k"`
+	M            int              `json:"m"`
+	MinPartHours uint16           `json:"min_part_hours"`
+	Built        bool             `json:"built"`
+	Devices      []Device         `json:"devices"`
+	Report       DispersionReport `json:"report"`
 }
 
 // Info describes the ring.

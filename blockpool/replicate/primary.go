@@ -47,11 +47,11 @@ type Config struct {
 
 // MemberInfo is one replica as the primary sees it.
 type MemberInfo struct {
-	Node           string
-	State          string
-	SyncSource     bool  // the replica a resync copies from
-	OutOfSyncBytes int64 // what a resync of it still has to copy
-	SyncedBytes    int64 // copied by the running (or last) resync
+	Node           string `json:"node"`
+	State          string `json:"state"`
+	SyncSource     bool   `json:"sync_source"`       // the replica a resync copies from
+	OutOfSyncBytes int64  `json:"out_of_sync_bytes"` // what a resync of it still has to copy
+	SyncedBytes    int64  `json:"synced_bytes"`      // copied by the running (or last) resync
 }
 
 // Stats are the primary's counters.

@@ -29,8 +29,9 @@ func main() {
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "strata", version) },
 	})
+	cli.Prepare(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "strata:", err)
-		os.Exit(2)
+		os.Exit(cli.ExitCode(err))
 	}
 }

@@ -46,7 +46,7 @@ func TestRingFileCommands(t *testing.T) {
 	must("ring", "rebalance")
 	old := filepath.Join(dir, "ring.v1")
 	must("ring", "show") // the file reads back
-	if out, err := run("ring", "show", "-o", "json"); err != nil || !strings.Contains(out, `"K":2`) {
+	if out, err := run("ring", "show", "-o", "json"); err != nil || !strings.Contains(out, `"k":2`) {
 		t.Fatalf("show json: %v %s", err, out)
 	}
 	copyFile(t, file, old)

@@ -19,9 +19,8 @@ import (
 )
 
 func serverCommand() *cobra.Command {
-	var scrubMiB float64
 	cfg := node.DefaultConfig()
-	var domains, logLevel, chunkSize, secretFile, rebalanceLimit, minBodyRate, reserveMin string
+	var domains, logLevel, secretFile, scrubRate string
 	var allowHalt bool
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -45,11 +44,9 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 					cfg.Domains = append(cfg.Domains, d)
 				}
 			}
-			size, err := cli.ParseSize(chunkSize)
-			if err != nil {
-				return fmt.Errorf("--chunk-volume-size: %w", err)
+			if cfg.ChunkVolume < minChunkVolume {
+				return fmt.Errorf("--chunk-volume-size %d bytes: a chunk volume holds at least %d MiB", cfg.ChunkVolume, minChunkVolume>>20)
 			}
-			cfg.ChunkVolume = size
 			if cfg.EC != "" {
 				if _, _, err := ring.ParseEC(cfg.EC); err != nil {
 					return err
@@ -64,21 +61,17 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 				}
 				cfg.ClusterSecret = strings.TrimSpace(string(b))
 			}
-			cfg.ScrubRate = int64(scrubMiB * (1 << 20))
-			if scrubMiB < 0 {
+			switch strings.ToLower(scrubRate) {
+			case "off", "none", "-1":
 				cfg.ScrubRate = -1
-			}
-			if cfg.RebalanceLimit, err = cli.ParseRate(rebalanceLimit); err != nil {
-				return fmt.Errorf("--rebalance-limit: %w", err)
-			}
-			if cfg.DiskReserve.Min, err = cli.ParseSize(reserveMin); err != nil {
-				return fmt.Errorf("--disk-reserve-min: %w", err)
+			default:
+				var err error
+				if cfg.ScrubRate, err = cli.ParseRate(scrubRate); err != nil || cfg.ScrubRate == 0 {
+					return fmt.Errorf("--scrub-rate %q: want a rate such as 64MiB/s, or off", scrubRate)
+				}
 			}
 			if cfg.DiskReserve.Percent < 0 || cfg.DiskReserve.Percent >= 50 {
 				return fmt.Errorf("--disk-reserve must be a percentage from 0 to 50")
-			}
-			if cfg.ClientLimits.MinRate, err = cli.ParseRate(minBodyRate); err != nil {
-				return fmt.Errorf("--min-body-rate: %w", err)
 			}
 			if cfg.ClientLimits.Idle <= 0 {
 				return fmt.Errorf("--client-timeout must be positive")
@@ -99,10 +92,10 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&cfg.NodeName, "node-id", cfg.NodeName, "same as --node-name")
 	f.StringVar(&cfg.EC, "ec", "", "erasure coding layout K+M of a new data dir (default 2+2)")
 	f.IntVar(&cfg.Pools, "pools", cfg.Pools, "file-thin pools (devices) of a new data dir")
-	f.StringVar(&chunkSize, "chunk-volume-size", "1TiB", "logical (thin) size of each pool's chunk volume")
+	cli.SizeVar(f, &cfg.ChunkVolume, "chunk-volume-size", "1TiB", "logical (thin) size of each pool's chunk volume (e.g. 1TiB, 500GB)")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region reported to clients")
 	f.StringVar(&domains, "domain", strings.Join(cfg.Domains, ","), "comma-separated domains for virtual-hosted-style requests (<bucket>.<domain>)")
-	f.DurationVar(&cfg.StaleUploadAge, "stale-upload-age", cfg.StaleUploadAge, "abort multipart uploads initiated longer ago than this (0 keeps them)")
+	cli.DurationVar(f, &cfg.StaleUploadAge, "stale-upload-age", cfg.StaleUploadAge, "abort multipart uploads initiated longer ago than this (0 keeps them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.Meta, "meta", "", "cluster metadata store, etcd://host:2379[,host:2379…][/prefix]; empty runs a single node on its own pebble store")
 	f.StringVar(&cfg.Zone, "zone", cfg.Zone, "this node's zone (rack), a failure domain of the ring")
@@ -110,28 +103,32 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&cfg.AdvertiseRPC, "advertise-rpc", "", "RPC address other nodes use (default --rpc-addr)")
 	f.IntVar(&cfg.ClusterSize, "cluster-size", 0, "build the cluster's first ring once this many nodes have joined")
 	f.StringVar(&secretFile, "cluster-secret-file", "", "file holding the cluster secret (default: $STRATA_CLUSTER_SECRET)")
-	f.DurationVar(&cfg.HeartbeatTTL, "heartbeat-ttl", cfg.HeartbeatTTL, "a node is down this long after its last heartbeat")
+	cli.DurationVar(f, &cfg.HeartbeatTTL, "heartbeat-ttl", cfg.HeartbeatTTL, "a node is down this long after its last heartbeat")
 	f.StringVar(&cfg.NBDAddr, "nbd-addr", cfg.NBDAddr, "NBD listen address for block volumes (\"off\" disables); without TLS, loopback only")
 	f.BoolVar(&cfg.NBDInsecure, "nbd-insecure", false, "serve NBD without TLS on a non-loopback address (anyone who reaches it can attach any volume)")
 	f.StringVar(&cfg.NBDClientCA, "nbd-client-ca", "", "CA (PEM) that signs NBD clients' certificates (default --tls-ca)")
 	f.StringVar(&cfg.NBDPSKFile, "nbd-psk-file", "", "TLS-PSK keys of NBD clients, one identity:hex-key a line (psktool's format; mode 0600; re-read when it changes); requires TLS on NBD, with or without --tls-cert")
-	f.DurationVar(&cfg.VolumeLease, "volume-lease", cfg.VolumeLease, "a volume's primary that stops answering blocks a takeover this long")
-	f.Float64Var(&scrubMiB, "scrub-rate", 64, "background scrub read rate per device or volume, MiB/s (-1: no scrubbing)")
-	f.DurationVar(&cfg.ScrubPeriod, "scrub-period", cfg.ScrubPeriod, "start a full scrub pass of every device and volume at least this often")
-	f.StringVar(&rebalanceLimit, "rebalance-limit", "128MiB", "default bandwidth limit of a rebalance, bytes per second (0: none)")
+	cli.DurationVar(f, &cfg.VolumeLease, "volume-lease", cfg.VolumeLease, "a volume's primary that stops answering blocks a takeover this long")
+	f.StringVar(&scrubRate, "scrub-rate", "64MiB/s", "background scrub read rate per device or volume (off: no scrubbing)")
+	cli.DurationVar(f, &cfg.ScrubPeriod, "scrub-period", cfg.ScrubPeriod, "start a full scrub pass of every device and volume at least this often")
+	cli.RateVar(f, &cfg.RebalanceLimit, "rebalance-limit", "128MiB/s", "default bandwidth limit of a rebalance (none: no limit)")
 	f.IntVar(&cfg.RebalanceConcurrency, "rebalance-concurrency", cfg.RebalanceConcurrency, "default number of devices a rebalance walks at once")
-	f.DurationVar(&cfg.RebalanceTakeover, "rebalance-takeover", cfg.RebalanceTakeover, "another node takes over a rebalance whose node has been down this long")
+	cli.DurationVar(f, &cfg.RebalanceTakeover, "rebalance-takeover", cfg.RebalanceTakeover, "another node takes over a rebalance whose node has been down this long")
 	f.BoolVar(&cfg.SigV2, "sigv2", cfg.SigV2, "accept S3 requests signed with Signature Version 2 (aws-cli v1 presign, s3cmd signurl, old POST forms); --sigv2=false refuses them")
 	f.Float64Var(&cfg.DiskReserve.Percent, "disk-reserve", cfg.DiskReserve.Percent, "percent of each filesystem kept free: writes get 507 below it, deletes go on")
-	f.StringVar(&reserveMin, "disk-reserve-min", "64MiB", "least free space kept on each filesystem, whatever --disk-reserve says")
-	f.DurationVar(&cfg.ClientLimits.Idle, "client-timeout", cfg.ClientLimits.Idle, "longest a client may stall sending a request body or taking a response (S3 and admin); also the grace before --min-body-rate applies")
-	f.StringVar(&minBodyRate, "min-body-rate", "1KiB", "bytes per second a request body must average after --client-timeout (0: none)")
+	cli.SizeVar(f, &cfg.DiskReserve.Min, "disk-reserve-min", "64MiB", "least free space kept on each filesystem, whatever --disk-reserve says")
+	cli.DurationVar(f, &cfg.ClientLimits.Idle, "client-timeout", cfg.ClientLimits.Idle, "longest a client may stall sending a request body or taking a response (S3 and admin); also the grace before --min-body-rate applies")
+	cli.RateVar(f, &cfg.ClientLimits.MinRate, "min-body-rate", "1KiB/s", "rate a request body must average after --client-timeout (none: no floor)")
 	f.BoolVar(&allowHalt, "allow-halt", false, "let the admin API stop this process at once (for failure drills on test clusters)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener: S3, admin and RPC")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) that signs other nodes' certificates (RPC client)")
 	return cmd
 }
+
+// minChunkVolume is the least a chunk volume may hold: a few blocks of
+// every size an object is cut into.
+const minChunkVolume = 16 << 20
 
 func runServer(cmd *cobra.Command, cfg node.Config) error {
 	n, err := node.Start(cfg)

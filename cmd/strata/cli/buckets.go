@@ -12,24 +12,20 @@ import (
 
 // quotaFlags are --max-size and --max-objects (0 clears a bound).
 type quotaFlags struct {
-	size    string
+	size    int64
 	objects int64
 }
 
 func (f *quotaFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.size, "max-size", "0", "most bytes held (e.g. 10GiB; 0: no bound)")
+	SizeVar(cmd.Flags(), &f.size, "max-size", "0", "most bytes held (e.g. 10GiB or 500GB; 0: no bound)")
 	cmd.Flags().Int64Var(&f.objects, "max-objects", 0, "most objects held (0: no bound)")
 }
 
 func (f *quotaFlags) quota() (admin.Quota, error) {
-	size, err := ParseSize(f.size)
-	if f.size == "0" {
-		size, err = 0, nil
+	if f.objects < 0 {
+		return admin.Quota{}, usageErrorf("--max-objects %d: want 0 (no bound) or more", f.objects)
 	}
-	if err != nil {
-		return admin.Quota{}, fmt.Errorf("--max-size: %w", err)
-	}
-	return admin.Quota{MaxBytes: size, MaxObjects: f.objects}, nil
+	return admin.Quota{MaxBytes: f.size, MaxObjects: f.objects}, nil
 }
 
 func formatQuota(q admin.Quota) string {
@@ -48,7 +44,7 @@ func formatQuota(q admin.Quota) string {
 
 func bucketCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "bucket", Short: "Buckets: owners, usage and quotas"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var output string
 	list := &cobra.Command{
 		Use:   "list",
@@ -73,7 +69,7 @@ func bucketCommand() *cobra.Command {
 			})
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	var qf quotaFlags
 	quota := &cobra.Command{
 		Use:   "quota BUCKET",

@@ -14,7 +14,7 @@ import (
 
 func storageClassCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "storageclass", Short: "Storage classes that bucket claims name: reclaim policy and layout"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var reclaim, ec, output string
 	create := &cobra.Command{
 		Use:   "create NAME",
@@ -50,7 +50,7 @@ func storageClassCommand() *cobra.Command {
 			})
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	del := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a storage class no claim uses",
@@ -83,7 +83,7 @@ func readClaim(file string) (admin.Claim, error) {
 
 func claimCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "claim", Short: "ObjectBucketClaims: a bucket and keys for an application"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var file, output string
 	var env bool
 	apply := &cobra.Command{
@@ -133,7 +133,7 @@ func claimCommand() *cobra.Command {
 			})
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	var delFile string
 	del := &cobra.Command{
 		Use:   "delete NAMESPACE/NAME | -f CLAIM.yaml",

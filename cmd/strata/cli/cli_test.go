@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,11 +34,19 @@ func startNode(t *testing.T) *node.Node {
 // run executes one strata command line and returns what it printed.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return runIn(t, strings.NewReader(""), args...)
+}
+
+// runIn is run with stdin.
+func runIn(t *testing.T, stdin io.Reader, args ...string) (string, error) {
+	t.Helper()
 	root := &cobra.Command{Use: "strata", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(Commands(nil)...)
+	Prepare(root)
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
+	root.SetIn(stdin)
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	return out.String(), err
@@ -57,17 +66,26 @@ func mustRun(t *testing.T, args ...string) string {
 	return out
 }
 
+// noEnv clears what the CLI reads from the environment and points its
+// config file at path (which need not exist).
+func noEnv(t *testing.T, config string) {
+	for _, v := range []string{"STRATA_SERVER", "STRATA_ROOT_USER", "STRATA_ROOT_PASSWORD", "STRATA_CA_FILE"} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("STRATA_CLI_CONFIG", config)
+}
+
 func TestConnectionFlags(t *testing.T) {
-	t.Setenv("STRATA_ROOT_USER", "")
-	t.Setenv("STRATA_ROOT_PASSWORD", "")
+	noEnv(t, filepath.Join(t.TempDir(), "none.json"))
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"node", "list"}, "give --server"},
-		{[]string{"user", "list"}, "needs the root credentials"},
+		{[]string{"node", "list"}, "http://127.0.0.1:9001 needs credentials"},
+		{[]string{"user", "list"}, "http://127.0.0.1:9001 needs credentials"},
 		{[]string{"user", "list", "--server", "127.0.0.1:9001", "--access-key", "a", "--secret-key", "b"}, "want http(s)://host:port"},
-		{[]string{"ring", "rebuild-device", "1"}, "give --server"},
+		{[]string{"ring", "rebuild-device", "1"}, "needs credentials"},
+		{[]string{"ring", "show", "--ring", "f", "--server", "http://x:1"}, "one or the other"},
 	} {
 		_, err := run(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -148,7 +166,7 @@ func TestVolumeAndSnapshotCommands(t *testing.T) {
 		t.Fatalf("bad size: %v", err)
 	}
 	mustRun(t, append([]string{"snapshot", "delete", "vol", "s1"}, c...)...)
-	mustRun(t, append([]string{"volume", "delete", "vol"}, c...)...)
+	mustRun(t, append([]string{"volume", "delete", "vol", "--yes"}, c...)...)
 	if _, err := run(t, append([]string{"volume", "list", "vol"}, c...)...); !admin.HasCode(err, admin.CodeNoSuchVolume) {
 		t.Fatalf("deleted volume: %v", err)
 	}
@@ -178,24 +196,5 @@ func TestRingCommandsOnANode(t *testing.T) {
 	}
 	if _, err := run(t, append([]string{"ring", "create"}, c...)...); err == nil || !strings.Contains(err.Error(), "works on files") {
 		t.Fatalf("create with --server: %v", err)
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"1000", 1000, true}, {"4KiB", 4096, true}, {"2M", 2 << 20, true}, {"1TiB", 1 << 40, true},
-		{"0", 0, false}, {"-5", 0, false}, {"lots", 0, false}, {"", 0, false},
-	} {
-		got, err := ParseSize(c.in)
-		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParseSize(%q) = %d, %v", c.in, got, err)
-		}
-	}
-	if v, err := ParseRate("none"); err != nil || v != 0 {
-		t.Errorf("ParseRate(none) = %d, %v", v, err)
 	}
 }

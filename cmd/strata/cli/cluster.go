@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -14,7 +13,7 @@ import (
 
 func nodeCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Nodes of a running cluster"}
-	c := newAdminClient(cmd, "")
+	c := newAdminClient(cmd)
 	var output string
 	list := &cobra.Command{
 		Use:   "list",
@@ -28,7 +27,7 @@ func nodeCommand() *cobra.Command {
 			return emit(cmd, output, nodes, func(w io.Writer) { printNodes(w, nodes, time.Now()) })
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	cmd.AddCommand(list, nodeDrainCommand(c))
 	return cmd
 }
@@ -53,7 +52,7 @@ func printNodes(w io.Writer, nodes []admin.NodeInfo, now time.Time) {
 
 func clusterCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Check and repair where a running cluster's shards are"}
-	c := newAdminClient(cmd, "")
+	c := newAdminClient(cmd)
 	var repair bool
 	var output string
 	verify := &cobra.Command{
@@ -71,15 +70,12 @@ Every device must be reachable. Exits 1 if anything is missing or extra.`,
 			if err := set(&rep)(c.Verify(cmd.Context(), repair)); err != nil {
 				return err
 			}
-			if output == "json" {
-				json.NewEncoder(cmd.OutOrStdout()).Encode(rep)
-			} else {
-				w := cmd.OutOrStdout()
+			emit(cmd, output, rep, func(w io.Writer) {
 				fmt.Fprintf(w, "objects %d, missing %d, extra %d, unreadable %d, repaired %d\n", rep.Objects, rep.Missing, rep.Extra, rep.Unreadable, rep.Repaired)
 				for _, p := range rep.Problems {
 					fmt.Fprintln(w, "  "+p)
 				}
-			}
+			})
 			if rep.Missing-rep.Repaired > 0 || rep.Unreadable > 0 || (rep.Extra > 0 && !repair) {
 				return fmt.Errorf("verify found problems")
 			}
@@ -87,7 +83,8 @@ Every device must be reachable. Exits 1 if anything is missing or extra.`,
 		},
 	}
 	verify.Flags().BoolVar(&repair, "repair", false, "rebuild missing shards and remove misplaced records")
-	verify.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(verify, &output, "table")
+	var hintsOutput string
 	hints := &cobra.Command{
 		Use:   "hints",
 		Short: "How many objects this node still has to repair on devices that were down",
@@ -97,10 +94,10 @@ Every device must be reachable. Exits 1 if anything is missing or extra.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pending %d\n", h.Pending)
-			return nil
+			return emit(cmd, hintsOutput, h, func(w io.Writer) { fmt.Fprintf(w, "pending %d\n", h.Pending) })
 		},
 	}
+	outputFlag(hints, &hintsOutput, "table")
 	cmd.AddCommand(verify, hints)
 	return cmd
 }

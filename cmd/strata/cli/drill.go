@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -32,9 +31,10 @@ type DrillReport struct {
 
 func drillCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "drill", Short: "Failure drills on a running test cluster"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var output, limit string
 	var timeout time.Duration
+	var yes bool
 	rack := &cobra.Command{
 		Use:   "rack-failure ZONE",
 		Short: "Stop a zone's nodes, check every object stays readable, rebuild redundancy elsewhere, report",
@@ -49,24 +49,24 @@ redundancy and the bytes rebuilt. The exit status is non-zero if anything
 was unreadable or redundancy did not return.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.confirm(cmd, yes, fmt.Sprintf("Halt every node of zone %s, then fail the zone and rebuild its shards elsewhere", args[0])); err != nil {
+				return err
+			}
 			rep, err := rackFailureDrill(cmd.Context(), cmd.ErrOrStderr(), c, args[0], limit, timeout)
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				json.NewEncoder(cmd.OutOrStdout()).Encode(rep)
-			} else {
-				printDrill(cmd.OutOrStdout(), rep)
-			}
+			emit(cmd, output, rep, func(w io.Writer) { printDrill(w, rep) })
 			if rep.During.Unreadable > 0 || rep.After.Unreadable > 0 || !rep.FullRedundancy {
 				return errDrillFailed
 			}
 			return nil
 		},
 	}
-	rack.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	rack.Flags().StringVar(&limit, "limit", "0", "bandwidth limit of the rebuild (0: none)")
-	rack.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up waiting for the rebuild after this long")
+	outputFlag(rack, &output, "table")
+	yesFlag(rack, &yes)
+	rack.Flags().StringVar(&limit, "limit", "none", "bandwidth limit of the rebuild, e.g. 100MiB/s (none: no limit)")
+	DurationVar(rack.Flags(), &timeout, "timeout", 30*time.Minute, "give up waiting for the rebuild after this long")
 	cmd.AddCommand(rack)
 	return cmd
 }

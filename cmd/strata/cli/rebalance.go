@@ -49,7 +49,7 @@ func (f *rebalanceFlags) body() (admin.RebalanceRequest, error) {
 
 func rebalanceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "rebalance", Short: "Move shards to the ring's placement: plan, start, pause, resume, cancel, status"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var output string
 	var jf rebalanceFlags
 	plan := &cobra.Command{
@@ -68,7 +68,7 @@ func rebalanceCommand() *cobra.Command {
 			return emit(cmd, output, sum, func(w io.Writer) { printPlan(w, sum) })
 		},
 	}
-	plan.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(plan, &output, "table")
 	plan.Flags().StringVar(&jf.limit, "limit", "", "bandwidth limit for the time estimate (default: the node's)")
 	plan.Flags().BoolVar(&jf.ignoreMinPartHours, "ignore-min-part-hours", false, "move partitions moved within min-part-hours too")
 	start := &cobra.Command{
@@ -111,7 +111,7 @@ func rebalanceCommand() *cobra.Command {
 			return emit(cmd, output, st, func(w io.Writer) { printStatus(w, st, true) })
 		},
 	}
-	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(status, &output, "table")
 	status.Flags().BoolVarP(&watch, "watch", "w", false, "refresh every second until the rebalance ends")
 	var limitConc int
 	limit := &cobra.Command{
@@ -268,7 +268,7 @@ func printPlan(out io.Writer, s admin.RebalanceSummary) {
 
 func zoneCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "zone", Short: "Failure domains (racks): drain one, or declare one failed"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var jf rebalanceFlags
 	drain := &cobra.Command{
 		Use:   "drain ZONE",
@@ -282,18 +282,35 @@ func zoneCommand() *cobra.Command {
 	}
 	jf.add(drain, false)
 	var ff rebalanceFlags
+	var failYes bool
 	fail := &cobra.Command{
 		Use:   "fail ZONE",
 		Short: "Declare a zone dead: its shards are rebuilt elsewhere from the survivors",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.confirm(cmd, failYes, fmt.Sprintf("Declare zone %s failed: its devices get no shards and what they held is rebuilt elsewhere", args[0])); err != nil {
+				return err
+			}
 			return startJob(cmd, c, &ff, func(ctx context.Context, req admin.RebalanceRequest) (admin.RebalanceAnswer, error) {
 				return c.ZoneAction(ctx, args[0], "fail", req)
 			})
 		},
 	}
 	ff.add(fail, false)
-	cmd.AddCommand(drain, fail)
+	yesFlag(fail, &failYes)
+	var af rebalanceFlags
+	activate := &cobra.Command{
+		Use:   "activate ZONE",
+		Short: "Take a drained or failed zone back: its devices are active again and the rebalance moves shards back",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return startJob(cmd, c, &af, func(ctx context.Context, req admin.RebalanceRequest) (admin.RebalanceAnswer, error) {
+				return c.ZoneAction(ctx, args[0], "activate", req)
+			})
+		},
+	}
+	af.add(activate, false)
+	cmd.AddCommand(drain, fail, activate)
 	return cmd
 }
 

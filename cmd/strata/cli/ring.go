@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,11 +65,10 @@ func ringCommand(files RingFiles) *cobra.Command {
 		Short: "Build and change rings: offline on a ring file, or on a running node with --server",
 		Long: `Build and change the ring that places every shard.
 
-Offline, each command reads and rewrites the ring file named by --ring.
-With --server http://ADMIN-ADDR the same commands go to a running node's
-admin API, signed with the root credentials (--access-key/--secret-key, or
-STRATA_ROOT_USER/STRATA_ROOT_PASSWORD); the node switches placement when the
-ring changes.
+Each command goes to a running node's admin API (--server, as for every
+command), signed with the root credentials; the node switches placement
+when the ring changes. With --ring FILE the same commands read and rewrite
+that ring file instead, offline.
 
 Device edits take effect at the next rebalance. A rebalance moves at most M
 slots of any partition, and leaves partitions moved in the last
@@ -78,13 +76,19 @@ min-part-hours alone (failed devices excepted), so data stays readable
 while it moves.`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&t.file, "ring", "ring", "ring file (offline)")
-	t.adminClient.flags(pf, "")
-	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
-		if t.opts.Server == "" {
-			return nil // offline, on the file
+	pf.StringVar(&t.file, "ring", "", "work offline on this ring file instead of a running node")
+	t.adminClient.flags(pf)
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if cmd.HasSubCommands() {
+			return nil // a group only shows its help
 		}
-		return t.connect()
+		if t.file == "" {
+			return t.connect()
+		}
+		if cmd.Flags().Changed("server") {
+			return usageErrorf("--ring (a file, offline) and --server (a running node): one or the other")
+		}
+		return nil // offline, on the file
 	}
 
 	var partPower uint8
@@ -96,7 +100,7 @@ while it moves.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if t.Client != nil {
-				return errors.New("a running node already has its ring; create works on files")
+				return usageErrorf("a running node already has its ring; create works on files (--ring FILE)")
 			}
 			if _, err := os.Stat(t.file); err == nil {
 				return fmt.Errorf("%s exists; not overwriting it", t.file)
@@ -128,13 +132,19 @@ while it moves.`,
 				info, err := t.AddDevice(cmd.Context(), d)
 				return show(cmd, info, err)
 			}
+			if d.Region == "" {
+				d.Region = "region1"
+			}
+			if d.Zone == "" {
+				d.Zone = "zone1"
+			}
 			info, err := t.files.AddDevice(t.file, d, id)
 			return show(cmd, info, err)
 		},
 	}
 	af := add.Flags()
-	af.StringVar(&dev.Region, "region", "region1", "region")
-	af.StringVar(&dev.Zone, "zone", "zone1", "zone (rack)")
+	af.StringVar(&dev.Region, "region", "", "the device's region (default: its node's; offline region1)")
+	af.StringVar(&dev.Zone, "zone", "", "zone (rack) (default: the node's; offline zone1)")
 	af.StringVar(&dev.Node, "node", "", "node (required offline; defaults to the node itself with --server)")
 	af.StringVar(&dev.Name, "name", "", "device name (the pool's name on its node)")
 	af.Float64Var(&dev.Weight, "weight", 1, "weight")
@@ -239,14 +249,11 @@ while it moves.`,
 			if err != nil {
 				return err
 			}
-			if showOutput == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(info)
-			}
-			printInfo(cmd.OutOrStdout(), info)
-			return nil
+			return emit(cmd, showOutput, info, func(w io.Writer) { printInfo(w, info) })
 		},
 	}
-	show.Flags().StringVarP(&showOutput, "output", "o", "table", "table or json")
+	outputFlag(show, &showOutput, "table")
+	var dispOutput string
 	dispersion := &cobra.Command{
 		Use: "dispersion", Short: "How partitions spread over zones and nodes, and what losing one costs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -254,10 +261,11 @@ while it moves.`,
 			if err != nil {
 				return err
 			}
-			printDispersion(cmd.OutOrStdout(), info.Report)
-			return nil
+			return emit(cmd, dispOutput, info.Report, func(w io.Writer) { printDispersion(w, info.Report) })
 		},
 	}
+	outputFlag(dispersion, &dispOutput, "table")
+	var diffOutput string
 	diff := &cobra.Command{
 		Use:   "diff [OLD NEW]",
 		Short: "Compare two ring files slot by slot (with --server: the node's previous and current ring)",
@@ -271,16 +279,18 @@ while it moves.`,
 			case t.Client != nil && len(args) == 0:
 				d, err = t.RingDiff(cmd.Context())
 			default:
-				return errors.New("give OLD and NEW ring files, or --server for the node's previous and current ring")
+				return usageErrorf("give OLD and NEW ring files, or nothing for the node's previous and current ring")
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "version %d -> %d\n", d.From, d.To)
-			printDiff(cmd.OutOrStdout(), d.Diff)
-			return nil
+			return emit(cmd, diffOutput, d, func(w io.Writer) {
+				fmt.Fprintf(w, "version %d -> %d\n", d.From, d.To)
+				printDiff(w, d.Diff)
+			})
 		},
 	}
+	outputFlag(diff, &diffOutput, "table")
 	var rebuildOutput string
 	rebuild := &cobra.Command{
 		Use:   "rebuild-device ID",
@@ -312,7 +322,7 @@ shards from the other devices in the background; the log and
 			})
 		},
 	}
-	rebuild.Flags().StringVarP(&rebuildOutput, "output", "o", "text", "text or json")
+	outputFlag(rebuild, &rebuildOutput, "text")
 	cmd.AddCommand(create, add, setWeight, remove, rebuild,
 		stateCmd("drain", "Drain a device: its slots move away over the next rebalances", admin.Draining),
 		stateCmd("fail", "Declare a device failed: the next rebalance moves all its slots", admin.Failed),

@@ -14,7 +14,7 @@ import (
 
 func scrubCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "scrub", Short: "Background verification of shards and volumes (bit rot found and repaired)"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var device, volume, output string
 	var all bool
 	target := func() string {
@@ -65,7 +65,7 @@ func scrubCommand() *cobra.Command {
 			return emit(cmd, output, list, func(io.Writer) { printScrub(cmd, list) })
 		},
 	}
-	status.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(status, &output, "table")
 	status.Flags().BoolVar(&all, "all", false, "every node of the cluster (targets shown as node:target)")
 	action := func(use, short, path string) *cobra.Command {
 		a := &cobra.Command{

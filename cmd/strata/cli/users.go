@@ -14,7 +14,7 @@ import (
 
 func userCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Users: each owns buckets and holds access keys"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var output string
 	var isAdmin, revoke bool
 	var email string
@@ -66,7 +66,7 @@ func userCommand() *cobra.Command {
 			})
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	toggle := func(use, short string) *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " NAME",
@@ -138,7 +138,7 @@ func enabled(disabled bool) string {
 
 func keyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Access keys of users"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var output string
 	create := &cobra.Command{
 		Use:   "create USER",
@@ -154,7 +154,7 @@ func keyCommand() *cobra.Command {
 			})
 		},
 	}
-	create.Flags().StringVarP(&output, "output", "o", "env", "env or json")
+	outputFlag(create, &output, "env")
 	var listOut string
 	list := &cobra.Command{
 		Use:   "list [USER]",
@@ -181,7 +181,7 @@ func keyCommand() *cobra.Command {
 			})
 		},
 	}
-	list.Flags().StringVarP(&listOut, "output", "o", "table", "table or json")
+	outputFlag(list, &listOut, "table")
 	toggle := func(use, short string) *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " ACCESS_KEY",
@@ -240,8 +240,8 @@ func auditCommand() *cobra.Command {
 			})
 		},
 	}
-	c = newAdminClient(cmd, localAdmin)
+	c = newAdminClient(cmd)
 	cmd.Flags().IntVar(&limit, "limit", 100, "the newest this many")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(cmd, &output, "table")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -12,13 +11,9 @@ import (
 	"github.com/strata-storage/strata/admin"
 )
 
-// localAdmin is the admin address of a node started with the defaults:
-// the commands that act on one node's resources default to it.
-const localAdmin = "http://127.0.0.1:9001"
-
 func poolCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "pool", Short: "Storage pools that block volumes are carved from"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
 	var output string
 	list := &cobra.Command{
 		Use:   "list",
@@ -29,25 +24,25 @@ func poolCommand() *cobra.Command {
 			if err := set(&pools)(c.Pools(cmd.Context())); err != nil {
 				return err
 			}
-			if output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(pools)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tPOOL\tDRIVER\tCAPACITY\tFREE\tPROVISIONED\tALLOCATED\tVOLUMES\tOVERSUB")
-			for _, p := range pools {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\n", p.Node, p.Name, p.Driver, formatBytes(p.Capacity), formatBytes(p.Free), formatBytes(p.Provisioned), formatBytes(p.Allocated), p.Volumes, p.OverSub)
-			}
-			return tw.Flush()
+			return emit(cmd, output, pools, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NODE\tPOOL\tDRIVER\tCAPACITY\tFREE\tPROVISIONED\tALLOCATED\tVOLUMES\tOVERSUB")
+				for _, p := range pools {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\n", p.Node, p.Name, p.Driver, formatBytes(p.Capacity), formatBytes(p.Free), formatBytes(p.Provisioned), formatBytes(p.Allocated), p.Volumes, p.OverSub)
+				}
+				tw.Flush()
+			})
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	cmd.AddCommand(list)
 	return cmd
 }
 
 func volumeCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "volume", Short: "Replicated block volumes, served over NBD"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
+	var delYes, discardYes bool
 	var replicas int
 	var nodes string
 	create := &cobra.Command{
@@ -95,12 +90,15 @@ func volumeCommand() *cobra.Command {
 			return emit(cmd, output, list, func(w io.Writer) { printVolumes(w, list) })
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	del := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a volume and its replicas (refused while an NBD client is attached)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.confirm(cmd, delYes, fmt.Sprintf("Delete volume %s and every replica of it", args[0])); err != nil {
+				return err
+			}
 			if err := c.DeleteVolume(cmd.Context(), args[0]); err != nil {
 				return err
 			}
@@ -171,6 +169,9 @@ func volumeCommand() *cobra.Command {
 		Short: "Resolve a split brain: NODE's replica drops its diverged data for a full resync (run on the primary's node)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.confirm(cmd, discardYes, fmt.Sprintf("Discard the data of volume %s on node %s (its diverged writes are lost)", args[0], args[1])); err != nil {
+				return err
+			}
 			if err := c.Discard(cmd.Context(), args[0], args[1]); err != nil {
 				return err
 			}
@@ -178,13 +179,16 @@ func volumeCommand() *cobra.Command {
 			return nil
 		},
 	}
+	yesFlag(del, &delYes)
+	yesFlag(discard, &discardYes)
 	cmd.AddCommand(create, list, del, resize, clone, primary, secondary, discard, volumeAccessCommand(c))
 	return cmd
 }
 
 func snapshotCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "snapshot", Short: "Point-in-time snapshots of block volumes"}
-	c := newAdminClient(cmd, localAdmin)
+	c := newAdminClient(cmd)
+	var restoreYes bool
 	create := &cobra.Command{
 		Use:   "create VOLUME NAME",
 		Short: "Snapshot a volume (I/O is held for the copy; the snapshot is a point in time)",
@@ -208,23 +212,25 @@ func snapshotCommand() *cobra.Command {
 			if err := set(&snaps)(c.Snapshots(cmd.Context(), args[0])); err != nil {
 				return err
 			}
-			if output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(snaps)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SNAPSHOT\tSIZE\tCREATED\tNODES")
-			for _, s := range snaps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, formatBytes(s.Size), s.Created.Format("2006-01-02 15:04:05"), strings.Join(s.Nodes, ","))
-			}
-			return tw.Flush()
+			return emit(cmd, output, snaps, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SNAPSHOT\tSIZE\tCREATED\tNODES")
+				for _, s := range snaps {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, formatBytes(s.Size), s.Created.Format("2006-01-02 15:04:05"), strings.Join(s.Nodes, ","))
+				}
+				tw.Flush()
+			})
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	restore := &cobra.Command{
 		Use:   "restore VOLUME NAME",
 		Short: "Roll a volume back to a snapshot (no NBD client may be attached)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.confirm(cmd, restoreYes, fmt.Sprintf("Roll volume %s back to snapshot %s (later writes are lost)", args[0], args[1])); err != nil {
+				return err
+			}
 			if err := c.RestoreSnapshot(cmd.Context(), args[0], args[1]); err != nil {
 				return err
 			}
@@ -232,6 +238,7 @@ func snapshotCommand() *cobra.Command {
 			return nil
 		},
 	}
+	yesFlag(restore, &restoreYes)
 	del := &cobra.Command{
 		Use:   "delete VOLUME NAME",
 		Short: "Delete a snapshot",
@@ -317,7 +324,7 @@ func volumeAccessCommand(c *adminClient) *cobra.Command {
 			return show(cmd, a)
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(list, &output, "table")
 	cmd.AddCommand(change("grant", "Let NBD clients (certificate common names, or *) attach VOLUME"),
 		change("revoke", "Take back NBD clients' right to attach VOLUME"), list)
 	return cmd
