@@ -63,13 +63,25 @@ type Member struct {
 	// joined is the lease Join's alive key is under; Run carries it on,
 	// so a stop before Run's first beat still revokes it.
 	joined clientv3.LeaseID
+	// now asks Run for a beat at once (Publish).
+	now chan struct{}
 }
 
 // NewMember registers through meta; info is called at every heartbeat
 // (capacity changes). ttl is how long after the last heartbeat the node
 // counts as down.
 func NewMember(meta *Etcd, ttl time.Duration, info func() NodeInfo, log *slog.Logger) *Member {
-	return &Member{meta: meta, ttl: ttl, info: info, log: log}
+	return &Member{meta: meta, ttl: ttl, info: info, log: log, now: make(chan struct{}, 1)}
+}
+
+// Publish makes Run beat at once, so what the node's info gained (its
+// listeners' addresses, once they are open) is known before the next
+// regular beat.
+func (m *Member) Publish() {
+	select {
+	case m.now <- struct{}{}:
+	default:
+	}
 }
 
 // Join registers the node once (so its address is known before the first
@@ -144,6 +156,7 @@ func (m *Member) Run(ctx context.Context) {
 			}
 			return
 		case <-time.After(m.ttl / 3):
+		case <-m.now:
 		}
 	}
 }

@@ -3,7 +3,9 @@ package conformance
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // freePortRange finds base such that base-10 … base+10*n+2 are all free.
@@ -74,7 +79,7 @@ func TestDevClusterLauncher(t *testing.T) {
 	}
 	base := freePortRange(t, 3)
 	dir := t.TempDir()
-	cmd := exec.Command(strataBinary(t), "dev", "cluster", "--nodes", "3", "--zones", "3", "--ec", "2+1", "--dir", dir, "--base-port", fmt.Sprint(base))
+	cmd := exec.Command(strataBinary(t), "dev", "cluster", "--nodes", "3", "--zones", "3", "--ec", "2+1", "--disks", "1", "--dir", dir, "--base-port", fmt.Sprint(base))
 	cmd.Env = append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -115,6 +120,14 @@ func TestDevClusterLauncher(t *testing.T) {
 	if strings.Count(list, " up ") != 3 || !strings.Contains(list, "zone3") {
 		t.Fatalf("node list:\n%s", list)
 	}
+	// A drill that could not rebuild the zone (two devices would be left
+	// for three shards) refuses before it halts anything.
+	if out, err := strataCLI(t, "drill", "rack-failure", "zone3", "--yes", "--server", admin); err == nil || !strings.Contains(out, "cannot be failed here") || !strings.Contains(out, "nothing was stopped") {
+		t.Fatalf("a drill that cannot finish: %v\n%s", err, out)
+	}
+	if list := mustCLI(t, "node", "list", "--server", admin); strings.Count(list, " up ") != 3 {
+		t.Fatalf("node list after the refused drill:\n%s", list)
+	}
 	// A node killed under the launcher is reported; the others go on.
 	pid := processWithArg(t, filepath.Join(dir, "node3"))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -136,5 +149,119 @@ func TestDevClusterLauncher(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", base), time.Second); err == nil {
 		c.Close()
 		t.Fatal("a node still serves S3 after the launcher stopped")
+	}
+}
+
+// readmeLine is the README's command line that starts with prefix (in an
+// indented block), its comment cut off, as arguments after "strata".
+func readmeLine(t *testing.T, prefix string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, prefix) {
+			l, _, _ = strings.Cut(l, "#")
+			return strings.Fields(l)[1:]
+		}
+	}
+	t.Fatalf("the README has no line %q", prefix)
+	return nil
+}
+
+// Issue 19: the README's rack-failure drill, as printed, on the README's
+// own dev cluster (only its directory and ports moved into the test's).
+func TestREADMEDrillOnTheDevCluster(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "etcd", "etcd")
+	devArgs := readmeLine(t, "strata dev cluster --nodes 6")
+	drillArgs := readmeLine(t, "strata drill rack-failure zone3")
+	base := freePortRange(t, 6)
+	dir := t.TempDir()
+	for i, a := range devArgs {
+		if a == "--dir" {
+			devArgs[i+1] = dir
+		}
+	}
+	devArgs = append(devArgs, "--base-port", fmt.Sprint(base))
+	cmd := exec.Command(strataBinary(t), devArgs...)
+	// The launcher generates the credentials and the secret, as for a
+	// reader who set none.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STRATA_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	var export string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "for the strata command: export ") {
+			export = strings.TrimPrefix(l, "for the strata command: export ")
+		} else if l == "ready; Ctrl-C stops the cluster" {
+			break
+		}
+	}
+	if export == "" {
+		t.Fatal("the dev cluster printed no export line")
+	}
+	go io.Copy(io.Discard, out)
+	cliEnv := append(append([]string{}, env...), strings.Fields(export)...)
+	cliEnv = append(cliEnv, "STRATA_CLI_CONFIG="+filepath.Join(t.TempDir(), "none.json"))
+	var user, secret string
+	for _, kv := range strings.Fields(export) {
+		if v, ok := strings.CutPrefix(kv, "STRATA_ROOT_USER="); ok {
+			user = v
+		}
+		if v, ok := strings.CutPrefix(kv, "STRATA_ROOT_PASSWORD="); ok {
+			secret = v
+		}
+	}
+	mc, err := minio.New(fmt.Sprintf("127.0.0.1:%d", base), &minio.Options{Creds: miniocreds.NewStaticV4(user, secret, ""), Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := mc.MakeBucket(ctx, "readme", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		data := bytes.Repeat([]byte{byte(i)}, 1000+i*997)
+		if _, err := mc.PutObject(ctx, "readme", fmt.Sprintf("o%02d", i), bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drill := exec.Command(strataBinary(t), drillArgs...)
+	drill.Env = cliEnv
+	report, err := drill.CombinedOutput()
+	t.Logf("strata %s:\n%s", strings.Join(drillArgs, " "), report)
+	if err != nil {
+		t.Fatalf("the README's drill failed: %v", err)
+	}
+	for _, want := range []string{"objects checked:          40", "unreadable:               0 during the outage, 0 after the rebuild", "full redundancy: true"} {
+		if !bytes.Contains(report, []byte(want)) {
+			t.Fatalf("the drill's report lacks %q", want)
+		}
 	}
 }

@@ -29,7 +29,7 @@ import (
 func (c *testCluster) cliJSON(t *testing.T, nd *clusterNode, v any, args ...string) {
 	t.Helper()
 	cmd := exec.Command(strataBinary(t), append(args, "--server", "http://"+nd.admin, "-o", "json")...)
-	cmd.Env = append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret)
+	cmd.Env = cliEnv(t)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -264,7 +264,7 @@ func TestRackFailureDrill(t *testing.T) {
 		FullRedundancy bool                                `json:"full_redundancy"`
 		Records        rebalancer.Stats                    `json:"rebalance_records"`
 	}
-	c.cliJSON(t, c.nodes[0], &rep, "drill", "rack-failure", "zone3")
+	c.cliJSON(t, c.nodes[0], &rep, "drill", "rack-failure", "zone3", "--yes")
 	load.finish(t)
 	t.Logf("drill: stopped %v; %d objects before, %d during (%d unreadable), %d after (%d unreadable); full redundancy after %.1fs, %d bytes in %d records rebuilt (%+v)",
 		rep.NodesStopped, rep.Before.Objects, rep.During.Objects, rep.During.Unreadable, rep.After.Objects, rep.After.Unreadable,

@@ -15,9 +15,16 @@ import (
 func strataCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(strataBinary(t), args...)
-	cmd.Env = append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret)
+	cmd.Env = cliEnv(t)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// cliEnv is the CLI's environment in tests: the root credentials, and no
+// CLI config file of whoever runs them.
+func cliEnv(t *testing.T) []string {
+	return append(os.Environ(), "STRATA_ROOT_USER="+testUser, "STRATA_ROOT_PASSWORD="+testSecret,
+		"STRATA_SERVER=", "STRATA_CLI_CONFIG="+filepath.Join(t.TempDir(), "no-cli-config.json"))
 }
 
 func mustCLI(t *testing.T, args ...string) string {

@@ -116,7 +116,7 @@ func TestVolumeSnapshotsClonesAndResize(t *testing.T) {
 	if out, err := strataCLI(t, "snapshot", "create", "db", "s1", "--server", srv); err == nil || !strings.Contains(out, "VolumeExists") {
 		t.Fatalf("second snapshot of the same name: %v %s", err, out)
 	}
-	if out, err := strataCLI(t, "volume", "delete", "db", "--server", srv); err == nil || !strings.Contains(out, "VolumeInUse") {
+	if out, err := strataCLI(t, "volume", "delete", "db", "--yes", "--server", srv); err == nil || !strings.Contains(out, "VolumeInUse") {
 		t.Fatalf("delete of an attached volume: %v %s", err, out)
 	}
 	var snaps []volumes.Snapshot
@@ -155,13 +155,13 @@ func TestVolumeSnapshotsClonesAndResize(t *testing.T) {
 	}
 
 	// Restore needs the volume detached; afterwards it is the snapshot.
-	if out, err := strataCLI(t, "snapshot", "restore", "db", "s1", "--server", srv); err == nil || !strings.Contains(out, "VolumeInUse") {
+	if out, err := strataCLI(t, "snapshot", "restore", "db", "s1", "--yes", "--server", srv); err == nil || !strings.Contains(out, "VolumeInUse") {
 		t.Fatalf("restore while attached: %v %s", err, out)
 	}
 	cl.Close()
 	waitDetached := time.Now().Add(10 * time.Second)
 	for {
-		out, err := strataCLI(t, "snapshot", "restore", "db", "s1", "--server", srv)
+		out, err := strataCLI(t, "snapshot", "restore", "db", "s1", "--yes", "--server", srv)
 		if err == nil {
 			break
 		}
@@ -196,8 +196,8 @@ func TestVolumeSnapshotsClonesAndResize(t *testing.T) {
 	if out := cli("snapshot", "list", "db"); strings.Contains(out, "s1") {
 		t.Fatalf("deleted snapshot listed: %s", out)
 	}
-	cli("volume", "delete", "db-copy")
-	cli("volume", "delete", "db")
+	cli("volume", "delete", "db-copy", "--yes")
+	cli("volume", "delete", "db", "--yes")
 	if out := runTool(t, nbdinfo, "--list", "nbd://"+nbdAddr); strings.Contains(out, "db") {
 		t.Fatalf("deleted volumes still exported: %s", out)
 	}

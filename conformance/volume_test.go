@@ -470,7 +470,7 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 			t.Fatal("the forced side's write was overwritten before anyone decided")
 		}
 		// The operator keeps node2's side: node1 is resynced in full.
-		c.cli(t, n2, "volume", "discard", "sb", "node1")
+		c.cli(t, n2, "volume", "discard", "sb", "node1", "--yes")
 		c.waitVolume(t, n2, "sb", 30*time.Second, allUpToDate)
 		sameReplicas(t, "sb", 16<<20, n2, n1, n3)
 	})

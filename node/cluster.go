@@ -154,7 +154,11 @@ func (n *Node) startClustered(ctx context.Context) (err error) {
 		return err
 	}
 	n.goBackground(func() { n.store.RunHints(ctx, cfg.HintInterval) })
-	return n.serve(ctx)
+	if err := n.serve(ctx); err != nil {
+		return err
+	}
+	member.Publish() // the S3 and admin addresses, now that they listen
+	return nil
 }
 
 func (n *Node) goBackground(f func()) {

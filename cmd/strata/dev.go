@@ -129,8 +129,10 @@ reported and the others keep running; Ctrl-C stops it all.`,
 				port := basePort + 10*i
 				fmt.Fprintf(out, "  node%d  zone%d  S3 http://127.0.0.1:%d  admin http://127.0.0.1:%d  nbd://127.0.0.1:%d\n", i+1, i%zones+1, port, port+1, port+3)
 			}
-			fmt.Fprintf(out, "root credentials: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\nready; Ctrl-C stops the cluster\n",
-				envValue(env, "STRATA_ROOT_USER"), envValue(env, "STRATA_ROOT_PASSWORD"))
+			fmt.Fprintf(out, "root credentials: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\ncluster secret: STRATA_CLUSTER_SECRET=%s\n"+
+				"for the strata command: export STRATA_SERVER=http://127.0.0.1:%d STRATA_ROOT_USER=%s STRATA_ROOT_PASSWORD=%s\nready; Ctrl-C stops the cluster\n",
+				envValue(env, "STRATA_ROOT_USER"), envValue(env, "STRATA_ROOT_PASSWORD"), envValue(env, "STRATA_CLUSTER_SECRET"),
+				basePort+1, envValue(env, "STRATA_ROOT_USER"), envValue(env, "STRATA_ROOT_PASSWORD"))
 			ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer cancel()
 			// A node that dies (or is killed to try failures) is reported;
@@ -148,7 +150,7 @@ reported and the others keep running; Ctrl-C stops it all.`,
 	f := c.Flags()
 	f.IntVar(&nodes, "nodes", 6, "nodes to start")
 	f.IntVar(&zones, "zones", 3, "zones (racks) to spread them over")
-	f.IntVar(&disks, "disks", 1, "file-thin pools (devices) per node")
+	f.IntVar(&disks, "disks", 2, "file-thin pools (devices) per node (2 lets a failed zone's shards be rebuilt on the others)")
 	f.IntVar(&basePort, "base-port", 9100, "first node's S3 port (etcd takes base-10)")
 	f.StringVar(&dir, "dir", "strata-dev", "directory for every node's data and log")
 	f.StringVar(&ec, "ec", "4+2", "erasure coding layout")

@@ -160,10 +160,8 @@ func (c *adminClient) confirm(cmd *cobra.Command, yes bool, what string) error {
 		return nil
 	}
 	in := cmd.InOrStdin()
-	if f, ok := in.(*os.File); ok {
-		if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-			return usageErrorf("%s on %s: not confirmed (no terminal to ask; give --yes)", what, c.opts.Server)
-		}
+	if f, ok := in.(*os.File); ok && !isTerminal(f) {
+		return usageErrorf("%s on %s: not confirmed (no terminal to ask; give --yes)", what, c.opts.Server)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s on the store at %s. Type yes to go on: ", what, c.opts.Server)
 	line, err := bufio.NewReader(io.LimitReader(in, 1024)).ReadString('\n')
@@ -185,4 +183,15 @@ func set[T any](dst *T) func(T, error) error {
 		}
 		return err
 	}
+}
+
+// isTerminal reports whether f is a terminal someone can answer on: a
+// character device other than /dev/null.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(st, null)
 }

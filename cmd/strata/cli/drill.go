@@ -91,11 +91,30 @@ func rackFailureDrill(ctx context.Context, log io.Writer, c *adminClient, zone, 
 			return rep, fmt.Errorf("--server %s is in zone %s: pick a node outside it", c.Server(), zone)
 		}
 		if nd.State == "up" {
+			if nd.AdminAddr == "" {
+				return rep, fmt.Errorf("node %s of zone %s has not published its admin address yet (still starting?); nothing was stopped", nd.Name, zone)
+			}
 			victims = append(victims, nd)
 		}
 	}
 	if len(victims) == 0 {
 		return rep, fmt.Errorf("zone %q has no node up", zone)
+	}
+	// Nothing is halted for a drill that cannot finish: failing the zone
+	// must leave a device for every shard of an object.
+	var ring admin.RingInfo
+	if err := set(&ring)(c.Ring(ctx)); err != nil {
+		return rep, err
+	}
+	outside := 0
+	for _, d := range ring.Devices {
+		if d.Zone != zone && d.State == admin.Active && d.Weight > 0 {
+			outside++
+		}
+	}
+	if width := ring.K + ring.M; outside < width {
+		return rep, fmt.Errorf("zone %s cannot be failed here: %d active devices are outside it and EC %d+%d needs %d; "+
+			"nothing was stopped (add devices or zones first: strata dev cluster --disks 2, or ring add-device)", zone, outside, ring.K, ring.M, width)
 	}
 	fmt.Fprintf(log, "reading every object before the failure…\n")
 	if err := set(&rep.Before)(c.ReadCheck(ctx)); err != nil {
