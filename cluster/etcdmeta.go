@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -83,6 +84,15 @@ func (e *Etcd) bounded(ctx context.Context) (context.Context, context.CancelFunc
 
 // Client is the etcd client (leases, watches).
 func (e *Etcd) Client() *clientv3.Client { return e.c }
+
+// Ready is nil when etcd answers a read (within ctx and the store's
+// deadline): the node's readiness.
+func (e *Etcd) Ready(ctx context.Context) error {
+	if _, err := e.Get(ctx, "ready-probe"); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	return nil
+}
 
 // Sub returns a view of the keys under p (another metastore.Store).
 func (e *Etcd) Sub(p string) *Etcd {

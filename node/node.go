@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/devices"
 	"github.com/strata-storage/strata/diskspace"
+	"github.com/strata-storage/strata/health"
 	"github.com/strata-storage/strata/iam"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
@@ -136,6 +138,7 @@ type Node struct {
 	Registry *prometheus.Registry
 
 	s3Srv, adminSrv, rpcSrv *http.Server
+	serving                 atomic.Bool // the S3 and admin listeners serve
 	s3Ln, adminLn, rpcLn    net.Listener
 	errc                    chan error
 
@@ -340,12 +343,34 @@ func (n *Node) listen(s3 http.Handler) (err error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", n.place.Health)
+	n.healthChecks().Register(mux)
 	mux.Handle(admin.Prefix, api)
 	n.adminSrv = &http.Server{Handler: slowclient.Handler(mux, n.cfg.ClientLimits), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { n.errc <- n.s3Srv.Serve(n.s3Ln) }()
 	go func() { n.errc <- n.adminSrv.Serve(n.adminLn) }()
+	n.serving.Store(true)
 	return nil
+}
+
+// healthChecks are /livez, /readyz and /healthz (package health) over the
+// components that report.
+func (n *Node) healthChecks() *health.Checker {
+	hc := health.New(3 * time.Second)
+	hc.AddSource("placement", n.place.HealthSource)
+	if n.blocks != nil {
+		hc.AddSource("volumes", n.blocks.HealthSource)
+	}
+	hc.AddReadiness("ring", n.place.Ready)
+	hc.AddReadiness("listeners", func(context.Context) error {
+		if !n.serving.Load() {
+			return errors.New("the S3 and admin listeners are not serving yet")
+		}
+		return nil
+	})
+	if n.clustered() {
+		hc.AddReadiness("metadata", n.etcd.Ready)
+	}
+	return hc
 }
 
 // listen opens a TCP listener, with TLS if conf is set.

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/devices"
+	"github.com/strata-storage/strata/health"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/objectstore"
 	"github.com/strata-storage/strata/ring"
@@ -59,10 +61,12 @@ func single(t *testing.T) (*Controller, *devices.Set, string) {
 	return pl, devs, dir
 }
 
-func health(t *testing.T, pl *Controller) (int, string) {
+func healthOf(t *testing.T, pl *Controller) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	pl.Health(rec, httptest.NewRequest("GET", "/healthz", nil))
+	c := health.New(time.Second)
+	c.AddSource("placement", pl.HealthSource)
+	c.Healthz(rec, httptest.NewRequest("GET", "/healthz", nil))
 	var out struct{ Status string }
 	json.Unmarshal(rec.Body.Bytes(), &out)
 	return rec.Code, out.Status
@@ -88,13 +92,13 @@ func TestHealthFollowsTheWriteQuorum(t *testing.T) {
 		status  string
 	}{
 		{"", http.StatusOK, "ok"},
-		{"pool0", http.StatusOK, "ok"}, // 3 of 4 still hold a 2+2 write quorum
-		{"pool1", http.StatusServiceUnavailable, "degraded: below write quorum"},
+		{"pool0", http.StatusOK, "degraded"}, // 3 of 4 still hold a 2+2 write quorum
+		{"pool1", http.StatusServiceUnavailable, "critical"},
 	} {
 		if c.offline != "" {
 			devs.Unreadable(c.offline, errors.New("test"))
 		}
-		if code, status := health(t, pl); code != c.code || status != c.status {
+		if code, status := healthOf(t, pl); code != c.code || status != c.status {
 			t.Fatalf("with %s offline too: %d %q, want %d %q", c.offline, code, status, c.code, c.status)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/strata-storage/strata/blockpool/replicate/volrpc"
 	"github.com/strata-storage/strata/blockpool/volumes"
 	"github.com/strata-storage/strata/cluster"
+	"github.com/strata-storage/strata/health"
 	"github.com/strata-storage/strata/metastore"
 	"github.com/strata-storage/strata/tlspsk"
 )
@@ -341,10 +344,12 @@ var (
 	descRepaired     = prometheus.NewDesc("strata_volume_repaired_blocks_total", "Bad blocks rewritten from a good replica.", []string{"volume"}, nil)
 	descSplitBrain   = prometheus.NewDesc("strata_volume_split_brain", "1 if the replica's data diverged under a forced primary (resolve with strata volume discard).", []string{"volume", "node"}, nil)
 	descResynced     = prometheus.NewDesc("strata_volume_resynced_bytes_total", "Bytes copied by resyncs.", []string{"volume"}, nil)
+	descDegraded     = prometheus.NewDesc("strata_volumes_degraded", "Volumes with a replica on this node of which some replica is not UpToDate.", nil, nil)
+	descNoQuorum     = prometheus.NewDesc("strata_volumes_without_quorum", "Volumes with a replica on this node of which fewer than a majority of replicas are UpToDate (writes stop).", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolFree, descPoolProv, descPoolAlloc, descOutOfSync, descSynced, descUpToDate, descRepaired, descResynced, descSplitBrain} {
+	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolFree, descPoolProv, descPoolAlloc, descOutOfSync, descSynced, descUpToDate, descRepaired, descResynced, descSplitBrain, descDegraded, descNoQuorum} {
 		ch <- d
 	}
 }
@@ -355,7 +360,44 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPoolFree, prometheus.GaugeValue, float64(pi.Free))
 	ch <- prometheus.MustNewConstMetric(descPoolProv, prometheus.GaugeValue, float64(pi.Provisioned))
 	ch <- prometheus.MustNewConstMetric(descPoolAlloc, prometheus.GaugeValue, float64(pi.Allocated))
-	for name, p := range c.m.Attached() {
+	attached := c.m.Attached()
+	// Volumes not attached here: their replicas as the keeper last saw
+	// them, so a replica that is down shows whether or not a client is
+	// attached anywhere.
+	degraded, noQuorum := 0, 0
+	for name, vi := range c.m.Views() {
+		upToDate := 0
+		for _, ri := range vi.Replicas {
+			if ri.State == replicate.UpToDate {
+				upToDate++
+			}
+		}
+		if upToDate < len(vi.Replicas) {
+			degraded++
+		}
+		if upToDate < len(vi.Replicas)/2+1 {
+			noQuorum++
+		}
+		if _, ok := attached[name]; ok {
+			continue
+		}
+		for _, ri := range vi.Replicas {
+			up := 0.0
+			if ri.State == replicate.UpToDate {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descOutOfSync, prometheus.GaugeValue, float64(ri.OutOfSyncBytes), name, ri.Node)
+			ch <- prometheus.MustNewConstMetric(descUpToDate, prometheus.GaugeValue, up, name, ri.Node)
+			split := 0.0
+			if ri.State == replicate.SplitBrain {
+				split = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descSplitBrain, prometheus.GaugeValue, split, name, ri.Node)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descDegraded, prometheus.GaugeValue, float64(degraded))
+	ch <- prometheus.MustNewConstMetric(descNoQuorum, prometheus.GaugeValue, float64(noQuorum))
+	for name, p := range attached {
 		st := p.Stats()
 		ch <- prometheus.MustNewConstMetric(descRepaired, prometheus.CounterValue, float64(st.RepairedBlocks), name)
 		ch <- prometheus.MustNewConstMetric(descResynced, prometheus.CounterValue, float64(st.ResyncedBytes), name)
@@ -374,6 +416,45 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descSplitBrain, prometheus.GaugeValue, split, name, mi.Node)
 		}
 	}
+}
+
+// HealthSource is the block volumes' part of /healthz, from the keeper's
+// last look at every volume with a replica here: a volume with fewer than
+// a majority of its replicas UpToDate is critical (its writes stop), one
+// with any replica behind or unreachable is degraded.
+func (s *Service) HealthSource(context.Context) ([]health.Reason, map[string]any) {
+	var reasons []health.Reason
+	views := s.mgr.Views()
+	names := make([]string, 0, len(views))
+	for name := range views {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		vi := views[name]
+		upToDate := 0
+		var behind []string
+		for _, ri := range vi.Replicas {
+			if ri.State == replicate.UpToDate {
+				upToDate++
+				continue
+			}
+			why := ri.State
+			if ri.Error != "" {
+				why += ": " + ri.Error
+			}
+			behind = append(behind, ri.Node+" ("+why+")")
+		}
+		switch need := len(vi.Replicas)/2 + 1; {
+		case upToDate < need:
+			reasons = append(reasons, health.Reason{Severity: health.Critical, Component: "volumes",
+				Message: fmt.Sprintf("volume %s: %d of %d replicas UpToDate, below its quorum of %d (writes stop); %s", name, upToDate, len(vi.Replicas), need, strings.Join(behind, ", "))})
+		case len(behind) > 0:
+			reasons = append(reasons, health.Reason{Severity: health.Degraded, Component: "volumes",
+				Message: fmt.Sprintf("volume %s: %d of %d replicas UpToDate; %s", name, upToDate, len(vi.Replicas), strings.Join(behind, ", "))})
+		}
+	}
+	return reasons, nil
 }
 
 // Handlers serve the volume and snapshot operations.

@@ -3,6 +3,7 @@ package volumes
 import (
 	"context"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/strata-storage/strata/blockpool/replicate"
@@ -31,6 +32,7 @@ func (m *Manager) RunKeeper(ctx context.Context, interval time.Duration) {
 		if err != nil {
 			continue
 		}
+		m.observe(ctx, recs)
 		for _, rec := range recs {
 			if ctx.Err() != nil {
 				return
@@ -112,4 +114,42 @@ func (m *Manager) keep(ctx context.Context, name string) {
 			return
 		}
 	}
+}
+
+// observe records the replica states of every volume with a replica on
+// this node (asked in parallel), so its metrics and health tell of a
+// replica that is down whether or not a client is attached anywhere.
+func (m *Manager) observe(ctx context.Context, recs []Record) {
+	views := map[string]VolumeInfo{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, rec := range recs {
+		if m.VolumeReplica(rec.Name) == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vi := m.info(ctx, rec)
+			mu.Lock()
+			views[rec.Name] = vi
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	m.viewMu.Lock()
+	m.views = views
+	m.viewMu.Unlock()
+}
+
+// Views are the volumes with a replica on this node as the keeper last saw
+// them (every keeper interval).
+func (m *Manager) Views() map[string]VolumeInfo {
+	m.viewMu.Lock()
+	defer m.viewMu.Unlock()
+	out := make(map[string]VolumeInfo, len(m.views))
+	for k, v := range m.views {
+		out[k] = v
+	}
+	return out
 }

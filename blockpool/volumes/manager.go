@@ -96,6 +96,11 @@ type Manager struct {
 	replicas  map[string]*replicate.Replica
 	primaries map[string]*attached
 	closed    bool
+
+	// views are what the keeper last saw of the volumes with a replica
+	// here (Views): their replicas' states, attached or not.
+	viewMu sync.Mutex
+	views  map[string]VolumeInfo
 }
 
 type attached struct {
