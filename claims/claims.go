@@ -18,19 +18,38 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Claim is an ObjectBucketClaim.
+// Claim is an ObjectBucketClaim. A claim as kubectl exports it (with the
+// object metadata the API server keeps and the status the provisioner
+// wrote) is one too: those fields say nothing about what is asked, so they
+// are read and kept but change nothing; any other field is refused.
 type Claim struct {
 	APIVersion string   `json:"apiVersion"`
 	Kind       string   `json:"kind"`
 	Metadata   Metadata `json:"metadata"`
 	Spec       Spec     `json:"spec"`
+	// Status is the provisioner's report (phase: Bound…), not an ask.
+	Status map[string]any `json:"status,omitempty"`
 }
 
-// Metadata names a claim.
+// Metadata names a claim; the rest of Kubernetes' object metadata is
+// accepted as it comes.
 type Metadata struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+
+	Annotations                map[string]string `json:"annotations,omitempty"`
+	UID                        string            `json:"uid,omitempty"`
+	ResourceVersion            string            `json:"resourceVersion,omitempty"`
+	Generation                 int64             `json:"generation,omitempty"`
+	CreationTimestamp          *string           `json:"creationTimestamp,omitempty"`
+	DeletionTimestamp          *string           `json:"deletionTimestamp,omitempty"`
+	DeletionGracePeriodSeconds *int64            `json:"deletionGracePeriodSeconds,omitempty"`
+	Finalizers                 []string          `json:"finalizers,omitempty"`
+	GenerateName               string            `json:"generateName,omitempty"`
+	SelfLink                   string            `json:"selfLink,omitempty"`
+	OwnerReferences            []map[string]any  `json:"ownerReferences,omitempty"`
+	ManagedFields              []map[string]any  `json:"managedFields,omitempty"`
 }
 
 // Spec is what a claim asks for.
@@ -39,6 +58,9 @@ type Spec struct {
 	GenerateBucketName string            `json:"generateBucketName,omitempty"`
 	StorageClassName   string            `json:"storageClassName"`
 	AdditionalConfig   map[string]string `json:"additionalConfig,omitempty"`
+	// ObjectBucketName is the ObjectBucket a provisioner bound the claim
+	// to; written by it, read and kept.
+	ObjectBucketName string `json:"objectBucketName,omitempty"`
 }
 
 // Kind and version accepted.
@@ -82,8 +104,12 @@ func (c *Claim) Check() error {
 	}
 	s := c.Spec
 	switch {
-	case (s.BucketName == "") == (s.GenerateBucketName == ""):
-		return bad("set exactly one of spec.bucketName and spec.generateBucketName")
+	case s.BucketName == "" && s.GenerateBucketName == "":
+		return bad("set spec.bucketName or spec.generateBucketName")
+	case s.BucketName != "" && s.GenerateBucketName != "" && !strings.HasPrefix(s.BucketName, s.GenerateBucketName+"-"):
+		// Both are set on a claim a provisioner bound (it writes the
+		// generated name back); any other pair asks for two buckets.
+		return bad("spec.bucketName %q was not generated from spec.generateBucketName %q", s.BucketName, s.GenerateBucketName)
 	case s.StorageClassName == "":
 		return bad("spec.storageClassName is required")
 	case s.GenerateBucketName != "" && len(s.GenerateBucketName) > 57:

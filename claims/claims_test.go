@@ -112,3 +112,67 @@ func mustYAML(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// exported is a claim as `kubectl get obc photos -n apps -o yaml` prints
+// it once a provisioner bound it.
+const exported = `apiVersion: objectbucket.io/v1alpha1
+kind: ObjectBucketClaim
+metadata:
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: |
+      {"apiVersion":"objectbucket.io/v1alpha1","kind":"ObjectBucketClaim","metadata":{"annotations":{},"name":"photos","namespace":"apps"},"spec":{"generateBucketName":"photos","storageClassName":"strata-bucket"}}
+  creationTimestamp: "2026-12-01T10:00:00Z"
+  finalizers:
+  - objectbucket.io/finalizer
+  generation: 3
+  labels:
+    app: gallery
+    bucket-provisioner: strata.io-bucket
+  managedFields:
+  - apiVersion: objectbucket.io/v1alpha1
+    fieldsType: FieldsV1
+    fieldsV1:
+      f:spec:
+        .: {}
+        f:generateBucketName: {}
+    manager: kubectl-client-side-apply
+    operation: Update
+    time: "2026-12-01T10:00:00Z"
+  name: photos
+  namespace: apps
+  resourceVersion: "123456"
+  uid: 0f7d6c1e-6a52-4c8e-9d3b-7d6f0a1b2c3d
+spec:
+  additionalConfig:
+    maxSize: 2Gi
+  bucketName: photos-k3x9q
+  generateBucketName: photos
+  objectBucketName: obc-apps-photos
+  storageClassName: strata-bucket
+status:
+  phase: Bound
+`
+
+func TestAClaimAsKubectlExportsItParses(t *testing.T) {
+	c, err := Parse([]byte(exported))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID() != "apps/photos" || c.Spec.BucketName != "photos-k3x9q" || c.Metadata.Labels["app"] != "gallery" || c.Status["phase"] != "Bound" {
+		t.Fatalf("parsed: %+v", c)
+	}
+	if max, _, err := c.Limits(); err != nil || max != 2<<30 {
+		t.Fatalf("limits: %d %v", max, err)
+	}
+	// What is not Kubernetes' is still refused, as is a pair of names
+	// that asks for two buckets.
+	for _, doc := range []string{
+		strings.Replace(exported, "  phase: Bound", "  phase: Bound\nextra: 1", 1),
+		strings.Replace(exported, "  storageClassName: strata-bucket", "  storageClassName: strata-bucket\n  bucketClass: gold", 1),
+		strings.Replace(exported, "bucketName: photos-k3x9q", "bucketName: other-bucket", 1),
+	} {
+		if _, err := Parse([]byte(doc)); err == nil {
+			t.Errorf("accepted:\n%s", doc)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -42,6 +43,7 @@ import (
 type Config struct {
 	DataDir     string
 	S3Addr      string
+	S3Advertise string // host:port clients are given (claims' BUCKET_HOST); default S3Addr
 	AdminAddr   string
 	Region      string
 	Domains     []string
@@ -272,7 +274,7 @@ func (n *Node) serve(ctx context.Context) error {
 	n.goBackground(func() { n.quota.Run(ctx) })
 	n.claims = bind.New(bind.Config{
 		Claims: n.claimMeta("claims"), Classes: n.claimMeta("storageclasses"), IAM: n.iam, Store: n.store,
-		Rescan: func(ctx context.Context) { n.quota.Scan(ctx, false) }, Endpoint: func() (string, int) { return bind.Endpoint(n.S3Addr(), cfg.Domains) },
+		Rescan: func(ctx context.Context) { n.quota.Scan(ctx, false) }, Endpoint: func() (string, int) { return bind.Endpoint(cmp.Or(cfg.S3Advertise, n.S3Addr()), cfg.Domains) },
 		Region: cfg.Region, K: n.Ring.K, M: n.Ring.M, ParseEC: ring.ParseEC,
 	})
 	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Identity: n.users, Quota: n.quota, SigV2: cfg.SigV2, Logger: n.log, Registry: n.Registry}, n.store)

@@ -83,7 +83,9 @@ func (bd *Binder) Apply(ctx context.Context, c claims.Claim) (admin.ClaimAnswer,
 			return admin.ClaimAnswer{}, err
 		}
 		old := rec.Claim.Spec
-		if old.StorageClassName != c.Spec.StorageClassName || old.BucketName != c.Spec.BucketName || old.GenerateBucketName != c.Spec.GenerateBucketName {
+		// A claim exported after binding names the bucket it got.
+		sameBucket := c.Spec.BucketName == old.BucketName || c.Spec.BucketName == rec.Bucket
+		if old.StorageClassName != c.Spec.StorageClassName || !sameBucket || old.GenerateBucketName != c.Spec.GenerateBucketName {
 			return admin.ClaimAnswer{}, &admin.Error{Status: http.StatusConflict, Code: "ClaimConflict", Message: fmt.Sprintf("claim %s is bound to bucket %s with another spec; delete it first", c.ID(), rec.Bucket)}
 		}
 		if err := bd.setQuota(ctx, rec.Bucket, quota); err != nil {
@@ -102,7 +104,7 @@ func (bd *Binder) Apply(ctx context.Context, c claims.Claim) (admin.ClaimAnswer,
 	if err != nil {
 		return admin.ClaimAnswer{}, err
 	}
-	bucket := c.Spec.BucketName
+	bucket := c.Spec.BucketName // a generated name written back counts as asked
 	if bucket == "" {
 		bucket = c.Spec.GenerateBucketName + "-" + randomLower(5)
 	}

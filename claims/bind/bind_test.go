@@ -2,6 +2,7 @@ package bind
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -204,5 +205,62 @@ func TestEndpoint(t *testing.T) {
 		if host, port := Endpoint(tc.addr, tc.domains); host != tc.host || port != tc.port {
 			t.Errorf("Endpoint(%q, %q) = %s, %d; want %s, %d", tc.addr, tc.domains, host, port, tc.host, tc.port)
 		}
+	}
+}
+
+// Issue 19: a claim as kubectl exports it applies, both where it was
+// bound (the same binding, not a conflict) and on a store that never saw
+// it (its bucket is the name the provisioner wrote back).
+func TestAClaimExportedByKubectlApplies(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.do(t, admin.ClassCreate, `{"name":"strata-bucket","reclaim_policy":"Delete"}`, nil)
+	first := claim("photos", "strata-bucket", "")
+	first.Spec.GenerateBucketName = "photos"
+	ans, err := w.b.Apply(ctx, first)
+	if err != nil || !strings.HasPrefix(ans.Record.Bucket, "photos-") {
+		t.Fatalf("apply: %+v %v", ans, err)
+	}
+	// What `kubectl get obc photos -o yaml` gives back, as the CLI sends it.
+	doc := `apiVersion: objectbucket.io/v1alpha1
+kind: ObjectBucketClaim
+metadata:
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{"spec":{"generateBucketName":"photos"}}'
+  creationTimestamp: "2026-12-01T10:00:00Z"
+  finalizers: [objectbucket.io/finalizer]
+  generation: 2
+  labels: {bucket-provisioner: strata.io-bucket}
+  name: photos
+  namespace: apps
+  resourceVersion: "4242"
+  uid: 6c1e0f7d-6a52-4c8e-9d3b-7d6f0a1b2c3d
+spec:
+  bucketName: ` + ans.Record.Bucket + `
+  generateBucketName: photos
+  objectBucketName: obc-apps-photos
+  storageClassName: strata-bucket
+status:
+  phase: Bound
+`
+	exported, err := claims.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(exported)
+	rec, err := w.do(t, admin.ClaimApply, string(body), nil)
+	var again admin.ClaimAnswer
+	json.Unmarshal(rec.Body.Bytes(), &again)
+	if err != nil || rec.Code != http.StatusOK || again.Record.Bucket != ans.Record.Bucket || again.Grant.SecretKey != ans.Grant.SecretKey {
+		t.Fatalf("the exported claim where it was bound: %d %v %+v", rec.Code, err, again)
+	}
+	// On a store that never saw it: bound to the bucket it names.
+	other := newWorld(t)
+	other.do(t, admin.ClassCreate, `{"name":"strata-bucket","reclaim_policy":"Delete"}`, nil)
+	rec, err = other.do(t, admin.ClaimApply, string(body), nil)
+	var fresh admin.ClaimAnswer
+	json.Unmarshal(rec.Body.Bytes(), &fresh)
+	if err != nil || rec.Code != http.StatusCreated || fresh.Record.Bucket != ans.Record.Bucket {
+		t.Fatalf("the exported claim on another store: %d %v %+v", rec.Code, err, fresh)
 	}
 }

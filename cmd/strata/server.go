@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -42,6 +43,11 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 			for _, d := range strings.Split(domains, ",") {
 				if d = strings.TrimSpace(d); d != "" {
 					cfg.Domains = append(cfg.Domains, d)
+				}
+			}
+			if cfg.S3Advertise != "" {
+				if _, port, err := net.SplitHostPort(cfg.S3Advertise); err != nil || port == "" {
+					return fmt.Errorf("--s3-advertise %q: want host:port", cfg.S3Advertise)
 				}
 			}
 			if cfg.ChunkVolume < minChunkVolume {
@@ -87,6 +93,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
 	f.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "S3 API listen address")
+	f.StringVar(&cfg.S3Advertise, "s3-advertise", "", "host:port clients reach S3 at, given to bucket claims as BUCKET_HOST (default --s3-addr, or the first --domain when it listens on every interface)")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin, /metrics and /healthz listen address")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name in the ring")
 	f.StringVar(&cfg.NodeName, "node-id", cfg.NodeName, "same as --node-name")

@@ -17,12 +17,15 @@ import (
 )
 
 // startNode runs a single-node store on loopback for the CLI to talk to.
-func startNode(t *testing.T) *node.Node {
+func startNode(t *testing.T, opts ...func(*node.Config)) *node.Node {
 	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.S3Addr, cfg.AdminAddr, cfg.NBDAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "off"
 	cfg.ChunkVolume = 1 << 30
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, o := range opts {
+		o(&cfg)
+	}
 	n, err := node.Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-storage/strata/admin"
+	"github.com/strata-storage/strata/node"
 )
 
 // Issue 19: a command line that cannot run exits 2, a failure exits 1,
@@ -324,5 +325,41 @@ func TestYAMLReadsBackAsItsJSON(t *testing.T) {
 	b, _ := json.Marshal(got)
 	if string(a) != string(b) {
 		t.Fatalf("read back as\n%s\nwant\n%s\nyaml:\n%s", b, a, buf.String())
+	}
+}
+
+// Issue 19: a claim as kubectl exports it applies through the CLI, and
+// the workload is given the advertised S3 endpoint, not the listen address.
+func TestKubectlExportedClaimApplies(t *testing.T) {
+	n := startNode(t, func(cfg *node.Config) { cfg.S3Advertise = "s3.example.com:443" })
+	c := on(n)
+	mustRun(t, append([]string{"storageclass", "create", "strata-bucket"}, c...)...)
+	doc := `apiVersion: objectbucket.io/v1alpha1
+kind: ObjectBucketClaim
+metadata:
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: |
+      {"apiVersion":"objectbucket.io/v1alpha1","kind":"ObjectBucketClaim","metadata":{"annotations":{},"name":"photos","namespace":"apps"},"spec":{"generateBucketName":"photos","storageClassName":"strata-bucket"}}
+  creationTimestamp: "2026-12-01T10:00:00Z"
+  finalizers:
+  - objectbucket.io/finalizer
+  generation: 1
+  labels:
+    app: gallery
+  name: photos
+  namespace: apps
+  resourceVersion: "123456"
+  uid: 0f7d6c1e-6a52-4c8e-9d3b-7d6f0a1b2c3d
+spec:
+  generateBucketName: photos
+  storageClassName: strata-bucket
+status:
+  phase: Pending
+`
+	file := filepath.Join(t.TempDir(), "photos.yaml")
+	os.WriteFile(file, []byte(doc), 0o600)
+	out := mustRun(t, append([]string{"claim", "apply", "-f", file, "--env"}, c...)...)
+	if !strings.Contains(out, "BUCKET_HOST=s3.example.com\n") || !strings.Contains(out, "BUCKET_PORT=443\n") || !strings.Contains(out, "BUCKET_NAME=photos-") {
+		t.Fatalf("claim apply:\n%s", out)
 	}
 }
