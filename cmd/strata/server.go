@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-storage/strata/cmd/strata/cli"
+	"github.com/strata-storage/strata/logging"
 	"github.com/strata-storage/strata/node"
 	"github.com/strata-storage/strata/ring"
 	"github.com/strata-storage/strata/users"
@@ -21,8 +22,9 @@ import (
 
 func serverCommand() *cobra.Command {
 	cfg := node.DefaultConfig()
-	var domains, logLevel, secretFile, scrubRate string
-	var allowHalt bool
+	var domains, logLevel, logFormat, secretFile, scrubRate, configFile string
+	var allowHalt, printConfig bool
+	var logRepeat time.Duration
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Strata node (S3 gateway, storage node and controller in one process)",
@@ -31,14 +33,28 @@ func serverCommand() *cobra.Command {
 127.0.0.1:9000, metrics and health on 127.0.0.1:9001.
 
 Root credentials come from STRATA_ROOT_USER and STRATA_ROOT_PASSWORD, or are
-generated on first start, stored (mode 0600) in the data dir and printed once.`,
+generated on first start, stored (mode 0600) in the data dir and printed once.
+
+Every flag can also be set as $STRATA_<FLAG> (STRATA_DATA_DIR=/srv/strata)
+or in a --config YAML file (data-dir: /srv/strata); a flag wins over the
+environment, which wins over the file. --print-config shows what is in force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applySettings(cmd.Flags(), configFile); err != nil {
+				return err
+			}
+			if printConfig {
+				return printSettings(cmd.OutOrStdout(), cmd.Flags())
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			logger, err := logging.New(os.Stderr, logging.Options{Format: logFormat, Level: level, Repeat: logRepeat})
+			if err != nil {
+				return fmt.Errorf("--log-format: %w", err)
+			}
+			cfg.Logger = logger
 			cfg.Domains = nil
 			for _, d := range strings.Split(domains, ",") {
 				if d = strings.TrimSpace(d); d != "" {
@@ -68,7 +84,7 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 				cfg.ClusterSecret = strings.TrimSpace(string(b))
 			}
 			switch strings.ToLower(scrubRate) {
-			case "off", "none", "-1":
+			case "off", "none", "-1", "false": // YAML reads a bare off as false
 				cfg.ScrubRate = -1
 			default:
 				var err error
@@ -104,6 +120,10 @@ generated on first start, stored (mode 0600) in the data dir and printed once.`,
 	f.StringVar(&domains, "domain", strings.Join(cfg.Domains, ","), "comma-separated domains for virtual-hosted-style requests (<bucket>.<domain>)")
 	cli.DurationVar(f, &cfg.StaleUploadAge, "stale-upload-age", cfg.StaleUploadAge, "abort multipart uploads initiated longer ago than this (0 keeps them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json (one object a line)")
+	cli.DurationVar(f, &logRepeat, "log-repeat", 10*time.Second, "a warning repeated within this window is written once, the next one saying how many it stands for (0: every one)")
+	f.StringVar(&configFile, "config", "", "YAML file of settings (the flags' names as keys); flags and $STRATA_<FLAG> override it")
+	f.BoolVar(&printConfig, "print-config", false, "print the settings in force as a --config file and exit")
 	f.StringVar(&cfg.Meta, "meta", "", "cluster metadata store, etcd://host:2379[,host:2379…][/prefix]; empty runs a single node on its own pebble store")
 	f.StringVar(&cfg.Zone, "zone", cfg.Zone, "this node's zone (rack), a failure domain of the ring")
 	f.StringVar(&cfg.RPCAddr, "rpc-addr", cfg.RPCAddr, "inter-node RPC listen address (cluster mode)")
