@@ -172,7 +172,7 @@ var (
 	rbPlanned  = prometheus.NewDesc("strata_rebalance_planned_bytes", "Bytes the running rebalance planned to move (estimate).", nil, nil)
 	rbMoved    = prometheus.NewDesc("strata_rebalance_moved_bytes", "Shard bytes the rebalance wrote to their new devices.", nil, nil)
 	rbRatio    = prometheus.NewDesc("strata_rebalance_progress_ratio", "Moved over planned bytes (1 when done).", nil, nil)
-	rbETA      = prometheus.NewDesc("strata_rebalance_eta_seconds", "Seconds left at the bandwidth limit (or the observed rate).", nil, nil)
+	rbETA      = prometheus.NewDesc("strata_rebalance_eta_seconds", "Seconds left at the rate measured so far (at the bandwidth limit in the first seconds).", nil, nil)
 	rbRate     = prometheus.NewDesc("strata_rebalance_rate_bytes_per_second", "Bytes moved per second of running time.", nil, nil)
 	rbLimit    = prometheus.NewDesc("strata_rebalance_limit_bytes_per_second", "The bandwidth limit (0: none).", nil, nil)
 	rbRecords  = prometheus.NewDesc("strata_rebalance_records", "Shard records handled by the rebalance, by outcome.", []string{"outcome"}, nil)

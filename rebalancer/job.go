@@ -121,11 +121,16 @@ type Status struct {
 	// Ratio is moved bytes over planned bytes (1 when done).
 	Ratio float64 `json:"ratio"`
 	// Rate is bytes per second of running time; ETA the seconds left at
-	// the limit (or at Rate without one).
+	// that measured rate (at the limit before anything was measured: a
+	// limit is a ceiling, not a forecast).
 	Rate float64 `json:"rate_bytes_per_second"`
 	ETA  float64 `json:"eta_seconds"`
 	Live bool    `json:"live"` // read from the running executor, not a checkpoint
 }
+
+// minMeasured is the running time after which the measured rate, not the
+// limit, gives the ETA.
+const minMeasured = 5
 
 // NewStatus derives the figures.
 func NewStatus(j *Job, p *Progress, live bool) Status {
@@ -147,6 +152,8 @@ func NewStatus(j *Job, p *Progress, live bool) Status {
 	left := float64(max(planned-st.Totals.Bytes, 0))
 	switch {
 	case p.Done:
+	case st.Rate > 0 && p.RunSeconds >= minMeasured:
+		st.ETA = left / st.Rate
 	case j.Limit > 0:
 		st.ETA = left / float64(j.Limit)
 	case st.Rate > 0:

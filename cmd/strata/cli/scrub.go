@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -16,7 +17,7 @@ func scrubCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "scrub", Short: "Background verification of shards and volumes (bit rot found and repaired)"}
 	c := newAdminClient(cmd)
 	var device, volume, output string
-	var all bool
+	var all, watch bool
 	target := func() string {
 		switch {
 		case device != "":
@@ -31,41 +32,25 @@ func scrubCommand() *cobra.Command {
 		Short: "Per device and volume: state, last full pass, progress, bytes verified, errors found/repaired/unrecoverable",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			var list []admin.ScrubTargetStatus
-			if !all {
-				if err := set(&list)(c.ScrubStatus(ctx)); err != nil {
+			for {
+				list, err := scrubStatus(cmd.Context(), c, all)
+				if err != nil {
 					return err
 				}
-			} else {
-				// Every up node's targets, through each node's admin address.
-				var nodes []admin.NodeInfo
-				if err := set(&nodes)(c.Nodes(ctx)); err != nil {
+				if err := emit(cmd, output, list, func(io.Writer) { printScrub(cmd, list) }); err != nil || !watch {
 					return err
 				}
-				scheme, _, _ := strings.Cut(c.Server(), "://")
-				for _, nd := range nodes {
-					if nd.State != "up" || nd.AdminAddr == "" {
-						continue
-					}
-					one, err := c.At(scheme + "://" + nd.AdminAddr)
-					if err != nil {
-						return err
-					}
-					var part []admin.ScrubTargetStatus
-					if err := set(&part)(one.ScrubStatus(ctx)); err != nil {
-						return fmt.Errorf("node %s: %w", nd.Name, err)
-					}
-					for i := range part {
-						part[i].Target = nd.Name + ":" + part[i].Target
-					}
-					list = append(list, part...)
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(2 * time.Second):
 				}
+				fmt.Fprintln(cmd.OutOrStdout())
 			}
-			return emit(cmd, output, list, func(io.Writer) { printScrub(cmd, list) })
 		},
 	}
 	outputFlag(status, &output, "table")
+	status.Flags().BoolVarP(&watch, "watch", "w", false, "refresh every two seconds until interrupted")
 	status.Flags().BoolVar(&all, "all", false, "every node of the cluster (targets shown as node:target)")
 	action := func(use, short, path string) *cobra.Command {
 		a := &cobra.Command{
@@ -118,6 +103,7 @@ func scrubCommand() *cobra.Command {
 	cmd.AddCommand(status,
 		action("start", "Resume scrubbing and start a pass now", "resume,now"),
 		action("pause", "Pause scrubbing (it resumes where it stopped)", "pause"),
+		action("resume", "Resume paused scrubbing where it stopped, on its schedule", "resume"),
 		now)
 	return cmd
 }
@@ -140,4 +126,39 @@ func printScrub(cmd *cobra.Command, list []admin.ScrubTargetStatus) {
 		}
 	}
 	tw.Flush()
+}
+
+// scrubStatus is this node's scrub targets, or with all every up node's.
+func scrubStatus(ctx context.Context, c *adminClient, all bool) ([]admin.ScrubTargetStatus, error) {
+	var list []admin.ScrubTargetStatus
+	if !all {
+		if err := set(&list)(c.ScrubStatus(ctx)); err != nil {
+			return nil, err
+		}
+	} else {
+		// Every up node's targets, through each node's admin address.
+		var nodes []admin.NodeInfo
+		if err := set(&nodes)(c.Nodes(ctx)); err != nil {
+			return nil, err
+		}
+		scheme, _, _ := strings.Cut(c.Server(), "://")
+		for _, nd := range nodes {
+			if nd.State != "up" || nd.AdminAddr == "" {
+				continue
+			}
+			one, err := c.At(scheme + "://" + nd.AdminAddr)
+			if err != nil {
+				return nil, err
+			}
+			var part []admin.ScrubTargetStatus
+			if err := set(&part)(one.ScrubStatus(ctx)); err != nil {
+				return nil, fmt.Errorf("node %s: %w", nd.Name, err)
+			}
+			for i := range part {
+				part[i].Target = nd.Name + ":" + part[i].Target
+			}
+			list = append(list, part...)
+		}
+	}
+	return list, nil
 }
