@@ -183,3 +183,41 @@ func get[T any](ctx context.Context, c *Client, op Op, body any, args ...string)
 	err := c.call(ctx, op, nil, body, &out, args...)
 	return out, err
 }
+
+// ForwardedHeader marks a request one node forwarded to another (the node
+// it came from); a forwarded request is not forwarded again.
+const ForwardedHeader = "X-Strata-Forwarded-By"
+
+// Answer is an answer as it came, for a node that passes it on.
+type Answer struct {
+	Status      int
+	ContentType string
+	Body        []byte
+}
+
+// Forward sends the request r (an admin call this node received) to the
+// client's node as it is, signed with the client's credentials, and
+// returns that node's answer whatever its status; from names this node.
+func (c *Client) Forward(ctx context.Context, r *Request, from string) (Answer, error) {
+	u := *c.base
+	u.Path, u.RawPath = strings.TrimSuffix(u.Path, "/")+r.URL.Path, strings.TrimSuffix(u.EscapedPath(), "/")+r.URL.EscapedPath()
+	u.RawQuery = r.URL.RawQuery
+	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(r.Body))
+	if err != nil {
+		return Answer{}, err
+	}
+	req.Header.Set(ForwardedHeader, from)
+	if err := sigv4.Sign(req, c.accessKey, c.secretKey, c.region, r.Body, time.Now()); err != nil {
+		return Answer{}, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Answer{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return Answer{}, fmt.Errorf("reading the forwarded answer: %w", err)
+	}
+	return Answer{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: data}, nil
+}

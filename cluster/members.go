@@ -191,6 +191,23 @@ func ListMembers(ctx context.Context, meta *Etcd) ([]NodeInfo, error) {
 	return out, nil
 }
 
+// AdminAddr is the admin address member name published.
+func AdminAddr(ctx context.Context, meta *Etcd, name string) (string, error) {
+	members, err := ListMembers(ctx, meta)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range members {
+		if m.Name == name {
+			if m.AdminAddr == "" {
+				return "", fmt.Errorf("node %s has not published its admin address", name)
+			}
+			return m.AdminAddr, nil
+		}
+	}
+	return "", fmt.Errorf("node %s is not a member of the cluster", name)
+}
+
 // FirstUp is the name of the first member, by name, with a current
 // heartbeat: the one node that does what one node of the cluster must
 // (checking placement for the whole store). "" when none is up.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"path/filepath"
 
+	"github.com/strata-storage/strata/admin"
 	"github.com/strata-storage/strata/blockpool/blockserve"
 	"github.com/strata-storage/strata/blockpool/volumes"
+	"github.com/strata-storage/strata/cluster"
 	"github.com/strata-storage/strata/metastore"
 )
 
@@ -16,8 +18,9 @@ import (
 // blockpool/blockserve) and starts their keeper.
 func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 	var vc volumes.Cluster
+	var forward func(context.Context, string) (*admin.Client, error)
 	if n.clustered() {
-		vc = blockserve.Cluster(n.etcd, n.peers)
+		vc, forward = blockserve.Cluster(n.etcd, n.peers), n.adminClientOf
 	}
 	server, _, _, err := n.tlsConfigs()
 	if err != nil {
@@ -27,7 +30,7 @@ func (n *Node) openVolumes(ctx context.Context, meta metastore.Store) error {
 	svc, err := blockserve.Open(ctx, blockserve.Config{
 		Node: cfg.NodeName, Zone: cfg.Zone, Dir: filepath.Join(cfg.DataDir, "volumes"), Meta: meta, Cluster: vc, Lease: cfg.VolumeLease,
 		NBDAddr: cfg.NBDAddr, ServerTLS: server, NBDClientCA: cfg.NBDClientCA, TLSCA: cfg.TLSCA, NBDPSKFile: cfg.NBDPSKFile, NBDInsecure: cfg.NBDInsecure,
-		ServeError: func(err error) { n.errc <- err }, Registry: n.Registry, Log: n.log,
+		Forward: forward, ServeError: func(err error) { n.errc <- err }, Registry: n.Registry, Log: n.log,
 	})
 	if err != nil {
 		return err
@@ -53,4 +56,22 @@ func (n *Node) closeVolumes(ctx context.Context) error {
 		return nil
 	}
 	return n.blocks.Close(ctx) // only the first call acts; workers may still read the fields
+}
+
+// adminClientOf is another node's admin API client, signed as root: the
+// volume calls that must run where a volume is primary go there.
+func (n *Node) adminClientOf(ctx context.Context, node string) (*admin.Client, error) {
+	addr, err := cluster.AdminAddr(ctx, n.etcd, node)
+	if err != nil {
+		return nil, err
+	}
+	_, clientTLS, _, err := n.tlsConfigs()
+	if err != nil {
+		return nil, err
+	}
+	scheme := "http"
+	if n.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	return admin.New(admin.Options{Server: scheme + "://" + addr, AccessKey: n.Root.AccessKey, SecretKey: n.Root.SecretKey, Region: n.cfg.Region, TLS: clientTLS})
 }

@@ -41,6 +41,9 @@ type Config struct {
 	Meta metastore.Store
 	// Cluster reaches the other nodes (nil: a single node).
 	Cluster volumes.Cluster
+	// Forward is the admin client of another node, for the volume calls
+	// that must run where a volume is primary (nil: none are forwarded).
+	Forward func(ctx context.Context, node string) (*admin.Client, error)
 	// Lease: how long a primary that stopped answering keeps others from
 	// taking over.
 	Lease time.Duration
@@ -457,6 +460,34 @@ func (s *Service) HealthSource(context.Context) ([]health.Reason, map[string]any
 	return reasons, nil
 }
 
+// forwardable runs h, and when the call must run where the volume is
+// primary (volumes.ElsewhereError) sends it to that node and answers with
+// its answer: an operator may send a volume call to any node.
+func (s *Service) forwardable(h admin.Handler) admin.Handler {
+	return func(w http.ResponseWriter, r *admin.Request) error {
+		err := h(w, r)
+		var ee *volumes.ElsewhereError
+		if err == nil || !errors.As(err, &ee) || s.cfg.Forward == nil || r.Header.Get(admin.ForwardedHeader) != "" {
+			return err
+		}
+		cl, ferr := s.cfg.Forward(r.Context(), ee.Node)
+		if ferr == nil {
+			var ans admin.Answer
+			if ans, ferr = cl.Forward(r.Context(), r, s.cfg.Node); ferr == nil {
+				if ans.ContentType != "" {
+					w.Header().Set("Content-Type", ans.ContentType)
+				}
+				w.Header().Set("X-Strata-Served-By", ee.Node)
+				w.WriteHeader(ans.Status)
+				w.Write(ans.Body)
+				return nil
+			}
+		}
+		s.cfg.Log.Warn("could not forward a volume call to its primary's node", "volume", ee.Volume, "node", ee.Node, "err", ferr)
+		return err
+	}
+}
+
 // Handlers serve the volume and snapshot operations.
 func (s *Service) Handlers() map[admin.Op]admin.Handler {
 	mgr := s.mgr
@@ -522,7 +553,7 @@ func (s *Service) Handlers() map[admin.Op]admin.Handler {
 			}
 			return admin.WriteJSON(w, admin.VolumeAccess{Volume: name, Access: nonNil(rec.Access)})
 		},
-		admin.VolumeResize: func(w http.ResponseWriter, r *admin.Request) error {
+		admin.VolumeResize: s.forwardable(func(w http.ResponseWriter, r *admin.Request) error {
 			var req admin.ResizeRequest
 			if err := r.Decode(&req, false); err != nil {
 				return err
@@ -531,7 +562,7 @@ func (s *Service) Handlers() map[admin.Op]admin.Handler {
 				return Error(err)
 			}
 			return info(w, r.Context(), r.PathValue("name"), http.StatusOK)
-		},
+		}),
 		admin.VolumeClone: func(w http.ResponseWriter, r *admin.Request) error {
 			var req admin.CloneRequest
 			if err := r.Decode(&req, false); err != nil {
@@ -558,12 +589,12 @@ func (s *Service) Handlers() map[admin.Op]admin.Handler {
 			}
 			return admin.NoContent(w)
 		},
-		admin.VolumeDiscard: func(w http.ResponseWriter, r *admin.Request) error {
-			if err := mgr.Discard(r.PathValue("name"), r.PathValue("node")); err != nil {
+		admin.VolumeDiscard: s.forwardable(func(w http.ResponseWriter, r *admin.Request) error {
+			if err := mgr.Discard(r.Context(), r.PathValue("name"), r.PathValue("node")); err != nil {
 				return Error(err)
 			}
 			return admin.NoContent(w)
-		},
+		}),
 		admin.SnapshotsList: func(w http.ResponseWriter, r *admin.Request) error {
 			v, err := mgr.Info(r.Context(), r.PathValue("name"))
 			if err != nil {
@@ -574,7 +605,7 @@ func (s *Service) Handlers() map[admin.Op]admin.Handler {
 			}
 			return admin.WriteJSON(w, v.Snapshots)
 		},
-		admin.SnapshotCreate: func(w http.ResponseWriter, r *admin.Request) error {
+		admin.SnapshotCreate: s.forwardable(func(w http.ResponseWriter, r *admin.Request) error {
 			var req admin.NameRequest
 			if err := r.Decode(&req, false); err != nil {
 				return err
@@ -584,19 +615,19 @@ func (s *Service) Handlers() map[admin.Op]admin.Handler {
 				return Error(err)
 			}
 			return admin.WriteJSONStatus(w, http.StatusCreated, snap)
-		},
+		}),
 		admin.SnapshotDelete: func(w http.ResponseWriter, r *admin.Request) error {
 			if err := mgr.DeleteSnapshot(r.Context(), r.PathValue("name"), r.PathValue("snapshot")); err != nil {
 				return Error(err)
 			}
 			return admin.NoContent(w)
 		},
-		admin.SnapshotRestore: func(w http.ResponseWriter, r *admin.Request) error {
+		admin.SnapshotRestore: s.forwardable(func(w http.ResponseWriter, r *admin.Request) error {
 			if err := mgr.RestoreSnapshot(r.Context(), r.PathValue("name"), r.PathValue("snapshot")); err != nil {
 				return Error(err)
 			}
 			return admin.NoContent(w)
-		},
+		}),
 	}
 }
 
@@ -627,7 +658,7 @@ func Error(err error) error {
 		{replicate.ErrPrimaryElsewhere, http.StatusConflict, "VolumeInUse"},
 	} {
 		if errors.Is(err, e.err) {
-			return &admin.Error{Status: e.status, Code: e.code, Message: err.Error()}
+			return &admin.Error{Status: e.status, Code: e.code, Message: err.Error(), Cause: err}
 		}
 	}
 	return err

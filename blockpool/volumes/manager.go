@@ -642,9 +642,12 @@ func (m *Manager) Demote(name string) error {
 
 // Discard resolves a split brain: the replica on node gives up its
 // diverged data for a full resync from the primary here.
-func (m *Manager) Discard(name, node string) error {
+func (m *Manager) Discard(ctx context.Context, name, node string) error {
 	p := m.Primary(name)
 	if p == nil {
+		if err := m.elsewhere(ctx, name, replicate.ErrPrimaryElsewhere); errors.As(err, new(*ElsewhereError)) {
+			return err
+		}
 		return fmt.Errorf("%w: %s is not primary on %s; make it primary here first (volume primary)", ErrInvalid, name, m.cfg.Node)
 	}
 	if err := p.Discard(node); err != nil {

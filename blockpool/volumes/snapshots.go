@@ -67,6 +67,33 @@ func (m *Manager) updateRecord(ctx context.Context, name string, fn func(*Record
 	return Record{}, fmt.Errorf("volume %s: record changed under every attempt", name)
 }
 
+// ElsewhereError is a call that must run where the volume is primary:
+// Node. The admin API forwards it there (blockserve); it is ErrInUse.
+type ElsewhereError struct {
+	Volume, Node string
+	Err          error
+}
+
+func (e *ElsewhereError) Error() string {
+	return fmt.Sprintf("%v: %s is primary on %s: %v", ErrInUse, e.Volume, e.Node, e.Err)
+}
+
+// Unwrap: ErrInUse, and the cause.
+func (e *ElsewhereError) Unwrap() []error { return []error{ErrInUse, e.Err} }
+
+// elsewhere names the node a volume is primary on, when another than this
+// one holds it.
+func (m *Manager) elsewhere(ctx context.Context, name string, cause error) error {
+	rec, err := m.record(ctx, name)
+	if err != nil {
+		return err
+	}
+	if vi := m.info(ctx, rec); vi.Primary != "" && vi.Primary != m.cfg.Node {
+		return &ElsewhereError{Volume: name, Node: vi.Primary, Err: cause}
+	}
+	return fmt.Errorf("%w: %v", ErrInUse, cause)
+}
+
 // withPrimary runs fn on the volume's primary on this node, attaching one
 // for the call if none is. exclusiveUse refuses while an NBD client is
 // attached here. A volume attached on another node is refused: the
@@ -80,7 +107,7 @@ func (m *Manager) withPrimary(ctx context.Context, name string, exclusiveUse boo
 	m.mu.Unlock()
 	p, err := m.Attach(ctx, name)
 	if errors.Is(err, replicate.ErrPrimaryElsewhere) {
-		return fmt.Errorf("%w: %v; send the request to that node", ErrInUse, err)
+		return m.elsewhere(ctx, name, err)
 	}
 	if err != nil {
 		return err
@@ -200,6 +227,12 @@ func (m *Manager) RestoreSnapshot(ctx context.Context, volume, name string) erro
 		if !contains(snap.Nodes, node) {
 			return fmt.Errorf("%w: snapshot %s is not on %s (it was not up to date then)", ErrInvalid, name, node)
 		}
+	}
+	if snap.Size != rec.Size {
+		// Restoring in place after a grow would shrink the volume under
+		// its replicas' bitmaps; that is not built. A clone of the
+		// snapshot is a new volume of the snapshot's size.
+		return fmt.Errorf("%w: snapshot %s of %s is %d bytes and the volume now %d: a volume is restored only to a snapshot of its size (clone the snapshot into a new volume instead)", ErrInvalid, name, volume, snap.Size, rec.Size)
 	}
 	return m.withPrimary(ctx, volume, true, func(p *replicate.Primary) error {
 		return p.Exclusive(true, func(ctx context.Context, epoch uint64, links []replicate.Link) error {

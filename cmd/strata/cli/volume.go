@@ -166,7 +166,7 @@ func volumeCommand() *cobra.Command {
 	}
 	discard := &cobra.Command{
 		Use:   "discard NAME NODE",
-		Short: "Resolve a split brain: NODE's replica drops its diverged data for a full resync (run on the primary's node)",
+		Short: "Resolve a split brain: NODE's replica drops its diverged data for a full resync from the primary",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := c.confirm(cmd, discardYes, fmt.Sprintf("Discard the data of volume %s on node %s (its diverged writes are lost)", args[0], args[1])); err != nil {
