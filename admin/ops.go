@@ -337,6 +337,14 @@ func (c *Client) DrainNode(ctx context.Context, node string, req RebalanceReques
 	return get[RebalanceAnswer](ctx, c, NodeDrain, req, node)
 }
 
+// RemoveNode takes a drained node that is down out of the cluster: its
+// devices leave the ring and its member record goes.
+func (c *Client) RemoveNode(ctx context.Context, node string) (NodeRemoveAnswer, error) {
+	var ans NodeRemoveAnswer
+	err := c.call(ctx, NodeRemove, nil, nil, &ans, node)
+	return ans, err
+}
+
 // ZoneAction drains or fails ("drain", "fail") every device of a zone.
 func (c *Client) ZoneAction(ctx context.Context, zone, action string, req RebalanceRequest) (RebalanceAnswer, error) {
 	return get[RebalanceAnswer](ctx, c, ZoneChange, req, zone, action)

@@ -87,6 +87,7 @@ const (
 	RebalanceJob    Op = "RebalanceJob"    // {action}: pause, resume or cancel -> Job (cancel: the rollback job)
 	RebalanceLimit  Op = "RebalanceLimit"  // RebalanceRequest -> Job
 	NodeDrain       Op = "NodeDrain"       // RebalanceRequest -> RebalanceAnswer
+	NodeRemove      Op = "NodeRemove"      // -> NodeRemoveAnswer (the node is down and drained)
 	ZoneChange      Op = "ZoneChange"      // {action}: drain, fail or activate; RebalanceRequest -> RebalanceAnswer
 	AuditList       Op = "AuditList"       // ?limit=N -> []AuditEntry, oldest first
 )
@@ -155,6 +156,7 @@ var Routes = []Route{
 	{RebalanceJob, "POST", "rebalance/{action}"},
 	{RebalanceLimit, "PUT", "rebalance/limit"},
 	{NodeDrain, "POST", "nodes/{name}/drain"},
+	{NodeRemove, "DELETE", "nodes/{name}"},
 	{ZoneChange, "POST", "zones/{zone}/{action}"},
 	{AuditList, "GET", "audit"},
 }

@@ -115,6 +115,13 @@ type VerifyRequest struct {
 	Repair bool `json:"repair"`
 }
 
+// NodeRemoveAnswer says what a node removal took out.
+type NodeRemoveAnswer struct {
+	Node           string   `json:"node"`
+	DevicesRemoved []string `json:"devices_removed"`
+	RingVersion    uint64   `json:"ring_version"`
+}
+
 // Hints is how many keys this node still has to repair.
 type Hints struct {
 	Pending int `json:"pending"`

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"go.etcd.io/etcd/client/v3"
 
 	"github.com/strata-storage/strata/blockpool"
+	"github.com/strata-storage/strata/metastore"
 )
 
 // Membership keys: members/<name> holds a node's NodeInfo (kept after it
@@ -189,6 +191,17 @@ func ListMembers(ctx context.Context, meta *Etcd) ([]NodeInfo, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// RemoveMember deletes the record of member name, which must have no
+// heartbeat.
+func RemoveMember(ctx context.Context, meta *Etcd, name string) error {
+	if _, err := meta.Get(ctx, alivePrefix+name); err == nil {
+		return fmt.Errorf("node %s has a current heartbeat", name)
+	} else if !errors.Is(err, metastore.ErrNotFound) {
+		return err
+	}
+	return meta.Delete(ctx, membersPrefix+name)
 }
 
 // AdminAddr is the admin address member name published.

@@ -1,12 +1,16 @@
 package conformance
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/strata-storage/strata/blockpool/volumes"
+	"github.com/strata-storage/strata/cluster"
 )
 
 // Issue 19: volume calls that must run where the volume is primary work
@@ -47,5 +51,50 @@ func TestVolumeCallsFromAnyNode(t *testing.T) {
 	c.cli(t, other, "volume", "resize", "vol", "48MiB")
 	if out, err := strataCLI(t, "snapshot", "restore", "vol", "s1", "--yes", "--server", "http://"+other.admin); err == nil || !strings.Contains(out, "InvalidArgument") || !strings.Contains(out, "clone the snapshot") {
 		t.Fatalf("a restore after a grow: %v\n%s", err, out)
+	}
+}
+
+// Issue 19: `strata node remove` takes a drained node that is down out of
+// the cluster, and refuses one that is up or still holds data.
+func TestNodeRemove(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "etcd", "etcd")
+	c := startCluster(t, 4, 4, "2+1")
+	if err := c.nodes[0].mc.MakeBucket(context.Background(), "kept", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	putObjects(t, c.nodes[0].mc, "kept", 20)
+	gone := c.nodes[3]
+	if out, err := strataCLI(t, "node", "remove", "node4", "--yes", "--server", "http://"+c.nodes[0].admin); err == nil || !strings.Contains(out, "NodeUp") {
+		t.Fatalf("removing a node that is up: %v\n%s", err, out)
+	}
+	c.cli(t, c.nodes[0], "node", "drain", "node4", "--wait")
+	c.kill(gone)
+	eventually(t, 30*time.Second, "node4 seen down", func() string {
+		var nodes []cluster.NodeInfo
+		out := c.cli(t, c.nodes[0], "node", "list", "-o", "json")
+		json.Unmarshal([]byte(out), &nodes)
+		for _, n := range nodes {
+			if n.Name == "node4" && n.State != "up" {
+				return ""
+			}
+		}
+		return out
+	})
+	out := c.cli(t, c.nodes[1], "node", "remove", "node4", "--yes")
+	if !strings.Contains(out, "node node4 removed; devices disk0 left the ring") {
+		t.Fatalf("node remove: %s", out)
+	}
+	if list := c.cli(t, c.nodes[0], "node", "list"); strings.Contains(list, "node4") {
+		t.Fatalf("node list after the removal:\n%s", list)
+	}
+	if ring := c.cli(t, c.nodes[0], "ring", "show"); strings.Contains(ring, "node4") {
+		t.Fatalf("ring after the removal:\n%s", ring)
+	}
+	if out := c.cli(t, c.nodes[0], "cluster", "verify"); !strings.Contains(out, "objects 20, missing 0, extra 0, unreadable 0") {
+		t.Fatalf("verify after the removal: %s", out)
+	}
+	if out, err := strataCLI(t, "node", "remove", "node4", "--yes", "--server", "http://"+c.nodes[0].admin); err == nil || !strings.Contains(out, "NoSuchNode") {
+		t.Fatalf("removing it again: %v\n%s", err, out)
 	}
 }

@@ -139,6 +139,13 @@ func (pl *Controller) rebalanceHandlers() map[admin.Op]admin.Handler {
 			name := r.PathValue("name")
 			return stateChange(w, "node "+name, onNode(name), ring.Draining, req)
 		},
+		admin.NodeRemove: func(w http.ResponseWriter, r *admin.Request) error {
+			ans, err := pl.removeNode(r.Context(), r.PathValue("name"))
+			if err != nil {
+				return err
+			}
+			return admin.WriteJSON(w, ans)
+		},
 		admin.ZoneChange: func(w http.ResponseWriter, r *admin.Request) error {
 			action, err := admin.Action(r, "drain", "fail", "activate")
 			if err != nil {

@@ -575,3 +575,83 @@ func inZone(z string) func(ring.Device) bool {
 func onNode(name string) func(ring.Device) bool {
 	return func(d ring.Device) bool { return d.Node == name }
 }
+
+// removeNode takes a node out of the cluster for good: it must be down
+// (no heartbeat) and hold nothing, its devices drained to no slots and no
+// block volume replica left on it (strata node drain does both). Its
+// devices leave the ring and its member record is deleted.
+func (pl *Controller) removeNode(ctx context.Context, name string) (admin.NodeRemoveAnswer, error) {
+	ans := admin.NodeRemoveAnswer{Node: name, DevicesRemoved: []string{}}
+	conflict := func(code, format string, args ...any) error {
+		return &admin.Error{Status: http.StatusConflict, Code: code, Message: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case !pl.clustered():
+		return ans, admin.BadRequest("a single node is not removed; it is stopped")
+	case name == pl.cfg.Node:
+		return ans, conflict("NodeIsSelf", "node %s cannot remove itself: send the request to another node", name)
+	}
+	members, err := cluster.ListMembers(ctx, pl.etcd)
+	if err != nil {
+		return ans, err
+	}
+	known := false
+	for _, m := range members {
+		if m.Name == name {
+			known = true
+			if m.State == "up" {
+				return ans, conflict("NodeUp", "node %s is up: drain it (strata node drain %s), let the rebalance finish, stop it, then remove it", name, name)
+			}
+		}
+	}
+	cur := pl.Current()
+	counts := cur.SlotCounts()
+	var ids []uint32
+	for i, d := range cur.Devices {
+		if d.Node != name {
+			continue
+		}
+		if counts[i] > 0 {
+			return ans, conflict("NodeNotDrained", "device %s/%s still holds %d slots: strata node drain %s, and let the rebalance finish", name, d.Name, counts[i], name)
+		}
+		ids = append(ids, d.ID)
+		ans.DevicesRemoved = append(ans.DevicesRemoved, d.Name)
+	}
+	if !known && len(ids) == 0 {
+		return ans, &admin.Error{Status: http.StatusNotFound, Code: "NoSuchNode", Message: fmt.Sprintf("no node %s in the cluster or the ring", name)}
+	}
+	if pl.volumes != nil {
+		recs, err := pl.volumes.Records(ctx)
+		if err != nil {
+			return ans, err
+		}
+		for _, rec := range recs {
+			if contains(rec.Nodes, name) {
+				return ans, conflict("NodeNotDrained", "volume %s has a replica on %s: strata node drain %s moves it", rec.Name, name, name)
+			}
+		}
+	}
+	if len(ids) > 0 {
+		err := pl.changeRing(func(rg *ring.Ring) (*ring.Ring, error) {
+			next := rg
+			for _, id := range ids {
+				var err error
+				if next, err = next.RemoveDevice(id); err != nil {
+					return nil, err
+				}
+			}
+			return next, nil
+		}, jobOptions{}, nil)
+		if err != nil {
+			return ans, err
+		}
+	}
+	ans.RingVersion = pl.Current().Version
+	if known {
+		if err := cluster.RemoveMember(ctx, pl.etcd, name); err != nil {
+			return ans, conflict("NodeUp", "%v", err)
+		}
+	}
+	pl.log.Info("node removed from the cluster", "node", name, "devices", ans.DevicesRemoved, "ring", ans.RingVersion)
+	return ans, nil
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,7 +29,28 @@ func nodeCommand() *cobra.Command {
 		},
 	}
 	outputFlag(list, &output, "table")
-	cmd.AddCommand(list, nodeDrainCommand(c))
+	var yes bool
+	var removeOutput string
+	remove := &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Take a drained node that is down out of the cluster: its devices leave the ring, its member record goes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.confirm(cmd, yes, fmt.Sprintf("Remove node %s from the cluster", args[0])); err != nil {
+				return err
+			}
+			var ans admin.NodeRemoveAnswer
+			if err := set(&ans)(c.RemoveNode(cmd.Context(), args[0])); err != nil {
+				return err
+			}
+			return emit(cmd, removeOutput, ans, func(w io.Writer) {
+				fmt.Fprintf(w, "node %s removed; devices %s left the ring (version %d)\n", ans.Node, strings.Join(ans.DevicesRemoved, ", "), ans.RingVersion)
+			})
+		},
+	}
+	yesFlag(remove, &yes)
+	outputFlag(remove, &removeOutput, "table")
+	cmd.AddCommand(list, nodeDrainCommand(c), remove)
 	return cmd
 }
 
