@@ -3,8 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
