@@ -169,27 +169,13 @@ type Node struct {
 
 // Start opens (or creates) the data dir and starts serving.
 func Start(cfg Config) (*Node, error) {
+	d := DefaultConfig()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.NodeName == "" {
-		cfg.NodeName = "node1"
-	}
-	if cfg.DiskReserve == (diskspace.Reserve{}) {
-		cfg.DiskReserve = diskspace.DefaultReserve()
-	}
-	if cfg.ClientLimits == (slowclient.Limits{}) {
-		cfg.ClientLimits = slowclient.DefaultLimits()
-	}
-	if cfg.RPCTimeouts == (cluster.Timeouts{}) {
-		cfg.RPCTimeouts = cluster.DefaultTimeouts()
-	}
-	if cfg.HeartbeatTTL <= 0 {
-		cfg.HeartbeatTTL = DefaultConfig().HeartbeatTTL
-	}
-	if cfg.VolumeKeeperInterval <= 0 {
-		cfg.VolumeKeeperInterval = DefaultConfig().VolumeKeeperInterval
-	}
+	cfg.NodeName, cfg.DiskReserve, cfg.ClientLimits = cmp.Or(cfg.NodeName, d.NodeName), cmp.Or(cfg.DiskReserve, d.DiskReserve), cmp.Or(cfg.ClientLimits, d.ClientLimits)
+	cfg.RPCTimeouts, cfg.HeartbeatTTL = cmp.Or(cfg.RPCTimeouts, d.RPCTimeouts), cmp.Or(max(cfg.HeartbeatTTL, 0), d.HeartbeatTTL)
+	cfg.VolumeKeeperInterval = cmp.Or(max(cfg.VolumeKeeperInterval, 0), d.VolumeKeeperInterval)
 	n := &Node{cfg: cfg, log: cfg.Logger, Registry: prometheus.NewRegistry(), errc: make(chan error, 3), started: time.Now().UTC()}
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := n.privateDataDir(); err != nil {
