@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,7 @@ type Config struct {
 	DataDir     string
 	S3Addr      string
 	S3Advertise string // host:port clients are given (claims' BUCKET_HOST); default S3Addr
+	S3AccessLog string // file the S3 server access log is appended to ("": none)
 	AdminAddr   string
 	Region      string
 	Domains     []string
@@ -140,6 +142,7 @@ type Node struct {
 	Registry *prometheus.Registry
 
 	s3Srv, adminSrv, rpcSrv *http.Server
+	accessLog               *os.File
 	serving                 atomic.Bool // the S3 and admin listeners serve
 	s3Ln, adminLn, rpcLn    net.Listener
 	errc                    chan error
@@ -263,7 +266,15 @@ func (n *Node) serve(ctx context.Context) error {
 		Rescan: func(ctx context.Context) { n.quota.Scan(ctx, false) }, Endpoint: func() (string, int) { return bind.Endpoint(cmp.Or(cfg.S3Advertise, n.S3Addr()), cfg.Domains) },
 		Region: cfg.Region, K: n.Ring.K, M: n.Ring.M, ParseEC: ring.ParseEC,
 	})
-	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Identity: n.users, Quota: n.quota, SigV2: cfg.SigV2, Logger: n.log, Registry: n.Registry}, n.store)
+	var accessLog *s3api.AccessLog
+	if cfg.S3AccessLog != "" {
+		f, err := os.OpenFile(cfg.S3AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("S3 access log: %w", err)
+		}
+		n.accessLog, accessLog = f, s3api.NewAccessLog(f)
+	}
+	n.s3 = s3api.New(s3api.Config{Region: cfg.Region, OwnerID: n.Root.AccessKey, Domains: cfg.Domains, Identity: n.users, Quota: n.quota, SigV2: cfg.SigV2, AccessLog: accessLog, Logger: n.log, Registry: n.Registry}, n.store)
 	n.startScrub(ctx)
 	return n.listen(n.s3)
 }
@@ -391,6 +402,9 @@ func (n *Node) Close(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	if n.accessLog != nil {
+		errs = append(errs, n.accessLog.Close())
 	}
 	errs = append(errs, n.closeVolumes(ctx))
 	if n.store != nil {

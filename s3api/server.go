@@ -41,6 +41,8 @@ type Config struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	Now      func() time.Time // for tests; time.Now by default
+	// AccessLog, if set, gets a server access log line per request.
+	AccessLog *AccessLog
 }
 
 // Server serves the S3 API over an object store.
@@ -136,7 +138,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.inflight.Inc()
 	s.active.Add(1)
-	sw := &statusWriter{ResponseWriter: w, status: 200}
+	sw := &statusWriter{ResponseWriter: w, status: 200, start: start}
 	defer func() {
 		s.metrics.inflight.Dec()
 		s.active.Add(-1)
@@ -146,6 +148,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.requests.WithLabelValues(rc.api, code).Inc()
 		s.metrics.duration.WithLabelValues(rc.api).Observe(time.Since(start).Seconds())
+		if s.cfg.AccessLog != nil {
+			s.cfg.AccessLog.entry(r, rc, sw.status, sw.sent, start, sw.firstByte)
+		}
 	}()
 
 	if r.Method == http.MethodOptions {
@@ -209,13 +214,17 @@ func (s *Server) hostBucket(host string) string {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	status    int
+	wrote     bool
+	sent      int64
+	start     time.Time
+	firstByte time.Duration // from start to the status line
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.status, w.wrote = code, true
+		w.firstByte = time.Since(w.start)
 		amzLowercase(w.ResponseWriter.Header())
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -225,7 +234,9 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.sent += int64(n)
+	return n, err
 }
 
 // amzLowercase spells x-amz-* response headers in lower case, as S3 sends

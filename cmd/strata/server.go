@@ -109,6 +109,7 @@ environment, which wins over the file. --print-config shows what is in force.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
 	f.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "S3 API listen address")
+	f.StringVar(&cfg.S3AccessLog, "s3-access-log", "", "append an S3 server access log line (AWS's fields) per request to this file")
 	f.StringVar(&cfg.S3Advertise, "s3-advertise", "", "host:port clients reach S3 at, given to bucket claims as BUCKET_HOST (default --s3-addr, or the first --domain when it listens on every interface)")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin, /metrics and /healthz listen address")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "this node's name in the ring")
