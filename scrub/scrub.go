@@ -93,6 +93,10 @@ type Status struct {
 	LastFullPass   *time.Time `json:"last_full_pass,omitempty"`
 	Progress       float64    `json:"progress"` // of the pass in progress, 0..1 (estimate)
 	BehindSchedule bool       `json:"behind_schedule"`
+	// Rate is the bytes verified per second since the pass started
+	// (pauses and throttling included); ETA the seconds left at it.
+	Rate float64 `json:"rate_bytes_per_second"`
+	ETA  float64 `json:"eta_seconds"`
 	Pass           Stats      `json:"pass"`
 	LastPass       Stats      `json:"last_pass"`
 	Total          Stats      `json:"total"`
@@ -303,9 +307,11 @@ func (r *Runner) Status() []Status {
 		if st.InPass {
 			ps := st.PassStarted
 			s.PassStarted = &ps
-			if size := w.t.Size(); size > 0 {
+			size := w.t.Size()
+			if size > 0 {
 				s.Progress = min(1, float64(st.Pass.Bytes)/float64(size))
 			}
+			s.Rate, s.ETA = passRate(st.Pass.Bytes, size, time.Since(st.PassStarted))
 			s.BehindSchedule = time.Since(st.PassStarted) > r.cfg.Period
 		}
 		if !st.LastFullPass.IsZero() {
@@ -323,6 +329,19 @@ func (r *Runner) Status() []Status {
 	r.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Target < out[j].Target })
 	return out
+}
+
+// passRate is a pass's average rate after elapsed with done of size bytes
+// verified, and the seconds left at that rate (0 when unknown).
+func passRate(done, size int64, elapsed time.Duration) (rate, eta float64) {
+	if elapsed <= 0 || done <= 0 {
+		return 0, 0
+	}
+	rate = float64(done) / elapsed.Seconds()
+	if left := size - done; left > 0 {
+		eta = float64(left) / rate
+	}
+	return rate, eta
 }
 
 // ErrNoTarget: no target of that name on this node.

@@ -121,3 +121,20 @@ func TestRunnerFlagsAPassBehindSchedule(t *testing.T) {
 	busy.Store(false)
 	waitFor(t, "the pass to finish", 10*time.Second, func() bool { return r.Status()[0].LastFullPass != nil })
 }
+
+func TestPassRate(t *testing.T) {
+	for _, c := range []struct {
+		done, size int64
+		elapsed    time.Duration
+		rate, eta  float64
+	}{
+		{0, 1 << 30, time.Minute, 0, 0},
+		{64 << 20, 1 << 30, 64 * time.Second, 1 << 20, 960},
+		{1 << 30, 1 << 30, time.Second, 1 << 30, 0},
+		{10, 100, 0, 0, 0},
+	} {
+		if rate, eta := passRate(c.done, c.size, c.elapsed); rate != c.rate || eta != c.eta {
+			t.Errorf("passRate(%d, %d, %v) = %v, %v; want %v, %v", c.done, c.size, c.elapsed, rate, eta, c.rate, c.eta)
+		}
+	}
+}

@@ -192,10 +192,12 @@ var (
 	descScrubSince    = prometheus.NewDesc("strata_scrub_seconds_since_full_pass", "Seconds since the target's last complete pass (absent before the first).", []string{"target"}, nil)
 	descScrubBehind   = prometheus.NewDesc("strata_scrub_behind_schedule", "1 while a pass has run longer than the scrub period.", []string{"target"}, nil)
 	descScrubProgress = prometheus.NewDesc("strata_scrub_progress_ratio", "Progress of the pass in progress (estimate).", []string{"target"}, nil)
+	descScrubRate     = prometheus.NewDesc("strata_scrub_rate_bytes_per_second", "Bytes verified per second since the pass in progress started.", []string{"target"}, nil)
+	descScrubETA      = prometheus.NewDesc("strata_scrub_eta_seconds", "Seconds left of the pass in progress at its rate so far.", []string{"target"}, nil)
 )
 
 func (c scrubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descScrubBytes, descScrubErrors, descScrubRepaired, descScrubLost, descScrubOrphans, descScrubSince, descScrubBehind, descScrubProgress} {
+	for _, d := range []*prometheus.Desc{descScrubBytes, descScrubErrors, descScrubRepaired, descScrubLost, descScrubOrphans, descScrubSince, descScrubBehind, descScrubProgress, descScrubRate, descScrubETA} {
 		ch <- d
 	}
 }
@@ -216,6 +218,10 @@ func (c scrubCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descScrubBehind, prometheus.GaugeValue, behind, s.Target)
 		ch <- prometheus.MustNewConstMetric(descScrubProgress, prometheus.GaugeValue, s.Progress, s.Target)
+		if s.State == "scrubbing" {
+			ch <- prometheus.MustNewConstMetric(descScrubRate, prometheus.GaugeValue, s.Rate, s.Target)
+			ch <- prometheus.MustNewConstMetric(descScrubETA, prometheus.GaugeValue, s.ETA, s.Target)
+		}
 	}
 }
 

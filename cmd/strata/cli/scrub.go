@@ -110,7 +110,7 @@ func scrubCommand() *cobra.Command {
 
 func printScrub(cmd *cobra.Command, list []admin.ScrubTargetStatus) {
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tSTATE\tPROGRESS\tLAST FULL PASS\tVERIFIED\tERRORS\tREPAIRED\tUNRECOVERABLE")
+	fmt.Fprintln(tw, "TARGET\tSTATE\tPROGRESS\tRATE\tETA\tLAST FULL PASS\tVERIFIED\tERRORS\tREPAIRED\tUNRECOVERABLE")
 	for _, s := range list {
 		last := "never"
 		if s.LastFullPass != nil {
@@ -120,9 +120,13 @@ func printScrub(cmd *cobra.Command, list []admin.ScrubTargetStatus) {
 		if s.BehindSchedule {
 			state += " (behind schedule)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%s\t%s\t%d\t%d\t%d\n", s.Target, state, 100*s.Progress, last, formatBytes(s.Total.Bytes), s.Total.Errors, s.Total.Repaired, s.Total.Unrecoverable)
+		rate, eta := "-", "-"
+		if s.State == "scrubbing" && s.Rate > 0 {
+			rate, eta = formatBytes(int64(s.Rate))+"/s", formatSeconds(s.ETA)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", s.Target, state, 100*s.Progress, rate, eta, last, formatBytes(s.Total.Bytes), s.Total.Errors, s.Total.Repaired, s.Total.Unrecoverable)
 		for _, d := range s.Total.Damaged {
-			fmt.Fprintf(tw, "  damaged: %s\t\t\t\t\t\t\t\n", d)
+			fmt.Fprintf(tw, "  damaged: %s\t\t\t\t\t\t\t\t\t\n", d)
 		}
 	}
 	tw.Flush()
