@@ -385,17 +385,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		for _, ri := range vi.Replicas {
-			up := 0.0
-			if ri.State == replicate.UpToDate {
-				up = 1
-			}
-			ch <- prometheus.MustNewConstMetric(descOutOfSync, prometheus.GaugeValue, float64(ri.OutOfSyncBytes), name, ri.Node)
-			ch <- prometheus.MustNewConstMetric(descUpToDate, prometheus.GaugeValue, up, name, ri.Node)
-			split := 0.0
-			if ri.State == replicate.SplitBrain {
-				split = 1
-			}
-			ch <- prometheus.MustNewConstMetric(descSplitBrain, prometheus.GaugeValue, split, name, ri.Node)
+			replicaMetrics(ch, name, ri.Node, ri.State, ri.OutOfSyncBytes)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descDegraded, prometheus.GaugeValue, float64(degraded))
@@ -405,20 +395,23 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRepaired, prometheus.CounterValue, float64(st.RepairedBlocks), name)
 		ch <- prometheus.MustNewConstMetric(descResynced, prometheus.CounterValue, float64(st.ResyncedBytes), name)
 		for _, mi := range p.Members() {
-			up := 0.0
-			if mi.State == replicate.UpToDate {
-				up = 1
-			}
-			ch <- prometheus.MustNewConstMetric(descOutOfSync, prometheus.GaugeValue, float64(mi.OutOfSyncBytes), name, mi.Node)
+			replicaMetrics(ch, name, mi.Node, mi.State, mi.OutOfSyncBytes)
 			ch <- prometheus.MustNewConstMetric(descSynced, prometheus.GaugeValue, float64(mi.SyncedBytes), name, mi.Node)
-			ch <- prometheus.MustNewConstMetric(descUpToDate, prometheus.GaugeValue, up, name, mi.Node)
-			split := 0.0
-			if mi.State == replicate.SplitBrain {
-				split = 1
-			}
-			ch <- prometheus.MustNewConstMetric(descSplitBrain, prometheus.GaugeValue, split, name, mi.Node)
 		}
 	}
+}
+
+// replicaMetrics are one replica's state gauges.
+func replicaMetrics(ch chan<- prometheus.Metric, volume, node, state string, outOfSync int64) {
+	is := func(s string) float64 {
+		if state == s {
+			return 1
+		}
+		return 0
+	}
+	ch <- prometheus.MustNewConstMetric(descOutOfSync, prometheus.GaugeValue, float64(outOfSync), volume, node)
+	ch <- prometheus.MustNewConstMetric(descUpToDate, prometheus.GaugeValue, is(replicate.UpToDate), volume, node)
+	ch <- prometheus.MustNewConstMetric(descSplitBrain, prometheus.GaugeValue, is(replicate.SplitBrain), volume, node)
 }
 
 // HealthSource is the block volumes' part of /healthz, from the keeper's

@@ -147,76 +147,51 @@ func ParseDuration(s string) (time.Duration, error) {
 // Flag values: every size, rate and duration flag parses with the
 // functions above, and pflag names the flag in the error.
 
-type sizeValue struct {
-	p    *int64
-	text string
+type parsedValue[T any] struct {
+	p     *T
+	text  string
+	typ   string
+	parse func(string) (T, error)
+	show  func(T) string // nil: the text as given
 }
 
-func (v *sizeValue) String() string { return v.text }
-func (v *sizeValue) Type() string   { return "size" }
-func (v *sizeValue) Set(s string) error {
-	n, err := ParseSize(s)
+func (v *parsedValue[T]) String() string {
+	if v.show != nil {
+		return v.show(*v.p)
+	}
+	return v.text
+}
+func (v *parsedValue[T]) Type() string { return v.typ }
+func (v *parsedValue[T]) Set(s string) error {
+	x, err := v.parse(s)
 	if err != nil {
 		return err
 	}
-	*v.p, v.text = n, s
+	*v.p, v.text = x, s
 	return nil
+}
+
+func parsedVar[T any](fs *pflag.FlagSet, v *parsedValue[T], name, def, usage string) {
+	if err := v.Set(def); err != nil {
+		panic(fmt.Sprintf("flag --%s: default %q: %v", name, def, err))
+	}
+	fs.Var(v, name, usage)
 }
 
 // SizeVar defines a size flag (10GiB, 500MB…) stored as bytes in p.
 func SizeVar(fs *pflag.FlagSet, p *int64, name, def, usage string) {
-	n, err := ParseSize(def)
-	if err != nil {
-		panic(fmt.Sprintf("flag --%s: default %q: %v", name, def, err))
-	}
-	*p = n
-	fs.Var(&sizeValue{p: p, text: def}, name, usage)
-}
-
-type rateValue struct {
-	p    *int64
-	text string
-}
-
-func (v *rateValue) String() string { return v.text }
-func (v *rateValue) Type() string   { return "rate" }
-func (v *rateValue) Set(s string) error {
-	n, err := ParseRate(s)
-	if err != nil {
-		return err
-	}
-	*v.p, v.text = n, s
-	return nil
+	parsedVar(fs, &parsedValue[int64]{p: p, typ: "size", parse: ParseSize}, name, def, usage)
 }
 
 // RateVar defines a bandwidth flag (50MiB/s, none) stored as bytes per
 // second in p.
 func RateVar(fs *pflag.FlagSet, p *int64, name, def, usage string) {
-	n, err := ParseRate(def)
-	if err != nil {
-		panic(fmt.Sprintf("flag --%s: default %q: %v", name, def, err))
-	}
-	*p = n
-	fs.Var(&rateValue{p: p, text: def}, name, usage)
-}
-
-type durationValue struct{ p *time.Duration }
-
-func (v *durationValue) String() string { return formatDuration(*v.p) }
-func (v *durationValue) Type() string   { return "duration" }
-func (v *durationValue) Set(s string) error {
-	d, err := ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*v.p = d
-	return nil
+	parsedVar(fs, &parsedValue[int64]{p: p, typ: "rate", parse: ParseRate}, name, def, usage)
 }
 
 // DurationVar defines a duration flag (30s, 7d, 1h30m) stored in p.
 func DurationVar(fs *pflag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
-	*p = def
-	fs.Var(&durationValue{p: p}, name, usage)
+	parsedVar(fs, &parsedValue[time.Duration]{p: p, typ: "duration", parse: ParseDuration, show: formatDuration}, name, formatDuration(def), usage)
 }
 
 // formatDuration writes whole days as days (168h is 7d).
