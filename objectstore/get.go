@@ -202,6 +202,13 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 			}
 			lo := max(off-blockStart, 0)
 			hi := min(end-blockStart, int64(n))
+			if off == 0 && end >= o.Info.Size && blockStart+int64(n) >= o.Info.Size {
+				// The last block of a whole read: the version reads back
+				// whole, so it is not damaged after all (a device it needed
+				// came back). Said before the reader gets the last bytes,
+				// so a HEAD after the GET agrees with it.
+				o.s.damaged.clear(o.ref.WriteID)
+			}
 			if !send(chunk{data: data[lo:hi], buf: out}) {
 				return
 			}
@@ -209,9 +216,7 @@ func (r *ObjectReader) produce(ctx context.Context, o *Object, off, length int64
 		partStart = partEnd
 	}
 	if off == 0 && end >= o.Info.Size {
-		// Every block read back: a version thought lost is readable after
-		// all (a device it needed came back).
-		o.s.damaged.clear(o.ref.WriteID)
+		o.s.damaged.clear(o.ref.WriteID) // an object with no blocks
 	}
 }
 
