@@ -347,12 +347,14 @@ var (
 	descRepaired     = prometheus.NewDesc("strata_volume_repaired_blocks_total", "Bad blocks rewritten from a good replica.", []string{"volume"}, nil)
 	descSplitBrain   = prometheus.NewDesc("strata_volume_split_brain", "1 if the replica's data diverged under a forced primary (resolve with strata volume discard).", []string{"volume", "node"}, nil)
 	descResynced     = prometheus.NewDesc("strata_volume_resynced_bytes_total", "Bytes copied by resyncs.", []string{"volume"}, nil)
+	descSyncRate     = prometheus.NewDesc("strata_volume_resync_rate_bytes_per_second", "Bytes per second of a replica's running resync since it started, as the volume's primary on this node sees it.", []string{"volume", "node"}, nil)
+	descSyncETA      = prometheus.NewDesc("strata_volume_resync_eta_seconds", "Seconds left of a replica's running resync at its rate so far.", []string{"volume", "node"}, nil)
 	descDegraded     = prometheus.NewDesc("strata_volumes_degraded", "Volumes with a replica on this node of which some replica is not UpToDate.", nil, nil)
 	descNoQuorum     = prometheus.NewDesc("strata_volumes_without_quorum", "Volumes with a replica on this node of which fewer than a majority of replicas are UpToDate (writes stop).", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolFree, descPoolProv, descPoolAlloc, descOutOfSync, descSynced, descUpToDate, descRepaired, descResynced, descSplitBrain, descDegraded, descNoQuorum} {
+	for _, d := range []*prometheus.Desc{descPoolCapacity, descPoolFree, descPoolProv, descPoolAlloc, descOutOfSync, descSynced, descUpToDate, descRepaired, descResynced, descSplitBrain, descDegraded, descNoQuorum, descSyncRate, descSyncETA} {
 		ch <- d
 	}
 }
@@ -397,6 +399,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, mi := range p.Members() {
 			replicaMetrics(ch, name, mi.Node, mi.State, mi.OutOfSyncBytes)
 			ch <- prometheus.MustNewConstMetric(descSynced, prometheus.GaugeValue, float64(mi.SyncedBytes), name, mi.Node)
+			if mi.SyncRate > 0 {
+				ch <- prometheus.MustNewConstMetric(descSyncRate, prometheus.GaugeValue, mi.SyncRate, name, mi.Node)
+				ch <- prometheus.MustNewConstMetric(descSyncETA, prometheus.GaugeValue, mi.SyncETA, name, mi.Node)
+			}
 		}
 	}
 }

@@ -65,3 +65,20 @@ func TestLeaseOnAnInjectedClock(t *testing.T) {
 		t.Fatalf("after a's lease: %v", err)
 	}
 }
+
+func TestSyncRate(t *testing.T) {
+	for _, c := range []struct {
+		done, left int64
+		elapsed    time.Duration
+		rate, eta  float64
+	}{
+		{0, 1 << 30, time.Second, 0, 0},
+		{160 << 20, 320 << 20, 10 * time.Second, 16 << 20, 20},
+		{1 << 20, 0, time.Second, 1 << 20, 0},
+		{1 << 20, 1 << 20, 0, 0, 0},
+	} {
+		if rate, eta := syncRate(c.done, c.left, c.elapsed); rate != c.rate || eta != c.eta {
+			t.Errorf("syncRate(%d, %d, %v) = %v, %v; want %v, %v", c.done, c.left, c.elapsed, rate, eta, c.rate, c.eta)
+		}
+	}
+}

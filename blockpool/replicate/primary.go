@@ -52,6 +52,10 @@ type MemberInfo struct {
 	SyncSource     bool   `json:"sync_source"`       // the replica a resync copies from
 	OutOfSyncBytes int64  `json:"out_of_sync_bytes"` // what a resync of it still has to copy
 	SyncedBytes    int64  `json:"synced_bytes"`      // copied by the running (or last) resync
+	// SyncRate is the running resync's bytes per second since it started;
+	// SyncETA the seconds left at that rate (both 0 when none runs).
+	SyncRate float64 `json:"sync_rate_bytes_per_second,omitempty"`
+	SyncETA  float64 `json:"sync_eta_seconds,omitempty"`
 }
 
 // Stats are the primary's counters.
@@ -70,6 +74,8 @@ type member struct {
 	discard bool // resolve a split brain: full sync over its data
 	oos     atomic.Int64
 	synced  atomic.Int64
+	// syncStart is when the running resync started (Unix ns; 0: none).
+	syncStart atomic.Int64
 }
 
 func (m *member) connected() bool { return m.state == UpToDate || m.state == SyncTarget }
@@ -789,8 +795,21 @@ func (p *Primary) Members() []MemberInfo {
 	out := make([]MemberInfo, len(p.ms))
 	for i, m := range p.ms {
 		out[i] = MemberInfo{Node: m.link.Node(), State: m.state, SyncSource: m.source, OutOfSyncBytes: m.oos.Load(), SyncedBytes: m.synced.Load()}
+		if start := m.syncStart.Load(); start != 0 {
+			out[i].SyncRate, out[i].SyncETA = syncRate(out[i].SyncedBytes, out[i].OutOfSyncBytes, time.Since(time.Unix(0, start)))
+		}
 	}
 	return out
+}
+
+// syncRate is a resync's rate after elapsed with done bytes copied, and
+// the seconds left for the left bytes at it.
+func syncRate(done, left int64, elapsed time.Duration) (rate, eta float64) {
+	if elapsed <= 0 || done <= 0 {
+		return 0, 0
+	}
+	rate = float64(done) / elapsed.Seconds()
+	return rate, float64(max(left, 0)) / rate
 }
 
 // Stats reports the counters.

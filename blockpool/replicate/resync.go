@@ -249,6 +249,8 @@ func (p *Primary) resync(m *member) error {
 	m.synced.Store(0)
 	p.log.Info("resync started", "node", node, "from", src.link.Node(), "bytes", total, "full", full)
 	started := time.Now()
+	m.syncStart.Store(started.UnixNano())
+	defer m.syncStart.Store(0)
 
 	buf := make([]byte, regionSize)
 	for _, e := range todo {

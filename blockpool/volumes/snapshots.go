@@ -75,7 +75,8 @@ type ElsewhereError struct {
 }
 
 func (e *ElsewhereError) Error() string {
-	return fmt.Sprintf("%v: %s is primary on %s: %v", ErrInUse, e.Volume, e.Node, e.Err)
+	// The cause (the lease refusal, relayed) would only say it again.
+	return fmt.Sprintf("%v: %s is primary on %s (its lease is held there)", ErrInUse, e.Volume, e.Node)
 }
 
 // Unwrap: ErrInUse, and the cause.

@@ -11,14 +11,16 @@ import (
 // ReplicaInfo is one replica in a volume listing (as `linstor resource
 // list` shows resources).
 type ReplicaInfo struct {
-	Node           string `json:"node"`
-	State          string `json:"state"` // UpToDate Outdated SyncTarget Inconsistent SplitBrain Unknown
-	Primary        bool   `json:"primary,omitempty"`
-	SyncSource     bool   `json:"sync_source,omitempty"`
-	OutOfSyncBytes int64  `json:"out_of_sync_bytes"`
-	SyncedBytes    int64  `json:"synced_bytes,omitempty"`
-	Corruptions    int64  `json:"corruptions,omitempty"`
-	Error          string `json:"error,omitempty"`
+	Node           string  `json:"node"`
+	State          string  `json:"state"` // UpToDate Outdated SyncTarget Inconsistent SplitBrain Unknown
+	Primary        bool    `json:"primary,omitempty"`
+	SyncSource     bool    `json:"sync_source,omitempty"`
+	OutOfSyncBytes int64   `json:"out_of_sync_bytes"`
+	SyncedBytes    int64   `json:"synced_bytes,omitempty"`
+	SyncRate       float64 `json:"sync_rate_bytes_per_second,omitempty"` // of a running resync
+	SyncETA        float64 `json:"sync_eta_seconds,omitempty"`
+	Corruptions    int64   `json:"corruptions,omitempty"`
+	Error          string  `json:"error,omitempty"`
 }
 
 // VolumeInfo is a volume with its replicas' states.
@@ -97,7 +99,8 @@ func (m *Manager) info(ctx context.Context, rec Record) VolumeInfo {
 		st := p.Stats()
 		vi.Stats = &st
 		for i, mi := range p.Members() {
-			ri := ReplicaInfo{Node: mi.Node, State: mi.State, SyncSource: mi.SyncSource, OutOfSyncBytes: mi.OutOfSyncBytes, SyncedBytes: mi.SyncedBytes, Primary: mi.Node == m.cfg.Node}
+			ri := ReplicaInfo{Node: mi.Node, State: mi.State, SyncSource: mi.SyncSource, OutOfSyncBytes: mi.OutOfSyncBytes, SyncedBytes: mi.SyncedBytes,
+				SyncRate: mi.SyncRate, SyncETA: mi.SyncETA, Primary: mi.Node == m.cfg.Node}
 			if sts[i].err == nil {
 				ri.Corruptions = sts[i].st.Corruptions
 			} else {
