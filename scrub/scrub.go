@@ -95,11 +95,11 @@ type Status struct {
 	BehindSchedule bool       `json:"behind_schedule"`
 	// Rate is the bytes verified per second since the pass started
 	// (pauses and throttling included); ETA the seconds left at it.
-	Rate float64 `json:"rate_bytes_per_second"`
-	ETA  float64 `json:"eta_seconds"`
-	Pass           Stats      `json:"pass"`
-	LastPass       Stats      `json:"last_pass"`
-	Total          Stats      `json:"total"`
+	Rate     float64 `json:"rate_bytes_per_second"`
+	ETA      float64 `json:"eta_seconds"`
+	Pass     Stats   `json:"pass"`
+	LastPass Stats   `json:"last_pass"`
+	Total    Stats   `json:"total"`
 }
 
 // Runner scrubs a node's targets.
