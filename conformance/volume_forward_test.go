@@ -25,10 +25,7 @@ func TestVolumeCallsFromAnyNode(t *testing.T) {
 	c.cli(t, c.nodes[0], "volume", "primary", "vol") // held on node1, as an attached client would
 	other := c.nodes[1]
 
-	out := c.cli(t, other, "volume", "resize", "vol", "32MiB")
-	if !strings.Contains(out, "32.0 MiB") && !strings.Contains(out, "33554432") {
-		t.Logf("resize output: %s", out)
-	}
+	c.cli(t, other, "volume", "resize", "vol", "32MiB") // checked below, from a third node
 	c.cli(t, other, "snapshot", "create", "vol", "s1")
 	var list []volumes.VolumeInfo
 	json.Unmarshal([]byte(c.cli(t, c.nodes[2], "volume", "list", "vol", "-o", "json")), &list)

@@ -16,7 +16,8 @@ import (
 // AWS's S3 server access log, space separated, "-" for a field that does
 // not apply. Where Strata differs: the bucket owner is "-" (not looked up
 // per request), the requester is the signer's user name (root for the
-// root user, "-" for anonymous), the operation is REST.<METHOD>.<the
+// root user, "-" for anonymous), the object size is given for uploads
+// only (from their Content-Length), the operation is REST.<METHOD>.<the
 // resource: OBJECT, BUCKET, SERVICE, or the sub-resource asked for, such
 // as ACL or TAGGING>, and host id is the request id.
 
