@@ -6,12 +6,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,20 +23,35 @@ import (
 )
 
 // freePortRange finds base such that base-10 … base+10*n+2 are all free.
+// The range is drawn below the kernel's ephemeral ports: the suite's other
+// servers listen on port 0 and its clients dial out from that range, and
+// either could take a port between this check and the dev cluster's bind
+// (it did once: the cluster exited before it was ready).
 func freePortRange(t *testing.T, n int) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
 		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base < 20000 || base+10*n+3 > 65535 {
-			continue
-		}
+	}
+	span := 10*n + 13
+	if low-span <= 20010 {
+		t.Skip("the ephemeral port range leaves no room for a dev cluster's fixed ports")
+	}
+	portRanges.Lock()
+	defer portRanges.Unlock()
+	for try := 0; try < 200; try++ {
+		base := 20010 + mrand.IntN(low-span-20010)
 		ok := true
-		for p := base - 10; p < base+10*n && ok; p++ {
+		for _, taken := range portRanges.bases {
+			if base < taken+span && taken < base+span {
+				ok = false
+			}
+		}
+		for p := base - 10; p < base+10*n+3 && ok; p++ {
 			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err != nil {
 				ok = false
 			} else {
@@ -42,11 +59,37 @@ func freePortRange(t *testing.T, n int) int {
 			}
 		}
 		if ok {
+			portRanges.bases = append(portRanges.bases, base)
 			return base
 		}
 	}
 	t.Fatal("no free port range")
 	return 0
+}
+
+// portRanges keeps parallel tests' dev clusters apart.
+var portRanges struct {
+	sync.Mutex
+	bases []int
+}
+
+// devLogs is the tail of every log a dev cluster under dir wrote, for a
+// failure's message.
+func devLogs(dir string) string {
+	var b strings.Builder
+	logs, _ := filepath.Glob(filepath.Join(dir, "*", "log"))
+	logs = append(logs, filepath.Join(dir, "etcd.log"))
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		if len(data) > 2000 {
+			data = data[len(data)-2000:]
+		}
+		fmt.Fprintf(&b, "--- %s:\n%s\n", l, data)
+	}
+	return b.String()
 }
 
 // processWithArg finds the process that has arg on its command line.
@@ -196,6 +239,8 @@ func TestREADMEDrillOnTheDevCluster(t *testing.T) {
 		}
 	}
 	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +269,8 @@ func TestREADMEDrillOnTheDevCluster(t *testing.T) {
 		}
 	}
 	if export == "" {
-		t.Fatal("the dev cluster printed no export line")
+		cmd.Wait()
+		t.Fatalf("the dev cluster printed no export line; its stderr:\n%s\n%s", stderr.String(), devLogs(dir))
 	}
 	go io.Copy(io.Discard, out)
 	cliEnv := append(append([]string{}, env...), strings.Fields(export)...)
