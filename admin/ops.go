@@ -113,9 +113,9 @@ func (c *Client) DeleteVolume(ctx context.Context, name string) error {
 	return c.call(ctx, VolumeDelete, nil, nil, nil, name)
 }
 
-// ResizeVolume grows a volume online.
-func (c *Client) ResizeVolume(ctx context.Context, name string, size int64) (VolumeInfo, error) {
-	return get[VolumeInfo](ctx, c, VolumeResize, ResizeRequest{Size: size}, name)
+// ResizeVolume grows a volume online, or shrinks it if allowShrink.
+func (c *Client) ResizeVolume(ctx context.Context, name string, size int64, allowShrink bool) (VolumeInfo, error) {
+	return get[VolumeInfo](ctx, c, VolumeResize, ResizeRequest{Size: size, AllowShrink: allowShrink}, name)
 }
 
 // CloneVolume makes volume to from name (or its snapshot).
@@ -163,9 +163,10 @@ func (c *Client) DeleteSnapshot(ctx context.Context, volume, name string) error 
 	return c.call(ctx, SnapshotDelete, nil, nil, nil, volume, name)
 }
 
-// RestoreSnapshot rolls a detached volume back to a snapshot.
-func (c *Client) RestoreSnapshot(ctx context.Context, volume, name string) error {
-	return c.call(ctx, SnapshotRestore, nil, nil, nil, volume, name)
+// RestoreSnapshot rolls a detached volume back to a snapshot, in place; a
+// volume that grew since shrinks back only if allowShrink.
+func (c *Client) RestoreSnapshot(ctx context.Context, volume, name string, allowShrink bool) error {
+	return c.call(ctx, SnapshotRestore, nil, RestoreRequest{AllowShrink: allowShrink}, nil, volume, name)
 }
 
 // ScrubStatus is the called node's scrub targets.

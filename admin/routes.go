@@ -54,7 +54,7 @@ const (
 	SnapshotsList   Op = "SnapshotsList"   // -> []Snapshot
 	SnapshotCreate  Op = "SnapshotCreate"  // NameRequest -> Snapshot (201)
 	SnapshotDelete  Op = "SnapshotDelete"  // 204
-	SnapshotRestore Op = "SnapshotRestore" // 204
+	SnapshotRestore Op = "SnapshotRestore" // RestoreRequest (optional) -> 204
 	ScrubStatus     Op = "ScrubStatus"     // -> []ScrubStatus of this node's targets
 	ScrubControl    Op = "ScrubControl"    // {action}: pause, resume or now; TargetRequest -> []ScrubStatus
 	ScrubObject     Op = "ScrubObject"     // ObjectRequest -> ScrubStats

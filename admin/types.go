@@ -132,9 +132,17 @@ type HaltAnswer struct {
 	Halting string `json:"halting"`
 }
 
-// ResizeRequest grows a volume online.
+// ResizeRequest grows a volume online, or shrinks it with AllowShrink
+// (the bytes past the new size are lost; snapshots keep theirs).
 type ResizeRequest struct {
-	Size int64 `json:"size"`
+	Size        int64 `json:"size"`
+	AllowShrink bool  `json:"allow_shrink,omitempty"`
+}
+
+// RestoreRequest qualifies a snapshot restore: AllowShrink lets a volume
+// that grew since the snapshot shrink back to the snapshot's size.
+type RestoreRequest struct {
+	AllowShrink bool `json:"allow_shrink,omitempty"`
 }
 
 // CloneRequest makes a new volume from a volume or one of its snapshots.

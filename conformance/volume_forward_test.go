@@ -25,8 +25,11 @@ func TestVolumeCallsFromAnyNode(t *testing.T) {
 	c.cli(t, c.nodes[0], "volume", "primary", "vol") // held on node1, as an attached client would
 	other := c.nodes[1]
 
+	qemuIO := requireTool(t, "qemu-io")
 	c.cli(t, other, "volume", "resize", "vol", "32MiB") // checked below, from a third node
+	runTool(t, qemuIO, "-f", "raw", "-c", "write -P 0x11 0 1M", "nbd://"+c.nodes[0].nbd+"/vol")
 	c.cli(t, other, "snapshot", "create", "vol", "s1")
+	runTool(t, qemuIO, "-f", "raw", "-c", "write -P 0x22 0 1M", "nbd://"+c.nodes[0].nbd+"/vol")
 	var list []volumes.VolumeInfo
 	json.Unmarshal([]byte(c.cli(t, c.nodes[2], "volume", "list", "vol", "-o", "json")), &list)
 	if len(list) != 1 || list[0].Size != 32<<20 || list[0].Primary != "node1" {
@@ -44,10 +47,44 @@ func TestVolumeCallsFromAnyNode(t *testing.T) {
 	}
 	c.cli(t, c.nodes[0], "volume", "secondary", "vol")
 	c.cli(t, other, "snapshot", "restore", "vol", "s1", "--yes")
-	// A snapshot older than a grow is refused with the reason, not a 500.
+	if out := runTool(t, qemuIO, "-f", "raw", "-c", "read -P 0x11 0 1M", "nbd://"+c.nodes[2].nbd+"/vol"); strings.Contains(out, "failed") || strings.Contains(out, "mismatch") {
+		t.Fatalf("after the restore: %s", out)
+	}
+	// A snapshot older than a grow shrinks the volume back only when
+	// allowed; otherwise the refusal says why, not a 500.
 	c.cli(t, other, "volume", "resize", "vol", "48MiB")
-	if out, err := strataCLI(t, "snapshot", "restore", "vol", "s1", "--yes", "--server", "http://"+other.admin); err == nil || !strings.Contains(out, "InvalidArgument") || !strings.Contains(out, "clone the snapshot") {
+	runTool(t, qemuIO, "-f", "raw", "-c", "write -P 0x33 0 1M", "-c", "write -P 0x44 40M 1M", "nbd://"+c.nodes[2].nbd+"/vol")
+	if out, err := strataCLI(t, "snapshot", "restore", "vol", "s1", "--yes", "--server", "http://"+other.admin); err == nil || !strings.Contains(out, "InvalidArgument") || !strings.Contains(out, "allow-shrink") {
 		t.Fatalf("a restore after a grow: %v\n%s", err, out)
+	}
+	eventually(t, 15*time.Second, "the restore that shrinks (once qemu-io's attachment is gone)", func() string {
+		out, err := strataCLI(t, "snapshot", "restore", "vol", "s1", "--allow-shrink", "--yes", "--server", "http://"+other.admin)
+		if err != nil {
+			return out
+		}
+		return ""
+	})
+	json.Unmarshal([]byte(c.cli(t, c.nodes[2], "volume", "list", "vol", "-o", "json")), &list)
+	if len(list) != 1 || list[0].Size != 32<<20 {
+		t.Fatalf("after a restore that shrank the volume back: %+v", list)
+	}
+	if out := runTool(t, qemuIO, "-f", "raw", "-c", "read -P 0x11 0 1M", "nbd://"+c.nodes[1].nbd+"/vol"); strings.Contains(out, "failed") || strings.Contains(out, "mismatch") {
+		t.Fatalf("after the restore that shrank it: %s", out)
+	}
+	// A shrink is refused unless allowed, like the restore.
+	if out, err := strataCLI(t, "volume", "resize", "vol", "16MiB", "--server", "http://"+other.admin); err == nil || !strings.Contains(out, "allow-shrink") {
+		t.Fatalf("a shrink without --allow-shrink: %v\n%s", err, out)
+	}
+	c.cli(t, other, "volume", "resize", "vol", "16MiB", "--allow-shrink", "--yes")
+	json.Unmarshal([]byte(c.cli(t, c.nodes[0], "volume", "list", "vol", "-o", "json")), &list)
+	if len(list) != 1 || list[0].Size != 16<<20 {
+		t.Fatalf("after a shrink: %+v", list)
+	}
+	// The snapshot still reads as it was taken: a clone of it holds the
+	// first write, at its size.
+	c.cli(t, other, "volume", "clone", "vol", "copy", "--snapshot", "s1")
+	if out := runTool(t, qemuIO, "-f", "raw", "-c", "read -P 0x11 0 1M", "-c", "read -P 0 31M 1M", "nbd://"+c.nodes[0].nbd+"/copy"); strings.Contains(out, "failed") || strings.Contains(out, "mismatch") {
+		t.Fatalf("a clone of the snapshot after the shrink: %s", out)
 	}
 }
 

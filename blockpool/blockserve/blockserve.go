@@ -557,7 +557,7 @@ func (s *Service) Handlers() map[admin.Op]admin.Handler {
 			if err := r.Decode(&req, false); err != nil {
 				return err
 			}
-			if _, err := mgr.Resize(r.Context(), r.PathValue("name"), req.Size); err != nil {
+			if _, err := mgr.Resize(r.Context(), r.PathValue("name"), req.Size, req.AllowShrink); err != nil {
 				return Error(err)
 			}
 			return info(w, r.Context(), r.PathValue("name"), http.StatusOK)
@@ -622,7 +622,11 @@ func (s *Service) Handlers() map[admin.Op]admin.Handler {
 			return admin.NoContent(w)
 		},
 		admin.SnapshotRestore: s.forwardable(func(w http.ResponseWriter, r *admin.Request) error {
-			if err := mgr.RestoreSnapshot(r.Context(), r.PathValue("name"), r.PathValue("snapshot")); err != nil {
+			var req admin.RestoreRequest
+			if err := r.Decode(&req, true); err != nil {
+				return err
+			}
+			if err := mgr.RestoreSnapshot(r.Context(), r.PathValue("name"), r.PathValue("snapshot"), req.AllowShrink); err != nil {
 				return Error(err)
 			}
 			return admin.NoContent(w)

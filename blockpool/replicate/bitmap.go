@@ -161,6 +161,28 @@ func (b *bitmap) count() int64 {
 
 func (b *bitmap) close() error { return b.f.Close() }
 
+// resize follows the volume to size bytes: a shrink forgets the blocks cut
+// off (in the file too), a grow adds clear ones.
+func (b *bitmap) resize(size int64) error {
+	bits := make([]uint64, bitmapWords(size))
+	copy(bits, b.bits)
+	if tail := blocksOf(size) % 64; tail != 0 {
+		bits[len(bits)-1] &= 1<<tail - 1
+	}
+	b.bits = bits
+	if err := b.f.Truncate(bitmapHeader + int64(8*len(bits))); err != nil {
+		return err
+	}
+	if len(bits) > 0 {
+		var raw [8]byte
+		binary.LittleEndian.PutUint64(raw[:], bits[len(bits)-1])
+		if _, err := b.f.WriteAt(raw[:], bitmapHeader+int64(8*(len(bits)-1))); err != nil {
+			return err
+		}
+	}
+	return unix.Fdatasync(int(b.f.Fd()))
+}
+
 // Extent is a byte range of a volume.
 type Extent struct{ Off, Len int64 }
 

@@ -775,7 +775,22 @@ func (p *Primary) Exclusive(needAll bool, fn func(ctx context.Context, epoch uin
 	return fn(ctx, p.epoch.Load(), links)
 }
 
-// Resize grows the volume on every replica (all must be up to date).
+// Restore rolls every replica (all must be up to date) back to the
+// snapshot called name, of size bytes.
+func (p *Primary) Restore(name string, size int64) error {
+	return p.Exclusive(true, func(ctx context.Context, epoch uint64, links []Link) error {
+		for _, l := range links {
+			if err := l.Restore(ctx, epoch, name); err != nil {
+				return fmt.Errorf("restore on %s: %w", l.Node(), err)
+			}
+		}
+		p.size.Store(size)
+		return nil
+	})
+}
+
+// Resize grows or shrinks the volume on every replica (all must be up to
+// date).
 func (p *Primary) Resize(size int64) error {
 	return p.Exclusive(true, func(ctx context.Context, epoch uint64, links []Link) error {
 		for _, l := range links {

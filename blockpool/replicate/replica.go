@@ -128,6 +128,8 @@ type Replica struct {
 
 	bmMu sync.Mutex
 	bms  map[string]*bitmap
+
+	snaps *snapChain
 }
 
 const stateFile = "state.json"
@@ -177,6 +179,10 @@ func OpenReplica(dir, node string, lease time.Duration) (*Replica, error) {
 	}
 	if r.vol, err = r.openVolume(); err != nil {
 		return nil, err
+	}
+	if r.snaps, err = openChain(filepath.Join(dir, "snapshots")); err != nil {
+		r.vol.Close()
+		return nil, fmt.Errorf("replica %s: %w", dir, err)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -243,7 +249,7 @@ func (r *Replica) Volume() *blockpool.Checked {
 func (r *Replica) Close() error {
 	r.volMu.Lock()
 	defer r.volMu.Unlock()
-	errs := []error{r.vol.Close()}
+	errs := []error{r.snaps.close(), r.vol.Close()}
 	r.bmMu.Lock()
 	for _, bm := range r.bms {
 		errs = append(errs, bm.close())
@@ -418,6 +424,9 @@ func (r *Replica) Write(epoch uint64, off int64, p []byte, absent []string) erro
 	}
 	r.volMu.RLock()
 	defer r.volMu.RUnlock()
+	if err := r.snaps.preserve(r.vol, off, int64(len(p))); err != nil {
+		return err
+	}
 	_, err := r.vol.WriteAt(p, off)
 	return err
 }
@@ -432,6 +441,9 @@ func (r *Replica) Trim(epoch uint64, off, n int64, absent []string) error {
 	}
 	r.volMu.RLock()
 	defer r.volMu.RUnlock()
+	if err := r.snaps.preserve(r.vol, off, n); err != nil {
+		return err
+	}
 	return r.vol.Trim(off, n)
 }
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/strata-storage/strata/blockpool"
 	"github.com/strata-storage/strata/blockpool/replicate"
 )
 
@@ -216,10 +215,11 @@ func (m *Manager) DeleteSnapshot(ctx context.Context, volume, name string) error
 	return err
 }
 
-// RestoreSnapshot rolls the volume back to a snapshot on every replica.
-// The volume must not be in use, and every replica must be up to date and
-// hold the snapshot (so that all end identical).
-func (m *Manager) RestoreSnapshot(ctx context.Context, volume, name string) error {
+// RestoreSnapshot rolls the volume back to a snapshot on every replica,
+// in place: the volume takes the snapshot's size again, shrinking only if
+// allowShrink. The volume must not be in use, and every replica must be up
+// to date and hold the snapshot (so that all end identical).
+func (m *Manager) RestoreSnapshot(ctx context.Context, volume, name string, allowShrink bool) error {
 	rec, snap, err := m.snapshotOf(ctx, volume, name)
 	if err != nil {
 		return err
@@ -229,26 +229,25 @@ func (m *Manager) RestoreSnapshot(ctx context.Context, volume, name string) erro
 			return fmt.Errorf("%w: snapshot %s is not on %s (it was not up to date then)", ErrInvalid, name, node)
 		}
 	}
-	if snap.Size != rec.Size {
-		// Restoring in place after a grow would shrink the volume under
-		// its replicas' bitmaps; that is not built. A clone of the
-		// snapshot is a new volume of the snapshot's size.
-		return fmt.Errorf("%w: snapshot %s of %s is %d bytes and the volume now %d: a volume is restored only to a snapshot of its size (clone the snapshot into a new volume instead)", ErrInvalid, name, volume, snap.Size, rec.Size)
+	if snap.Size < rec.Size && !allowShrink {
+		return fmt.Errorf("%w: snapshot %s of %s is %d bytes and the volume now %d: restoring it shrinks the volume back, which needs allow-shrink (or clone the snapshot into a new volume)", ErrInvalid, name, volume, snap.Size, rec.Size)
 	}
-	return m.withPrimary(ctx, volume, true, func(p *replicate.Primary) error {
-		return p.Exclusive(true, func(ctx context.Context, epoch uint64, links []replicate.Link) error {
-			for _, l := range links {
-				if err := l.Restore(ctx, epoch, name); err != nil {
-					return fmt.Errorf("restore on %s: %w", l.Node(), err)
-				}
-			}
+	err = m.withPrimary(ctx, volume, true, func(p *replicate.Primary) error { return p.Restore(name, snap.Size) })
+	if err != nil {
+		return err
+	}
+	if snap.Size != rec.Size {
+		_, err = m.updateRecord(ctx, volume, func(r *Record) error {
+			r.Size = snap.Size
 			return nil
 		})
-	})
+	}
+	return err
 }
 
-// Resize grows a volume online (every replica must be up to date).
-func (m *Manager) Resize(ctx context.Context, volume string, size int64) (Record, error) {
+// Resize changes a volume's size online (every replica must be up to
+// date); a smaller size needs allowShrink.
+func (m *Manager) Resize(ctx context.Context, volume string, size int64, allowShrink bool) (Record, error) {
 	rec, err := m.record(ctx, volume)
 	if err != nil {
 		return Record{}, err
@@ -257,10 +256,10 @@ func (m *Manager) Resize(ctx context.Context, volume string, size int64) (Record
 	switch {
 	case size == rec.Size:
 		return rec, nil
-	case size < rec.Size:
-		return Record{}, fmt.Errorf("%w: %s is %d bytes; volumes grow, they do not shrink", ErrInvalid, volume, rec.Size)
-	case size > MaxSize:
+	case size <= 0 || size > MaxSize:
 		return Record{}, fmt.Errorf("%w: size %d", ErrInvalid, size)
+	case size < rec.Size && !allowShrink:
+		return Record{}, fmt.Errorf("%w: %s is %d bytes; shrinking it to %d loses the bytes past that and needs allow-shrink", ErrInvalid, volume, rec.Size, size)
 	}
 	if err := m.withPrimary(ctx, volume, false, func(p *replicate.Primary) error { return p.Resize(size) }); err != nil {
 		return Record{}, err
@@ -313,27 +312,14 @@ func (m *Manager) Clone(ctx context.Context, volume, snapshot, name string) (Rec
 	return rec, nil
 }
 
-// cloneReplica creates the files of a new replica from a snapshot of
-// another volume's replica on this node.
+// cloneReplica creates a new replica from a snapshot of another volume's
+// replica on this node.
 func (m *Manager) cloneReplica(name, from, snapshot string) (*replicate.Replica, error) {
 	src := m.VolumeReplica(from)
 	if src == nil {
 		return nil, fmt.Errorf("%w: no replica of %s here", ErrNotFound, from)
 	}
-	data, sums, info, err := src.SnapshotFiles(snapshot)
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(m.cfg.Dir, name)
-	r, err := replicate.CreateReplica(dir, m.cfg.Node, info.Size, m.cfg.Lease)
-	if err != nil {
-		return nil, err
-	}
-	r.Close()
-	if err := errors.Join(blockpool.CopySparse(filepath.Join(dir, "data.vol"), data), blockpool.CopySparse(filepath.Join(dir, "sums.vol"), sums)); err != nil {
-		return nil, err
-	}
-	return replicate.OpenReplica(dir, m.cfg.Node, m.cfg.Lease)
+	return replicate.CloneReplica(filepath.Join(m.cfg.Dir, name), m.cfg.Node, m.cfg.Lease, src, snapshot)
 }
 
 // VerifyStep checks n bytes of a volume from off on every up-to-date

@@ -106,17 +106,23 @@ func volumeCommand() *cobra.Command {
 			return nil
 		},
 	}
+	var allowShrink, shrinkYes bool
 	resize := &cobra.Command{
 		Use:   "resize NAME SIZE",
-		Short: "Grow a volume online (every replica must be up to date; NBD clients see the size on reconnect)",
+		Short: "Grow a volume online, or shrink it with --allow-shrink (every replica must be up to date; NBD clients see the size on reconnect)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			size, err := ParseSize(args[1])
 			if err != nil {
 				return err
 			}
+			if allowShrink {
+				if err := c.confirm(cmd, shrinkYes, fmt.Sprintf("Resize volume %s to %d bytes; if that is smaller, the bytes past it are lost", args[0], size)); err != nil {
+					return err
+				}
+			}
 			var info admin.VolumeInfo
-			if err := set(&info)(c.ResizeVolume(cmd.Context(), args[0], size)); err != nil {
+			if err := set(&info)(c.ResizeVolume(cmd.Context(), args[0], size, allowShrink)); err != nil {
 				return err
 			}
 			printVolumes(cmd.OutOrStdout(), []admin.VolumeInfo{info})
@@ -181,6 +187,8 @@ func volumeCommand() *cobra.Command {
 	}
 	yesFlag(del, &delYes)
 	yesFlag(discard, &discardYes)
+	resize.Flags().BoolVar(&allowShrink, "allow-shrink", false, "allow a size below the current one (the data past it is lost; the volume's filesystem must already fit)")
+	yesFlag(resize, &shrinkYes)
 	cmd.AddCommand(create, list, del, resize, clone, primary, secondary, discard, volumeAccessCommand(c))
 	return cmd
 }
@@ -188,7 +196,7 @@ func volumeCommand() *cobra.Command {
 func snapshotCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "snapshot", Short: "Point-in-time snapshots of block volumes"}
 	c := newAdminClient(cmd)
-	var restoreYes bool
+	var restoreYes, restoreShrink bool
 	create := &cobra.Command{
 		Use:   "create VOLUME NAME",
 		Short: "Snapshot a volume (I/O is held for the copy; the snapshot is a point in time)",
@@ -231,7 +239,7 @@ func snapshotCommand() *cobra.Command {
 			if err := c.confirm(cmd, restoreYes, fmt.Sprintf("Roll volume %s back to snapshot %s (later writes are lost)", args[0], args[1])); err != nil {
 				return err
 			}
-			if err := c.RestoreSnapshot(cmd.Context(), args[0], args[1]); err != nil {
+			if err := c.RestoreSnapshot(cmd.Context(), args[0], args[1], restoreShrink); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "volume %s restored to snapshot %s\n", args[0], args[1])
@@ -239,6 +247,7 @@ func snapshotCommand() *cobra.Command {
 		},
 	}
 	yesFlag(restore, &restoreYes)
+	restore.Flags().BoolVar(&restoreShrink, "allow-shrink", false, "let a volume that grew since the snapshot shrink back to the snapshot's size")
 	del := &cobra.Command{
 		Use:   "delete VOLUME NAME",
 		Short: "Delete a snapshot",
