@@ -35,7 +35,7 @@ var errorTable = map[string]APIError{
 	"EntityTooSmall":                      {Status: 400, Message: "Your proposed upload is smaller than the minimum allowed object size."},
 	"IncompleteBody":                      {Status: 400, Message: "You did not provide the number of bytes specified by the Content-Length HTTP header."},
 	"InternalError":                       {Status: 500, Message: "We encountered an internal error. Please try again."},
-	"InvalidAccessKeyId":                  {Status: 403, Message: "The AWS access key ID you provided does not exist in our records."},
+	"InvalidAccessKeyId":                  {Status: 403, Message: "The AWS access key ID you provided does not exist in our records or is disabled."},
 	"InvalidArgument":                     {Status: 400, Message: "Invalid Argument"},
 	"InvalidBucketName":                   {Status: 400, Message: "The specified bucket is not valid."},
 	"InvalidDigest":                       {Status: 400, Message: "The Content-MD5 you specified is not valid."},

@@ -35,6 +35,10 @@ type snap struct {
 	// deleting: its blocks are being handed to the older neighbour; it
 	// takes no new copies but is still read through.
 	deleting bool
+	// pending: blocks copied into the store whose copies and bits are not
+	// yet durable (the next flush makes them held).
+	pending map[int64]bool
+	dirty   bool // a pending copy wrote to the store (else a flush skips its sync)
 }
 
 func (s *snap) blocks() int64 { return blocksOf(s.info.Size) }
@@ -50,8 +54,12 @@ func (s *snap) has(b int64) bool {
 type snapChain struct {
 	root string // <replica>/snapshots
 
-	mu    sync.Mutex // the list, every held bit, and the copies made under them
+	mu    sync.Mutex // the list, every held and pending bit, and the copies made under them
 	snaps []*snap
+	// flushing: one writer is making the pending copies durable, with mu
+	// released; flushed wakes those waiting for it.
+	flushing bool
+	flushed  *sync.Cond
 
 	removeMu sync.Mutex // one deletion at a time: it hands blocks to its neighbour
 }
@@ -69,6 +77,7 @@ const (
 // half built (.partial) or half deleted (.deleted).
 func openChain(root string) (*snapChain, error) {
 	c := &snapChain{root: root}
+	c.flushed = sync.NewCond(&c.mu)
 	entries, err := os.ReadDir(root)
 	if err != nil && !isNotExist(err) {
 		return nil, fmt.Errorf("snapshots: %w", err)
@@ -106,7 +115,7 @@ func openSnap(dir string) (*snap, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &snap{info: info, dir: dir}
+	s := &snap{info: info, dir: dir, pending: map[int64]bool{}}
 	pool, err := blockpool.OpenFilePool(filepath.Base(dir), dir)
 	if err != nil {
 		return nil, err
@@ -268,22 +277,122 @@ func (c *snapChain) targetLocked() int {
 }
 
 // preserve copies the blocks of [off, off+n) that the newest snapshot does
-// not hold yet into it, durably, before the live volume changes them.
+// not hold yet into it, and returns once they are durably held, before the
+// live volume changes them. Concurrent writers share the flushes: the
+// copies are made under the chain's lock, and one of the writers makes all
+// the pending ones durable at once while the others wait for it.
 func (c *snapChain) preserve(live *blockpool.Checked, off, n int64) error {
 	if n <= 0 {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.preserveLocked(live, off/BlockSize, (off+n-1)/BlockSize)
+	t := c.targetLocked()
+	if t < 0 {
+		return nil
+	}
+	s := c.snaps[t]
+	first, last := off/BlockSize, min((off+n-1)/BlockSize, s.blocks()-1)
+	buf := make([]byte, BlockSize)
+	waiting := false
+	for b := first; b <= last; b++ {
+		if s.has(b) {
+			continue
+		}
+		waiting = true
+		if s.pending[b] {
+			continue // another writer's copy: wait for its flush
+		}
+		if err := c.readAsOfLocked(t, b, live, buf); err != nil {
+			return fmt.Errorf("snapshot %s: preserve block %d: %w", s.info.Name, b, err)
+		}
+		if !allZero(buf) { // a hole in the store reads as the zeroes it held
+			if _, err := s.vol.WriteAt(buf, b*BlockSize); err != nil {
+				return fmt.Errorf("snapshot %s: preserve block %d: %w", s.info.Name, b, err)
+			}
+			s.dirty = true
+		}
+		s.pending[b] = true
+	}
+	for waiting {
+		waiting = false
+		for b := first; b <= last; b++ {
+			switch {
+			case s.has(b):
+			case s.pending[b]:
+				waiting = true
+			default:
+				return fmt.Errorf("snapshot %s: block %d: its copy could not be made durable", s.info.Name, b)
+			}
+		}
+		switch {
+		case !waiting:
+		case c.flushing:
+			c.flushed.Wait()
+		default:
+			if err := c.flushLocked(s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
+// flushLocked makes s's pending copies durable and then their bits, with
+// the chain's lock released meanwhile (copies go on; nothing else changes
+// s's bits while flushing is set). On an error the copies are forgotten:
+// their blocks are copied again by the next write.
+func (c *snapChain) flushLocked(s *snap) error {
+	c.flushing = true
+	batch := make([]int64, 0, len(s.pending))
+	for b := range s.pending {
+		batch = append(batch, b)
+	}
+	words, lo := s.held.with(batch)
+	dirty := s.dirty
+	s.dirty = false
+	c.mu.Unlock()
+	var err error
+	if dirty {
+		err = s.vol.Sync()
+	}
+	if err == nil {
+		err = s.held.persist(words, lo)
+	}
+	c.mu.Lock()
+	if err == nil {
+		copy(s.held.bits[lo:], words)
+	}
+	for _, b := range batch {
+		delete(s.pending, b)
+	}
+	if err != nil && dirty {
+		s.dirty = true // the copies' blocks are copied again; be safe
+	}
+	c.flushing = false
+	c.flushed.Broadcast()
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", s.info.Name, err)
+	}
+	return nil
+}
+
+// quiesceLocked waits until no flush runs and s has nothing pending.
+func (c *snapChain) quiesceLocked(s *snap) {
+	for c.flushing || (s != nil && len(s.pending) > 0) {
+		c.flushed.Wait()
+	}
+}
+
+// preserveLocked is preserve for callers that hold all I/O (a restore):
+// the copies are flushed at once.
 func (c *snapChain) preserveLocked(live *blockpool.Checked, first, last int64) error {
 	t := c.targetLocked()
 	if t < 0 {
 		return nil
 	}
 	s := c.snaps[t]
+	c.quiesceLocked(s)
 	last = min(last, s.blocks()-1)
 	var copied []int64
 	wrote := false
@@ -434,6 +543,9 @@ func (c *snapChain) remove(name string) error {
 	}
 	s := c.snaps[i]
 	s.deleting = true
+	// Writers' copies into it, if it was the newest, settle first: from
+	// here on they go to its older neighbour.
+	c.quiesceLocked(s)
 	c.mu.Unlock()
 	for first := int64(0); first < s.blocks(); first += snapChunk {
 		if err := c.handDown(s, first, min(first+snapChunk, s.blocks())); err != nil {
@@ -479,6 +591,7 @@ func (c *snapChain) handDown(s *snap, first, end int64) error {
 	if o.held == nil {
 		return nil // a full copy lacks nothing
 	}
+	c.quiesceLocked(o)
 	end = min(end, o.blocks())
 	var moved []int64
 	wrote := false
@@ -543,16 +656,27 @@ func openHeld(path string, size int64) (*heldBits, error) {
 	return h, nil
 }
 
-// set marks blocks held, durably; on an error none is.
-func (h *heldBits) set(blocks []int64) error {
+// with is the words lo.. of the bits with blocks added (not applied).
+func (h *heldBits) with(blocks []int64) (words []uint64, lo int) {
 	lo, hi := len(h.bits), -1
 	for _, b := range blocks {
 		w := int(b / 64)
 		lo, hi = min(lo, w), max(hi, w)
 	}
-	words := append([]uint64(nil), h.bits[lo:hi+1]...)
+	if hi < 0 {
+		return nil, 0
+	}
+	words = append([]uint64(nil), h.bits[lo:hi+1]...)
 	for _, b := range blocks {
 		words[int(b/64)-lo] |= 1 << (b % 64)
+	}
+	return words, lo
+}
+
+// persist writes words at word lo and flushes them.
+func (h *heldBits) persist(words []uint64, lo int) error {
+	if len(words) == 0 {
+		return nil
 	}
 	raw := make([]byte, 8*len(words))
 	for i, w := range words {
@@ -563,6 +687,15 @@ func (h *heldBits) set(blocks []int64) error {
 	}
 	if err := h.f.Sync(); err != nil {
 		return fmt.Errorf("held blocks: %w", err)
+	}
+	return nil
+}
+
+// set marks blocks held, durably; on an error none is.
+func (h *heldBits) set(blocks []int64) error {
+	words, lo := h.with(blocks)
+	if err := h.persist(words, lo); err != nil {
+		return err
 	}
 	copy(h.bits[lo:], words)
 	return nil

@@ -29,6 +29,18 @@ type VolumeInfo struct {
 	Primary  string           `json:"primary,omitempty"` // node it is attached on
 	Replicas []ReplicaInfo    `json:"replicas"`
 	Stats    *replicate.Stats `json:"stats,omitempty"` // of the primary, when it is on this node
+	// Warnings name what the volume's layout cannot survive.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// layoutWarnings says what a volume's placement cannot survive.
+func layoutWarnings(rec Record) []string {
+	if len(rec.Nodes) == 2 {
+		// A majority of two is both: DRBD places a diskless tie-breaker
+		// for this; Strata has none yet.
+		return []string{"2 replicas and no tie-breaker: writes stop while either replica is down (the quorum of 2 is 2); use 3 replicas where writes must go on"}
+	}
+	return nil
 }
 
 type replicaStatus struct {
@@ -79,7 +91,7 @@ func (m *Manager) Info(ctx context.Context, name string) (VolumeInfo, error) {
 }
 
 func (m *Manager) info(ctx context.Context, rec Record) VolumeInfo {
-	vi := VolumeInfo{Record: rec}
+	vi := VolumeInfo{Record: rec, Warnings: layoutWarnings(rec)}
 	sts := m.statuses(ctx, rec)
 	var newest uint64
 	var newestSt replicate.Status

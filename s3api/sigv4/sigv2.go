@@ -85,7 +85,7 @@ func verifyV2Query(r *http.Request, q url.Values, creds Credentials, now time.Ti
 func checkV2(r *http.Request, key, sig, dateLine string, creds Credentials, hostBucket string, presigned bool) (*Auth, error) {
 	secret, ok := creds.SecretKey(key)
 	if !ok {
-		return nil, fail("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
+		return nil, fail("InvalidAccessKeyId", unknownKey)
 	}
 	mac := hmac.New(sha1.New, []byte(secret))
 	mac.Write([]byte(stringToSignV2(r, dateLine, hostBucket)))
@@ -172,7 +172,7 @@ func VerifyPOSTPolicyV2(fields map[string]string, creds Credentials) (*Auth, err
 	}
 	secret, ok := creds.SecretKey(key)
 	if !ok {
-		return nil, fail("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
+		return nil, fail("InvalidAccessKeyId", unknownKey)
 	}
 	mac := hmac.New(sha1.New, []byte(secret))
 	mac.Write([]byte(pol))

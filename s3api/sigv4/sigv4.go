@@ -34,6 +34,12 @@ type Error struct {
 	Message string
 }
 
+// unknownKey answers a key that is not in the store or is disabled (its
+// user's too): the same words for both, so that a caller cannot tell
+// which keys exist, and words that do not send an operator looking for a
+// key that is there but disabled.
+const unknownKey = "the AWS access key id you provided does not exist in our records or is disabled"
+
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 func fail(code, format string, args ...any) error {
@@ -153,7 +159,7 @@ func verifyHeader(r *http.Request, h string, creds Credentials, now time.Time) (
 	}
 	secret, ok := creds.SecretKey(cred.accessKey)
 	if !ok {
-		return nil, fail("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
+		return nil, fail("InvalidAccessKeyId", unknownKey)
 	}
 	if err := allAmzSigned(r, strings.Split(signed, ";")); err != nil {
 		return nil, err
@@ -209,7 +215,7 @@ func verifyPresigned(r *http.Request, q url.Values, creds Credentials, now time.
 	}
 	secret, ok := creds.SecretKey(cred.accessKey)
 	if !ok {
-		return nil, fail("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
+		return nil, fail("InvalidAccessKeyId", unknownKey)
 	}
 	payload := q.Get("X-Amz-Content-Sha256")
 	if payload == "" {
@@ -409,7 +415,7 @@ func VerifyPOSTPolicy(fields map[string]string, creds Credentials, now time.Time
 	}
 	secret, ok := creds.SecretKey(cred.accessKey)
 	if !ok {
-		return nil, fail("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
+		return nil, fail("InvalidAccessKeyId", unknownKey)
 	}
 	key := SigningKey(secret, cred.date, cred.region, cred.service)
 	if !hmac.Equal([]byte(hmacHex(key, pol)), []byte(sig)) {

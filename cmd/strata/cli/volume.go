@@ -66,6 +66,9 @@ func volumeCommand() *cobra.Command {
 				return err
 			}
 			printVolumes(cmd.OutOrStdout(), []admin.VolumeInfo{info})
+			for _, w := range info.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: volume %s: %s\n", info.Name, w)
+			}
 			return nil
 		},
 	}
