@@ -778,24 +778,22 @@ func (p *Primary) Exclusive(needAll bool, fn func(ctx context.Context, epoch uin
 // Restore rolls every replica (all must be up to date) back to the
 // snapshot called name, of size bytes.
 func (p *Primary) Restore(name string, size int64) error {
-	return p.Exclusive(true, func(ctx context.Context, epoch uint64, links []Link) error {
-		for _, l := range links {
-			if err := l.Restore(ctx, epoch, name); err != nil {
-				return fmt.Errorf("restore on %s: %w", l.Node(), err)
-			}
-		}
-		p.size.Store(size)
-		return nil
-	})
+	return p.resizing("restore", size, func(ctx context.Context, epoch uint64, l Link) error { return l.Restore(ctx, epoch, name) })
 }
 
 // Resize grows or shrinks the volume on every replica (all must be up to
 // date).
 func (p *Primary) Resize(size int64) error {
+	return p.resizing("resize", size, func(ctx context.Context, epoch uint64, l Link) error { return l.Resize(ctx, epoch, size) })
+}
+
+// resizing runs fn on every replica with all I/O held (all must be up to
+// date); the volume is size bytes afterwards.
+func (p *Primary) resizing(what string, size int64, fn func(context.Context, uint64, Link) error) error {
 	return p.Exclusive(true, func(ctx context.Context, epoch uint64, links []Link) error {
 		for _, l := range links {
-			if err := l.Resize(ctx, epoch, size); err != nil {
-				return fmt.Errorf("resize on %s: %w", l.Node(), err)
+			if err := fn(ctx, epoch, l); err != nil {
+				return fmt.Errorf("%s on %s: %w", what, l.Node(), err)
 			}
 		}
 		p.size.Store(size)

@@ -393,39 +393,46 @@ func (c *snapChain) preserveLocked(live *blockpool.Checked, first, last int64) e
 	}
 	s := c.snaps[t]
 	c.quiesceLocked(s)
-	last = min(last, s.blocks()-1)
-	var copied []int64
+	var want []int64
+	for b := max(first, 0); b <= min(last, s.blocks()-1); b++ {
+		if !s.has(b) {
+			want = append(want, b)
+		}
+	}
+	err := s.holdDurably(want, func(b int64, buf []byte) error { return c.readAsOfLocked(t, b, live, buf) })
+	if err != nil {
+		return fmt.Errorf("snapshot %s: preserve: %w", s.info.Name, err)
+	}
+	return nil
+}
+
+// holdDurably copies blocks (each read by read) into s's store, flushes
+// them, and then marks them held, durably: the copy is durable before its
+// bit is (and, for a preserve, the bit before the live block changes). A
+// block of zeroes is held without being stored.
+func (s *snap) holdDurably(blocks []int64, read func(b int64, buf []byte) error) error {
+	if len(blocks) == 0 {
+		return nil
+	}
 	wrote := false
 	buf := make([]byte, BlockSize)
-	for b := first; b <= last; b++ {
-		if s.has(b) {
-			continue
+	for _, b := range blocks {
+		if err := read(b, buf); err != nil {
+			return fmt.Errorf("block %d: %w", b, err)
 		}
-		if err := c.readAsOfLocked(t, b, live, buf); err != nil {
-			return fmt.Errorf("snapshot %s: preserve block %d: %w", s.info.Name, b, err)
-		}
-		if !allZero(buf) { // a hole in the store reads as the zeroes it held
+		if !allZero(buf) {
 			if _, err := s.vol.WriteAt(buf, b*BlockSize); err != nil {
-				return fmt.Errorf("snapshot %s: preserve block %d: %w", s.info.Name, b, err)
+				return fmt.Errorf("block %d: %w", b, err)
 			}
 			wrote = true
 		}
-		copied = append(copied, b)
 	}
-	if len(copied) == 0 {
-		return nil
-	}
-	// The copy is durable before its bit is, and the bit before the live
-	// block may change.
 	if wrote {
 		if err := s.vol.Sync(); err != nil {
-			return fmt.Errorf("snapshot %s: %w", s.info.Name, err)
+			return err
 		}
 	}
-	if err := s.held.set(copied); err != nil {
-		return fmt.Errorf("snapshot %s: %w", s.info.Name, err)
-	}
-	return nil
+	return s.held.set(blocks)
 }
 
 // readAsOfLocked reads block b as snapshot i sees it.
@@ -592,34 +599,16 @@ func (c *snapChain) handDown(s *snap, first, end int64) error {
 		return nil // a full copy lacks nothing
 	}
 	c.quiesceLocked(o)
-	end = min(end, o.blocks())
 	var moved []int64
-	wrote := false
-	buf := make([]byte, BlockSize)
-	for b := first; b < end; b++ {
-		if !s.has(b) || o.has(b) {
-			continue
-		}
-		if _, err := s.vol.ReadAt(buf, b*BlockSize); err != nil {
-			return err
-		}
-		if !allZero(buf) {
-			if _, err := o.vol.WriteAt(buf, b*BlockSize); err != nil {
-				return err
-			}
-			wrote = true
-		}
-		moved = append(moved, b)
-	}
-	if len(moved) == 0 {
-		return nil
-	}
-	if wrote {
-		if err := o.vol.Sync(); err != nil {
-			return err
+	for b := first; b < min(end, o.blocks()); b++ {
+		if s.has(b) && !o.has(b) {
+			moved = append(moved, b)
 		}
 	}
-	return o.held.set(moved)
+	return o.holdDurably(moved, func(b int64, buf []byte) error {
+		_, err := s.vol.ReadAt(buf, b*BlockSize)
+		return err
+	})
 }
 
 func allZero(b []byte) bool {

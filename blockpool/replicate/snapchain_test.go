@@ -35,6 +35,19 @@ func promoted(t *testing.T, r *Replica, epoch uint64) {
 	}
 }
 
+// newPromoted is a new replica of size bytes, promoted at epoch 1 and
+// closed when the test ends.
+func newPromoted(t *testing.T, size int64) *Replica {
+	t.Helper()
+	r, err := CreateReplica(filepath.Join(t.TempDir(), "vol"), "n1", size, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	promoted(t, r, 1)
+	return r
+}
+
 // checkAgainst compares the live volume and every snapshot with the model.
 func checkAgainst(t *testing.T, step string, r *Replica, epoch uint64, m *chainModel) {
 	t.Helper()
@@ -201,12 +214,7 @@ func anySnap(rng *rand.Rand, m *chainModel) string {
 // empty until a block is overwritten, and then holds just that block.
 func TestSnapshotIsThinUntilWritten(t *testing.T) {
 	const size = 256 << 20
-	r, err := CreateReplica(filepath.Join(t.TempDir(), "vol"), "n1", size, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	promoted(t, r, 1)
+	r := newPromoted(t, size)
 	full := bytes.Repeat([]byte{0x5a}, 8<<20)
 	for off := int64(0); off < 64<<20; off += int64(len(full)) {
 		if err := r.Write(1, off, full, nil); err != nil {
@@ -321,12 +329,7 @@ func TestFullCopySnapshotsAndLeftoversOnOpen(t *testing.T) {
 // newer snapshot never show a block the snapshot did not hold.
 func TestSnapshotReadsAndDeletesDuringWrites(t *testing.T) {
 	const size = 8 << 20
-	r, err := CreateReplica(filepath.Join(t.TempDir(), "vol"), "n1", size, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	promoted(t, r, 1)
+	r := newPromoted(t, size)
 	a := bytes.Repeat([]byte{0xaa}, size)
 	if err := r.Write(1, 0, a, nil); err != nil {
 		t.Fatal(err)
