@@ -298,6 +298,43 @@ func (c *Checked) readBlocks(first, last int64, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
+// ReadRaw reads block b and its stored sum without verifying them: for
+// copying a block that fails its sum so that the copy fails it too.
+func (c *Checked) ReadRaw(b int64, buf []byte) (sum uint32, err error) {
+	if err := checkRange(b*CheckedBlock, int64(len(buf)), c.size); err != nil {
+		return 0, err
+	}
+	unlock := c.lockBlocks(b, b)
+	defer unlock()
+	if _, err := c.data.ReadAt(buf, b*CheckedBlock); err != nil {
+		return 0, err
+	}
+	var raw [4]byte
+	if _, err := c.sums.ReadAt(raw[:], sumsHeader+4*b); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(raw[:]), nil
+}
+
+// WriteRaw writes block b with the given sum, as ReadRaw read them.
+func (c *Checked) WriteRaw(b int64, data []byte, sum uint32) error {
+	if err := checkRange(b*CheckedBlock, int64(len(data)), c.size); err != nil {
+		return err
+	}
+	release, err := c.guard(b, b)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := c.data.WriteAt(data, b*CheckedBlock); err != nil {
+		return err
+	}
+	var raw [4]byte
+	binary.LittleEndian.PutUint32(raw[:], sum)
+	_, err = c.sums.WriteAt(raw[:], sumsHeader+4*b)
+	return err
+}
+
 // WriteAt writes p at off; partial blocks at the edges are read, verified,
 // merged and rewritten whole.
 func (c *Checked) WriteAt(p []byte, off int64) (int, error) {

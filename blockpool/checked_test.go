@@ -225,3 +225,31 @@ func sizeName(n int) string {
 	}
 	return "4KiB"
 }
+
+// A raw copy keeps a block's verdict: a rotten block copied raw fails its
+// sum in the copy too, a sound one reads back.
+func TestRawCopyKeepsTheVerdict(t *testing.T) {
+	src, data, _ := newChecked(t, 1<<20)
+	dst, _, _ := newChecked(t, 1<<20)
+	want := bytes.Repeat([]byte{0x5a}, 2*CheckedBlock)
+	if _, err := src.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	data.WriteAt([]byte{0xff}, CheckedBlock+7) // rot in block 1
+	buf := make([]byte, CheckedBlock)
+	for b := int64(0); b < 2; b++ {
+		sum, err := src.ReadRaw(b, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dst.WriteRaw(b, buf, sum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dst.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, want[:CheckedBlock]) {
+		t.Fatalf("sound block copied raw: %v", err)
+	}
+	if _, err := dst.ReadAt(buf, CheckedBlock); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("rotten block copied raw reads: %v", err)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/strata-storage/strata/blockpool"
 )
 
 // cutLink is a link whose network can be cut: every call fails while cut,
@@ -379,6 +381,60 @@ func TestBitRotIsRepairedFromAGoodReplica(t *testing.T) {
 	}
 	if !bytes.Equal(r.image(0)[1<<20:1<<20+len(want)], want) {
 		t.Fatal("bad block not rewritten")
+	}
+}
+
+// A block that rots under a snapshot is still repaired from a good
+// replica: the snapshot keeps the rotten copy raw (a read of it there
+// fails, as it would have), the replica stays up to date, and the other
+// replicas' snapshots keep the good block.
+func TestBitRotUnderASnapshotIsRepaired(t *testing.T) {
+	r := newRig(t, 3, 8<<20)
+	p := r.mustOpen(0)
+	want := randBytes(rand.New(rand.NewPCG(7, 9)), 64<<10)
+	if _, err := p.WriteAt(want, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Exclusive(true, func(ctx context.Context, epoch uint64, links []Link) error {
+		for _, l := range links {
+			if err := l.Snapshot(ctx, epoch, "s"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(r.dirs[0], "data.vol"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xde, 0xad}, 1<<20+5*4096+10)
+	f.Close()
+	got := make([]byte, len(want))
+	if _, err := p.ReadAt(got, 1<<20); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read over rot: %v", err)
+	}
+	if n := p.Stats().RepairedBlocks; n != 1 {
+		t.Fatalf("repaired %d blocks, want 1", n)
+	}
+	for _, m := range p.Members() {
+		if m.State != UpToDate {
+			t.Fatalf("after the repair: %+v", p.Members())
+		}
+	}
+	if !bytes.Equal(r.image(0)[1<<20:1<<20+len(want)], want) {
+		t.Fatal("bad block not rewritten")
+	}
+	blk := make([]byte, BlockSize)
+	if err := r.reps[0].ReadSnapshot("s", blk, 1<<20+5*4096); !errors.Is(err, blockpool.ErrCorrupt) {
+		t.Fatalf("the rotten block in n0's snapshot reads: %v", err)
+	}
+	if err := r.reps[1].ReadSnapshot("s", blk, 1<<20+5*4096); err != nil || !bytes.Equal(blk, want[5*4096:6*4096]) {
+		t.Fatalf("n1's snapshot: %v", err)
+	}
+	if err := r.reps[0].ReadSnapshot("s", blk, 1<<20+4*4096); err != nil || !bytes.Equal(blk, want[4*4096:5*4096]) {
+		t.Fatalf("a sound block of n0's snapshot: %v", err)
 	}
 }
 

@@ -303,15 +303,11 @@ func (c *snapChain) preserve(live *blockpool.Checked, off, n int64) error {
 		if s.pending[b] {
 			continue // another writer's copy: wait for its flush
 		}
-		if err := c.readAsOfLocked(t, b, live, buf); err != nil {
+		wrote, err := c.copyBlockLocked(t, b, live, s, buf)
+		if err != nil {
 			return fmt.Errorf("snapshot %s: preserve block %d: %w", s.info.Name, b, err)
 		}
-		if !allZero(buf) { // a hole in the store reads as the zeroes it held
-			if _, err := s.vol.WriteAt(buf, b*BlockSize); err != nil {
-				return fmt.Errorf("snapshot %s: preserve block %d: %w", s.info.Name, b, err)
-			}
-			s.dirty = true
-		}
+		s.dirty = s.dirty || wrote
 		s.pending[b] = true
 	}
 	for waiting {
@@ -399,33 +395,29 @@ func (c *snapChain) preserveLocked(live *blockpool.Checked, first, last int64) e
 			want = append(want, b)
 		}
 	}
-	err := s.holdDurably(want, func(b int64, buf []byte) error { return c.readAsOfLocked(t, b, live, buf) })
+	err := s.holdDurably(want, func(b int64, buf []byte) (bool, error) { return c.copyBlockLocked(t, b, live, s, buf) })
 	if err != nil {
 		return fmt.Errorf("snapshot %s: preserve: %w", s.info.Name, err)
 	}
 	return nil
 }
 
-// holdDurably copies blocks (each read by read) into s's store, flushes
-// them, and then marks them held, durably: the copy is durable before its
-// bit is (and, for a preserve, the bit before the live block changes). A
-// block of zeroes is held without being stored.
-func (s *snap) holdDurably(blocks []int64, read func(b int64, buf []byte) error) error {
+// holdDurably copies blocks into s's store (copy reports whether it wrote
+// anything), flushes them, and then marks them held, durably: the copy is
+// durable before its bit is (and, for a preserve, the bit before the live
+// block changes).
+func (s *snap) holdDurably(blocks []int64, copy func(b int64, buf []byte) (bool, error)) error {
 	if len(blocks) == 0 {
 		return nil
 	}
 	wrote := false
 	buf := make([]byte, BlockSize)
 	for _, b := range blocks {
-		if err := read(b, buf); err != nil {
+		w, err := copy(b, buf)
+		if err != nil {
 			return fmt.Errorf("block %d: %w", b, err)
 		}
-		if !allZero(buf) {
-			if _, err := s.vol.WriteAt(buf, b*BlockSize); err != nil {
-				return fmt.Errorf("block %d: %w", b, err)
-			}
-			wrote = true
-		}
+		wrote = wrote || w
 	}
 	if wrote {
 		if err := s.vol.Sync(); err != nil {
@@ -435,21 +427,54 @@ func (s *snap) holdDurably(blocks []int64, read func(b int64, buf []byte) error)
 	return s.held.set(blocks)
 }
 
-// readAsOfLocked reads block b as snapshot i sees it.
-func (c *snapChain) readAsOfLocked(i int, b int64, live *blockpool.Checked, buf []byte) error {
+// sourceLocked is the volume that holds block b as snapshot i sees it.
+func (c *snapChain) sourceLocked(i int, b int64, live *blockpool.Checked) (*blockpool.Checked, error) {
 	for _, s := range c.snaps[i:] {
 		if s.has(b) {
-			_, err := s.vol.ReadAt(buf, b*BlockSize)
-			return err
+			return s.vol, nil
 		}
 	}
-	if (b+1)*BlockSize > live.Size() {
+	if live == nil || (b+1)*BlockSize > live.Size() {
 		// A shrink preserves what it cuts off, so this cannot happen
 		// unless the files were changed under the replica.
-		return fmt.Errorf("%w: block %d of snapshot %s is held nowhere", blockpool.ErrCorrupt, b, c.snaps[i].info.Name)
+		return nil, fmt.Errorf("%w: block %d of snapshot %s is held nowhere", blockpool.ErrCorrupt, b, c.snaps[i].info.Name)
 	}
-	_, err := live.ReadAt(buf, b*BlockSize)
+	return live, nil
+}
+
+// readAsOfLocked reads block b as snapshot i sees it.
+func (c *snapChain) readAsOfLocked(i int, b int64, live *blockpool.Checked, buf []byte) error {
+	src, err := c.sourceLocked(i, b, live)
+	if err != nil {
+		return err
+	}
+	_, err = src.ReadAt(buf, b*BlockSize)
 	return err
+}
+
+// copyBlockLocked copies block b as snapshot i sees it into dst's store
+// and reports whether it wrote anything: a block of zeroes is held without
+// being stored (a hole reads as zeroes), and a block that fails its sum is
+// copied raw, so the snapshot fails it too rather than hold garbage under
+// a fresh sum (and the write that replaces it, a repair's say, goes on).
+func (c *snapChain) copyBlockLocked(i int, b int64, live *blockpool.Checked, dst *snap, buf []byte) (bool, error) {
+	src, err := c.sourceLocked(i, b, live)
+	if err != nil {
+		return false, err
+	}
+	_, err = src.ReadAt(buf, b*BlockSize)
+	if errors.Is(err, blockpool.ErrCorrupt) {
+		sum, err := src.ReadRaw(b, buf)
+		if err != nil {
+			return false, err
+		}
+		return true, dst.vol.WriteRaw(b, buf, sum)
+	}
+	if err != nil || allZero(buf) {
+		return false, err
+	}
+	_, err = dst.vol.WriteAt(buf, b*BlockSize)
+	return true, err
 }
 
 // read reads [off, off+len(p)) of the snapshot called name (whole blocks).
@@ -605,10 +630,7 @@ func (c *snapChain) handDown(s *snap, first, end int64) error {
 			moved = append(moved, b)
 		}
 	}
-	return o.holdDurably(moved, func(b int64, buf []byte) error {
-		_, err := s.vol.ReadAt(buf, b*BlockSize)
-		return err
-	})
+	return o.holdDurably(moved, func(b int64, buf []byte) (bool, error) { return c.copyBlockLocked(i, b, nil, o, buf) })
 }
 
 func allZero(b []byte) bool {
