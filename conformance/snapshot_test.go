@@ -158,6 +158,10 @@ func TestVolumeSnapshotsClonesAndResize(t *testing.T) {
 	if out, err := strataCLI(t, "snapshot", "restore", "db", "s1", "--yes", "--server", srv); err == nil || !strings.Contains(out, "VolumeInUse") {
 		t.Fatalf("restore while attached: %v %s", err, out)
 	}
+	// So does a shrink: it would cut the client's filesystem off.
+	if out, err := strataCLI(t, "volume", "resize", "db", "32MiB", "--allow-shrink", "--yes", "--server", srv); err == nil || !strings.Contains(out, "VolumeInUse") {
+		t.Fatalf("shrink while attached: %v %s", err, out)
+	}
 	cl.Close()
 	waitDetached := time.Now().Add(10 * time.Second)
 	for {

@@ -365,7 +365,15 @@ func TestBitRotIsRepairedFromAGoodReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Sync()
-	// Flip bytes in n0's data file (the replica read first).
+	r.rotAndRepair(p, want)
+}
+
+// rotAndRepair flips bytes of block 5 of want (written at 1 MiB) in n0's
+// data file (the replica read first), reads want back through p, and
+// checks the one bad block was rewritten from a good replica.
+func (r *rig) rotAndRepair(p *Primary, want []byte) {
+	t := r.t
+	t.Helper()
 	f, err := os.OpenFile(filepath.Join(r.dirs[0], "data.vol"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -405,26 +413,11 @@ func TestBitRotUnderASnapshotIsRepaired(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(filepath.Join(r.dirs[0], "data.vol"), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteAt([]byte{0xde, 0xad}, 1<<20+5*4096+10)
-	f.Close()
-	got := make([]byte, len(want))
-	if _, err := p.ReadAt(got, 1<<20); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("read over rot: %v", err)
-	}
-	if n := p.Stats().RepairedBlocks; n != 1 {
-		t.Fatalf("repaired %d blocks, want 1", n)
-	}
+	r.rotAndRepair(p, want)
 	for _, m := range p.Members() {
 		if m.State != UpToDate {
 			t.Fatalf("after the repair: %+v", p.Members())
 		}
-	}
-	if !bytes.Equal(r.image(0)[1<<20:1<<20+len(want)], want) {
-		t.Fatal("bad block not rewritten")
 	}
 	blk := make([]byte, BlockSize)
 	if err := r.reps[0].ReadSnapshot("s", blk, 1<<20+5*4096); !errors.Is(err, blockpool.ErrCorrupt) {

@@ -261,7 +261,10 @@ func (m *Manager) Resize(ctx context.Context, volume string, size int64, allowSh
 	case size < rec.Size && !allowShrink:
 		return Record{}, fmt.Errorf("%w: %s is %d bytes; shrinking it to %d loses the bytes past that and needs allow-shrink", ErrInvalid, volume, rec.Size, size)
 	}
-	if err := m.withPrimary(ctx, volume, false, func(p *replicate.Primary) error { return p.Resize(size) }); err != nil {
+	// A grow is seen by NBD clients when they reconnect; a shrink under
+	// one would cut its filesystem off, so it waits for them to leave.
+	shrink := size < rec.Size
+	if err := m.withPrimary(ctx, volume, shrink, func(p *replicate.Primary) error { return p.Resize(size) }); err != nil {
 		return Record{}, err
 	}
 	return m.updateRecord(ctx, volume, func(r *Record) error {

@@ -112,7 +112,7 @@ func volumeCommand() *cobra.Command {
 	var allowShrink, shrinkYes bool
 	resize := &cobra.Command{
 		Use:   "resize NAME SIZE",
-		Short: "Grow a volume online, or shrink it with --allow-shrink (every replica must be up to date; NBD clients see the size on reconnect)",
+		Short: "Grow a volume online (NBD clients see the size on reconnect), or shrink it with --allow-shrink once no client is attached; every replica must be up to date",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			size, err := ParseSize(args[1])
