@@ -31,6 +31,7 @@ type noReplicas struct{}
 
 func (noReplicas) VolumeReplica(string) *replicate.Replica             { return nil }
 func (noReplicas) CreateLocal(name string, _ int64, _, _ string) error { return nil }
+func (noReplicas) CreateWitnessLocal(name string, _ int64) error       { return nil }
 func (noReplicas) DeleteLocal(string) error                            { return nil }
 
 // FuzzRPCRequest sends a signed request with a fuzzed path, parameters

@@ -311,8 +311,10 @@ func TestVolumesOverNBDOnACluster(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("read through a diskless primary: %v", err)
 		}
+		// node1 is also the volume's tie-breaker (the one node without a
+		// replica): a diskless primary that counts toward the quorum.
 		v := c.volumeInfo(t, n1, "thin2")
-		if v.Primary != "node1" || len(v.Replicas) != 2 || !allUpToDate(v) {
+		if v.Primary != "node1" || v.TieBreaker != "node1" || len(v.Replicas) != 3 || !v.Replicas[2].Diskless || !allUpToDate(v) {
 			t.Fatalf("diskless primary's view: %+v", v)
 		}
 		if _, err := os.Stat(replicaFile(n1, "thin2")); err == nil {

@@ -286,6 +286,14 @@ func (v nodeVolumes) CreateReplica(ctx context.Context, node, volume string, siz
 	return volrpc.CreateReplica(ctx, p, volume, size)
 }
 
+func (v nodeVolumes) CreateWitness(ctx context.Context, node, volume string, size int64) error {
+	p, err := v.peer(node)
+	if err != nil {
+		return err
+	}
+	return volrpc.CreateWitness(ctx, p, volume, size)
+}
+
 func (v nodeVolumes) CloneReplica(ctx context.Context, node, volume, from, snapshot string) error {
 	p, err := v.peer(node)
 	if err != nil {

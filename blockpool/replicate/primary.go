@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,10 @@ type Config struct {
 	Name  string // the volume
 	Self  string // node the primary runs on
 	Links []Link // one per replica
+	// Witnesses are the nodes among Links' whose replica is a diskless
+	// tie-breaker (witness.go). A replica that says it is one is treated
+	// as one whether listed or not.
+	Witnesses []string
 	// CallTimeout bounds one call to a replica; RetryInterval is how often
 	// disconnected replicas are tried and connected ones pinged.
 	CallTimeout, RetryInterval time.Duration
@@ -56,6 +61,9 @@ type MemberInfo struct {
 	// SyncETA the seconds left at that rate (both 0 when none runs).
 	SyncRate float64 `json:"sync_rate_bytes_per_second,omitempty"`
 	SyncETA  float64 `json:"sync_eta_seconds,omitempty"`
+	// Diskless: a tie-breaker (witness.go); UpToDate means it holds the
+	// current generation and counts toward the quorum.
+	Diskless bool `json:"diskless,omitempty"`
 }
 
 // Stats are the primary's counters.
@@ -68,6 +76,7 @@ type Stats struct {
 
 type member struct {
 	link    Link
+	witness atomic.Bool // a diskless tie-breaker: counted, never read or resynced (learnt at a ping)
 	state   string
 	source  bool
 	syncing bool
@@ -133,13 +142,18 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	p.setQuorum(len(cfg.Links))
 	p.weak.Store(cfg.Weak)
 	for _, l := range cfg.Links {
-		p.ms = append(p.ms, &member{link: l, state: Unknown})
+		m := &member{link: l, state: Unknown}
+		m.witness.Store(slices.Contains(cfg.Witnesses, l.Node()))
+		p.ms = append(p.ms, m)
 	}
 	hello := p.each(ctx, p.ms, func(ctx context.Context, m *member) (Status, error) { return m.link.Hello(ctx, 0, "") })
 	var reach []*member
 	var epoch uint64
 	for i, m := range p.ms {
 		if hello[i].err == nil {
+			if hello[i].st.Witness {
+				m.witness.Store(true)
+			}
 			reach = append(reach, m)
 			epoch = max(epoch, hello[i].st.Epoch)
 		}
@@ -168,6 +182,9 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 		}
 		return nil, fmt.Errorf("volume %s: %w", cfg.Name, refusal)
 	}
+	// The newest generation counts the witnesses' too: a witness that
+	// took a generation the reachable data replicas missed proves a copy
+	// newer than theirs is elsewhere, and none of them may serve.
 	var newest uint64
 	for _, st := range sts {
 		newest = max(newest, st.Newest())
@@ -176,13 +193,15 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 	var currentSt []Status
 	var unsettled []Extent
 	var src Status
-	for i := range ok {
-		if !sts[i].Inconsistent && sts[i].Gen == newest {
+	for i, m := range ok {
+		if !m.witness.Load() && !sts[i].Inconsistent && sts[i].Gen == newest {
 			src = sts[i]
 		}
 	}
 	for i, m := range ok {
 		switch {
+		case m.witness.Load():
+			m.state = UpToDate // it takes the new generation below
 		case !sts[i].Inconsistent && sts[i].Gen == newest:
 			current, currentSt = append(current, m), append(currentSt, sts[i])
 			unsettled = append(unsettled, sts[i].Unsettled...)
@@ -359,12 +378,13 @@ func (p *Primary) connectedMembers() []*member {
 	return conn
 }
 
-// viewLocked returns the connected members and the nodes of the others.
+// viewLocked returns the connected members and the nodes of the data
+// replicas among the others (the absent ones that bitmaps are kept for).
 func (p *Primary) viewLocked() (conn []*member, absent []string) {
 	for _, m := range p.ms {
 		if m.connected() {
 			conn = append(conn, m)
-		} else {
+		} else if !m.witness.Load() {
 			absent = append(absent, m.link.Node())
 		}
 	}
@@ -396,7 +416,7 @@ func (p *Primary) drop(ms []*member) {
 		for _, m := range p.ms {
 			if m.connected() && !going[m] {
 				survivors = append(survivors, m)
-			} else {
+			} else if !m.witness.Load() {
 				absent = append(absent, m.link.Node())
 			}
 		}
@@ -561,7 +581,13 @@ func (p *Primary) mutate(off, n int64, fn func(context.Context, *member, []strin
 	}
 	var fenced error
 	for attempt := 0; ; attempt++ {
-		res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) { return Status{}, fn(ctx, m, absent) })
+		res := p.each(p.bg(), conn, func(ctx context.Context, m *member) (Status, error) {
+			if m.witness.Load() {
+				// No data: it confirms it still counts for this epoch.
+				return Status{}, m.link.Sync(ctx, p.epoch.Load())
+			}
+			return Status{}, fn(ctx, m, absent)
+		})
 		var failed, good []*member
 		for i, r := range res {
 			if r.err != nil {
@@ -612,7 +638,7 @@ func (p *Primary) quorate(good []*member) bool {
 	defer p.mu.Unlock()
 	up := 0
 	for _, m := range good {
-		if m.state == UpToDate {
+		if m.state == UpToDate && !m.witness.Load() {
 			up++
 		}
 	}
@@ -698,7 +724,7 @@ func (p *Primary) readOrder() []*member {
 	defer p.mu.Unlock()
 	var out []*member
 	for _, m := range p.ms {
-		if m.state == UpToDate {
+		if m.state == UpToDate && !m.witness.Load() {
 			if m.link.Node() == p.cfg.Self {
 				out = append([]*member{m}, out...)
 			} else {
@@ -740,8 +766,8 @@ func (p *Primary) repair(bad, good *member, off, n int64) {
 var ErrDegraded = errors.New("replicate: not every replica is up to date")
 
 // Exclusive runs fn with all I/O held and every connected replica flushed:
-// fn gets the epoch and the links of the up-to-date replicas. With
-// needAll, it refuses unless every replica is up to date.
+// fn gets the epoch and the links of the up-to-date data replicas. With
+// needAll, it refuses unless every data replica is up to date.
 func (p *Primary) Exclusive(needAll bool, fn func(ctx context.Context, epoch uint64, upToDate []Link) error) error {
 	if p.fenced.Load() {
 		return ErrFenced
@@ -750,15 +776,19 @@ func (p *Primary) Exclusive(needAll bool, fn func(ctx context.Context, epoch uin
 	defer p.gate.Unlock()
 	p.mu.Lock()
 	var links []Link
+	data := 0
 	for _, m := range p.ms {
-		if m.state == UpToDate {
+		if !m.witness.Load() {
+			data++
+		}
+		if m.state == UpToDate && !m.witness.Load() {
 			links = append(links, m.link)
 		}
 	}
 	conn, _ := p.viewLocked()
 	p.mu.Unlock()
-	if needAll && len(links) != len(p.ms) {
-		return fmt.Errorf("volume %s: %w (%d of %d)", p.cfg.Name, ErrDegraded, len(links), len(p.ms))
+	if needAll && len(links) != data {
+		return fmt.Errorf("volume %s: %w (%d of %d)", p.cfg.Name, ErrDegraded, len(links), data)
 	}
 	if len(conn) < p.quorum() {
 		return fmt.Errorf("volume %s: %w", p.cfg.Name, ErrNoQuorum)
@@ -807,7 +837,7 @@ func (p *Primary) Members() []MemberInfo {
 	defer p.mu.Unlock()
 	out := make([]MemberInfo, len(p.ms))
 	for i, m := range p.ms {
-		out[i] = MemberInfo{Node: m.link.Node(), State: m.state, SyncSource: m.source, OutOfSyncBytes: m.oos.Load(), SyncedBytes: m.synced.Load()}
+		out[i] = MemberInfo{Node: m.link.Node(), State: m.state, SyncSource: m.source, OutOfSyncBytes: m.oos.Load(), SyncedBytes: m.synced.Load(), Diskless: m.witness.Load()}
 		if start := m.syncStart.Load(); start != 0 {
 			out[i].SyncRate, out[i].SyncETA = syncRate(out[i].SyncedBytes, out[i].OutOfSyncBytes, time.Since(time.Unix(0, start)))
 		}

@@ -53,6 +53,7 @@ type Status struct {
 	Recovered    []Extent         // extents recovered after its own unclean stop
 	Tracking     map[string]Track // out-of-sync bitmaps it keeps, by peer node
 	Corruptions  int64
+	Witness      bool `json:",omitempty"` // a diskless tie-breaker: no data (witness.go)
 }
 
 // Newest is the newest generation the replica has seen.
@@ -86,6 +87,7 @@ type state struct {
 	History      []uint64
 	Forced       bool
 	Weak         bool // the primary is a background one (see Mode)
+	Witness      bool `json:",omitempty"` // a diskless tie-breaker (witness.go)
 }
 
 // historyMax bounds the generations a replica remembers.
@@ -114,6 +116,7 @@ func remember(h []uint64, gens ...uint64) []uint64 {
 type Replica struct {
 	node, dir string
 	lease     time.Duration
+	witness   bool // diskless: only the state file (witness.go)
 
 	mu       sync.Mutex
 	st       state
@@ -174,6 +177,10 @@ func OpenReplica(dir, node string, lease time.Duration) (*Replica, error) {
 	if err := json.Unmarshal(b, &r.st); err != nil {
 		return nil, fmt.Errorf("replica %s: state: %w", dir, err)
 	}
+	if r.witness = r.st.Witness; r.witness {
+		r.snaps = &snapChain{} // none, ever
+		return r, nil
+	}
 	if r.pool, err = blockpool.OpenFilePool(filepath.Base(dir), dir); err != nil {
 		return nil, err
 	}
@@ -233,12 +240,18 @@ func (r *Replica) Node() string { return r.node }
 
 // Size is the volume size.
 func (r *Replica) Size() int64 {
+	if r.witness {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.st.Size
+	}
 	r.volMu.RLock()
 	defer r.volMu.RUnlock()
 	return r.vol.Size()
 }
 
-// Volume is the checked volume underneath (for scrubs and tests).
+// Volume is the checked volume underneath (for scrubs and tests); nil on
+// a witness.
 func (r *Replica) Volume() *blockpool.Checked {
 	r.volMu.RLock()
 	defer r.volMu.RUnlock()
@@ -247,6 +260,9 @@ func (r *Replica) Volume() *blockpool.Checked {
 
 // Close closes the volume and bitmaps.
 func (r *Replica) Close() error {
+	if r.witness {
+		return nil
+	}
 	r.volMu.Lock()
 	defer r.volMu.Unlock()
 	errs := []error{r.snaps.close(), r.vol.Close()}
@@ -262,8 +278,11 @@ func (r *Replica) Close() error {
 func (r *Replica) Status() Status {
 	r.mu.Lock()
 	st := Status{Node: r.node, Size: r.st.Size, Epoch: r.st.Epoch, Primary: r.st.Primary, Gen: r.st.Gen, SyncGen: r.st.SyncGen, Inconsistent: r.st.Inconsistent,
-		Leased: r.st.Primary != "" && r.leased(), History: append([]uint64(nil), r.st.History...), Forced: r.st.Forced, Weak: r.st.Weak}
+		Leased: r.st.Primary != "" && r.leased(), History: append([]uint64(nil), r.st.History...), Forced: r.st.Forced, Weak: r.st.Weak, Witness: r.witness}
 	r.mu.Unlock()
+	if r.witness {
+		return st
+	}
 	vol := r.Volume()
 	st.Corruptions = vol.Corruptions()
 	st.Unsettled = extents(vol.UnsettledExtents(), st.Size)
@@ -350,8 +369,10 @@ func (r *Replica) Release(epoch uint64) error {
 	if epoch != r.st.Epoch {
 		return nil
 	}
-	if err := r.Volume().Settle(); err != nil {
-		return err
+	if !r.witness {
+		if err := r.Volume().Settle(); err != nil {
+			return err
+		}
 	}
 	st := r.st
 	st.Primary = ""
@@ -419,6 +440,9 @@ func (r *Replica) Write(epoch uint64, off int64, p []byte, absent []string) erro
 	if err := r.admit(epoch); err != nil {
 		return err
 	}
+	if r.witness {
+		return r.noData("write")
+	}
 	if err := r.markAbsent(off, int64(len(p)), absent); err != nil {
 		return err
 	}
@@ -436,6 +460,9 @@ func (r *Replica) Trim(epoch uint64, off, n int64, absent []string) error {
 	if err := r.admit(epoch); err != nil {
 		return err
 	}
+	if r.witness {
+		return r.noData("trim")
+	}
 	if err := r.markAbsent(off, n, absent); err != nil {
 		return err
 	}
@@ -452,16 +479,24 @@ func (r *Replica) Read(epoch uint64, off int64, p []byte) error {
 	if err := r.admit(epoch); err != nil {
 		return err
 	}
+	if r.witness {
+		return r.noData("read")
+	}
 	r.volMu.RLock()
 	defer r.volMu.RUnlock()
 	_, err := r.vol.ReadAt(p, off)
 	return err
 }
 
-// Sync makes completed writes durable.
+// Sync makes completed writes durable. On a witness it only confirms the
+// epoch (and renews the lease): how a primary checks, with each write,
+// that the witness still counts for it.
 func (r *Replica) Sync(epoch uint64) error {
 	if err := r.admit(epoch); err != nil {
 		return err
+	}
+	if r.witness {
+		return nil
 	}
 	r.volMu.RLock()
 	defer r.volMu.RUnlock()
@@ -473,8 +508,14 @@ func (r *Replica) SetGen(epoch uint64, g GenChange) error {
 	if err := r.admit(epoch); err != nil {
 		return err
 	}
+	if r.witness && (g.BeginSync || g.EndSync) {
+		return r.noData("resync")
+	}
 	r.bmMu.Lock()
 	for _, peer := range g.Track {
+		if r.witness {
+			break // it keeps no bitmaps: nothing to bring back
+		}
 		if peer == r.node {
 			continue
 		}
@@ -530,6 +571,9 @@ func (r *Replica) Bitmap(epoch uint64, peer string) (Track, []uint64, bool, erro
 func (r *Replica) MergeBitmap(epoch uint64, peer string, t Track, words []uint64) error {
 	if err := r.admit(epoch); err != nil {
 		return err
+	}
+	if r.witness {
+		return r.noData("bitmap merge")
 	}
 	if peer == r.node {
 		return nil

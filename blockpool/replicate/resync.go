@@ -41,7 +41,11 @@ func (p *Primary) tick() {
 	var claimed uint64 // highest epoch a returning replica promised to a primary that is gone
 	for i, m := range all {
 		p.mu.Lock()
+		if res[i].err == nil && res[i].st.Witness {
+			m.witness.Store(true)
+		}
 		view := memberView{connected: m.connected(), syncing: m.syncing, split: m.state == SplitBrain}
+		witness := m.witness.Load()
 		p.mu.Unlock()
 		r := res[i]
 		switch judgeHello(p.epoch.Load(), p.cfg.Self, view, r.st, r.err) {
@@ -49,7 +53,7 @@ func (p *Primary) tick() {
 			// another primary is alive there; our writes tell whether it deposed us
 		case claimedElsewhere:
 			claimed = max(claimed, r.st.Epoch)
-			if !view.split && Diverged(p.sourceStatus(res, all), r.st) {
+			if !witness && !view.split && Diverged(p.sourceStatus(res, all), r.st) {
 				p.markSplit(m, r.st)
 			}
 		case lost:
@@ -67,6 +71,12 @@ func (p *Primary) tick() {
 			p.mu.Unlock()
 		case resyncs:
 			if p.ctx.Err() != nil {
+				continue
+			}
+			if witness {
+				if err := p.rejoin(m); err != nil && p.ctx.Err() == nil {
+					p.log.Warn("tie-breaker not taken back", "node", m.link.Node(), "err", err)
+				}
 				continue
 			}
 			p.mu.Lock()

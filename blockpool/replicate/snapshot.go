@@ -38,6 +38,9 @@ func (r *Replica) Snapshot(epoch uint64, name string) error {
 	if err := r.admit(epoch); err != nil {
 		return err
 	}
+	if r.witness {
+		return r.noData("snapshot")
+	}
 	if !validPeer(name) {
 		return fmt.Errorf("replicate: invalid snapshot name %q", name)
 	}
@@ -120,6 +123,9 @@ func (r *Replica) Restore(epoch uint64, name string) error {
 func (r *Replica) Resize(epoch uint64, size int64) error {
 	if err := r.admit(epoch); err != nil {
 		return err
+	}
+	if r.witness {
+		return r.resizeWitness(size)
 	}
 	r.volMu.Lock()
 	defer r.volMu.Unlock()

@@ -103,7 +103,7 @@ func pickReplacement(all []NodeInfo, rec Record, leaving []string) (string, erro
 	}
 	var cands []NodeInfo
 	for _, n := range all {
-		if n.Up && n.Pool != nil && n.Pool.Free >= rec.Size/64 && !contains(rec.Nodes, n.Name) && !contains(leaving, n.Name) {
+		if n.Up && n.Pool != nil && n.Pool.Free >= rec.Size/64 && !contains(rec.Members(), n.Name) && !contains(leaving, n.Name) {
 			cands = append(cands, n)
 		}
 	}
@@ -127,11 +127,11 @@ func pickReplacement(all []NodeInfo, rec Record, leaving []string) (string, erro
 func (m *Manager) reconcileMembers(rec Record, p *replicate.Primary) {
 	members := p.MemberNodes()
 	for _, n := range members {
-		if !contains(rec.Nodes, n) || contains(rec.Leaving, n) && !p.Connected(n) {
+		if !contains(rec.Members(), n) || contains(rec.Leaving, n) && !p.Connected(n) {
 			p.RemoveMember(n)
 		}
 	}
-	for _, n := range rec.Nodes {
+	for _, n := range rec.Members() {
 		if contains(members, n) || contains(rec.Leaving, n) {
 			continue
 		}
@@ -165,7 +165,7 @@ func (m *Manager) finishMoves(ctx context.Context, rec Record) {
 	sort.Strings(staying)
 	finisher := ""
 	for _, n := range staying {
-		for i, s := range sts {
+		for i, s := range sts[:len(rec.Nodes)] {
 			if rec.Nodes[i] == n && s.err == nil && finisher == "" {
 				finisher = n
 			}

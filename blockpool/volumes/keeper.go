@@ -43,15 +43,16 @@ func (m *Manager) RunKeeper(ctx context.Context, interval time.Duration) {
 			if len(rec.Leaving) > 0 {
 				m.finishMoves(ctx, rec)
 			}
-			if m.VolumeReplica(rec.Name) != nil && m.Primary(rec.Name) == nil && m.shouldKeep(ctx, rec) {
+			if r := m.VolumeReplica(rec.Name); r != nil && !r.Witness() && m.Primary(rec.Name) == nil && m.shouldKeep(ctx, rec) {
 				m.keep(ctx, rec.Name)
 			}
 		}
 	}
 }
 
-// shouldKeep: this node is the volume's keeper, no primary is anywhere,
-// and a reachable replica is behind.
+// shouldKeep: this node is the volume's keeper (the first data replica's
+// node, by name, that answers), no primary is anywhere, and a reachable
+// replica (or the tie-breaker) is behind.
 func (m *Manager) shouldKeep(ctx context.Context, rec Record) bool {
 	sts := m.statuses(ctx, rec)
 	nodes := append([]string(nil), rec.Nodes...)
@@ -68,7 +69,7 @@ func (m *Manager) shouldKeep(ctx context.Context, rec Record) bool {
 	}
 	keeper := ""
 	for _, n := range nodes {
-		for i, s := range sts {
+		for i, s := range sts[:len(rec.Nodes)] {
 			if rec.Nodes[i] == n && s.err == nil && keeper == "" {
 				keeper = n
 			}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ type Record struct {
 	Name  string   `json:"name"`
 	Size  int64    `json:"size"`
 	Nodes []string `json:"nodes"` // replica placement
+	// TieBreaker is the node of a 2-replica volume's diskless third
+	// member (see replicate.CreateWitness), "" when none could be placed.
+	TieBreaker string `json:"tie_breaker,omitempty"`
 	// Leaving: replicas being replaced (see Evacuate); still in Nodes
 	// until their replacements are up to date.
 	Leaving []string  `json:"leaving,omitempty"`
@@ -69,6 +73,7 @@ type Cluster interface {
 	Nodes(ctx context.Context) ([]NodeInfo, error)
 	Link(node, volume string) replicate.Link
 	CreateReplica(ctx context.Context, node, volume string, size int64) error
+	CreateWitness(ctx context.Context, node, volume string, size int64) error
 	CloneReplica(ctx context.Context, node, volume, from, snapshot string) error
 	DeleteReplica(ctx context.Context, node, volume string) error
 }
@@ -153,7 +158,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	m.mu.Unlock()
 	for _, name := range names {
 		rec, err := m.record(ctx, name)
-		if errors.Is(err, ErrNotFound) || err == nil && !contains(rec.Nodes, m.cfg.Node) {
+		if errors.Is(err, ErrNotFound) || err == nil && !slices.Contains(rec.Members(), m.cfg.Node) {
 			m.log.Info("removing the replica of a volume deleted while this node was away", "volume", name)
 			if err := m.DeleteLocal(name); err != nil {
 				return err
@@ -264,11 +269,15 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (Record, error)
 	if req.Replicas < 1 || req.Replicas > 7 || len(req.Nodes) > 0 && len(req.Nodes) != req.Replicas {
 		return Record{}, fmt.Errorf("%w: %d replicas on %d named nodes", ErrInvalid, req.Replicas, len(req.Nodes))
 	}
-	nodes, err := m.place(ctx, req)
+	all, err := m.nodes(ctx)
 	if err != nil {
 		return Record{}, err
 	}
-	rec := Record{Name: req.Name, Size: size, Nodes: nodes, Created: time.Now().UTC()}
+	nodes, err := pickNodes(all, req)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{Name: req.Name, Size: size, Nodes: nodes, TieBreaker: pickTieBreaker(all, nodes), Created: time.Now().UTC()}
 	b, _ := json.Marshal(rec)
 	ok, err := m.cfg.Meta.PutIfAbsent(ctx, recordPrefix+req.Name, b)
 	if err != nil {
@@ -278,7 +287,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (Record, error)
 		return Record{}, fmt.Errorf("%w: %s", ErrExists, req.Name)
 	}
 	var made []string
-	for _, node := range nodes {
+	for _, node := range rec.Nodes {
 		if err := m.createOn(ctx, node, req.Name, size); err != nil {
 			for _, n := range made {
 				m.deleteOn(context.Background(), n, req.Name)
@@ -288,8 +297,78 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (Record, error)
 		}
 		made = append(made, node)
 	}
-	m.log.Info("volume created", "volume", req.Name, "size", size, "nodes", nodes)
+	rec = m.addTieBreaker(ctx, rec)
+	m.log.Info("volume created", "volume", req.Name, "size", size, "nodes", nodes, "tie_breaker", rec.TieBreaker)
 	return rec, nil
+}
+
+// addTieBreaker creates the record's tie-breaker once its replicas exist;
+// if that fails (its node just went down), the volume goes on without one
+// and says so in its warnings.
+func (m *Manager) addTieBreaker(ctx context.Context, rec Record) Record {
+	if rec.TieBreaker == "" {
+		return rec
+	}
+	err := m.createWitnessOn(ctx, rec.TieBreaker, rec.Name, rec.Size)
+	if err == nil {
+		return rec
+	}
+	m.log.Warn("volume created without its tie-breaker", "volume", rec.Name, "node", rec.TieBreaker, "err", err)
+	updated, uerr := m.updateRecord(ctx, rec.Name, func(r *Record) error {
+		r.TieBreaker = ""
+		return nil
+	})
+	if uerr != nil {
+		// The record names a tie-breaker that does not exist: it counts
+		// as a member that is down, as if its node had died.
+		m.log.Warn("volume record keeps a tie-breaker that was not created", "volume", rec.Name, "err", uerr)
+		return rec
+	}
+	return updated
+}
+
+// Members are the nodes of the volume's replicas, its tie-breaker last.
+func (r Record) Members() []string {
+	if r.TieBreaker == "" {
+		return r.Nodes
+	}
+	return append(append([]string(nil), r.Nodes...), r.TieBreaker)
+}
+
+// pickTieBreaker places a 2-replica volume's diskless tie-breaker: an up
+// node with a volume pool that holds neither replica, in a zone of its own
+// if there is one (so losing a zone loses at most one of the three), else
+// any; "" when no node is left. It needs no space to speak of.
+func pickTieBreaker(all []NodeInfo, nodes []string) string {
+	if len(nodes) != 2 {
+		return ""
+	}
+	zones := map[string]bool{}
+	for _, n := range all {
+		if slices.Contains(nodes, n.Name) {
+			zones[n.Zone] = true
+		}
+	}
+	best := ""
+	for _, n := range all {
+		if !n.Up || n.Pool == nil || slices.Contains(nodes, n.Name) {
+			continue
+		}
+		if !zones[n.Zone] {
+			return n.Name
+		}
+		if best == "" {
+			best = n.Name
+		}
+	}
+	return best
+}
+
+func (m *Manager) createWitnessOn(ctx context.Context, node, name string, size int64) error {
+	if node == m.cfg.Node {
+		return m.CreateWitnessLocal(name, size)
+	}
+	return m.cfg.Cluster.CreateWitness(ctx, node, name, size)
 }
 
 func (m *Manager) createOn(ctx context.Context, node, name string, size int64) error {
@@ -306,17 +385,8 @@ func (m *Manager) deleteOn(ctx context.Context, node, name string) error {
 	return m.cfg.Cluster.DeleteReplica(ctx, node, name)
 }
 
-// place picks the replica nodes: the named ones (each must be up), or N up
-// nodes in distinct zones, those with the most free pool space first.
-func (m *Manager) place(ctx context.Context, req CreateRequest) ([]string, error) {
-	all, err := m.nodes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return pickNodes(all, req)
-}
-
-// pickNodes is placement proper (see place).
+// pickNodes picks the replica nodes: the named ones (each must be up), or
+// N up nodes in distinct zones, those with the most free pool space first.
 func pickNodes(all []NodeInfo, req CreateRequest) ([]string, error) {
 	byName := map[string]NodeInfo{}
 	for _, n := range all {
@@ -373,19 +443,34 @@ func (m *Manager) CreateLocal(name string, size int64, from, snapshot string) er
 	if !ValidName(name) {
 		return fmt.Errorf("%w: name %q", ErrInvalid, name)
 	}
+	return m.addLocal(name, func(dir string) (*replicate.Replica, error) {
+		if from != "" {
+			return m.cloneReplica(name, from, snapshot)
+		}
+		return replicate.CreateReplica(dir, m.cfg.Node, size, m.cfg.Lease)
+	})
+}
+
+// CreateWitnessLocal creates this node's diskless tie-breaker of a volume.
+func (m *Manager) CreateWitnessLocal(name string, size int64) error {
+	if !ValidName(name) {
+		return fmt.Errorf("%w: name %q", ErrInvalid, name)
+	}
+	return m.addLocal(name, func(dir string) (*replicate.Replica, error) {
+		return replicate.CreateWitness(dir, m.cfg.Node, size, m.cfg.Lease)
+	})
+}
+
+// addLocal makes a replica of a volume here with create (given its
+// directory) unless there is one.
+func (m *Manager) addLocal(name string, create func(dir string) (*replicate.Replica, error)) error {
 	m.mu.Lock()
 	if m.replicas[name] != nil {
 		m.mu.Unlock()
 		return fmt.Errorf("%w: replica of %s on %s", ErrExists, name, m.cfg.Node)
 	}
 	m.mu.Unlock()
-	var r *replicate.Replica
-	var err error
-	if from != "" {
-		r, err = m.cloneReplica(name, from, snapshot)
-	} else {
-		r, err = replicate.CreateReplica(filepath.Join(m.cfg.Dir, name), m.cfg.Node, size, m.cfg.Lease)
-	}
+	r, err := create(filepath.Join(m.cfg.Dir, name))
 	if err != nil {
 		os.RemoveAll(filepath.Join(m.cfg.Dir, name))
 		return err
@@ -439,7 +524,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err := m.cfg.Meta.Delete(ctx, recordPrefix+name); err != nil {
 		return err
 	}
-	for _, node := range rec.Nodes {
+	for _, node := range rec.Members() {
 		if err := m.deleteOn(ctx, node, name); err != nil {
 			m.log.Warn("replica not deleted now; its node removes it when it returns", "volume", name, "node", node, "err", err)
 		}
@@ -454,6 +539,9 @@ func (m *Manager) Pool() PoolInfo {
 	pi := PoolInfo{Node: m.cfg.Node, Name: "volumes", Driver: "file-thin", Capacity: int64(total), Free: int64(free)}
 	m.mu.Lock()
 	for name, r := range m.replicas {
+		if r.Witness() {
+			continue // a state file: no space provisioned
+		}
 		pi.Volumes++
 		pi.Provisioned += r.Size()
 		pi.Allocated += allocated(filepath.Join(m.cfg.Dir, name))
@@ -571,7 +659,7 @@ func (m *Manager) attach(ctx context.Context, name string, force, weak bool) (*r
 		return a.p, nil
 	}
 	var links []replicate.Link
-	for _, node := range rec.Nodes {
+	for _, node := range rec.Members() {
 		if node == m.cfg.Node {
 			r := m.replicas[name]
 			if r == nil {
@@ -589,7 +677,11 @@ func (m *Manager) attach(ctx context.Context, name string, force, weak bool) (*r
 	if m.cfg.Observe != nil {
 		observe = func(op string, n int, d time.Duration) { m.cfg.Observe(name, op, n, d) }
 	}
-	p, err := replicate.Open(ctx, replicate.Config{Name: name, Self: m.cfg.Node, Links: links, Log: m.log, Observe: observe, Force: force, Weak: weak})
+	var witnesses []string
+	if rec.TieBreaker != "" {
+		witnesses = []string{rec.TieBreaker}
+	}
+	p, err := replicate.Open(ctx, replicate.Config{Name: name, Self: m.cfg.Node, Links: links, Witnesses: witnesses, Log: m.log, Observe: observe, Force: force, Weak: weak})
 	if err != nil {
 		return nil, err
 	}

@@ -52,3 +52,48 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+func TestTieBreakerPlacement(t *testing.T) {
+	pool := &PoolInfo{Free: 1}
+	nodes := []NodeInfo{
+		{Name: "a1", Zone: "a", Up: true, Pool: pool},
+		{Name: "a2", Zone: "a", Up: true, Pool: pool},
+		{Name: "b1", Zone: "b", Up: true, Pool: pool},
+		{Name: "c1", Zone: "c", Up: false, Pool: pool},
+		{Name: "c2", Zone: "c", Up: true, Pool: pool},
+		{Name: "d1", Zone: "d", Up: true}, // no volume pool
+	}
+	cases := []struct {
+		name     string
+		all      []NodeInfo
+		replicas []string
+		want     string
+	}{
+		{"a third zone first", nodes, []string{"a1", "b1"}, "c2"},
+		{"else another node", nodes[:3], []string{"a1", "b1"}, "a2"},
+		{"a down node is skipped", nodes[:4], []string{"a1", "b1"}, "a2"},
+		{"a node without a pool is skipped", []NodeInfo{nodes[0], nodes[2], nodes[5]}, []string{"a1", "b1"}, ""},
+		{"only the two replicas' nodes", nodes[:2], []string{"a1", "a2"}, ""},
+		{"one replica needs none", nodes, []string{"a1"}, ""},
+		{"three replicas need none", nodes, []string{"a1", "b1", "c2"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := pickTieBreaker(c.all, c.replicas); got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestLayoutWarnings(t *testing.T) {
+	if w := layoutWarnings(Record{Nodes: []string{"a", "b"}}); len(w) != 1 {
+		t.Fatalf("2 replicas, no tie-breaker: %v", w)
+	}
+	if w := layoutWarnings(Record{Nodes: []string{"a", "b"}, TieBreaker: "c"}); len(w) != 0 {
+		t.Fatalf("2 replicas and a tie-breaker: %v", w)
+	}
+	if w := layoutWarnings(Record{Nodes: []string{"a", "b", "c"}}); len(w) != 0 {
+		t.Fatalf("3 replicas: %v", w)
+	}
+}

@@ -283,7 +283,11 @@ func (m *Manager) Clone(ctx context.Context, volume, snapshot, name string) (Rec
 	if err != nil {
 		return Record{}, err
 	}
-	rec := Record{Name: name, Size: snap.Size, Nodes: snap.Nodes, Created: time.Now().UTC(), ClonedFrom: volume + "@" + snapshot}
+	all, err := m.nodes(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{Name: name, Size: snap.Size, Nodes: snap.Nodes, TieBreaker: pickTieBreaker(all, snap.Nodes), Created: time.Now().UTC(), ClonedFrom: volume + "@" + snapshot}
 	b, _ := json.Marshal(rec)
 	ok, err := m.cfg.Meta.PutIfAbsent(ctx, recordPrefix+name, b)
 	if err != nil {
@@ -311,7 +315,8 @@ func (m *Manager) Clone(ctx context.Context, volume, snapshot, name string) (Rec
 		}
 		made = append(made, node)
 	}
-	m.log.Info("volume cloned", "volume", name, "from", rec.ClonedFrom, "nodes", rec.Nodes)
+	rec = m.addTieBreaker(ctx, rec)
+	m.log.Info("volume cloned", "volume", name, "from", rec.ClonedFrom, "nodes", rec.Nodes, "tie_breaker", rec.TieBreaker)
 	return rec, nil
 }
 

@@ -11,8 +11,11 @@ import (
 // ReplicaInfo is one replica in a volume listing (as `linstor resource
 // list` shows resources).
 type ReplicaInfo struct {
-	Node           string  `json:"node"`
-	State          string  `json:"state"` // UpToDate Outdated SyncTarget Inconsistent SplitBrain Unknown
+	Node  string `json:"node"`
+	State string `json:"state"` // UpToDate Outdated SyncTarget Inconsistent SplitBrain Unknown
+	// Diskless: the volume's tie-breaker; UpToDate means it holds the
+	// current generation (it counts toward the quorum, it has no data).
+	Diskless       bool    `json:"diskless,omitempty"`
 	Primary        bool    `json:"primary,omitempty"`
 	SyncSource     bool    `json:"sync_source,omitempty"`
 	OutOfSyncBytes int64   `json:"out_of_sync_bytes"`
@@ -35,10 +38,10 @@ type VolumeInfo struct {
 
 // layoutWarnings says what a volume's placement cannot survive.
 func layoutWarnings(rec Record) []string {
-	if len(rec.Nodes) == 2 {
-		// A majority of two is both: DRBD places a diskless tie-breaker
-		// for this; Strata has none yet.
-		return []string{"2 replicas and no tie-breaker: writes stop while either replica is down (the quorum of 2 is 2); use 3 replicas where writes must go on"}
+	if len(rec.Nodes) == 2 && rec.TieBreaker == "" {
+		// A majority of two is both; a tie-breaker is placed when a
+		// third node has a volume pool (pickTieBreaker).
+		return []string{"2 replicas and no tie-breaker (no third node with a volume pool to place one on): writes stop while either replica is down (the quorum of 2 is 2); add a node or use 3 replicas where writes must go on"}
 	}
 	return nil
 }
@@ -48,11 +51,12 @@ type replicaStatus struct {
 	err error
 }
 
-// statuses asks every replica of a volume for its status, in parallel.
+// statuses asks every replica of a volume (rec.Members: the tie-breaker
+// last) for its status, in parallel.
 func (m *Manager) statuses(ctx context.Context, rec Record) []replicaStatus {
-	out := make([]replicaStatus, len(rec.Nodes))
+	out := make([]replicaStatus, len(rec.Members()))
 	var wg sync.WaitGroup
-	for i, node := range rec.Nodes {
+	for i, node := range rec.Members() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -111,9 +115,11 @@ func (m *Manager) info(ctx context.Context, rec Record) VolumeInfo {
 		st := p.Stats()
 		vi.Stats = &st
 		for i, mi := range p.Members() {
-			ri := ReplicaInfo{Node: mi.Node, State: mi.State, SyncSource: mi.SyncSource, OutOfSyncBytes: mi.OutOfSyncBytes, SyncedBytes: mi.SyncedBytes,
+			ri := ReplicaInfo{Node: mi.Node, State: mi.State, Diskless: mi.Diskless, SyncSource: mi.SyncSource, OutOfSyncBytes: mi.OutOfSyncBytes, SyncedBytes: mi.SyncedBytes,
 				SyncRate: mi.SyncRate, SyncETA: mi.SyncETA, Primary: mi.Node == m.cfg.Node}
-			if sts[i].err == nil {
+			if i >= len(sts) {
+				// a member the record no longer has (being removed)
+			} else if sts[i].err == nil {
 				ri.Corruptions = sts[i].st.Corruptions
 			} else {
 				ri.Error = sts[i].err.Error()
@@ -122,8 +128,8 @@ func (m *Manager) info(ctx context.Context, rec Record) VolumeInfo {
 		}
 		return vi
 	}
-	for i, node := range rec.Nodes {
-		ri := ReplicaInfo{Node: node, Primary: node == vi.Primary}
+	for i, node := range rec.Members() {
+		ri := ReplicaInfo{Node: node, Primary: node == vi.Primary, Diskless: node == rec.TieBreaker}
 		s := sts[i]
 		switch {
 		case s.err != nil:

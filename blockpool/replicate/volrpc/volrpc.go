@@ -36,6 +36,7 @@ import (
 type VolumeReplicas interface {
 	VolumeReplica(name string) *replicate.Replica
 	CreateLocal(name string, size int64, from, snapshot string) error
+	CreateWitnessLocal(name string, size int64) error
 	DeleteLocal(name string) error
 }
 
@@ -52,6 +53,7 @@ type volParams struct {
 	From    string               `json:",omitempty"`
 	Force   bool                 `json:",omitempty"`
 	Weak    bool                 `json:",omitempty"`
+	Witness bool                 `json:",omitempty"` // create: a diskless tie-breaker
 }
 
 // Kinds of volume refusals on the wire.
@@ -119,9 +121,12 @@ func (s *Server) volume(w http.ResponseWriter, r *http.Request, c *cluster.Call)
 			return
 		}
 		var err error
-		if op == "create" {
+		switch {
+		case op == "create" && p.Witness:
+			err = s.volumes.CreateWitnessLocal(name, p.N)
+		case op == "create":
 			err = s.volumes.CreateLocal(name, p.N, p.From, p.Peer)
-		} else {
+		default:
 			err = s.volumes.DeleteLocal(name)
 		}
 		if err != nil {
@@ -288,6 +293,11 @@ func (l *RemoteReplica) status(ctx context.Context, op string, p volParams) (rep
 // CreateReplica creates volume name's replica on the peer.
 func CreateReplica(ctx context.Context, p *cluster.Peer, name string, size int64) error {
 	return Link(p, name).call(ctx, "create", volParams{N: size}, nil, nil)
+}
+
+// CreateWitness creates volume name's diskless tie-breaker on the peer.
+func CreateWitness(ctx context.Context, p *cluster.Peer, name string, size int64) error {
+	return Link(p, name).call(ctx, "create", volParams{N: size, Witness: true}, nil, nil)
 }
 
 // CloneReplica creates volume name's replica on the peer from a snapshot

@@ -26,6 +26,7 @@ type replicas map[string]*replicate.Replica
 
 func (r replicas) VolumeReplica(name string) *replicate.Replica    { return r[name] }
 func (r replicas) CreateLocal(string, int64, string, string) error { return errors.New("not here") }
+func (r replicas) CreateWitnessLocal(string, int64) error          { return errors.New("not here") }
 func (r replicas) DeleteLocal(string) error                        { return errors.New("not here") }
 
 // volNode is a node serving one replica of volume "v" over the RPC on a

@@ -277,8 +277,13 @@ func printVolumes(w io.Writer, list []admin.VolumeInfo) {
 				name, size = v.Name, formatBytes(v.Size)
 			}
 			role := "Secondary"
-			if r.Primary {
+			switch {
+			case r.Primary && r.Diskless:
+				role = "Primary (Diskless)"
+			case r.Primary:
 				role = "Primary"
+			case r.Diskless:
+				role = "TieBreaker" // DRBD's name for a diskless quorum member
 			}
 			state := r.State
 			if r.SyncSource {
