@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,12 +91,18 @@ type rig struct {
 
 const testLease = 300 * time.Millisecond
 
-func newRig(t *testing.T, n int, size int64) *rig {
+// newRig makes n replicas, n0 to n<n-1>; those whose indexes are among
+// witnesses are diskless tie-breakers.
+func newRig(t *testing.T, n int, size int64, witnesses ...int) *rig {
 	r := &rig{t: t, size: size}
 	base := t.TempDir()
 	for i := range n {
 		dir := filepath.Join(base, fmt.Sprintf("n%d", i))
-		rep, err := CreateReplica(dir, fmt.Sprintf("n%d", i), size, testLease)
+		create := CreateReplica
+		if slices.Contains(witnesses, i) {
+			create = CreateWitness
+		}
+		rep, err := create(dir, fmt.Sprintf("n%d", i), size, testLease)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,29 +13,7 @@ import (
 
 // newWitnessRig is two data replicas (n0, n1) and a diskless tie-breaker
 // (n2), as a 2-replica volume in a 3-node cluster has.
-func newWitnessRig(t *testing.T, size int64) *rig {
-	r := &rig{t: t, size: size}
-	base := t.TempDir()
-	for i := range 3 {
-		dir := filepath.Join(base, fmt.Sprintf("n%d", i))
-		create := CreateReplica
-		if i == 2 {
-			create = CreateWitness
-		}
-		rep, err := create(dir, fmt.Sprintf("n%d", i), size, testLease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.dirs, r.reps = append(r.dirs, dir), append(r.reps, rep)
-		r.links = append(r.links, &cutLink{LocalLink: LocalLink{rep}})
-	}
-	t.Cleanup(func() {
-		for _, rep := range r.reps {
-			rep.Close()
-		}
-	})
-	return r
-}
+func newWitnessRig(t *testing.T, size int64) *rig { return newRig(t, 3, size, 2) }
 
 func TestTieBreakerKeepsTwoReplicasWriting(t *testing.T) {
 	r := newWitnessRig(t, 8<<20)
