@@ -24,7 +24,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(cli.Commands(ringFiles{})...)
-	root.AddCommand(serverCommand(), devCommand(), &cobra.Command{
+	root.AddCommand(serverCommand(), devCommand(), benchCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "strata", version) },

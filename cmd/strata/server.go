@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -22,7 +23,7 @@ import (
 
 func serverCommand() *cobra.Command {
 	cfg := node.DefaultConfig()
-	var domains, logLevel, logFormat, secretFile, scrubRate, configFile string
+	var domains, logLevel, logFormat, secretFile, scrubRate, configFile, cpuProfile string
 	var allowHalt, printConfig bool
 	var logRepeat time.Duration
 	cmd := &cobra.Command{
@@ -103,6 +104,17 @@ environment, which wins over the file. --print-config shows what is in force.`,
 				// (acknowledged writes are already durable).
 				cfg.Halt = func() { os.Exit(137) }
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpu-profile: %w", err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					f.Close()
+					return fmt.Errorf("--cpu-profile: %w", err)
+				}
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
 			return runServer(cmd, cfg)
 		},
 	}
@@ -148,6 +160,7 @@ environment, which wins over the file. --print-config shows what is in force.`,
 	cli.DurationVar(f, &cfg.ClientLimits.Idle, "client-timeout", cfg.ClientLimits.Idle, "longest a client may stall sending a request body or taking a response (S3 and admin); also the grace before --min-body-rate applies")
 	cli.RateVar(f, &cfg.ClientLimits.MinRate, "min-body-rate", "1KiB/s", "rate a request body must average after --client-timeout (none: no floor)")
 	f.BoolVar(&allowHalt, "allow-halt", false, "let the admin API stop this process at once (for failure drills on test clusters)")
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the process's run to this file when it stops (go tool pprof)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener: S3, admin and RPC")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) that signs other nodes' certificates (RPC client)")
