@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -28,8 +27,8 @@ import (
 // one core, and HTTP round trips against a server that does nothing.
 type Limits struct {
 	Cores         int     `json:"cores"`
-	FdatasyncsSec float64 `json:"fdatasyncs_per_second"` // 4 KiB write + fdatasync, one file
-	SeqWriteBps   float64 `json:"sequential_write_bytes_per_second"`
+	FdatasyncsSec float64 `json:"fdatasyncs_per_second"`             // 4 KiB write + fdatasync, one file
+	SeqWriteBps   float64 `json:"sequential_write_bytes_per_second"` // one file per device at once, best of 3
 	MD5Bps        float64 `json:"md5_bytes_per_second_per_core"`
 	SHA256Bps     float64 `json:"sha256_bytes_per_second_per_core"`
 	CRC32CBps     float64 `json:"crc32c_bytes_per_second_per_core"` // block volumes' sums
@@ -42,11 +41,11 @@ type Limits struct {
 	HTTP1MiBPutBps float64 `json:"http_1mib_put_bytes_per_second"`
 }
 
-func measureLimits(ctx context.Context, dir string, k, m int, d time.Duration) (Limits, error) {
+func measureLimits(ctx context.Context, dir string, k, m, files int, d time.Duration) (Limits, error) {
 	l := Limits{Cores: runtime.NumCPU()}
 	t := min(max(d/5, 500*time.Millisecond), 2*time.Second)
 	var err error
-	if l.FdatasyncsSec, l.SeqWriteBps, err = measureDisk(dir, t); err != nil {
+	if l.FdatasyncsSec, l.SeqWriteBps, err = measureDisk(dir, t, files); err != nil {
 		return l, err
 	}
 	if err := l.measureCPU(k, m, t); err != nil {
@@ -67,8 +66,11 @@ func measureLimits(ctx context.Context, dir string, k, m int, d time.Duration) (
 	return l, nil
 }
 
-// measureDisk times fdatasyncs and a sequential write in dir.
-func measureDisk(dir string, d time.Duration) (syncs, seq float64, err error) {
+// measureDisk times fdatasyncs of one file, and a sequential write of
+// files written at once (as the store writes its devices' shards), each
+// synced at its end: the best of three passes, as the disks here vary
+// with the load of their neighbours.
+func measureDisk(dir string, d time.Duration, files int) (syncs, seq float64, err error) {
 	f, err := os.CreateTemp(dir, "limit-*")
 	if err != nil {
 		return 0, 0, err
@@ -89,24 +91,39 @@ func measureDisk(dir string, d time.Duration) (syncs, seq float64, err error) {
 	}
 	syncs = float64(n) / time.Since(start).Seconds()
 
-	const total, chunk = 512 << 20, 4 << 20
+	const each, chunk = 256 << 20, 4 << 20
 	buf := randomBytes(chunk)
-	g, err := os.Create(filepath.Join(dir, filepath.Base(f.Name())+".seq"))
-	if err != nil {
-		return 0, 0, err
+	write := func(name string) error {
+		g, err := os.Create(name)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(name)
+		defer g.Close()
+		for off := 0; off < each; off += chunk {
+			if _, err := g.Write(buf); err != nil {
+				return err
+			}
+		}
+		return unix.Fdatasync(int(g.Fd()))
 	}
-	defer os.Remove(g.Name())
-	defer g.Close()
-	start = time.Now()
-	for off := 0; off < total; off += chunk {
-		if _, err := g.Write(buf); err != nil {
+	for pass := range 3 {
+		errs := make(chan error, files)
+		start := time.Now()
+		for i := range files {
+			go func() { errs <- write(fmt.Sprintf("%s.seq%d.%d", f.Name(), pass, i)) }()
+		}
+		for range files {
+			if e := <-errs; e != nil && err == nil {
+				err = e
+			}
+		}
+		if err != nil {
 			return 0, 0, err
 		}
+		seq = max(seq, float64(files*each)/time.Since(start).Seconds())
 	}
-	if err := unix.Fdatasync(int(g.Fd())); err != nil {
-		return 0, 0, err
-	}
-	return syncs, total / time.Since(start).Seconds(), nil
+	return syncs, seq, nil
 }
 
 // rate runs fn over buf for about d on one goroutine: bytes per second.
