@@ -117,8 +117,13 @@ func (s *Server) policyDecision(r *http.Request, rc *reqContext) (policy.Decisio
 		return policy.Undecided, err
 	}
 	doc, ok := b.Config[policyKind]
+	if !ok {
+		// No policy: nothing to build a request for (that costs a read
+		// of the object's record for its tags).
+		return policy.Undecided, nil
+	}
 	req, known := s.policyRequest(r, rc)
-	if !ok || !known {
+	if !known {
 		return policy.Undecided, nil
 	}
 	p, err := policy.Parse(doc, rc.bucket)
