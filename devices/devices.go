@@ -91,6 +91,15 @@ func New(cfg Config) *Set {
 
 // publish makes the devices as they are now what readers see (mu held,
 // or before anyone shares the set).
+// cache is the block cache the node's databases share (nil without a
+// node database: each device database has its own).
+func (s *Set) cache() *pebble.Cache {
+	if s.cfg.Meta == nil {
+		return nil
+	}
+	return s.cfg.Meta.Cache()
+}
+
 func (s *Set) publish() {
 	m := make(map[uint32]Device, len(s.devs))
 	for id, l := range s.devs {
@@ -210,7 +219,7 @@ func dbDir(pool *blockpool.FilePool) string { return filepath.Join(pool.Dir(), "
 // openDB opens a device's database, moving its records there from the
 // node's database on the first start after an upgrade.
 func (s *Set) openDB(d ring.Device, pool *blockpool.FilePool) (*pebble.DB, error) {
-	db, err := metastore.OpenPebble(dbDir(pool), s.cfg.Log)
+	db, err := metastore.OpenPebbleWith(dbDir(pool), s.cfg.Log, s.cache())
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ func newSet(t *testing.T) (*Set, string) {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	meta := metastore.OpenMirrored(filepath.Join(dir, "meta"), log)
+	meta := metastore.OpenMirrored(filepath.Join(dir, "meta"), log, metastore.DefaultCacheSize)
 	s := New(Config{DataDir: dir, Node: "n1", ChunkVolume: 64 << 20, Meta: meta, Registry: prometheus.NewRegistry(), Log: log})
 	t.Cleanup(func() {
 		meta.Close()

@@ -38,7 +38,7 @@ func (s *Set) Rebuild(d ring.Device) (admin.RebuildAnswer, error) {
 		return ans, fmt.Errorf("device %s: move the damaged database aside: %w", d.Name, err)
 	}
 	ans.Kept = kept
-	db, err := metastore.OpenPebble(dir, s.cfg.Log)
+	db, err := metastore.OpenPebbleWith(dir, s.cfg.Log, s.cache())
 	if err != nil {
 		return ans, fmt.Errorf("device %s: new database: %w", d.Name, err)
 	}

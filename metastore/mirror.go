@@ -59,6 +59,7 @@ type Mirrored struct {
 	seq     uint64
 	checked bool
 	mirrors map[string]*mirror
+	cache   *pebble.Cache
 }
 
 type mirror struct {
@@ -67,14 +68,22 @@ type mirror struct {
 	stale bool // missed a write: refreshed before it takes the next
 }
 
-// OpenMirrored opens the node's database in dir. A database that cannot be
-// opened is not an error yet: Check rebuilds it from a copy once the
-// devices' databases are attached.
-func OpenMirrored(dir string, log *slog.Logger) *Mirrored {
-	m := &Mirrored{dir: dir, log: log, mirrors: map[string]*mirror{}}
-	m.primary, m.openErr = OpenPebble(dir, log)
+// OpenMirrored opens the node's database in dir, with a block cache of
+// cacheBytes that the node's device databases share (Cache). A database
+// that cannot be opened is not an error yet: Check rebuilds it from a copy
+// once the devices' databases are attached.
+func OpenMirrored(dir string, log *slog.Logger, cacheBytes int64) *Mirrored {
+	if cacheBytes <= 0 {
+		cacheBytes = DefaultCacheSize
+	}
+	m := &Mirrored{dir: dir, log: log, mirrors: map[string]*mirror{}, cache: pebble.NewCache(cacheBytes)}
+	m.primary, m.openErr = OpenPebbleWith(dir, log, m.cache)
 	return m
 }
+
+// Cache is the block cache the node's databases share. It lives until
+// the last database using it is closed.
+func (m *Mirrored) Cache() *pebble.Cache { return m.cache }
 
 // Primary is the primary database, nil if it could not be opened. It is
 // for reading keys written before copies existed (moving them elsewhere);
@@ -190,7 +199,7 @@ func (m *Mirrored) rebuildPrimary(damage error) error {
 	if err != nil {
 		return fmt.Errorf("move the damaged metadata database aside: %w", err)
 	}
-	db, err := OpenPebble(m.dir, m.log)
+	db, err := OpenPebbleWith(m.dir, m.log, m.cache)
 	if err != nil {
 		return err
 	}
@@ -397,6 +406,10 @@ func (m *Mirrored) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.mirrors = map[string]*mirror{}
+	if m.cache != nil {
+		m.cache.Unref() // the device databases still open hold theirs
+		m.cache = nil
+	}
 	if m.primary == nil {
 		return nil
 	}

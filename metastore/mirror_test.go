@@ -52,7 +52,7 @@ func (r *mirrorRig) closeCopy(name string) {
 
 // open opens the node database with the named copies attached and checked.
 func (r *mirrorRig) open(names ...string) (*Mirrored, error) {
-	m := OpenMirrored(filepath.Join(r.dir, "meta"), r.log)
+	m := OpenMirrored(filepath.Join(r.dir, "meta"), r.log, DefaultCacheSize)
 	for _, name := range names {
 		if err := m.AddMirror(name, r.copies[name]); err != nil {
 			r.t.Fatal(err)
@@ -214,7 +214,7 @@ func TestReadsFallBackToACopy(t *testing.T) {
 	// it underneath: reads must still be answered.
 	flipTableBytes(t, filepath.Join(r.dir, "meta"))
 	var logged strings.Builder
-	m = OpenMirrored(filepath.Join(r.dir, "meta"), slog.New(slog.NewTextHandler(&logged, nil)))
+	m = OpenMirrored(filepath.Join(r.dir, "meta"), slog.New(slog.NewTextHandler(&logged, nil)), DefaultCacheSize)
 	defer m.Close()
 	m.AddMirror("a", r.copies["a"])
 	m.mu.Lock()

@@ -53,8 +53,12 @@ type Config struct {
 	NodeName    string // this node's name in the ring
 	Pools       int    // pools (and devices) of a new data dir
 	ChunkVolume int64  // logical size of each chunk volume
-	PartPower   uint8
-	BlockSize   int
+	// MetadataCache is the block cache this node's databases (its own and
+	// every device's) share: the records of small objects' GETs and HEADs
+	// are served from it.
+	MetadataCache int64
+	PartPower     uint8
+	BlockSize     int
 	// StaleUploadAge: multipart uploads older than this are aborted.
 	StaleUploadAge time.Duration
 	Root           users.Credentials
@@ -120,7 +124,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		DataDir: "strata-data", S3Addr: "127.0.0.1:9000", AdminAddr: "127.0.0.1:9001",
-		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40,
+		Region: "us-east-1", Domains: []string{"localhost"}, Pools: 4, ChunkVolume: 1 << 40, MetadataCache: 256 << 20,
 		PartPower: 8, BlockSize: 1 << 20, StaleUploadAge: 7 * 24 * time.Hour, NodeName: "node1",
 		Zone: "zone1", RPCAddr: "127.0.0.1:9002", NBDAddr: "127.0.0.1:10809", VolumeLease: 6 * time.Second, VolumeKeeperInterval: 5 * time.Second, ScrubRate: 64 << 20, ScrubPeriod: 7 * 24 * time.Hour, RebalanceLimit: 128 << 20, RebalanceConcurrency: 8, RebalanceTakeover: 30 * time.Second, HeartbeatTTL: 6 * time.Second, HintInterval: 2 * time.Second, RPCTimeouts: cluster.DefaultTimeouts(), ClientLimits: slowclient.DefaultLimits(), DiskReserve: diskspace.DefaultReserve(), SigV2: true,
 	}
@@ -293,7 +297,7 @@ func (n *Node) layout() placement.Layout {
 // openMeta opens the node's database and its (still empty) device set,
 // which the RPC serves from the start.
 func (n *Node) openMeta() {
-	n.db = metastore.OpenMirrored(filepath.Join(n.cfg.DataDir, "meta"), n.log)
+	n.db = metastore.OpenMirrored(filepath.Join(n.cfg.DataDir, "meta"), n.log, n.cfg.MetadataCache)
 	n.devs = devices.New(devices.Config{DataDir: n.cfg.DataDir, Node: n.cfg.NodeName, ChunkVolume: n.cfg.ChunkVolume, Reserve: n.cfg.DiskReserve, Meta: n.db, Registry: n.Registry, Log: n.log, WrapVolume: n.cfg.WrapVolume})
 }
 

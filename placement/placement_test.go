@@ -32,7 +32,7 @@ func single(t *testing.T) (*Controller, *devices.Set, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta := metastore.OpenMirrored(filepath.Join(dir, "meta"), log)
+	meta := metastore.OpenMirrored(filepath.Join(dir, "meta"), log, metastore.DefaultCacheSize)
 	devs := devices.New(devices.Config{DataDir: dir, Node: "n1", ChunkVolume: 64 << 20, Meta: meta, Log: log})
 	for _, d := range r.Devices {
 		if err := devs.Open(d); err != nil {

@@ -129,6 +129,7 @@ environment, which wins over the file. --print-config shows what is in force.`,
 	f.StringVar(&cfg.EC, "ec", "", "erasure coding layout K+M of a new data dir (default 2+2)")
 	f.IntVar(&cfg.Pools, "pools", cfg.Pools, "file-thin pools (devices) of a new data dir")
 	cli.SizeVar(f, &cfg.ChunkVolume, "chunk-volume-size", "1TiB", "logical (thin) size of each pool's chunk volume (e.g. 1TiB, 500GB)")
+	cli.SizeVar(f, &cfg.MetadataCache, "metadata-cache", "256MiB", "block cache shared by this node's metadata databases (small objects' GETs and HEADs are served from it)")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region reported to clients")
 	f.StringVar(&domains, "domain", strings.Join(cfg.Domains, ","), "comma-separated domains for virtual-hosted-style requests (<bucket>.<domain>)")
 	cli.DurationVar(f, &cfg.StaleUploadAge, "stale-upload-age", cfg.StaleUploadAge, "abort multipart uploads initiated longer ago than this (0 keeps them)")

@@ -22,7 +22,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func localDevices(t *testing.T, names ...string) *devices.Set {
 	t.Helper()
 	dir := t.TempDir()
-	meta := metastore.OpenMirrored(filepath.Join(dir, "meta"), quiet)
+	meta := metastore.OpenMirrored(filepath.Join(dir, "meta"), quiet, metastore.DefaultCacheSize)
 	s := devices.New(devices.Config{DataDir: dir, Node: "n1", ChunkVolume: 64 << 20, Meta: meta, Log: quiet})
 	for i, name := range names {
 		if err := s.Open(ring.Device{ID: uint32(i), Node: "n1", Name: name}); err != nil {
