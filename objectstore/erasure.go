@@ -126,7 +126,8 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 
 	// MD5 (for the ETag) runs in its own stage, so that it overlaps the
 	// shard writes and fsyncs instead of preceding them.
-	md := md5.New()
+	md := s.etags.get()
+	defer s.etags.put(md)
 	hashCh := make(chan *blockJob, prefetchBlocks)
 	hashDone := make(chan struct{})
 	go func() {
@@ -206,14 +207,18 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 			readErr = err
 		}
 	}
-	if readErr == nil && wantMD5 != nil && !bytes.Equal(md.Sum(nil), wantMD5) {
-		readErr = ErrBadDigest
+	var sum []byte
+	if readErr == nil {
+		sum = md.Sum(nil) // once: a SIMD lane's Sum ends its stream
+		if wantMD5 != nil && !bytes.Equal(sum, wantMD5) {
+			readErr = ErrBadDigest
+		}
 	}
 	if readErr != nil {
 		abort()
 		return nil, readErr
 	}
-	set := &shardSet{size: total, md5: md.Sum(nil), locs: make([]shard.Locator, w), ok: make([]bool, w)}
+	set := &shardSet{size: total, md5: sum, locs: make([]shard.Locator, w), ok: make([]bool, w)}
 	var wg sync.WaitGroup
 	for i, dw := range writers {
 		if dw == nil {

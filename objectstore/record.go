@@ -135,6 +135,13 @@ func (r *Record) MarshalBinary() []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
+// namesNoShards reports, from a record's flags alone, that it holds its
+// data inline or is a delete marker, so it names no shard space. (A
+// record that would not decode names none either.)
+func namesNoShards(b []byte) bool {
+	return len(b) >= 2 && b[0] == recordFormat && b[1]&(flagInline|flagDeleteMarker) != 0
+}
+
 type recordDecoder struct {
 	b   []byte
 	err error

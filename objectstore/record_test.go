@@ -88,3 +88,28 @@ func FuzzRecordPastChecksum(f *testing.F) {
 		}
 	})
 }
+
+// The start-time walk skips records by their flags alone: that must never
+// skip one whose decode names shard space.
+func TestNamesNoShardsAgreesWithTheDecode(t *testing.T) {
+	loc := shard.Locator{Generation: 1, WriterID: 5, BlockLen: 10, LastLen: 10, Offsets: []int64{4096}}
+	for _, r := range []*Record{
+		{K: 2, M: 2, BlockSize: 1, ETag: "x", HasInline: true, Inline: []byte("a")},
+		{K: 2, M: 2, BlockSize: 1, VersionID: "v", DeleteMarker: true},
+		{K: 2, M: 2, BlockSize: 1 << 20, Size: 10, Parts: []Part{{Number: 1, Size: 10, Loc: loc}}},
+		{K: 2, M: 2, BlockSize: 1 << 20, Size: 10, Tags: []Header{{"a", "b"}}, VersionID: "v2", Parts: []Part{{Number: 1, Size: 10, Loc: loc}}},
+		{K: 2, M: 2, BlockSize: 1 << 20},
+	} {
+		b := r.MarshalBinary()
+		got, err := UnmarshalRecord(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if namesNoShards(b) && len(got.Parts) > 0 {
+			t.Errorf("%+v: skipped, but it names %d parts", r, len(got.Parts))
+		}
+		if !namesNoShards(b) && (r.HasInline || r.DeleteMarker) {
+			t.Errorf("%+v: holds no shards but is decoded", r)
+		}
+	}
+}

@@ -104,6 +104,7 @@ type Store struct {
 	meta    metastore.Store
 	enc     reedsolomon.Encoder
 	jobs    sync.Pool // *blockJob
+	etags   *etagHashers
 	blocks  sync.Pool // *[]byte of BlockSize: decoded blocks on the read path
 	shards  sync.Pool // *[]byte of HeaderSize+shard length: shard reads
 	metrics *metrics
@@ -188,7 +189,7 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 		return nil, fmt.Errorf("objectstore: erasure coder %d+%d: %w", r.K, r.M, err)
 	}
 	s := &Store{
-		cfg: cfg, log: cfg.Logger, ring: r, meta: meta, enc: enc,
+		cfg: cfg, log: cfg.Logger, ring: r, meta: meta, enc: enc, etags: &etagHashers{},
 		seed: maphash.MakeSeed(), readers: map[[16]byte]int{}, deferred: map[[16]byte][]func(){},
 	}
 	s.current.Store(&layout{ring: r, devices: devices})
@@ -205,12 +206,24 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 	if err := s.loadBuckets(context.Background()); err != nil {
 		return nil, err
 	}
+	// Each device walks its own records (every record at start: the
+	// longest part of a restart with many objects), all at once.
+	walkErrs := make([]error, len(devices))
+	var walks sync.WaitGroup
+	for i, d := range devices {
+		if d != nil {
+			walks.Go(func() {
+				walkErrs[i] = d.RebuildFreeSpace(func(yield func(*shard.Locator)) error { return walkLocators(d, yield) })
+			})
+		}
+	}
+	walks.Wait()
 	var unreadable []int
 	for i, d := range devices {
 		if d == nil {
 			continue
 		}
-		if err := d.RebuildFreeSpace(func(yield func(*shard.Locator)) error { return walkLocators(d, yield) }); err != nil {
+		if err := walkErrs[i]; err != nil {
 			if cfg.DeviceUnreadable != nil {
 				// A device whose records cannot all be read is failed as a
 				// whole: what it would answer is partial, and erasure
@@ -326,6 +339,9 @@ func walkLocators(d Device, yield func(*shard.Locator)) error {
 		return err
 	}
 	for ; it.Valid(); it.Next() {
+		if namesNoShards(it.Value()) {
+			continue // most records of a store of small objects: no decode
+		}
 		r, err := UnmarshalRecord(it.Value())
 		if err != nil {
 			continue
