@@ -200,16 +200,12 @@ func (b *bencher) all(ctx context.Context) error {
 				return int64(len(body)), nil
 			}, b.o.wants(name))
 		}
-		buf := make([]byte, 256<<10)
 		for _, n := range []int{1, 8, 32} {
 			name := fmt.Sprintf("get-%s-%d", sz.name, n)
 			if !b.o.wants(name) {
 				continue
 			}
-			bufs := make([][]byte, n)
-			for i := range bufs {
-				bufs[i] = make([]byte, len(buf))
-			}
+			bufs := clientBuffers(n)
 			b.add(ctx, name, n, 0, b.getLimit(sz), func(ctx context.Context, c, _ int) (int64, error) {
 				key := ks.pick()
 				if key == "" {
@@ -269,11 +265,8 @@ func (b *bencher) add(ctx context.Context, name string, clients int, max int64, 
 // mixed is GET 45%, STAT 30%, PUT 15%, DELETE 10% of 1 MiB objects.
 func (b *bencher) mixed(ctx context.Context, ks *keyset) {
 	body := randomBytes(1 << 20)
-	bufs := make([][]byte, 8)
-	for i := range bufs {
-		bufs[i] = make([]byte, 256<<10)
-	}
-	b.add(ctx, "mixed-1MiB-8", 8, 0, b.putLimit(sizes[0]), func(ctx context.Context, c, i int) (int64, error) {
+	bufs := clientBuffers(8)
+	b.add(ctx, "mixed-1MiB-8", 8, 0, b.mixedLimit(), func(ctx context.Context, c, i int) (int64, error) {
 		// A read of a key another client is deleting may rightly find
 		// nothing; that is an answer, not an error.
 		raced := func(key string, n int64, err error) (int64, error) {
@@ -458,6 +451,15 @@ func diskUsage(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// clientBuffers is a read buffer for each of n clients.
+func clientBuffers(n int) [][]byte {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, 256<<10)
+	}
+	return bufs
 }
 
 func randomBytes(n int) []byte {

@@ -269,6 +269,14 @@ func (b *bencher) getLimit(sz size) limit {
 		limit{l.HTTP1MiBGetBps, "HTTP 1MiB GET, do-nothing server", true})
 }
 
+// mixedLimit is the mixed load's operations per second if each kind of
+// request ran at its own limit, in the load's proportions.
+func (b *bencher) mixedLimit() limit {
+	get, put, small := b.getLimit(sizes[0]).value, b.putLimit(sizes[0]).value, b.httpLimit().value
+	secs := 0.45*(1<<20)/get + 0.15*(1<<20)/put + 0.40/small
+	return limit{1 / secs, "each kind at its own limit, in proportion", false}
+}
+
 func (b *bencher) httpLimit() limit {
 	return limit{b.rep.Limits.HTTP4KiBGetSec, "HTTP 4KiB GET, do-nothing server", false}
 }
