@@ -126,8 +126,7 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 
 	// MD5 (for the ETag) runs in its own stage, so that it overlaps the
 	// shard writes and fsyncs instead of preceding them.
-	md := s.etags.get()
-	defer s.etags.put(md)
+	md := md5.New()
 	hashCh := make(chan *blockJob, prefetchBlocks)
 	hashDone := make(chan struct{})
 	go func() {
@@ -209,7 +208,7 @@ func (s *Store) writeShards(ctx context.Context, devs []Device, prefix []byte, b
 	}
 	var sum []byte
 	if readErr == nil {
-		sum = md.Sum(nil) // once: a SIMD lane's Sum ends its stream
+		sum = md.Sum(nil)
 		if wantMD5 != nil && !bytes.Equal(sum, wantMD5) {
 			readErr = ErrBadDigest
 		}

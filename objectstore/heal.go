@@ -114,7 +114,6 @@ func (s *Store) Close() {
 	s.heal.cancel()
 	<-s.heal.done
 	s.bg.Wait()
-	s.etags.close()
 }
 
 // noteBadShard records that shard i of an open object could not be used.

@@ -104,7 +104,6 @@ type Store struct {
 	meta    metastore.Store
 	enc     reedsolomon.Encoder
 	jobs    sync.Pool // *blockJob
-	etags   *etagHashers
 	blocks  sync.Pool // *[]byte of BlockSize: decoded blocks on the read path
 	shards  sync.Pool // *[]byte of HeaderSize+shard length: shard reads
 	metrics *metrics
@@ -189,7 +188,7 @@ func New(cfg Config, r *ring.Ring, devices []Device, meta metastore.Store) (*Sto
 		return nil, fmt.Errorf("objectstore: erasure coder %d+%d: %w", r.K, r.M, err)
 	}
 	s := &Store{
-		cfg: cfg, log: cfg.Logger, ring: r, meta: meta, enc: enc, etags: &etagHashers{},
+		cfg: cfg, log: cfg.Logger, ring: r, meta: meta, enc: enc,
 		seed: maphash.MakeSeed(), readers: map[[16]byte]int{}, deferred: map[[16]byte][]func(){},
 	}
 	s.current.Store(&layout{ring: r, devices: devices})
