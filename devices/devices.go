@@ -89,8 +89,6 @@ func New(cfg Config) *Set {
 	return s
 }
 
-// publish makes the devices as they are now what readers see (mu held,
-// or before anyone shares the set).
 // cache is the block cache the node's databases share (nil without a
 // node database: each device database has its own).
 func (s *Set) cache() *pebble.Cache {
@@ -100,6 +98,8 @@ func (s *Set) cache() *pebble.Cache {
 	return s.cfg.Meta.Cache()
 }
 
+// publish makes the devices as they are now what readers see (mu held,
+// or before anyone shares the set).
 func (s *Set) publish() {
 	m := make(map[uint32]Device, len(s.devs))
 	for id, l := range s.devs {

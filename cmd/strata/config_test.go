@@ -92,3 +92,25 @@ func TestBadSettingsAreRefused(t *testing.T) {
 		t.Errorf("a bad environment setting: %v", err)
 	}
 }
+
+// Values the server cannot honour are refused before it opens anything.
+func TestServerRefusesUnusableSizes(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ flag, say string }{
+		{"--metadata-cache=1MiB", "--metadata-cache"},
+		{"--metadata-cache=0", "--metadata-cache"},
+		{"--chunk-volume-size=1MiB", "--chunk-volume-size"},
+	} {
+		cmd := serverCommand()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs([]string{"--data-dir", filepath.Join(dir, "data"), tc.flag})
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tc.say) {
+			t.Errorf("%s: %v, want an error naming %s", tc.flag, err, tc.say)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+			t.Fatalf("%s: the data dir was made before the refusal", tc.flag)
+		}
+	}
+}

@@ -67,6 +67,9 @@ environment, which wins over the file. --print-config shows what is in force.`,
 					return fmt.Errorf("--s3-advertise %q: want host:port", cfg.S3Advertise)
 				}
 			}
+			if cfg.MetadataCache < minMetadataCache {
+				return fmt.Errorf("--metadata-cache %d bytes: the metadata databases' cache takes at least %d MiB", cfg.MetadataCache, minMetadataCache>>20)
+			}
 			if cfg.ChunkVolume < minChunkVolume {
 				return fmt.Errorf("--chunk-volume-size %d bytes: a chunk volume holds at least %d MiB", cfg.ChunkVolume, minChunkVolume>>20)
 			}
@@ -167,6 +170,10 @@ environment, which wins over the file. --print-config shows what is in force.`,
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) that signs other nodes' certificates (RPC client)")
 	return cmd
 }
+
+// minMetadataCache is the least block cache the metadata databases are
+// given (pebble's own default).
+const minMetadataCache = 8 << 20
 
 // minChunkVolume is the least a chunk volume may hold: a few blocks of
 // every size an object is cut into.
