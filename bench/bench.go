@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -72,6 +73,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, p := range o.Only {
+		if !slices.ContainsFunc(Workloads(), func(name string) bool { return strings.HasPrefix(name, p) }) {
+			return nil, fmt.Errorf("--only %q names no workload; they are %s", p, strings.Join(Workloads(), ", "))
+		}
+	}
 	work, err := os.MkdirTemp(o.Dir, "strata-bench-")
 	if err != nil {
 		return nil, err
@@ -125,6 +131,19 @@ func (o Options) wants(name string) bool {
 		}
 	}
 	return false
+}
+
+// Workloads are the names of every workload a run can have.
+func Workloads() []string {
+	var names []string
+	for _, op := range []string{"put", "get"} {
+		for _, sz := range sizes {
+			for _, n := range []int{1, 8, 32} {
+				names = append(names, fmt.Sprintf("%s-%s-%d", op, sz.name, n))
+			}
+		}
+	}
+	return append(names, "head-4KiB-8", "mixed-1MiB-8", "delete-4KiB-8", "multipart-256MiB-16MiB-parts", "put-1B-32", "list-flat", "list-delimited")
 }
 
 // touches is whether a selected workload's name and p share a prefix.

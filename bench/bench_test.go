@@ -37,9 +37,7 @@ func TestAShortRunMeasuresEveryWorkload(t *testing.T) {
 			t.Errorf("limit %s not measured: %v", name, v)
 		}
 	}
-	want := []string{"put-1MiB-1", "put-1MiB-8", "put-1MiB-32", "get-1MiB-1", "get-1MiB-8", "get-1MiB-32",
-		"put-4KiB-1", "put-4KiB-8", "put-4KiB-32", "get-4KiB-1", "get-4KiB-8", "get-4KiB-32",
-		"head-4KiB-8", "mixed-1MiB-8", "delete-4KiB-8", "multipart-256MiB-16MiB-parts", "put-1B-32", "list-flat", "list-delimited"}
+	want := Workloads()
 	got := map[string]Result{}
 	for _, r := range rep.Results {
 		got[r.Name] = r
@@ -94,6 +92,11 @@ func TestOnlySelectsByPrefix(t *testing.T) {
 	}
 	if !b.needsKeys(sizes[1]) || b.needsKeys(sizes[0]) {
 		t.Errorf("get-4KiB needs the 4 KiB objects and not the 1 MiB ones")
+	}
+	// A name that selects nothing is refused before anything starts.
+	_, err := Run(context.Background(), Options{EC: "2+2", Pools: 4, Only: []string{"put-1MB"}, Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "names no workload") {
+		t.Fatalf("--only put-1MB: %v", err)
 	}
 }
 
